@@ -1,0 +1,141 @@
+"""The command table: every command, its arity and flags, in one place.
+
+A command is a function ``(session, argv) -> reply`` registered with
+:func:`command`. It checks its arguments, applies itself to the keyspace,
+logs its deterministic effect with ``session.log(argv)`` when it changed
+something, and returns a reply value (see :mod:`kvserver.protocol`) or raises
+:class:`~kvserver.errors.CommandError`. Commands never touch files or sockets.
+
+Arity follows Redis: a positive number is exact, a negative one means "at
+least" (the command name counts). :func:`dispatch` checks it, once, for all.
+``COMMAND INFO`` and ``COMMAND DOCS`` are derived from this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import CommandError, wrong_arity
+from ..protocol import ErrorReply
+
+Handler = Callable[[Any, list], Any]
+
+
+@dataclass(slots=True)
+class Command:
+    name: str
+    func: Handler
+    arity: int
+    flags: tuple[str, ...]
+    first_key: int
+    last_key: int
+    step: int
+    group: str
+    summary: str
+    since: str
+    synopsis: str
+    acl: tuple[str, ...]
+    subcommands: dict[str, "Command"] = field(default_factory=dict)
+    is_write: bool = False
+
+    def arity_ok(self, argc: int) -> bool:
+        a = self.arity
+        return argc == a if a >= 0 else argc >= -a
+
+
+#: name (lower-case bytes) -> Command. Upper-case names are added as aliases
+#: so the common case needs no ``.lower()`` per request.
+COMMANDS: dict[bytes, Command] = {}
+#: Every command once, by lower-case name.
+TABLE: dict[str, Command] = {}
+
+
+def command(name: str, arity: int, flags: str = "", *, keys: tuple[int, int, int] = (0, 0, 0),
+            group: str = "generic", summary: str = "", since: str = "1.0.0",
+            synopsis: str = "", acl: str = "", parent: str | None = None
+            ) -> Callable[[Handler], Handler]:
+    """Register a command (or, with ``parent``, a subcommand such as CONFIG GET).
+
+    ``flags`` is space separated (``write``, ``readonly``, ``fast``, ``denyoom``,
+    ``loading``, ``stale``, ``noscript``, ``admin``...). ``keys`` is
+    (first key, last key, step) as in COMMAND INFO. ``synopsis`` is the
+    argument line of the Redis docs (``key value [NX | XX]``), used for
+    COMMAND DOCS and redis-cli's hints.
+    """
+    def register(func: Handler) -> Handler:
+        flag_tuple = tuple(flags.split())
+        category = tuple(acl.split()) or (f"@{group}",)
+        cmd = Command(name=name.lower(), func=func, arity=arity, flags=flag_tuple,
+                      first_key=keys[0], last_key=keys[1], step=keys[2], group=group,
+                      summary=summary, since=since, synopsis=synopsis,
+                      acl=category, is_write="write" in flag_tuple)
+        if parent is None:
+            TABLE[cmd.name] = cmd
+            COMMANDS[cmd.name.encode()] = cmd
+            COMMANDS[cmd.name.upper().encode()] = cmd
+        else:
+            cmd.name = f"{parent}|{cmd.name}"
+            TABLE[parent].subcommands[name.lower()] = cmd
+        return func
+    return register
+
+
+def unknown_command(argv: list[bytes]) -> CommandError:
+    """Redis's reply to a command it does not know, quoting the first arguments."""
+    args = ""
+    for arg in argv[1:]:
+        if len(args) >= 128:
+            break
+        args += "'%s' " % arg.decode("utf-8", "replace")[: 128 - len(args)]
+    name = argv[0].decode("utf-8", "replace")[:128]
+    message = f"ERR unknown command '{name}', with args beginning with: {args}"
+    return CommandError(message.replace("\r", " ").replace("\n", " "))
+
+
+def unknown_subcommand(argv: list[bytes]) -> CommandError:
+    sub = argv[1].decode("utf-8", "replace")
+    return CommandError(f"ERR unknown subcommand '{sub[:128]}'. Try {argv[0].decode().upper()} HELP.")
+
+
+def dispatch_subcommand(session: Any, argv: list[bytes]) -> Any:
+    """Run ``argv[1]`` as a subcommand of ``argv[0]`` (CONFIG GET, CLIENT ID...)."""
+    parent = TABLE[argv[0].decode().lower()]
+    sub = parent.subcommands.get(argv[1].decode("utf-8", "replace").lower())
+    if sub is None:
+        raise unknown_subcommand(argv)
+    if not sub.arity_ok(len(argv)):
+        raise CommandError(
+            f"ERR wrong number of arguments for '{sub.name}' command")
+    return sub.func(session, argv)
+
+
+def lookup(name: bytes) -> Command | None:
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        cmd = COMMANDS.get(name.lower())
+    return cmd
+
+
+def execute(session: Any, argv: list[bytes]) -> Any:
+    """Look up, check arity, and run one command. Errors become error replies."""
+    cmd = COMMANDS.get(argv[0])
+    if cmd is None:
+        cmd = COMMANDS.get(argv[0].lower())
+        if cmd is None:
+            return ErrorReply(unknown_command(argv).message)
+    a = cmd.arity
+    if (len(argv) != a) if a >= 0 else (len(argv) < -a):
+        return ErrorReply(wrong_arity(cmd.name).message)
+    try:
+        return cmd.func(session, argv)
+    except CommandError as exc:
+        return ErrorReply(exc.message)
+
+
+def _load() -> None:
+    # Importing the modules registers their commands.
+    from . import auth, keys, server, strings  # noqa: F401
+
+
+_load()

@@ -1,0 +1,386 @@
+"""Generic key commands: deleting, renaming, copying, iterating, expiry."""
+
+from __future__ import annotations
+
+from ..errors import DB_INDEX, INVALID_EXPIRE, NO_SUCH_KEY, NOT_INTEGER, SYNTAX, CommandError
+from ..keyspace import glob_match
+from ..numbers import INT64_MAX, INT64_MIN, parse_int
+from ..protocol import OK, Simple
+from . import command
+from .strings import int_arg
+
+_SAME_OBJECT = "ERR source and destination objects are the same"
+
+
+def type_name(value: object) -> str:
+    return "string" if type(value) is bytes else "none"
+
+
+def db_arg(s, arg: bytes) -> int:
+    index = parse_int(arg)
+    if index is None or not -(1 << 31) <= index < (1 << 31):
+        raise CommandError(NOT_INTEGER)
+    if not 0 <= index < len(s.core.keyspace.dbs):
+        raise CommandError(DB_INDEX)
+    return index
+
+
+def _delete(s, argv):
+    ks = s.core.keyspace
+    db = s.db
+    removed = []
+    for key in argv[1:]:
+        ks.lookup(db, key)
+        if db.remove(key):
+            removed.append(key)
+    if removed:
+        s.log([b"DEL"] + removed)
+    return len(removed)
+
+
+@command("del", -2, "write", keys=(1, -1, 1), group="generic", acl="@keyspace @write @slow",
+         summary="Delete a key", synopsis="key [key ...]")
+def cmd_del(s, argv):
+    return _delete(s, argv)
+
+
+@command("unlink", -2, "write fast", keys=(1, -1, 1), group="generic", since="4.0.0",
+         acl="@keyspace @write @fast",
+         summary="Delete a key asynchronously in another thread", synopsis="key [key ...]")
+def cmd_unlink(s, argv):
+    return _delete(s, argv)
+
+
+@command("exists", -2, "readonly fast", keys=(1, -1, 1), group="generic",
+         acl="@keyspace @read @fast",
+         summary="Determine if a key exists", synopsis="key [key ...]")
+def cmd_exists(s, argv):
+    ks = s.core.keyspace
+    return sum(1 for key in argv[1:] if ks.lookup(s.db, key) is not None)
+
+
+@command("touch", -2, "readonly fast", keys=(1, -1, 1), group="generic", since="3.2.1",
+         acl="@keyspace @read @fast",
+         summary="Alters the last access time of a key(s). Returns the number of existing keys specified.",
+         synopsis="key [key ...]")
+def cmd_touch(s, argv):
+    return cmd_exists(s, argv)
+
+
+@command("type", 2, "readonly fast", keys=(1, 1, 1), group="generic",
+         acl="@keyspace @read @fast", summary="Determine the type stored at key", synopsis="key")
+def cmd_type(s, argv):
+    return Simple(type_name(s.core.keyspace.lookup(s.db, argv[1])))
+
+
+def _rename(s, argv, nx: bool):
+    src, dst = argv[1], argv[2]
+    ks = s.core.keyspace
+    db = s.db
+    value = ks.lookup(db, src)
+    if value is None:
+        raise CommandError(NO_SUCH_KEY)
+    if src == dst:
+        return 0 if nx else OK
+    if ks.lookup(db, dst) is not None and nx:
+        return 0
+    ttl = db.expires.get(src)
+    db.remove(dst)
+    db.remove(src)
+    db.store(dst, value)
+    if ttl is not None:
+        db.set_expire(dst, ttl)
+    s.log([b"RENAME", src, dst])
+    return 1 if nx else OK
+
+
+@command("rename", 3, "write", keys=(1, 2, 1), group="generic", acl="@keyspace @write @slow",
+         summary="Rename a key", synopsis="key newkey")
+def cmd_rename(s, argv):
+    return _rename(s, argv, False)
+
+
+@command("renamenx", 3, "write fast", keys=(1, 2, 1), group="generic",
+         acl="@keyspace @write @fast",
+         summary="Rename a key, only if the new key does not exist", synopsis="key newkey")
+def cmd_renamenx(s, argv):
+    return _rename(s, argv, True)
+
+
+@command("copy", -3, "write denyoom", keys=(1, 2, 1), group="generic", since="6.2.0",
+         acl="@keyspace @write @slow",
+         summary="Copy a key", synopsis="source destination [DB destination-db] [REPLACE]")
+def cmd_copy(s, argv):
+    src, dst = argv[1], argv[2]
+    target = s.db_index
+    replace = False
+    i = 3
+    while i < len(argv):
+        opt = argv[i].upper()
+        if opt == b"REPLACE":
+            replace = True
+        elif opt == b"DB" and i + 1 < len(argv):
+            index = parse_int(argv[i + 1])
+            if index is None or not -(1 << 31) <= index < (1 << 31):
+                raise CommandError(NOT_INTEGER)
+            target = index
+            i += 1
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    ks = s.core.keyspace
+    if not 0 <= target < len(ks.dbs):
+        raise CommandError(DB_INDEX)
+    if src == dst and target == s.db_index:
+        raise CommandError(_SAME_OBJECT)
+    value = ks.lookup(s.db, src)
+    if value is None:
+        return 0
+    dst_db = ks.dbs[target]
+    if ks.lookup(dst_db, dst) is not None:
+        if not replace:
+            return 0
+        dst_db.remove(dst)
+    dst_db.store(dst, value)
+    ttl = s.db.expires.get(src)
+    if ttl is not None:
+        dst_db.set_expire(dst, ttl)
+    s.log([b"COPY", src, dst, b"DB", b"%d" % target, b"REPLACE"])
+    return 1
+
+
+@command("move", 3, "write fast", keys=(1, 1, 1), group="generic",
+         acl="@keyspace @write @fast",
+         summary="Move a key to another database", synopsis="key db")
+def cmd_move(s, argv):
+    key = argv[1]
+    target = db_arg(s, argv[2])
+    if target == s.db_index:
+        raise CommandError(_SAME_OBJECT)
+    ks = s.core.keyspace
+    value = ks.lookup(s.db, key)
+    if value is None:
+        return 0
+    dst_db = ks.dbs[target]
+    if ks.lookup(dst_db, key) is not None:
+        return 0
+    ttl = s.db.expires.get(key)
+    s.db.remove(key)
+    dst_db.store(key, value)
+    if ttl is not None:
+        dst_db.set_expire(key, ttl)
+    s.log([b"MOVE", key, b"%d" % target])
+    return 1
+
+
+@command("keys", 2, "readonly", keys=(0, 0, 0), group="generic",
+         acl="@keyspace @read @slow @dangerous",
+         summary="Find all keys matching the given pattern", synopsis="pattern")
+def cmd_keys(s, argv):
+    pattern = argv[1]
+    ks = s.core.keyspace
+    db = s.db
+    now = ks.clock()
+    expires = db.expires
+    if pattern == b"*":
+        candidates = list(db.data)
+    else:
+        candidates = [k for k in db.data if glob_match(pattern, k)]
+    # Filter expired keys without deleting them here: KEYS is a read of many
+    # keys, and Redis's KEYS skips expired keys the same way.
+    if expires and ks.expiry_enabled:
+        candidates = [k for k in candidates if expires.get(k, now + 1) > now]
+    return candidates
+
+
+@command("scan", -2, "readonly", keys=(0, 0, 0), group="generic", since="2.8.0",
+         acl="@keyspace @read @slow",
+         summary="Incrementally iterate the keys space",
+         synopsis="cursor [MATCH pattern] [COUNT count] [TYPE type]")
+def cmd_scan(s, argv):
+    cursor = parse_int(argv[1]) if argv[1][:1] != b"-" else None
+    if cursor is None:
+        # Redis reads the cursor as an unsigned 64-bit number.
+        if argv[1].isdigit() and int(argv[1]) < (1 << 64):
+            cursor = int(argv[1])
+        else:
+            raise CommandError("ERR invalid cursor")
+    pattern = None
+    count = 10
+    want_type = None
+    i = 2
+    while i < len(argv):
+        opt = argv[i].upper()
+        if i + 1 >= len(argv):
+            raise CommandError(SYNTAX)
+        if opt == b"COUNT":
+            count = int_arg(argv[i + 1])
+            if count < 1:
+                raise CommandError(SYNTAX)
+        elif opt == b"MATCH":
+            pattern = argv[i + 1]
+        elif opt == b"TYPE":
+            want_type = argv[i + 1].decode("utf-8", "replace").lower()
+        else:
+            raise CommandError(SYNTAX)
+        i += 2
+    ks = s.core.keyspace
+    db = s.db
+    next_cursor, keys = db.scan(cursor, count)
+    out = []
+    for key in keys:
+        if pattern is not None and not glob_match(pattern, key):
+            continue
+        if ks.expire_if_needed(db, key):
+            continue
+        if want_type is not None and type_name(db.data.get(key)) != want_type:
+            continue
+        out.append(key)
+    return [b"%d" % next_cursor, out]
+
+
+@command("randomkey", 1, "readonly", group="generic", acl="@keyspace @read @slow",
+         summary="Return a random key from the keyspace", synopsis="")
+def cmd_randomkey(s, argv):
+    return s.core.keyspace.random_key(s.db)
+
+
+# --- expiry ----------------------------------------------------------------
+
+def _expire(s, argv, unit_ms: int, relative: bool, name: str):
+    key = argv[1]
+    value = parse_int(argv[2])
+    if value is None:
+        raise CommandError(NOT_INTEGER)
+    nx = xx = gt = lt = False
+    for raw in argv[3:]:
+        opt = raw.upper()
+        if opt == b"NX":
+            nx = True
+        elif opt == b"XX":
+            xx = True
+        elif opt == b"GT":
+            gt = True
+        elif opt == b"LT":
+            lt = True
+        else:
+            raise CommandError(f"ERR Unsupported option {raw.decode('utf-8', 'replace')}")
+    if nx and (xx or gt or lt):
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if gt and lt:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    ks = s.core.keyspace
+    # Overflow checks in the order Redis makes them.
+    if unit_ms == 1000 and not (INT64_MIN // 1000 <= value <= INT64_MAX // 1000):
+        raise CommandError(INVALID_EXPIRE.format(name))
+    when = value * unit_ms
+    if relative:
+        when += ks.clock()
+        if when > INT64_MAX or when < INT64_MIN:
+            raise CommandError(INVALID_EXPIRE.format(name))
+    db = s.db
+    if ks.lookup(db, key) is None:
+        return 0
+    current = db.expires.get(key)
+    if nx and current is not None:
+        return 0
+    if xx and current is None:
+        return 0
+    if gt and (current is None or when <= current):
+        return 0
+    if lt and current is not None and when >= current:
+        return 0
+    if when <= ks.clock() and ks.expiry_enabled:
+        db.remove(key)
+        s.log([b"DEL", key])
+        return 1
+    db.set_expire(key, when)
+    s.log([b"PEXPIREAT", key, b"%d" % when])
+    return 1
+
+
+_EXPIRE_SYNOPSIS = "key {} [NX | XX | GT | LT]"
+
+
+@command("expire", -3, "write fast", keys=(1, 1, 1), group="generic",
+         acl="@keyspace @write @fast",
+         summary="Set a key's time to live in seconds", synopsis=_EXPIRE_SYNOPSIS.format("seconds"))
+def cmd_expire(s, argv):
+    return _expire(s, argv, 1000, True, "expire")
+
+
+@command("pexpire", -3, "write fast", keys=(1, 1, 1), group="generic", since="2.6.0",
+         acl="@keyspace @write @fast",
+         summary="Set a key's time to live in milliseconds",
+         synopsis=_EXPIRE_SYNOPSIS.format("milliseconds"))
+def cmd_pexpire(s, argv):
+    return _expire(s, argv, 1, True, "pexpire")
+
+
+@command("expireat", -3, "write fast", keys=(1, 1, 1), group="generic", since="1.2.0",
+         acl="@keyspace @write @fast",
+         summary="Set the expiration for a key as a UNIX timestamp",
+         synopsis=_EXPIRE_SYNOPSIS.format("unix-time-seconds"))
+def cmd_expireat(s, argv):
+    return _expire(s, argv, 1000, False, "expireat")
+
+
+@command("pexpireat", -3, "write fast", keys=(1, 1, 1), group="generic", since="2.6.0",
+         acl="@keyspace @write @fast",
+         summary="Set the expiration for a key as a UNIX timestamp specified in milliseconds",
+         synopsis=_EXPIRE_SYNOPSIS.format("unix-time-milliseconds"))
+def cmd_pexpireat(s, argv):
+    return _expire(s, argv, 1, False, "pexpireat")
+
+
+def _ttl(s, key: bytes, relative: bool, unit_ms: int) -> int:
+    ks = s.core.keyspace
+    if ks.lookup_read(s.db, key) is None:
+        return -2
+    when = s.db.expires.get(key)
+    if when is None:
+        return -1
+    if not relative:
+        return when // unit_ms
+    remaining = max(when - ks.clock(), 0)
+    return (remaining + 500) // 1000 if unit_ms == 1000 else remaining
+
+
+@command("ttl", 2, "readonly fast", keys=(1, 1, 1), group="generic",
+         acl="@keyspace @read @fast",
+         summary="Get the time to live for a key in seconds", synopsis="key")
+def cmd_ttl(s, argv):
+    return _ttl(s, argv[1], True, 1000)
+
+
+@command("pttl", 2, "readonly fast", keys=(1, 1, 1), group="generic", since="2.6.0",
+         acl="@keyspace @read @fast",
+         summary="Get the time to live for a key in milliseconds", synopsis="key")
+def cmd_pttl(s, argv):
+    return _ttl(s, argv[1], True, 1)
+
+
+@command("expiretime", 2, "readonly fast", keys=(1, 1, 1), group="generic", since="7.0.0",
+         acl="@keyspace @read @fast",
+         summary="Get the expiration Unix timestamp for a key", synopsis="key")
+def cmd_expiretime(s, argv):
+    return _ttl(s, argv[1], False, 1000)
+
+
+@command("pexpiretime", 2, "readonly fast", keys=(1, 1, 1), group="generic", since="7.0.0",
+         acl="@keyspace @read @fast",
+         summary="Get the expiration Unix timestamp for a key in milliseconds", synopsis="key")
+def cmd_pexpiretime(s, argv):
+    return _ttl(s, argv[1], False, 1)
+
+
+@command("persist", 2, "write fast", keys=(1, 1, 1), group="generic", since="2.2.0",
+         acl="@keyspace @write @fast",
+         summary="Remove the expiration from a key", synopsis="key")
+def cmd_persist(s, argv):
+    if s.core.keyspace.lookup(s.db, argv[1]) is None:
+        return 0
+    if s.db.persist(argv[1]):
+        s.log([b"PERSIST", argv[1]])
+        return 1
+    return 0

@@ -1,0 +1,415 @@
+"""String commands: SET and friends, counters, ranges.
+
+Each write logs its *effect* so replay is deterministic whatever the clock
+says then: relative TTLs become ``PXAT`` / ``PEXPIREAT``, ``INCRBYFLOAT``
+becomes ``SET ... KEEPTTL`` with the exact result, ``GETSET``/``GETDEL`` become
+``SET``/``DEL``, and a conditional write that did nothing logs nothing.
+"""
+
+from __future__ import annotations
+
+from ..errors import (INVALID_EXPIRE, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX,
+                      WRONGTYPE, CommandError)
+from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add,
+                       parse_int, parse_long_double)
+from ..protocol import OK
+from . import command
+
+_TOO_BIG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+
+
+def get_string(s, key: bytes) -> bytes | None:
+    """The string at ``key`` or None; WRONGTYPE if it holds another type."""
+    value = s.core.keyspace.lookup(s.db, key)
+    if value is None or type(value) is bytes:
+        return value
+    raise CommandError(WRONGTYPE)
+
+
+def read_string(s, key: bytes) -> bytes | None:
+    """get_string for read commands: also counts keyspace hits and misses."""
+    value = s.core.keyspace.lookup_read(s.db, key)
+    if value is None or type(value) is bytes:
+        return value
+    raise CommandError(WRONGTYPE)
+
+
+def int_arg(arg: bytes) -> int:
+    value = parse_int(arg)
+    if value is None:
+        raise CommandError(NOT_INTEGER)
+    return value
+
+
+def set_value(s, key: bytes, value: bytes, expire_at: int | None = None,
+              keep_ttl: bool = False) -> None:
+    """Store a string, clearing the TTL unless told to keep or set one."""
+    db = s.db
+    db.store(key, value)
+    if expire_at is not None:
+        db.set_expire(key, expire_at)
+    elif not keep_ttl and db.expires:
+        db.persist(key)
+
+
+def expire_time_ms(s, arg: bytes, unit_ms: int, relative: bool, cmd: str) -> int:
+    """Turn an EX/PX/EXAT/PXAT argument into absolute Unix ms, with Redis's checks."""
+    value = parse_int(arg)
+    if value is None:
+        raise CommandError(NOT_INTEGER)
+    if value <= 0 or (unit_ms == 1000 and value > INT64_MAX // 1000):
+        raise CommandError(INVALID_EXPIRE.format(cmd))
+    ms = value * unit_ms
+    if relative:
+        ms += s.core.keyspace.clock()
+        if ms > INT64_MAX:
+            raise CommandError(INVALID_EXPIRE.format(cmd))
+    return ms
+
+
+def _log_set(s, key: bytes, value: bytes, expire_at: int | None, keep_ttl: bool) -> None:
+    if expire_at is not None:
+        s.log([b"SET", key, value, b"PXAT", b"%d" % expire_at])
+    elif keep_ttl:
+        s.log([b"SET", key, value, b"KEEPTTL"])
+    else:
+        s.log([b"SET", key, value])
+
+
+_EXPIRE_OPTS = {b"EX": (1000, True), b"PX": (1, True), b"EXAT": (1000, False), b"PXAT": (1, False)}
+
+
+@command("set", -3, "write denyoom", keys=(1, 1, 1), group="string", since="1.0.0",
+         summary="Set the string value of a key",
+         synopsis="key value [NX | XX] [GET] [EX seconds | PX milliseconds | "
+                  "EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]")
+def cmd_set(s, argv):
+    key, value = argv[1], argv[2]
+    if len(argv) == 3:  # the common case, without option parsing
+        db = s.db
+        if db.expires:
+            s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
+            db.persist(key)
+        db.store(key, value)
+        s.log(argv)
+        return OK
+    nx = xx = get = keep_ttl = False
+    expire: tuple[bytes, int, bool] | None = None
+    i = 3
+    n = len(argv)
+    while i < n:
+        opt = argv[i].upper()
+        nxt = argv[i + 1] if i + 1 < n else None
+        if opt == b"NX" and not xx:
+            nx = True
+        elif opt == b"XX" and not nx:
+            xx = True
+        elif opt == b"GET":
+            get = True
+        elif opt == b"KEEPTTL" and expire is None:
+            keep_ttl = True
+        elif opt in _EXPIRE_OPTS and not keep_ttl and nxt is not None and (
+                expire is None or expire[0] == opt):
+            unit, relative = _EXPIRE_OPTS[opt]
+            expire = (opt, unit, relative)
+            expire_arg = nxt
+            i += 1
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    expire_at = None
+    if expire is not None:
+        expire_at = expire_time_ms(s, expire_arg, expire[1], expire[2], "set")
+    old = get_string(s, key) if get else s.core.keyspace.lookup(s.db, key)
+    found = old is not None
+    if (nx and found) or (xx and not found):
+        return old if get else None
+    set_value(s, key, value, expire_at, keep_ttl)
+    _log_set(s, key, value, expire_at, keep_ttl)
+    return old if get else OK
+
+
+@command("setnx", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
+         summary="Set the value of a key, only if the key does not exist", synopsis="key value")
+def cmd_setnx(s, argv):
+    if s.core.keyspace.lookup(s.db, argv[1]) is not None:
+        return 0
+    set_value(s, argv[1], argv[2])
+    s.log([b"SET", argv[1], argv[2]])
+    return 1
+
+
+def _setex(s, argv, unit_ms: int, name: str):
+    key, seconds, value = argv[1], argv[2], argv[3]
+    expire_at = expire_time_ms(s, seconds, unit_ms, True, name)
+    s.core.keyspace.lookup(s.db, key)
+    set_value(s, key, value, expire_at)
+    _log_set(s, key, value, expire_at, False)
+    return OK
+
+
+@command("setex", 4, "write denyoom", keys=(1, 1, 1), group="string", since="2.0.0",
+         summary="Set the value and expiration of a key", synopsis="key seconds value")
+def cmd_setex(s, argv):
+    return _setex(s, argv, 1000, "setex")
+
+
+@command("psetex", 4, "write denyoom", keys=(1, 1, 1), group="string", since="2.6.0",
+         summary="Set the value and expiration in milliseconds of a key",
+         synopsis="key milliseconds value")
+def cmd_psetex(s, argv):
+    return _setex(s, argv, 1, "psetex")
+
+
+@command("get", 2, "readonly fast", keys=(1, 1, 1), group="string",
+         summary="Get the value of a key", synopsis="key")
+def cmd_get(s, argv):
+    return read_string(s, argv[1])
+
+
+@command("getset", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
+         summary="Set the string value of a key and return its old value", synopsis="key value")
+def cmd_getset(s, argv):
+    old = get_string(s, argv[1])
+    set_value(s, argv[1], argv[2])
+    s.log([b"SET", argv[1], argv[2]])
+    return old
+
+
+@command("getdel", 2, "write fast", keys=(1, 1, 1), group="string", since="6.2.0",
+         summary="Get the value of a key and delete the key", synopsis="key")
+def cmd_getdel(s, argv):
+    old = get_string(s, argv[1])
+    if old is not None:
+        s.db.remove(argv[1])
+        s.log([b"DEL", argv[1]])
+    return old
+
+
+@command("getex", -2, "write fast", keys=(1, 1, 1), group="string", since="6.2.0",
+         summary="Get the value of a key and optionally set its expiration",
+         synopsis="key [EX seconds | PX milliseconds | EXAT unix-time-seconds | "
+                  "PXAT unix-time-milliseconds | PERSIST]")
+def cmd_getex(s, argv):
+    key = argv[1]
+    expire = None
+    persist = False
+    i, n = 2, len(argv)
+    while i < n:
+        opt = argv[i].upper()
+        nxt = argv[i + 1] if i + 1 < n else None
+        if opt == b"PERSIST" and expire is None:
+            persist = True
+        elif opt in _EXPIRE_OPTS and not persist and nxt is not None and (
+                expire is None or expire[0] == opt):
+            expire = (opt,) + _EXPIRE_OPTS[opt]
+            expire_arg = nxt
+            i += 1
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    expire_at = None
+    if expire is not None:
+        expire_at = expire_time_ms(s, expire_arg, expire[1], expire[2], "getex")
+    value = read_string(s, key)
+    if value is None:
+        return None
+    db = s.db
+    if expire_at is not None:
+        if expire_at <= s.core.keyspace.clock():
+            db.remove(key)
+            s.log([b"DEL", key])
+        else:
+            db.set_expire(key, expire_at)
+            s.log([b"PEXPIREAT", key, b"%d" % expire_at])
+    elif persist and db.persist(key):
+        s.log([b"PERSIST", key])
+    return value
+
+
+@command("mget", -2, "readonly fast", keys=(1, -1, 1), group="string",
+         summary="Get the values of all the given keys", synopsis="key [key ...]")
+def cmd_mget(s, argv):
+    ks = s.core.keyspace
+    db = s.db
+    out = []
+    for key in argv[1:]:
+        value = ks.lookup_read(db, key)
+        out.append(value if type(value) is bytes else None)
+    return out
+
+
+def _check_pairs(argv, name: str) -> None:
+    if len(argv) % 2 == 0:
+        raise CommandError(f"ERR wrong number of arguments for '{name}' command")
+
+
+@command("mset", -3, "write denyoom", keys=(1, -1, 2), group="string", since="1.0.1",
+         summary="Set multiple keys to multiple values", synopsis="key value [key value ...]")
+def cmd_mset(s, argv):
+    _check_pairs(argv, "mset")
+    for i in range(1, len(argv), 2):
+        s.core.keyspace.lookup(s.db, argv[i])
+        set_value(s, argv[i], argv[i + 1])
+    s.log(argv)
+    return OK
+
+
+@command("msetnx", -3, "write denyoom", keys=(1, -1, 2), group="string", since="1.0.1",
+         summary="Set multiple keys to multiple values, only if none of the keys exist",
+         synopsis="key value [key value ...]")
+def cmd_msetnx(s, argv):
+    _check_pairs(argv, "msetnx")
+    ks = s.core.keyspace
+    for i in range(1, len(argv), 2):
+        if ks.lookup(s.db, argv[i]) is not None:
+            return 0
+    for i in range(1, len(argv), 2):
+        set_value(s, argv[i], argv[i + 1])
+    s.log([b"MSET"] + argv[1:])
+    return 1
+
+
+def _incr(s, key: bytes, delta: int) -> int:
+    old = get_string(s, key)
+    if old is None:
+        current = 0
+    else:
+        current = parse_int(old)
+        if current is None:
+            raise CommandError(NOT_INTEGER)
+    new = current + delta
+    if new > INT64_MAX or new < INT64_MIN:
+        raise CommandError(OVERFLOW)
+    s.db.store(key, b"%d" % new)  # keeps the TTL, as INCR does
+    s.log([b"INCRBY", key, b"%d" % delta])
+    return new
+
+
+@command("incr", 2, "write denyoom fast", keys=(1, 1, 1), group="string",
+         summary="Increment the integer value of a key by one", synopsis="key")
+def cmd_incr(s, argv):
+    return _incr(s, argv[1], 1)
+
+
+@command("decr", 2, "write denyoom fast", keys=(1, 1, 1), group="string",
+         summary="Decrement the integer value of a key by one", synopsis="key")
+def cmd_decr(s, argv):
+    return _incr(s, argv[1], -1)
+
+
+@command("incrby", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
+         summary="Increment the integer value of a key by the given amount",
+         synopsis="key increment")
+def cmd_incrby(s, argv):
+    return _incr(s, argv[1], int_arg(argv[2]))
+
+
+@command("decrby", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
+         summary="Decrement the integer value of a key by the given number",
+         synopsis="key decrement")
+def cmd_decrby(s, argv):
+    delta = int_arg(argv[2])
+    if delta == INT64_MIN:
+        raise CommandError("ERR decrement would overflow")
+    return _incr(s, argv[1], -delta)
+
+
+@command("incrbyfloat", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
+         since="2.6.0", summary="Increment the float value of a key by the given amount",
+         synopsis="key increment")
+def cmd_incrbyfloat(s, argv):
+    key = argv[1]
+    old = get_string(s, key)
+    current = parse_long_double(old) if old is not None else 0
+    if current is None:
+        raise CommandError(NOT_FLOAT)
+    incr = parse_long_double(argv[2])
+    if incr is None:
+        raise CommandError(NOT_FLOAT)
+    result = ld_add(current, incr)
+    if isinstance(result, float):
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    text = format_long_double(result)
+    s.db.store(key, text)
+    s.log([b"SET", key, text, b"KEEPTTL"])
+    return text
+
+
+@command("append", 3, "write denyoom fast", keys=(1, 1, 1), group="string", since="2.0.0",
+         summary="Append a value to a key", synopsis="key value")
+def cmd_append(s, argv):
+    key, extra = argv[1], argv[2]
+    old = get_string(s, key)
+    if old is None:
+        new = extra
+    else:
+        if len(old) + len(extra) > s.core.config.proto_max_bulk_len:
+            raise CommandError(_TOO_BIG)
+        new = old + extra
+    s.db.store(key, new)
+    s.log(argv)
+    return len(new)
+
+
+@command("strlen", 2, "readonly fast", keys=(1, 1, 1), group="string", since="2.2.0",
+         summary="Get the length of the value stored in a key", synopsis="key")
+def cmd_strlen(s, argv):
+    value = get_string(s, argv[1])
+    return 0 if value is None else len(value)
+
+
+def _getrange(s, argv):
+    start, end = int_arg(argv[2]), int_arg(argv[3])
+    value = read_string(s, argv[1])
+    if value is None:
+        return b""
+    size = len(value)
+    if start < 0 and end < 0 and start > end:
+        return b""
+    if start < 0:
+        start = max(size + start, 0)
+    if end < 0:
+        end = max(size + end, 0)
+    if end >= size:
+        end = size - 1
+    if start > end or size == 0:
+        return b""
+    return value[start:end + 1]
+
+
+@command("getrange", 4, "readonly", keys=(1, 1, 1), group="string", since="2.4.0",
+         summary="Get a substring of the string stored at a key", synopsis="key start end")
+def cmd_getrange(s, argv):
+    return _getrange(s, argv)
+
+
+@command("substr", 4, "readonly", keys=(1, 1, 1), group="string", since="1.0.0",
+         summary="Get a substring of the string stored at a key", synopsis="key start end")
+def cmd_substr(s, argv):
+    return _getrange(s, argv)
+
+
+@command("setrange", 4, "write denyoom", keys=(1, 1, 1), group="string", since="2.2.0",
+         summary="Overwrite part of a string at key starting at the specified offset",
+         synopsis="key offset value")
+def cmd_setrange(s, argv):
+    key, patch = argv[1], argv[3]
+    offset = int_arg(argv[2])
+    if offset < 0:
+        raise CommandError("ERR offset is out of range")
+    old = get_string(s, key)
+    if old is None:
+        if not patch:
+            return 0
+        old = b""
+    elif not patch:
+        return len(old)
+    if offset + len(patch) > s.core.config.proto_max_bulk_len:
+        raise CommandError(_TOO_BIG)
+    if len(old) < offset:
+        old = old + b"\x00" * (offset - len(old))
+    new = old[:offset] + patch + old[offset + len(patch):]
+    s.db.store(key, new)
+    s.log(argv)
+    return len(new)

@@ -1,0 +1,269 @@
+"""One client connection: read, parse, run, hold replies until durable, write.
+
+Per read, every complete request in the buffer runs in order and the replies
+are joined into one chunk. Under ``appendfsync always`` the chunk is held
+until the writer reports ``durable_lsn`` at or past the LSN applied when the
+last of those commands ran (guarantee 2 in docs/architecture.md), then
+written with one ``transport.write``. Chunks leave strictly in order.
+
+Backpressure both ways: reading pauses when the transport's write buffer is
+above its high-water mark (``pause_writing``), or when more than
+:data:`MAX_HELD_BYTES` of replies wait for a sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from .commands import COMMANDS, unknown_command
+from .errors import CommandError, ProtocolError, wrong_arity
+from .protocol import ErrorReply, RequestParser, encode, encode3
+from .session import Session
+
+log = logging.getLogger("kvserver.connection")
+
+#: Replies held for durability before we stop reading from this client: a
+#: pipelining client cannot make us buffer without bound while a sync runs.
+MAX_HELD_BYTES = 64 * 1024 * 1024
+#: Commands a client may run before authenticating (as in Redis).
+_NO_AUTH_NEEDED = frozenset({"auth", "hello", "quit"})
+_LOADING = ErrorReply("LOADING Redis is loading the dataset in memory")
+_NOAUTH = ErrorReply("NOAUTH Authentication required.")
+
+
+class Connection(Session, asyncio.Protocol):
+    """A client on a stream transport (TCP or Unix socket)."""
+
+    __slots__ = ("transport", "parser", "writer", "_held", "_held_bytes", "_paused",
+                 "_write_paused", "_closed", "_blocked", "_executing", "server")
+
+    def __init__(self, server: Any) -> None:
+        core = server.core
+        super().__init__(core)
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser = RequestParser(core.config.proto_max_bulk_len,
+                                    core.config.client_query_buffer_limit)
+        self.writer = server.writer
+        # Chunks waiting for durability: [lsn, bytes, reply count] or a future.
+        self._held: deque[list] = deque()
+        self._held_bytes = 0
+        self._paused = False
+        self._write_paused = False
+        self._closed = False
+        self._blocked: asyncio.Future | None = None
+        self._executing = False
+
+    # --- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.addr = _fmt_addr(peer)
+        self.laddr = _fmt_addr(sock)
+        self.server.client_connected(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._held.clear()
+        self.server.client_disconnected(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.core.stats.net_input_bytes += len(data)
+        self.last_interaction = time.monotonic()
+        try:
+            self.parser.feed(data)
+        except ProtocolError as exc:
+            self._protocol_error(exc, [], 0)
+            return
+        if self._blocked is None:
+            self._process()
+
+    # --- running requests --------------------------------------------------------
+
+    def _process(self) -> None:
+        """Run every complete request buffered, then emit their replies as one chunk."""
+        parser = self.parser
+        core = self.core
+        out: list[bytes] = []
+        count = 0
+        error: ProtocolError | None = None
+        self._executing = True
+        try:
+            while not self._closed:
+                try:
+                    argv = parser.next_request()
+                except ProtocolError as exc:
+                    error = exc
+                    break
+                if argv is None:
+                    break
+                reply = self._execute(argv)
+                if isinstance(reply, asyncio.Future):
+                    self._emit(out, count)
+                    out, count = [], 0
+                    self._block_on(reply)
+                    break
+                out.append(encode(reply) if self.resp == 2 else encode3(reply))
+                count += 1
+                if self.close_after_reply:
+                    break
+        finally:
+            self._executing = False
+        core.stats.total_commands += count
+        if error is not None:
+            self._protocol_error(error, out, count)
+            return
+        self._emit(out, count)
+
+    def _execute(self, argv: list[bytes]) -> Any:
+        name = argv[0]
+        cmd = COMMANDS.get(name)
+        if cmd is None:
+            cmd = COMMANDS.get(name.lower())
+            if cmd is None:
+                return self._error(unknown_command(argv).message)
+        a = cmd.arity
+        if (len(argv) != a) if a >= 0 else (len(argv) < -a):
+            return self._error(wrong_arity(cmd.name).message)
+        if not self.authenticated and cmd.name not in _NO_AUTH_NEEDED:
+            return self._error(_NOAUTH)
+        if self.core.loading and "loading" not in cmd.flags:
+            return self._error(_LOADING)
+        self.last_command = cmd.name
+        try:
+            reply = cmd.func(self, argv)
+        except CommandError as exc:
+            return self._error(exc.message)
+        if type(reply) is ErrorReply:
+            self.core.stats.error_replies += 1
+        return reply
+
+    def _error(self, message: str) -> ErrorReply:
+        self.core.stats.error_replies += 1
+        return ErrorReply(message)
+
+    def _emit(self, out: list[bytes], count: int) -> None:
+        """Send (or hold until durable) one chunk of replies, keeping order."""
+        if count:
+            chunk = b"".join(out) if len(out) > 1 else out[0]
+            writer = self.writer
+            # Under everysec/no nothing waits for a sync (LSN 0 is always durable).
+            lsn = writer.applied_lsn if writer.holds_replies else 0
+            if self._held or lsn > writer.durable_lsn:
+                self._held.append([lsn, chunk, count])
+                self._held_bytes += len(chunk)
+                writer.when_durable(lsn, self._on_durable)
+                self._update_reading()
+            else:
+                self._write(chunk)
+        if self.close_after_reply and not self._held:
+            self._close()
+
+    def _on_durable(self, error: Exception | None) -> None:
+        if self._closed:
+            return
+        if error is not None:
+            # Fail-stop: none of the held replies may be sent; each request
+            # gets an error instead, then the connection closes.
+            text = str(error).replace("\r", " ").replace("\n", " ")
+            count = sum(item[2] for item in self._held if isinstance(item, list))
+            self._held.clear()
+            if self.transport is not None and count:
+                self.transport.write((f"-ERR {text}\r\n" * count).encode())
+            self._close()
+            return
+        self._flush_held()
+
+    def _flush_held(self) -> None:
+        held = self._held
+        durable = self.writer.durable_lsn
+        ready = []
+        while held:
+            item = held[0]
+            if isinstance(item, asyncio.Future):
+                if not item.done():
+                    break
+                held.popleft()
+                ready.append(encode(item.result()) if self.resp == 2 else encode3(item.result()))
+                continue
+            if item[0] > durable:
+                break
+            held.popleft()
+            self._held_bytes -= len(item[1])
+            ready.append(item[1])
+        if ready:
+            self._write(b"".join(ready))
+        self._update_reading()
+        if self.close_after_reply and not held:
+            self._close()
+
+    def _block_on(self, fut: asyncio.Future) -> None:
+        """A command answered later (SAVE): stop running requests until it is done."""
+        self._blocked = fut
+        self._held.append(fut)  # type: ignore[arg-type]
+        fut.add_done_callback(self._unblock)
+
+    def _unblock(self, fut: asyncio.Future) -> None:
+        self._blocked = None
+        if self._closed:
+            return
+        self._flush_held()
+        if not self._closed:
+            self._process()
+
+    def _protocol_error(self, exc: ProtocolError, out: list[bytes], count: int) -> None:
+        """Reply with the error after what ran before it, then close this client only."""
+        self.core.stats.protocol_errors += 1
+        log.info("closing client %s after protocol error: %s", self.addr, exc.reason)
+        out.append(encode(ErrorReply(exc.reply_message)))
+        self.close_after_reply = True
+        self._emit(out, count + 1)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self._closed:
+            self.core.stats.net_output_bytes += len(data)
+            self.transport.write(data)
+
+    def _update_reading(self) -> None:
+        if self.transport is None or self._closed:
+            return
+        want_pause = self._write_paused or self._held_bytes > MAX_HELD_BYTES
+        if want_pause and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+        elif not want_pause and self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def kill(self) -> None:
+        """CLIENT KILL: close now, or right after this reply when a client kills itself."""
+        if self._executing:
+            self.close_after_reply = True
+        else:
+            self._held.clear()
+            self._close()
+
+
+def _fmt_addr(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in str(host) else f"{host}:{addr[1]}"
+    return f"{addr or ''}:0"

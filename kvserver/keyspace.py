@@ -1,0 +1,305 @@
+"""The data: numbered databases of keys, values and expiry times.
+
+Synchronous and free of I/O; the clock is passed in so tests and WAL replay
+control time. Values are ``bytes`` (the string type); the type checks in the
+commands leave room for more types later.
+
+Expiry is done two ways, as in Redis:
+
+* lazily: a lookup of an expired key deletes it first;
+* actively: :meth:`Keyspace.active_expire_cycle` pops keys whose time has come
+  from a heap ordered by expiry time, bounded in keys per call, so expired
+  keys nobody reads do not pile up and no cycle hogs the loop.
+
+Every deletion by expiry is reported through ``on_expire(db_index, key)`` so
+the server can log it to the WAL (a replayed log then needs no clock). While
+the WAL is being replayed, ``expiry_enabled`` is off: keys are never expired
+by the clock during replay, only by the ``DEL`` records the log holds, which
+keeps replay deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import re
+import time
+from typing import Callable, Iterator
+
+ExpireHook = Callable[[int, bytes], None]
+
+
+def now_ms() -> int:
+    """Wall-clock Unix time in milliseconds (expiry times are absolute)."""
+    return time.time_ns() // 1_000_000
+
+
+class Database:
+    """One numbered database: ``data`` maps key to value, ``expires`` key to Unix ms."""
+
+    __slots__ = ("index", "data", "expires", "_heap", "_scan")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.data: dict[bytes, object] = {}
+        self.expires: dict[bytes, int] = {}
+        # (when_ms, key) for active expiry; entries go stale when a TTL is
+        # changed or removed and are skipped (and compacted) lazily.
+        self._heap: list[tuple[int, bytes]] = []
+        # The SCAN index (see scan()); built on the first SCAN, then kept.
+        self._scan: _ScanIndex | None = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # --- writes without expiry logic; the Keyspace methods wrap these -----
+
+    def store(self, key: bytes, value: object) -> None:
+        """Set a value; keeps any TTL (callers clear it when the command says so)."""
+        if self._scan is not None and key not in self.data:
+            self._scan.add(key)
+        self.data[key] = value
+
+    def remove(self, key: bytes) -> bool:
+        """Delete a key and its TTL. Returns whether it existed."""
+        try:
+            del self.data[key]
+        except KeyError:
+            return False
+        self.expires.pop(key, None)
+        if self._scan is not None:
+            self._scan.discard(key)
+        return True
+
+    def set_expire(self, key: bytes, when_ms: int) -> None:
+        self.expires[key] = when_ms
+        heapq.heappush(self._heap, (when_ms, key))
+        if len(self._heap) > 2 * len(self.expires) + 1024:
+            # Too many stale entries: rebuild from the live TTLs.
+            self._heap = [(t, k) for k, t in self.expires.items()]
+            heapq.heapify(self._heap)
+
+    def persist(self, key: bytes) -> bool:
+        return self.expires.pop(key, None) is not None
+
+    def clear(self) -> None:
+        self.data = {}
+        self.expires = {}
+        self._heap = []
+        self._scan = None
+
+    def swap_contents(self, other: "Database") -> None:
+        self.data, other.data = other.data, self.data
+        self.expires, other.expires = other.expires, self.expires
+        self._heap, other._heap = other._heap, self._heap
+        self._scan, other._scan = other._scan, self._scan
+
+    def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """One SCAN step: the next cursor (0 = done) and some keys.
+
+        Keys are grouped in ``hash(key)`` buckets visited in Redis's
+        reverse-binary cursor order, so a full iteration returns every key
+        present from start to end even if the bucket table grows or shrinks
+        between calls (some keys may come twice, as in Redis).
+        """
+        if self._scan is None:
+            self._scan = _ScanIndex(self.data)
+        return self._scan.step(cursor, count)
+
+
+class _ScanIndex:
+    """Keys bucketed by the low bits of their hash, for stateless SCAN cursors."""
+
+    __slots__ = ("bits", "buckets", "size")
+
+    #: Grow the table when buckets average more keys than this; keeps a SCAN
+    #: step's work near COUNT, as Redis's hash table load factor does.
+    MAX_LOAD = 8
+
+    def __init__(self, keys: Iterator[bytes] | dict) -> None:
+        keys = list(keys)
+        self.bits = 4
+        while (1 << self.bits) * self.MAX_LOAD < len(keys):
+            self.bits += 1
+        self.buckets: list[set[bytes]] = [set() for _ in range(1 << self.bits)]
+        mask = (1 << self.bits) - 1
+        for k in keys:
+            self.buckets[hash(k) & mask].add(k)
+        self.size = len(keys)
+
+    def add(self, key: bytes) -> None:
+        self.buckets[hash(key) & ((1 << self.bits) - 1)].add(key)
+        self.size += 1
+        if self.size > (1 << self.bits) * self.MAX_LOAD:
+            self.__init__(itertools.chain.from_iterable(self.buckets))  # type: ignore[misc]
+
+    def discard(self, key: bytes) -> None:
+        bucket = self.buckets[hash(key) & ((1 << self.bits) - 1)]
+        if key in bucket:
+            bucket.remove(key)
+            self.size -= 1
+
+    def step(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        mask = (1 << self.bits) - 1
+        out: list[bytes] = []
+        v = cursor
+        while True:
+            out.extend(self.buckets[v & mask])
+            # Reverse-binary increment of the unmasked bits (Redis's dictScan).
+            v |= ~mask & ((1 << 64) - 1)
+            v = _rev64(v)
+            v = (v + 1) & ((1 << 64) - 1)
+            v = _rev64(v)
+            if v == 0 or len(out) >= count:
+                return v, out
+
+
+def _rev64(v: int) -> int:
+    return int(f"{v:064b}"[::-1], 2)
+
+
+class Keyspace:
+    """All databases, the clock, and expiry.
+
+    ``on_expire(db_index, key)`` is called for every key removed because its
+    time came (lazily or actively), after it is gone.
+    """
+
+    def __init__(self, databases: int = 16, clock: Callable[[], int] = now_ms,
+                 on_expire: ExpireHook | None = None) -> None:
+        self.dbs = [Database(i) for i in range(databases)]
+        self.clock = clock
+        self.on_expire = on_expire
+        self.expiry_enabled = True
+        self.expired_keys = 0
+        self.keyspace_hits = 0
+        self.keyspace_misses = 0
+
+    def expire_if_needed(self, db: Database, key: bytes) -> bool:
+        """Delete ``key`` if its time has come. Returns whether it was deleted."""
+        when = db.expires.get(key)
+        if when is None or not self.expiry_enabled or when > self.clock():
+            return False
+        db.remove(key)
+        self.expired_keys += 1
+        if self.on_expire is not None:
+            self.on_expire(db.index, key)
+        return True
+
+    def lookup(self, db: Database, key: bytes) -> object | None:
+        """The live value of ``key`` or None, expiring it first if due."""
+        if db.expires and key in db.expires:
+            self.expire_if_needed(db, key)
+        return db.data.get(key)
+
+    def lookup_read(self, db: Database, key: bytes) -> object | None:
+        """Like lookup, and counts a keyspace hit or miss (for INFO stats)."""
+        value = self.lookup(db, key)
+        if value is None:
+            self.keyspace_misses += 1
+        else:
+            self.keyspace_hits += 1
+        return value
+
+    def exists(self, db: Database, key: bytes) -> bool:
+        return self.lookup(db, key) is not None
+
+    def ttl_ms(self, db: Database, key: bytes) -> int | None:
+        """Absolute expiry of a live key in Unix ms, or None if it has none."""
+        return db.expires.get(key)
+
+    def active_expire_cycle(self, max_keys: int = 200) -> int:
+        """Expire up to ``max_keys`` keys whose time has passed, across databases.
+
+        The bound keeps one cycle short (Redis bounds its cycle by CPU time the
+        same way); the caller runs it ``hz`` times a second. Returns how many
+        keys were expired.
+        """
+        if not self.expiry_enabled:
+            return 0
+        now = self.clock()
+        done = 0
+        for db in self.dbs:
+            heap = db._heap
+            while heap and done < max_keys and heap[0][0] <= now:
+                when, key = heapq.heappop(heap)
+                if db.expires.get(key) != when:
+                    continue  # stale: the TTL changed since this entry was pushed
+                db.remove(key)
+                self.expired_keys += 1
+                done += 1
+                if self.on_expire is not None:
+                    self.on_expire(db.index, key)
+        return done
+
+    def random_key(self, db: Database) -> bytes | None:
+        """A random live key, or None if the database is empty."""
+        for _ in range(100):
+            if not db.data:
+                return None
+            offset = random.randrange(len(db.data))
+            key = next(itertools.islice(db.data, offset, None))
+            if not self.expire_if_needed(db, key):
+                return key
+        # Mostly expired keys: keep the last candidate rather than loop forever
+        # (Redis returns an expired key in the same situation).
+        return next(iter(db.data), None)
+
+
+# --- Redis glob patterns (KEYS, SCAN MATCH) -------------------------------
+
+_GLOB_CACHE: dict[bytes, "re.Pattern[bytes]"] = {}
+
+
+def glob_to_regex(pattern: bytes) -> "re.Pattern[bytes]":
+    """Compile a Redis glob (``* ? [abc] [^a-z] \\x``) to a regex matching whole keys."""
+    cached = _GLOB_CACHE.get(pattern)
+    if cached is not None:
+        return cached
+    out = bytearray()
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == 42:  # *
+            out += b".*"
+        elif c == 63:  # ?
+            out += b"."
+        elif c == 92 and i + 1 < n:  # backslash escapes the next byte
+            i += 1
+            out += re.escape(pattern[i:i + 1])
+        elif c == 91:  # [
+            i += 1
+            negate = i < n and pattern[i] == 94
+            if negate:
+                i += 1
+            items = bytearray()
+            while i < n and pattern[i] != 93:
+                if pattern[i] == 92 and i + 1 < n:
+                    i += 1
+                    items += re.escape(pattern[i:i + 1])
+                elif i + 2 < n and pattern[i + 1] == 45 and pattern[i + 2] != 93:
+                    lo, hi = sorted((pattern[i], pattern[i + 2]))
+                    items += b"%s-%s" % (re.escape(bytes([lo])), re.escape(bytes([hi])))
+                    i += 2
+                else:
+                    items += re.escape(pattern[i:i + 1])
+                i += 1
+            if not items:
+                out += b"(?!)" if not negate else b"."
+            else:
+                out += b"[" + (b"^" if negate else b"") + bytes(items) + b"]"
+        else:
+            out += re.escape(pattern[i:i + 1])
+        i += 1
+    compiled = re.compile(bytes(out) + b"\\Z", re.DOTALL)
+    if len(_GLOB_CACHE) > 256:
+        _GLOB_CACHE.clear()
+    _GLOB_CACHE[pattern] = compiled
+    return compiled
+
+
+def glob_match(pattern: bytes, key: bytes) -> bool:
+    if pattern == b"*":
+        return True
+    return glob_to_regex(pattern).match(key) is not None

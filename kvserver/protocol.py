@@ -1,0 +1,506 @@
+"""The Redis wire protocol, without I/O.
+
+Nothing here touches a socket. A server feeds the bytes it read into a
+:class:`RequestParser` and pulls requests (argv lists of ``bytes``) until it
+says it needs more data; replies are Python values turned into bytes by
+:func:`encode` (RESP2) or :func:`encode3` (RESP3). A client does the reverse
+with :func:`encode_command` and :class:`ReplyParser`.
+
+Requests come in two shapes, told apart by the first byte as Redis does: a
+multibulk (``*``) request, or an inline request, one line of words as a person
+types it into telnet, with Redis's quoting rules (``"a b"``, ``'c'``, ``\\x41``).
+
+Reply values and their wire forms:
+
+============================  ====================  ====================
+Python value                  RESP2                 RESP3
+============================  ====================  ====================
+``bytes`` / ``str``           ``$`` bulk            ``$`` bulk
+``Simple`` (a ``str``)        ``+`` simple          ``+`` simple
+``ErrorReply`` (a ``str``)    ``-`` error           ``-`` error
+``int``                       ``:``                 ``:``
+``bool``                      ``:1`` / ``:0``       ``#t`` / ``#f``
+``float``                     ``$`` bulk            ``,`` double
+``None``                      ``$-1``               ``_``
+``NULL_ARRAY``                ``*-1``               ``_``
+``list`` / ``tuple``          ``*`` array           ``*`` array
+``dict``                      ``*`` flat array      ``%`` map
+``set`` / ``frozenset``       ``*`` array           ``~`` set
+``Raw`` (``bytes``)           as is                 as is
+============================  ====================  ====================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ProtocolError, ReplyError
+
+# --- Limits -----------------------------------------------------------------
+# Each is Redis's own default, so a client that works against Redis works here.
+
+#: An inline request (or a ``*``/``$`` header line) with no newline within this
+#: many bytes is refused: Redis's PROTO_INLINE_MAX_SIZE.
+MAX_INLINE_SIZE = 64 * 1024
+#: Largest bulk string argument: Redis's ``proto-max-bulk-len`` default.
+MAX_BULK_LEN = 512 * 1024 * 1024
+#: Most arguments in one multibulk request (Redis refuses more than 1024*1024
+#: before authentication; we hold every client to it).
+MAX_MULTIBULK_LEN = 1024 * 1024
+#: Unparsed bytes held for one client: Redis's ``client-query-buffer-limit``.
+MAX_QUERY_BUFFER = 1024 * 1024 * 1024
+#: Bulk strings at least this big are copied out of the buffer once they are
+#: whole, instead of re-scanning the header on every read (Redis's
+#: PROTO_MBULK_BIG_ARG does the same trick for big arguments).
+_BIG_ARG = 32 * 1024
+
+_CRLF = b"\r\n"
+
+
+class Simple(str):
+    """A simple-string reply (``+OK``)."""
+
+    __slots__ = ()
+
+
+class ErrorReply(str):
+    """An error reply; the text starts with its code (``ERR``, ``WRONGTYPE``...)."""
+
+    __slots__ = ()
+
+
+class Raw(bytes):
+    """Bytes that are already a complete encoded reply."""
+
+    __slots__ = ()
+
+
+class _NullArray:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NULL_ARRAY"
+
+
+#: The null array (``*-1`` in RESP2), which some commands reply instead of a null bulk.
+NULL_ARRAY = _NullArray()
+
+OK = Raw(b"+OK\r\n")
+PONG = Raw(b"+PONG\r\n")
+QUEUED = Raw(b"+QUEUED\r\n")
+#: A command that answers nothing (SHUTDOWN closes the connection instead).
+NO_REPLY = Raw(b"")
+
+# --- Requests ---------------------------------------------------------------
+
+
+class RequestParser:
+    """Turns a client's byte stream into argv lists.
+
+    Use: ``feed(data)`` with whatever the socket gave, then call
+    :meth:`next_request` until it returns ``None`` (needs more data).
+    :meth:`next_request` raises :class:`ProtocolError` on malformed input; the
+    caller replies with ``err.reply_message`` and closes the connection.
+    Requests completed before the bad bytes are returned first, so a pipeline
+    runs up to the error, as in Redis.
+    """
+
+    __slots__ = ("_buf", "_pos", "_argv", "_want", "_max_bulk", "_max_query")
+
+    def __init__(self, max_bulk_len: int = MAX_BULK_LEN,
+                 max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        # A multibulk request in progress: arguments so far, and how many more.
+        self._argv: list[bytes] | None = None
+        self._want = 0
+        self._max_bulk = max_bulk_len
+        self._max_query = max_query_buffer
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet parsed (the query buffer length)."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes read from the peer. Raises ProtocolError past the query buffer limit."""
+        if self._pos:
+            # Drop what was consumed before growing, so the buffer holds only
+            # unparsed bytes and compaction costs are paid once per read.
+            del self._buf[:self._pos]
+            self._pos = 0
+        self._buf += data
+        if len(self._buf) > self._max_query:
+            raise ProtocolError("query buffer limit exceeded")
+
+    def next_request(self) -> list[bytes] | None:
+        """Return the next complete request, or None if more bytes are needed.
+
+        An empty list is never returned: empty inline lines and ``*0`` are skipped.
+        """
+        buf = self._buf
+        while True:
+            pos = self._pos
+            if self._argv is None:
+                if pos >= len(buf):
+                    return None
+                if buf[pos] == 42:  # b"*"
+                    argv = self._start_multibulk(buf, pos)
+                else:
+                    argv = self._inline(buf, pos)
+                if argv is None:
+                    return None
+                if argv:
+                    return argv
+                continue  # empty inline line or *0: nothing to run
+            return self._continue_multibulk(buf)
+
+    def _start_multibulk(self, buf: bytearray, pos: int) -> list[bytes] | None:
+        nl = buf.find(b"\r\n", pos)
+        if nl < 0:
+            if len(buf) - pos > MAX_INLINE_SIZE:
+                raise ProtocolError("too big mbulk count string")
+            return None
+        try:
+            count = int(buf[pos + 1:nl])
+        except ValueError:
+            raise ProtocolError("invalid multibulk length") from None
+        if count > MAX_MULTIBULK_LEN:
+            raise ProtocolError("invalid multibulk length")
+        self._pos = nl + 2
+        if count <= 0:
+            return []
+        self._argv = []
+        self._want = count
+        return self._continue_multibulk(buf)
+
+    def _continue_multibulk(self, buf: bytearray) -> list[bytes] | None:
+        argv = self._argv
+        assert argv is not None
+        pos = self._pos
+        end = len(buf)
+        want = self._want
+        while want:
+            if pos >= end:
+                break
+            if buf[pos] != 36:  # b"$"
+                raise ProtocolError(f"expected '$', got '{chr(buf[pos])}'")
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                if end - pos > MAX_INLINE_SIZE:
+                    raise ProtocolError("too big bulk count string")
+                break
+            try:
+                size = int(buf[pos + 1:nl])
+            except ValueError:
+                raise ProtocolError("invalid bulk length") from None
+            if size < 0 or size > self._max_bulk:
+                raise ProtocolError("invalid bulk length")
+            start = nl + 2
+            stop = start + size
+            if stop + 2 > end:
+                break
+            if buf[stop] != 13 or buf[stop + 1] != 10:
+                raise ProtocolError("expected CRLF after bulk string")
+            argv.append(bytes(buf[start:stop]))
+            pos = stop + 2
+            want -= 1
+        self._pos = pos
+        self._want = want
+        if want:
+            return None
+        self._argv = None
+        return argv
+
+    def _inline(self, buf: bytearray, pos: int) -> list[bytes] | None:
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if len(buf) - pos > MAX_INLINE_SIZE:
+                raise ProtocolError("too big inline request")
+            return None
+        line = bytes(buf[pos:nl])
+        self._pos = nl + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        argv = split_args(line)
+        if argv is None:
+            raise ProtocolError("unbalanced quotes in request")
+        return argv
+
+
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
+_SPACE = b" \t\n\r\v\f\x00"
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def split_args(line: bytes) -> list[bytes] | None:
+    """Split one inline line into arguments with Redis's quoting rules.
+
+    ``"..."`` understands ``\\n \\r \\t \\b \\a \\xHH`` and escapes any other
+    character; ``'...'`` understands only ``\\'``. A closing quote must be
+    followed by a space or the end of the line. Returns None on unbalanced quotes.
+    """
+    args: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in _SPACE:
+            i += 1
+        if i >= n:
+            return args
+        cur = bytearray()
+        in_dq = in_sq = False
+        while True:
+            if in_dq:
+                if i >= n:
+                    return None
+                c = line[i]
+                if (c == 92 and i + 3 < n and line[i + 1] == 120  # \xHH
+                        and line[i + 2] in _HEX and line[i + 3] in _HEX):
+                    cur.append(int(line[i + 2:i + 4], 16))
+                    i += 3
+                elif c == 92 and i + 1 < n:
+                    i += 1
+                    cur.append(_ESCAPES.get(line[i], line[i]))
+                elif c == 34:  # closing "
+                    if i + 1 < n and line[i + 1] not in _SPACE:
+                        return None
+                    in_dq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            elif in_sq:
+                if i >= n:
+                    return None
+                c = line[i]
+                if c == 92 and i + 1 < n and line[i + 1] == 39:
+                    i += 1
+                    cur.append(39)
+                elif c == 39:
+                    if i + 1 < n and line[i + 1] not in _SPACE:
+                        return None
+                    in_sq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            else:
+                if i >= n:
+                    break
+                c = line[i]
+                if c in _SPACE:
+                    break
+                if c == 34:
+                    in_dq = True
+                elif c == 39:
+                    in_sq = True
+                else:
+                    cur.append(c)
+            i += 1
+        args.append(bytes(cur))
+
+
+def encode_command(argv: list[bytes | str | int | float] | tuple) -> bytes:
+    """Encode one request as a RESP multibulk (what clients send)."""
+    out = [b"*%d\r\n" % len(argv)]
+    for arg in argv:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            arg = repr(arg).encode()
+        elif not isinstance(arg, (bytes, bytearray, memoryview)):
+            raise TypeError(f"cannot send argument of type {type(arg).__name__}")
+        out.append(b"$%d\r\n" % len(arg))
+        out.append(bytes(arg))
+        out.append(_CRLF)
+    return b"".join(out)
+
+
+# --- Replies ----------------------------------------------------------------
+
+
+def format_double(value: float) -> bytes:
+    """Format a double the way Redis 7 prints one (``%.17g``, with inf/nan spelled out)."""
+    if value != value:
+        return b"nan"
+    if value == float("inf"):
+        return b"inf"
+    if value == float("-inf"):
+        return b"-inf"
+    if value == int(value) and abs(value) < 1e17:
+        return b"%d" % int(value)
+    return (b"%.17g" % value)
+
+
+def _bulk(v: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(v), v)
+
+
+def encode(value: Any) -> bytes:
+    """Encode a reply value as RESP2 (see the module table)."""
+    t = type(value)
+    if t is bytes:
+        return b"$%d\r\n%s\r\n" % (len(value), value)
+    if t is Raw:
+        return value
+    if t is int:
+        return b":%d\r\n" % value
+    if value is None:
+        return b"$-1\r\n"
+    if t is Simple:
+        return b"+%s\r\n" % value.encode()
+    if t is ErrorReply:
+        return b"-%s\r\n" % value.encode()
+    if t is str:
+        return _bulk(value.encode())
+    if t is list or t is tuple:
+        return b"*%d\r\n" % len(value) + b"".join([encode(v) for v in value])
+    if t is bool:
+        return b":1\r\n" if value else b":0\r\n"
+    if t is float:
+        return _bulk(format_double(value))
+    if t is dict:
+        parts = [b"*%d\r\n" % (2 * len(value))]
+        for k, v in value.items():
+            parts.append(encode(k))
+            parts.append(encode(v))
+        return b"".join(parts)
+    if t is set or t is frozenset:
+        return b"*%d\r\n" % len(value) + b"".join([encode(v) for v in value])
+    if value is NULL_ARRAY:
+        return b"*-1\r\n"
+    if isinstance(value, (bytearray, memoryview)):
+        return _bulk(bytes(value))
+    raise TypeError(f"cannot encode reply of type {t.__name__}")
+
+
+def encode3(value: Any) -> bytes:
+    """Encode a reply value as RESP3 (see the module table)."""
+    t = type(value)
+    if t is bytes:
+        return b"$%d\r\n%s\r\n" % (len(value), value)
+    if t is Raw:
+        return value
+    if t is int:
+        return b":%d\r\n" % value
+    if value is None or value is NULL_ARRAY:
+        return b"_\r\n"
+    if t is list or t is tuple:
+        return b"*%d\r\n" % len(value) + b"".join([encode3(v) for v in value])
+    if t is dict:
+        parts = [b"%%%d\r\n" % len(value)]
+        for k, v in value.items():
+            parts.append(encode3(k))
+            parts.append(encode3(v))
+        return b"".join(parts)
+    if t is bool:
+        return b"#t\r\n" if value else b"#f\r\n"
+    if t is float:
+        return b",%s\r\n" % format_double(value)
+    if t is set or t is frozenset:
+        return b"~%d\r\n" % len(value) + b"".join([encode3(v) for v in value])
+    return encode(value)
+
+
+class ReplyParser:
+    """Turns a server's byte stream into reply values (RESP2 and RESP3).
+
+    ``feed(data)``, then :meth:`next_reply` until it returns :data:`NEED_DATA`.
+    Simple strings come back as ``str``, bulk strings as ``bytes``, nulls as
+    ``None``, error replies as :class:`ReplyError` instances (returned, not
+    raised: a pipeline's other replies are still good), maps as ``dict``,
+    sets as ``list``, doubles as ``float``, booleans as ``bool``.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def next_reply(self) -> Any:
+        """Return the next complete reply, or NEED_DATA. Raises ProtocolError on garbage."""
+        try:
+            value, pos = self._parse(self._pos)
+        except _Incomplete:
+            return NEED_DATA
+        self._pos = pos
+        return value
+
+    def _line(self, pos: int) -> tuple[bytes, int]:
+        nl = self._buf.find(b"\r\n", pos)
+        if nl < 0:
+            raise _Incomplete
+        return bytes(self._buf[pos:nl]), nl + 2
+
+    def _parse(self, pos: int) -> tuple[Any, int]:
+        buf = self._buf
+        if pos >= len(buf):
+            raise _Incomplete
+        kind = buf[pos]
+        line, pos = self._line(pos + 1)
+        if kind == 43:  # +
+            return line.decode("utf-8", "replace"), pos
+        if kind == 45:  # -
+            return ReplyError(line.decode("utf-8", "replace")), pos
+        if kind == 58 or kind == 40:  # : and ( (big number)
+            return int(line), pos
+        if kind == 36 or kind == 61 or kind == 33:  # $, = verbatim, ! blob error
+            size = int(line)
+            if size < 0:
+                return None, pos
+            if pos + size + 2 > len(buf):
+                raise _Incomplete
+            data = bytes(buf[pos:pos + size])
+            pos += size + 2
+            if kind == 61:
+                data = data[4:]  # drop the "txt:" format prefix
+            elif kind == 33:
+                return ReplyError(data.decode("utf-8", "replace")), pos
+            return data, pos
+        if kind in (42, 126, 62):  # *, ~ set, > push
+            count = int(line)
+            if count < 0:
+                return None, pos
+            items = []
+            for _ in range(count):
+                item, pos = self._parse(pos)
+                items.append(item)
+            return items, pos
+        if kind == 37 or kind == 124:  # % map, | attribute
+            count = int(line)
+            result = {}
+            for _ in range(count):
+                k, pos = self._parse(pos)
+                v, pos = self._parse(pos)
+                result[k if not isinstance(k, list) else tuple(k)] = v
+            if kind == 124:  # attributes annotate the next reply; we drop them
+                return self._parse(pos)
+            return result, pos
+        if kind == 95:  # _
+            return None, pos
+        if kind == 44:  # ,
+            text = line.decode()
+            return float(text), pos
+        if kind == 35:  # #
+            return line == b"t", pos
+        raise ProtocolError(f"unknown reply type byte {chr(kind)!r}")
+
+
+class _Incomplete(Exception):
+    pass
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by :meth:`ReplyParser.next_reply` when a reply is not complete yet.
+NEED_DATA = _NeedData()

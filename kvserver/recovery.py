@@ -1,0 +1,253 @@
+"""Start-up: newest valid checkpoint, then replay the WAL after it.
+
+The rules (docs/persistence.md has the long form):
+
+* ``*.tmp`` files are unfinished segment creations or checkpoints: deleted.
+* The newest checkpoint that passes its checksum is loaded; if the newest is
+  damaged the one before it is used (its WAL is kept for exactly this). If
+  checkpoints exist and none is valid: refuse to start.
+* WAL records after the checkpoint's LSN are replayed, in LSN order, through
+  the same command table that serves clients, with expiry by the clock
+  turned off (expirations were logged as ``DEL`` records).
+* A torn tail in the last segment is cut off and reported. Anything else
+  (damage followed by valid records, damage in a sealed segment, an LSN
+  gap, a segment from another database, a record that fails on replay)
+  raises :class:`~kvserver.errors.CorruptionError` naming file, offset and
+  LSN: the server refuses to start rather than serve a silently shortened
+  history. ``kvserver check`` explains and can repair what is repairable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from . import commands
+from .checkpoint import list_checkpoints, load_checkpoint
+from .core import Core
+from .errors import CorruptionError
+from .fs import FileSystem
+from .protocol import ErrorReply
+from .session import Session
+from .wal import SegmentScan, decode_argv, list_segments, scan_segment
+
+log = logging.getLogger("kvserver.recovery")
+
+#: Report progress (and let the event loop answer -LOADING) this often.
+PROGRESS_EVERY = 20_000
+
+
+@dataclass
+class Recovered:
+    """What recovery found and did."""
+
+    db_id: int
+    fresh: bool
+    checkpoint_lsn: int = 0
+    checkpoint_path: str = ""
+    checkpoint_created_ms: int = 0
+    checkpoint_entries: int = 0
+    last_lsn: int = 0
+    records_replayed: int = 0
+    bytes_replayed: int = 0
+    segments: list[tuple[int, str]] = field(default_factory=list)
+    #: (path, offset, bytes dropped) for a torn tail that was (or would be) cut.
+    torn_tail: tuple[str, int, int] | None = None
+    skipped_checkpoints: list[str] = field(default_factory=list)
+    removed_tmp: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Progress:
+    records: int
+    bytes: int
+    total_bytes: int
+    phase: str
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.bytes / self.total_bytes if self.total_bytes else 100.0
+
+
+def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
+                  repair: bool = True) -> Iterator[Progress | Recovered]:
+    """Recover ``dirpath`` into ``core``, yielding Progress now and then, Recovered last.
+
+    With ``core=None`` nothing is applied (``kvserver check``). With
+    ``repair=False`` a torn tail is reported but not cut.
+    Raises CorruptionError when recovery must refuse.
+    """
+    started = time.monotonic()
+    fs.makedirs(dirpath)
+    result = Recovered(db_id=0, fresh=False)
+    for name in sorted(fs.listdir(dirpath)):
+        if name.endswith(".tmp") and (name.startswith("wal-") or name.startswith("checkpoint-")):
+            path = os.path.join(dirpath, name)
+            if repair:
+                fs.unlink(path)
+            result.removed_tmp.append(path)
+    if result.removed_tmp and repair:
+        fs.sync_dir(dirpath)
+
+    checkpoints = list_checkpoints(fs, dirpath)
+    segments = list_segments(fs, dirpath)
+    if not checkpoints and not segments:
+        result.db_id = secrets.randbits(63) or 1
+        result.fresh = True
+        result.seconds = time.monotonic() - started
+        yield result
+        return
+
+    checkpoint = None
+    first_error: CorruptionError | None = None
+    for lsn, path in reversed(checkpoints):
+        try:
+            checkpoint = load_checkpoint(fs, path)
+            break
+        except CorruptionError as exc:
+            log.warning("%s; trying an older checkpoint", exc)
+            first_error = first_error or exc
+            result.skipped_checkpoints.append(path)
+    if checkpoints and checkpoint is None and not (segments and segments[0][0] == 1):
+        # The WAL from LSN 1 would have been a complete fallback; it is gone.
+        assert first_error is not None
+        raise CorruptionError(
+            "no valid checkpoint (newest fails its checksum and no older one is valid); "
+            "refusing to start. Run 'kvserver check " + dirpath + "' for details. First error",
+            path=first_error.path, offset=first_error.offset, lsn=first_error.lsn)
+
+    ks = core.keyspace if core is not None else None
+    session = Session(core) if core is not None else None
+    if core is not None:
+        core.log_sink = None  # the records are already on disk
+        ks.expiry_enabled = False
+
+    base_lsn = 0
+    if checkpoint is not None:
+        result.db_id = checkpoint.db_id
+        result.checkpoint_lsn = base_lsn = checkpoint.lsn
+        result.checkpoint_path = checkpoint.path
+        result.checkpoint_created_ms = checkpoint.created_ms
+        result.checkpoint_entries = checkpoint.entries
+        if ks is not None:
+            dbs = ks.dbs
+            count = 0
+            for db, key, value, expire in checkpoint.items():
+                if db >= len(dbs):
+                    raise CorruptionError(
+                        f"checkpoint holds database {db} but only {len(dbs)} are configured "
+                        "(raise --databases)", path=checkpoint.path, offset=0, lsn=checkpoint.lsn)
+                target = dbs[db]
+                target.data[key] = value
+                if expire >= 0:
+                    target.set_expire(key, expire)
+                count += 1
+                if count % PROGRESS_EVERY == 0:
+                    yield Progress(count, 0, 0, "checkpoint")
+        checkpoint.data = b""  # free the file image before replaying
+
+    # Segments wholly before the checkpoint are not needed (they are only
+    # kept for the fallback checkpoint); start at the one holding base+1.
+    needed = [s for i, s in enumerate(segments)
+              if i + 1 >= len(segments) or segments[i + 1][0] > base_lsn + 1]
+    total_bytes = 0
+    for _first, path in needed:
+        try:
+            total_bytes += os.path.getsize(path)
+        except OSError:
+            pass
+    expected = base_lsn + 1
+    done_bytes = 0
+    for index, (first_lsn, path) in enumerate(needed):
+        last = index == len(needed) - 1
+        data = fs.read(path)
+        scan = scan_segment(data, path)
+        if checkpoint is None and index == 0 and not result.db_id:
+            result.db_id = scan.db_id
+        if scan.db_id != result.db_id:
+            raise CorruptionError(
+                f"segment belongs to database id {scan.db_id}, not {result.db_id}",
+                path=path, offset=0, lsn=scan.first_lsn)
+        if scan.first_lsn != first_lsn:
+            raise CorruptionError("segment header's first LSN does not match its name",
+                                  path=path, offset=0, lsn=scan.first_lsn)
+        if scan.first_lsn > expected:
+            raise CorruptionError(
+                f"LSN gap: expected LSN {expected} but the next segment starts at "
+                f"{scan.first_lsn} (a segment is missing)", path=path, offset=0, lsn=expected)
+        if scan.bad is not None:
+            _check_bad(scan, last)
+        for rec in scan.records:
+            if rec.lsn < expected:
+                continue  # covered by the checkpoint
+            if session is not None:
+                _replay(session, rec, path)
+            expected = rec.lsn + 1
+            result.records_replayed += 1
+            result.bytes_replayed += len(rec.payload)
+            if result.records_replayed % PROGRESS_EVERY == 0:
+                yield Progress(result.records_replayed, done_bytes + rec.offset, total_bytes,
+                               "wal")
+        if scan.bad is not None:
+            result.torn_tail = (path, scan.good_end, scan.torn_tail_bytes)
+            if repair:
+                fs.truncate(path, scan.good_end)
+                log.warning("cut a torn tail of %d bytes from %s at offset %d (LSN %d was "
+                            "never acknowledged)", scan.torn_tail_bytes, path, scan.good_end,
+                            expected)
+        done_bytes += scan.size
+        del data, scan
+    if needed and expected - 1 < base_lsn:
+        raise CorruptionError(
+            f"the WAL ends at LSN {expected - 1}, before the checkpoint's LSN {base_lsn}",
+            path=needed[-1][1], offset=0, lsn=expected - 1)
+    result.last_lsn = max(expected - 1, base_lsn)
+    result.segments = needed
+    if core is not None:
+        ks.expiry_enabled = True
+    result.seconds = time.monotonic() - started
+    yield result
+
+
+def _check_bad(scan: SegmentScan, last: bool) -> None:
+    offset, reason = scan.bad  # type: ignore[misc]
+    lsn = scan.records[-1].lsn + 1 if scan.records else scan.first_lsn
+    if reason.startswith("LSN "):
+        raise CorruptionError(f"wal: {reason}", path=scan.path, offset=offset, lsn=lsn)
+    if not last:
+        raise CorruptionError(f"wal: {reason} in a sealed segment", path=scan.path,
+                              offset=offset, lsn=lsn)
+    if scan.valid_after_bad:
+        raise CorruptionError(f"wal: {reason}, followed by valid records (not a torn tail)",
+                              path=scan.path, offset=offset, lsn=lsn)
+
+
+def _replay(session: Session, rec, path: str) -> None:
+    try:
+        argv = decode_argv(rec.payload)
+    except ValueError as exc:
+        raise CorruptionError(f"wal: undecodable record payload ({exc})", path=path,
+                              offset=rec.offset, lsn=rec.lsn) from None
+    if session.db_index != rec.db:
+        if rec.db >= len(session.core.keyspace.dbs):
+            raise CorruptionError(
+                f"record for database {rec.db} but only {len(session.core.keyspace.dbs)} "
+                "are configured (raise --databases)", path=path, offset=rec.offset, lsn=rec.lsn)
+        session.select(rec.db)
+    reply = commands.execute(session, argv)
+    if type(reply) is ErrorReply:
+        raise CorruptionError(f"wal: replaying {argv[0]!r} failed with '{reply}'", path=path,
+                              offset=rec.offset, lsn=rec.lsn)
+
+
+def recover(fs: FileSystem, dirpath: str, core: Core | None, repair: bool = True) -> Recovered:
+    """Run recovery to the end (no event loop). See :func:`recover_steps`."""
+    for step in recover_steps(fs, dirpath, core, repair):
+        if isinstance(step, Recovered):
+            return step
+    raise AssertionError("recovery ended without a result")

@@ -1,0 +1,461 @@
+"""The single writer: group commit, durable_lsn, checkpoints, fail-stop.
+
+How a write becomes durable
+---------------------------
+Commands run one at a time on the event loop thread, so the order in which
+they apply to the keyspace is total. Each mutation calls :meth:`Writer.append`
+in the same synchronous step that applied it: the record gets the next LSN
+(``applied_lsn``) and joins ``_pending``. WAL order is therefore apply order,
+by construction.
+
+The writer task takes *everything* pending, writes it with one ``write`` and
+syncs it with one ``fdatasync`` (group commit), then advances
+``durable_lsn`` and releases the replies waiting for it. There is no timer:
+a batch is whatever arrived while the previous sync ran, so batches grow by
+themselves under load and a lone client pays exactly one sync.
+
+**The rule, enforced here and only here:** under ``appendfsync always`` a
+reply (to a write *or a read*) is released only once ``durable_lsn`` has
+reached the ``applied_lsn`` seen when its command ran (:meth:`when_durable`).
+So no client sees a value that a crash could still take back.
+
+Where the sync runs: in a dedicated thread (``os.fdatasync`` releases the
+GIL), so the loop keeps parsing and applying the next batch while the disk
+works. MEASUREMENT-PENDING
+
+Failure is fail-stop: a failed write or sync is never retried (after a
+failed fsync the kernel may have dropped the dirty pages, so a retry that
+"succeeds" proves nothing). Waiting requests get ``-ERR``, the error is
+logged with file, offset and errno, and the server exits non-zero.
+
+Checkpoints run in the writer's stream: at a barrier the writer copies the
+keyspace dicts (values are immutable ``bytes``, so a shallow copy is a
+consistent snapshot; ~30 ms per million keys), writes and syncs the records
+before it, and starts a new segment at ``L+1``. The snapshot is then
+serialised in slices on the loop and written from a second thread while
+group commit carries on; when the file is safely renamed, the checkpoint
+before the previous one and the WAL segments only it needed are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno as errno_mod
+import itertools
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from .checkpoint import KEEP, CheckpointWriter, encode_entries, list_checkpoints
+from .errors import StorageError
+from .fs import FileSystem
+from .wal import SEGMENT_HEADER_SIZE, WAL, encode_record
+
+log = logging.getLogger("kvserver.writer")
+
+#: Keys serialised per checkpoint slice before the loop gets control back:
+#: ~3 ms of work, which bounds the stall a checkpoint adds to any request.
+CHECKPOINT_SLICE = 2000
+#: Sync latencies kept for the p50/p99 in INFO persistence.
+LATENCY_SAMPLES = 1024
+
+Waiter = Callable[[StorageError | None], None]
+
+
+class Writer:
+    """Owns the WAL file and every durability decision. One per server."""
+
+    def __init__(self, core: Any, fs: FileSystem, dirpath: str, wal: WAL, last_lsn: int,
+                 checkpoint_lsn: int = 0, checkpoint_time: float | None = None,
+                 sync_in_thread: bool = True,
+                 on_fatal: Callable[[StorageError], None] | None = None) -> None:
+        self.core = core
+        self.fs = fs
+        self.dir = dirpath
+        self.wal = wal
+        self.applied_lsn = last_lsn
+        self.written_lsn = last_lsn
+        self.durable_lsn = last_lsn
+        self.sync_in_thread = sync_in_thread
+        self.on_fatal = on_fatal
+        self.failed: StorageError | None = None
+        self._pending: list[bytes] = []
+        self._waiters: deque[tuple[int, Waiter]] = deque()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="kvserver-wal")
+        self._ckpt_io = ThreadPoolExecutor(1, thread_name_prefix="kvserver-checkpoint")
+        self._last_sync = time.monotonic()
+        # Checkpoint state.
+        self.checkpoint_lsn = checkpoint_lsn
+        self.last_checkpoint_time = checkpoint_time or time.time()
+        self.last_checkpoint_duration = 0.0
+        self.last_checkpoint_size = 0
+        self.last_checkpoint_status = "ok"
+        self.checkpoints_done = 0
+        self._checkpoint_task: asyncio.Task | None = None
+        self._checkpoint_requested = False
+        self._checkpoint_waiters: list[asyncio.Future] = []
+        self.wal_bytes_since_checkpoint = 0
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        self.syncs = 0
+        self.records_synced = 0
+        self.batches = 0
+        self._latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+
+    # --- called from command execution (synchronous, on the loop) -------------
+
+    def append(self, db: int, argv: list[bytes]) -> None:
+        """Log one mutation, already applied in memory, as the next LSN."""
+        self.applied_lsn += 1
+        self._pending.append(encode_record(self.applied_lsn, db, argv))
+        if not self._wake.is_set():
+            self._wake.set()
+
+    @property
+    def holds_replies(self) -> bool:
+        """True when replies must wait for durability (policy ``always``)."""
+        return self.core.config.appendfsync == "always"
+
+    def when_durable(self, lsn: int, callback: Waiter) -> None:
+        """Call ``callback(None)`` once ``durable_lsn >= lsn``, or ``callback(err)`` on failure.
+
+        Called at once if that is already true. Callbacks run in LSN order.
+        """
+        if self.failed is not None:
+            callback(self.failed)
+        elif lsn <= self.durable_lsn:
+            callback(None)
+        else:
+            self._waiters.append((lsn, callback))
+
+    # --- the writer task -------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="kvserver-writer")
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                if not self._pending and not self._work_due():
+                    if self._stopping:
+                        break
+                    self._wake.clear()
+                    timeout = self._idle_timeout()
+                    if timeout is None:
+                        await self._wake.wait()
+                    else:
+                        try:
+                            await asyncio.wait_for(self._wake.wait(), timeout)
+                        except asyncio.TimeoutError:
+                            pass
+                if self._checkpoint_due():
+                    await self._checkpoint_barrier()
+                elif self._pending:
+                    await self._commit(self._take())
+                await self._after_commit()
+        except StorageError as exc:
+            self._fail(exc)
+        except Exception as exc:  # a bug here must not leave clients hanging
+            log.exception("writer task crashed")
+            self._fail(StorageError(f"wal: writer crashed: {exc!r}"))
+
+    def _idle_timeout(self) -> float | None:
+        timeouts = []
+        if self.core.config.appendfsync == "everysec" and self.written_lsn > self.durable_lsn:
+            timeouts.append(max(0.0, 1.0 - (time.monotonic() - self._last_sync)))
+        interval = self.core.config.checkpoint_interval
+        if interval:
+            timeouts.append(max(0.0, interval - (time.time() - self.last_checkpoint_time)))
+        return min(timeouts) if timeouts else None
+
+    def _work_due(self) -> bool:
+        if self._checkpoint_due():
+            return True
+        if (self.core.config.appendfsync == "everysec" and self.written_lsn > self.durable_lsn
+                and time.monotonic() - self._last_sync >= 1.0):
+            return True
+        return False
+
+    def _take(self) -> tuple[bytes, int, int]:
+        pending = self._pending
+        self._pending = []
+        return b"".join(pending), len(pending), self.applied_lsn
+
+    async def _commit(self, batch: tuple[bytes, int, int]) -> None:
+        data, count, last = batch
+        sync = self.core.config.appendfsync == "always"
+        started = time.perf_counter()
+        if self.sync_in_thread:
+            await asyncio.get_running_loop().run_in_executor(self._io, self._write, data, sync)
+        else:
+            self._write(data, sync)
+        self.batches += 1
+        self.written_lsn = last
+        self.wal_bytes_since_checkpoint += len(data)
+        if sync:
+            self._synced(last, count, time.perf_counter() - started)
+        else:
+            self._release(last)  # nothing waits under everysec/no, but keep it uniform
+
+    def _write(self, data: bytes, sync: bool) -> None:
+        """Runs on the WAL thread: one write, then (policy always) one sync."""
+        offset = self.wal.current.offset
+        try:
+            self.wal.write(data)
+        except OSError as exc:
+            raise self._storage_error("write", exc, offset) from exc
+        if sync:
+            self._sync_now()
+
+    def _sync_now(self) -> None:
+        try:
+            self.wal.sync()
+        except OSError as exc:
+            raise self._storage_error("fsync", exc, self.wal.current.offset) from exc
+
+    def _storage_error(self, what: str, exc: OSError, offset: int) -> StorageError:
+        name = errno_mod.errorcode.get(exc.errno or 0, str(exc.errno))
+        return StorageError(
+            f"wal: {what} failed on {self.wal.current.path} at offset {offset}: "
+            f"{exc.strerror or exc} ({name})",
+            path=self.wal.current.path, offset=offset, errno=exc.errno)
+
+    def _synced(self, last: int, count: int, seconds: float) -> None:
+        self.syncs += 1
+        self.records_synced += count
+        self._latencies.append(seconds)
+        self._last_sync = time.monotonic()
+        self.durable_lsn = last
+        self._release(last)
+
+    def _release(self, lsn: int) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self.durable_lsn:
+            _lsn, callback = waiters.popleft()
+            callback(None)
+
+    async def _after_commit(self) -> None:
+        cfg = self.core.config
+        if (cfg.appendfsync == "everysec" and self.written_lsn > self.durable_lsn
+                and time.monotonic() - self._last_sync >= 1.0):
+            last = self.written_lsn
+            started = time.perf_counter()
+            await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
+            self._synced(last, 0, time.perf_counter() - started)
+        if self.wal.needs_rotation() and not self._pending:
+            await self._rotate()
+
+    async def _rotate(self) -> None:
+        """Seal the current segment (synced first, whatever the policy) and open the next."""
+        loop = asyncio.get_running_loop()
+        last = self.written_lsn
+
+        def seal_and_rotate() -> None:
+            self._sync_now()
+            try:
+                self.wal.rotate(last + 1)
+            except OSError as exc:
+                raise self._storage_error("segment creation", exc, 0) from exc
+        await loop.run_in_executor(self._io, seal_and_rotate)
+        if last > self.durable_lsn:
+            self._synced(last, 0, 0.0)
+
+    # --- checkpoints -----------------------------------------------------------
+
+    def _checkpoint_due(self) -> bool:
+        if self._checkpoint_task is not None or self.failed is not None:
+            return False
+        if self._checkpoint_requested:
+            return True
+        cfg = self.core.config
+        if cfg.checkpoint_wal_size and self.wal_bytes_since_checkpoint >= cfg.checkpoint_wal_size:
+            return True
+        if (cfg.checkpoint_interval and self.applied_lsn > self.checkpoint_lsn
+                and time.time() - self.last_checkpoint_time >= cfg.checkpoint_interval):
+            return True
+        return False
+
+    def request_checkpoint(self, session: Any = None, wait: bool = False) -> Any:
+        """Ask for a checkpoint (SAVE, BGSAVE). With ``wait``, returns a Future of the reply."""
+        self._checkpoint_requested = True
+        self._wake.set()
+        if not wait:
+            return None
+        fut = asyncio.get_running_loop().create_future()
+        self._checkpoint_waiters.append(fut)
+        return fut
+
+    async def _checkpoint_barrier(self) -> None:
+        """Snapshot at LSN L, make 1..L durable in the old segment, start segment L+1."""
+        self._checkpoint_requested = False
+        started = time.monotonic()
+        lsn = self.applied_lsn
+        snapshot = [(db.index, db.data.copy(), db.expires.copy()) for db in self.core.keyspace.dbs
+                    if db.data]
+        stall = time.monotonic() - started
+        if self._pending:
+            await self._commit(self._take())
+        if self.written_lsn > self.durable_lsn:
+            await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
+            self._synced(self.written_lsn, 0, 0.0)
+        if self.wal.size > SEGMENT_HEADER_SIZE:  # else the current segment starts at L+1
+            await self._rotate()
+        self.wal_bytes_since_checkpoint = 0
+        log.info("checkpoint at LSN %d started (%d keys, snapshot copy %.1f ms)", lsn,
+                 sum(len(d) for _, d, _ in snapshot), stall * 1000)
+        self._checkpoint_task = asyncio.get_running_loop().create_task(
+            self._write_checkpoint(lsn, snapshot, started), name="kvserver-checkpoint")
+
+    async def _write_checkpoint(self, lsn: int, snapshot: list, started: float) -> None:
+        loop = asyncio.get_running_loop()
+        writer = None
+        try:
+            writer = await loop.run_in_executor(
+                self._ckpt_io, CheckpointWriter, self.fs, self.dir, self.wal.db_id, lsn)
+            for index, data, expires in snapshot:
+                items = iter(data)
+                while True:
+                    keys = list(itertools.islice(items, CHECKPOINT_SLICE))
+                    if not keys:
+                        break
+                    chunk = encode_entries(index, data, expires, keys)
+                    await loop.run_in_executor(self._ckpt_io, writer.write, chunk, len(keys))
+            size = await loop.run_in_executor(self._ckpt_io, writer.commit)
+            writer = None
+            del snapshot
+            await self._drop_old(lsn)
+        except (OSError, StorageError) as exc:
+            self.last_checkpoint_status = "err"
+            log.error("checkpoint at LSN %d failed: %s (the WAL still holds everything)", lsn, exc)
+            if writer is not None:
+                try:
+                    await loop.run_in_executor(self._ckpt_io, writer.abort)
+                except OSError:
+                    pass
+            self._finish_checkpoint_waiters(exc)
+            self._checkpoint_task = None
+            return
+        self.checkpoint_lsn = lsn
+        self.last_checkpoint_time = time.time()
+        self.last_checkpoint_duration = time.monotonic() - started
+        self.last_checkpoint_size = size
+        self.last_checkpoint_status = "ok"
+        self.checkpoints_done += 1
+        log.info("checkpoint at LSN %d done: %d bytes in %.2f s", lsn, size,
+                 self.last_checkpoint_duration)
+        self._checkpoint_task = None
+        self._finish_checkpoint_waiters(None)
+        self._wake.set()
+
+    async def _drop_old(self, lsn: int) -> None:
+        """Keep the KEEP newest checkpoints and the WAL the older of them needs."""
+        loop = asyncio.get_running_loop()
+
+        def drop() -> None:
+            checkpoints = list_checkpoints(self.fs, self.dir)
+            keep = checkpoints[-KEEP:]
+            for _l, path in checkpoints[:-KEEP]:
+                self.fs.unlink(path)
+            if len(keep) >= KEEP:
+                # Records up to the oldest kept checkpoint are no longer needed.
+                self.wal.remove_segments_before(keep[0][0] + 1)
+            else:
+                self.fs.sync_dir(self.dir)
+        await loop.run_in_executor(self._io, drop)
+
+    def _finish_checkpoint_waiters(self, exc: BaseException | None) -> None:
+        from .protocol import OK, ErrorReply
+        waiters, self._checkpoint_waiters = self._checkpoint_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(OK if exc is None else ErrorReply(f"ERR checkpoint failed: {exc}"))
+
+    # --- failure and shutdown ----------------------------------------------------
+
+    def _fail(self, exc: StorageError) -> None:
+        if self.failed is not None:
+            return
+        self.failed = exc
+        log.critical("%s -- stopping: the WAL is not trustworthy past offset %s, no retry "
+                     "(fail-stop)", exc, exc.offset)
+        waiters, self._waiters = self._waiters, deque()
+        for _lsn, callback in waiters:
+            callback(exc)
+        self._finish_checkpoint_waiters(exc)
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+
+    async def close(self, checkpoint: bool = False) -> None:
+        """Write out what is pending, optionally checkpoint, stop the task, close the WAL."""
+        if self.failed is None and checkpoint and self.applied_lsn > self.checkpoint_lsn:
+            fut = self.request_checkpoint(wait=True)
+            await fut
+        if self._checkpoint_task is not None:
+            await asyncio.wait([self._checkpoint_task])
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.wait([self._task])
+        if self.failed is None and self.written_lsn > self.durable_lsn:
+            self._sync_now()
+            self._synced(self.written_lsn, 0, 0.0)
+        self._io.shutdown(wait=True)
+        self._ckpt_io.shutdown(wait=True)
+        self.wal.close()
+
+    # --- INFO persistence --------------------------------------------------------
+
+    def _percentile(self, q: float) -> int:
+        if not self._latencies:
+            return 0
+        ordered = sorted(self._latencies)
+        return int(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1_000_000)
+
+    def wal_size(self) -> int:
+        total = 0
+        for _first, path in self.wal.segments:
+            try:
+                total += os.path.getsize(path)
+            except OSError:
+                pass
+        return total
+
+    def info(self) -> list[tuple[str, object]]:
+        cfg = self.core.config
+        avg = self.records_synced / self.syncs if self.syncs else 0.0
+        return [
+            ("loading", int(self.core.loading)),
+            ("appendfsync", cfg.appendfsync),
+            ("aof_enabled", 1),
+            ("applied_lsn", self.applied_lsn),
+            ("written_lsn", self.written_lsn),
+            ("durable_lsn", self.durable_lsn),
+            ("wal_size", self.wal_size()),
+            ("wal_segments", len(self.wal.segments)),
+            ("wal_bytes_since_checkpoint", self.wal_bytes_since_checkpoint),
+            ("checkpoint_lsn", self.checkpoint_lsn),
+            ("checkpoint_in_progress", int(self._checkpoint_task is not None)),
+            ("checkpoints_done", self.checkpoints_done),
+            ("last_checkpoint_time", int(self.last_checkpoint_time)),
+            ("last_checkpoint_duration_sec", f"{self.last_checkpoint_duration:.3f}"),
+            ("last_checkpoint_size", self.last_checkpoint_size),
+            ("last_checkpoint_status", self.last_checkpoint_status),
+            ("rdb_changes_since_last_save", self.applied_lsn - self.checkpoint_lsn),
+            ("rdb_bgsave_in_progress", int(self._checkpoint_task is not None)),
+            ("rdb_last_save_time", int(self.last_checkpoint_time)),
+            ("rdb_last_bgsave_status", self.last_checkpoint_status),
+            ("syncs", self.syncs),
+            ("sync_batches", self.batches),
+            ("avg_batch_records", f"{avg:.2f}"),
+            ("sync_latency_p50_usec", self._percentile(0.50)),
+            ("sync_latency_p99_usec", self._percentile(0.99)),
+            ("aof_last_write_status", "ok" if self.failed is None else "err"),
+            ("last_error", str(self.failed) if self.failed else ""),
+        ]
