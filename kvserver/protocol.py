@@ -32,6 +32,7 @@ Python value                  RESP2                 RESP3
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .errors import ProtocolError, ReplyError
@@ -44,14 +45,15 @@ from .errors import ProtocolError, ReplyError
 MAX_INLINE_SIZE = 64 * 1024
 #: Largest bulk string argument: Redis's ``proto-max-bulk-len`` default.
 MAX_BULK_LEN = 512 * 1024 * 1024
-#: Most arguments in one multibulk request (Redis refuses more than 1024*1024
-#: before authentication; we hold every client to it).
+#: Most arguments in one multibulk request. Redis 7 allows up to INT_MAX; we
+#: keep the 1024*1024 bound older Redis versions had, so one request can never
+#: make us allocate an argument list of unbounded length.
 MAX_MULTIBULK_LEN = 1024 * 1024
 #: Unparsed bytes held for one client: Redis's ``client-query-buffer-limit``.
 MAX_QUERY_BUFFER = 1024 * 1024 * 1024
-#: Bulk strings at least this big are copied out of the buffer once they are
-#: whole, instead of re-scanning the header on every read (Redis's
-#: PROTO_MBULK_BIG_ARG does the same trick for big arguments).
+#: Bulk strings at least this big are copied out of the buffer through a
+#: memoryview (one copy instead of two); the name and size follow Redis's
+#: PROTO_MBULK_BIG_ARG, its threshold for special-casing big arguments.
 _BIG_ARG = 32 * 1024
 
 _CRLF = b"\r\n"
@@ -105,12 +107,15 @@ class RequestParser:
     runs up to the error, as in Redis.
     """
 
-    __slots__ = ("_buf", "_pos", "_argv", "_want", "_max_bulk", "_max_query")
+    __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query")
 
     def __init__(self, max_bulk_len: int = MAX_BULK_LEN,
                  max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
         self._buf = bytearray()
         self._pos = 0
+        # Where to resume looking for the end of an unfinished header or
+        # inline line, so a slow sender does not make us rescan it per byte.
+        self._scan = 0
         # A multibulk request in progress: arguments so far, and how many more.
         self._argv: list[bytes] | None = None
         self._want = 0
@@ -128,6 +133,7 @@ class RequestParser:
             # Drop what was consumed before growing, so the buffer holds only
             # unparsed bytes and compaction costs are paid once per read.
             del self._buf[:self._pos]
+            self._scan = max(0, self._scan - self._pos)
             self._pos = 0
         self._buf += data
         if len(self._buf) > self._max_query:
@@ -155,17 +161,21 @@ class RequestParser:
                 continue  # empty inline line or *0: nothing to run
             return self._continue_multibulk(buf)
 
+    def _find_line_end(self, buf: bytearray, pos: int, sep: bytes = b"\r\n") -> int:
+        nl = buf.find(sep, max(pos, self._scan))
+        # Resume next time where this search stopped (less one byte: a "\r"
+        # at the very end may be followed by its "\n" in the next read).
+        self._scan = 0 if nl >= 0 else max(pos, len(buf) - len(sep) + 1)
+        return nl
+
     def _start_multibulk(self, buf: bytearray, pos: int) -> list[bytes] | None:
-        nl = buf.find(b"\r\n", pos)
+        nl = self._find_line_end(buf, pos)
         if nl < 0:
             if len(buf) - pos > MAX_INLINE_SIZE:
                 raise ProtocolError("too big mbulk count string")
             return None
-        try:
-            count = int(buf[pos + 1:nl])
-        except ValueError:
-            raise ProtocolError("invalid multibulk length") from None
-        if count > MAX_MULTIBULK_LEN:
+        count = _header_int(buf[pos + 1:nl])
+        if count is None or count > MAX_MULTIBULK_LEN:
             raise ProtocolError("invalid multibulk length")
         self._pos = nl + 2
         if count <= 0:
@@ -184,17 +194,17 @@ class RequestParser:
             if pos >= end:
                 break
             if buf[pos] != 36:  # b"$"
-                raise ProtocolError(f"expected '$', got '{chr(buf[pos])}'")
-            nl = buf.find(b"\r\n", pos)
+                # Redis turns CR/LF into spaces in error lines: a raw one would
+                # end the reply early.
+                got = " " if buf[pos] in b"\r\n" else chr(buf[pos])
+                raise ProtocolError(f"expected '$', got '{got}'")
+            nl = self._find_line_end(buf, pos)
             if nl < 0:
                 if end - pos > MAX_INLINE_SIZE:
                     raise ProtocolError("too big bulk count string")
                 break
-            try:
-                size = int(buf[pos + 1:nl])
-            except ValueError:
-                raise ProtocolError("invalid bulk length") from None
-            if size < 0 or size > self._max_bulk:
+            size = _header_int(buf[pos + 1:nl])
+            if size is None or size < 0 or size > self._max_bulk:
                 raise ProtocolError("invalid bulk length")
             start = nl + 2
             stop = start + size
@@ -202,7 +212,11 @@ class RequestParser:
                 break
             if buf[stop] != 13 or buf[stop + 1] != 10:
                 raise ProtocolError("expected CRLF after bulk string")
-            argv.append(bytes(buf[start:stop]))
+            if size < _BIG_ARG:
+                argv.append(bytes(buf[start:stop]))
+            else:
+                with memoryview(buf) as view:
+                    argv.append(bytes(view[start:stop]))
             pos = stop + 2
             want -= 1
         self._pos = pos
@@ -213,7 +227,7 @@ class RequestParser:
         return argv
 
     def _inline(self, buf: bytearray, pos: int) -> list[bytes] | None:
-        nl = buf.find(b"\n", pos)
+        nl = self._find_line_end(buf, pos, b"\n")
         if nl < 0:
             if len(buf) - pos > MAX_INLINE_SIZE:
                 raise ProtocolError("too big inline request")
@@ -228,8 +242,25 @@ class RequestParser:
         return argv
 
 
+# What Redis's string2ll accepts: "0", or an optional minus and digits without
+# a leading zero (at most 19, the width of a long long).
+_HEADER_INT = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+
+
+def _header_int(digits: bytearray) -> int | None:
+    """The number in a ``*``/``$`` header, or None if Redis would refuse it.
+
+    Python's int() alone would also take spaces, ``+`` and ``_``.
+    """
+    if not _HEADER_INT.fullmatch(digits):
+        return None
+    return int(digits)
+
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
 _SPACE = b" \t\n\r\v\f\x00"
+#: What ends an unquoted word: sdssplitargs skips isspace() between words but
+#: ends a word only at these, so \v and \f stay inside one.
+_WORD_END = b" \t\n\r\x00"
 _HEX = b"0123456789abcdefABCDEF"
 
 
@@ -288,7 +319,7 @@ def split_args(line: bytes) -> list[bytes] | None:
                 if i >= n:
                     break
                 c = line[i]
-                if c in _SPACE:
+                if c in _WORD_END:
                     break
                 if c == 34:
                     in_dq = True
@@ -327,7 +358,7 @@ def format_double(value: float) -> bytes:
         return b"inf"
     if value == float("-inf"):
         return b"-inf"
-    if value == int(value) and abs(value) < 1e17:
+    if value == int(value) and 0 < abs(value) < 1e17:  # not 0: %.17g keeps -0's sign
         return b"%d" % int(value)
     return (b"%.17g" % value)
 
@@ -428,6 +459,8 @@ class ReplyParser:
             value, pos = self._parse(self._pos)
         except _Incomplete:
             return NEED_DATA
+        except ValueError as exc:  # a length or number that is not one
+            raise ProtocolError(f"invalid reply: {exc}") from None
         self._pos = pos
         return value
 
