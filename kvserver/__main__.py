@@ -68,7 +68,22 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-async def _serve(config: Config) -> int:
+def reopen_log(handler: logging.Handler) -> None:
+    """SIGHUP: reopen the log file, so logrotate can move the old one away."""
+    if isinstance(handler, logging.FileHandler):
+        handler.acquire()
+        try:
+            if handler.stream is not None:
+                handler.stream.close()
+            handler.stream = handler._open()
+        finally:
+            handler.release()
+        logging.getLogger("kvserver").info("received SIGHUP, log file reopened")
+
+
+async def _serve(config: Config, handler: logging.Handler | None = None,
+                 ready_fd: int | None = None) -> int:
+    """Run the server until it stops. ``ready_fd`` (daemon mode) gets "ok" or "err: why"."""
     from .server import Server, StartupError
 
     server = Server(config)
@@ -86,15 +101,19 @@ async def _serve(config: Config) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    if handler is not None:
+        loop.add_signal_handler(signal.SIGHUP, reopen_log, handler)
     try:
         await server.start()
     except StartupError as exc:
         logging.getLogger("kvserver").critical("cannot start: %s", exc)
+        _tell_parent(ready_fd, f"err: {exc}")
         return 1
     if config.pidfile:
         with open(config.pidfile, "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()}\n")
     logging.getLogger("kvserver").info("ready to accept connections")
+    _tell_parent(ready_fd, "ok")
     try:
         return await server.wait_stopped()
     finally:
@@ -122,8 +141,58 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kvserver: {exc}\nTry 'kvserver --help' for the list of options.", file=sys.stderr)
         return 1
-    setup_logging(config)
-    return asyncio.run(_serve(config))
+    if config.daemonize:
+        return _daemonize(config)
+    handler = setup_logging(config)
+    return asyncio.run(_serve(config, handler))
+
+
+def _tell_parent(fd: int | None, message: str) -> None:
+    if fd is not None:
+        try:
+            os.write(fd, message.encode() + b"\n")
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _daemonize(config: Config) -> int:
+    """Fork into the background; return only once the daemon listens or has failed.
+
+    The parent waits on a pipe for the daemon's first word: "ok" (exit 0) or
+    "err: <why>" (printed, exit 1). A daemon that dies before saying either
+    also makes the parent exit 1.
+    """
+    read_fd, write_fd = os.pipe()
+    if os.fork() > 0:
+        os.close(write_fd)
+        chunks = []
+        while True:
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(read_fd)
+        status = b"".join(chunks).decode(errors="replace").strip()
+        if status == "ok":
+            return 0
+        print(f"kvserver: {status[5:] if status.startswith('err: ') else 'daemon exited during start-up'}",
+              file=sys.stderr)
+        return 1
+    # First child: new session, then fork again so the daemon is not a session
+    # leader and can never reacquire a controlling terminal.
+    os.close(read_fd)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    handler = setup_logging(config)
+    code = asyncio.run(_serve(config, handler, ready_fd=write_fd))
+    logging.shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":
