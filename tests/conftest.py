@@ -142,8 +142,10 @@ def spawn_kvserver(data_dir: str, *args: str, port: int | None = None,
                    expect_ready: bool = True, timeout: float = START_TIMEOUT) -> KVProcess:
     """Start ``python -m kvserver`` and wait for its "ready to accept connections" line."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "kvserver", "--port", str(port), "--bind", "127.0.0.1",
-           "--dir", data_dir, *args]
+    # A config file must come first (as with redis-server); our flags go last
+    # so port, bind and dir always win.
+    cmd = [sys.executable, "-m", "kvserver", *args, "--port", str(port), "--bind", "127.0.0.1",
+           "--dir", data_dir]
     proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
     lines: list[str] = []
