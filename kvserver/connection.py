@@ -19,9 +19,9 @@ import time
 from collections import deque
 from typing import Any
 
-from .commands import COMMANDS, unknown_command
+from .commands import COMMANDS, unknown_command_line
 from .errors import CommandError, ProtocolError, wrong_arity
-from .protocol import ErrorReply, RequestParser, encode, encode3
+from .protocol import ErrorReply, Raw, RequestParser, encode, encode3
 from .session import Session
 
 log = logging.getLogger("kvserver.connection")
@@ -135,7 +135,9 @@ class Connection(Session, asyncio.Protocol):
         if cmd is None:
             cmd = COMMANDS.get(name.lower())
             if cmd is None:
-                return self._error(unknown_command(argv).message)
+                # Raw bytes: the quoted arguments are the client's, not UTF-8.
+                self.core.stats.error_replies += 1
+                return Raw(unknown_command_line(argv))
         a = cmd.arity
         if (len(argv) != a) if a >= 0 else (len(argv) < -a):
             return self._error(wrong_arity(cmd.name).message)

@@ -278,7 +278,9 @@ def glob_to_regex(pattern: bytes) -> "re.Pattern[bytes]":
                 if pattern[i] == 92 and i + 1 < n:
                     i += 1
                     items += re.escape(pattern[i:i + 1])
-                elif i + 2 < n and pattern[i + 1] == 45 and pattern[i + 2] != 93:
+                elif i + 2 < n and pattern[i + 1] == 45:
+                    # A range, even "a-]": Redis's stringmatchlen takes the
+                    # "]" as the range's end and the class goes on.
                     lo, hi = sorted((pattern[i], pattern[i + 2]))
                     items += b"%s-%s" % (re.escape(bytes([lo])), re.escape(bytes([hi])))
                     i += 2

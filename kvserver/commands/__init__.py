@@ -65,7 +65,7 @@ def command(name: str, arity: int, flags: str = "", *, keys: tuple[int, int, int
     """
     def register(func: Handler) -> Handler:
         flag_tuple = tuple(flags.split())
-        category = tuple(acl.split()) or (f"@{group}",)
+        category = implied_categories(tuple(acl.split()) or (f"@{group}",), flag_tuple)
         cmd = Command(name=name.lower(), func=func, arity=arity, flags=flag_tuple,
                       first_key=keys[0], last_key=keys[1], step=keys[2], group=group,
                       summary=summary, since=since, synopsis=synopsis,
@@ -81,16 +81,43 @@ def command(name: str, arity: int, flags: str = "", *, keys: tuple[int, int, int
     return register
 
 
-def unknown_command(argv: list[bytes]) -> CommandError:
-    """Redis's reply to a command it does not know, quoting the first arguments."""
-    args = ""
+#: ACL categories a flag implies (Redis's setImplicitACLCategories); a
+#: command that is not @fast is @slow.
+_IMPLIED_CATEGORIES = (("write", ("@write",)), ("readonly", ("@read",)),
+                       ("admin", ("@admin", "@dangerous")), ("fast", ("@fast",)))
+
+
+def implied_categories(categories: tuple[str, ...], flags: tuple[str, ...]) -> tuple[str, ...]:
+    """``categories`` plus those the flags imply, as COMMAND INFO shows them."""
+    out = list(categories)
+    for flag, implied in _IMPLIED_CATEGORIES:
+        if flag in flags:
+            out.extend(c for c in implied if c not in out)
+    if "@fast" not in out and "@slow" not in out:
+        out.append("@slow")
+    return tuple(out)
+
+
+def unknown_command_line(argv: list[bytes]) -> bytes:
+    """Redis's error line for a command it does not know, byte for byte (``-ERR ...\\r\\n``).
+
+    Redis formats it with C strings (``'%.*s'``): each argument ends at a NUL,
+    the quoted arguments stop once 128 bytes are shown, even inside a UTF-8
+    character, and CR/LF become spaces. Hence bytes, not text.
+    """
+    args = b""
     for arg in argv[1:]:
         if len(args) >= 128:
             break
-        args += "'%s' " % arg.decode("utf-8", "replace")[: 128 - len(args)]
-    name = argv[0].decode("utf-8", "replace")[:128]
-    message = f"ERR unknown command '{name}', with args beginning with: {args}"
-    return CommandError(message.replace("\r", " ").replace("\n", " "))
+        args += b"'%s' " % arg.split(b"\0", 1)[0][: 128 - len(args)]
+    name = argv[0].split(b"\0", 1)[0][:128]
+    line = b"ERR unknown command '%s', with args beginning with: %s" % (name, args)
+    return b"-" + line.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
+
+
+def unknown_command(argv: list[bytes]) -> CommandError:
+    """The unknown-command error as text (for callers that need a CommandError)."""
+    return CommandError(unknown_command_line(argv)[1:-2].decode("utf-8", "replace"))
 
 
 def unknown_subcommand(argv: list[bytes]) -> CommandError:
@@ -107,6 +134,7 @@ def dispatch_subcommand(session: Any, argv: list[bytes]) -> Any:
     if not sub.arity_ok(len(argv)):
         raise CommandError(
             f"ERR wrong number of arguments for '{sub.name}' command")
+    session.last_command = sub.name  # CLIENT LIST shows cmd=client|info, as Redis does
     return sub.func(session, argv)
 
 

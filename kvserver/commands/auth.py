@@ -22,7 +22,7 @@ def check_password(s, user: bytes, password: bytes) -> None:
     s.authenticated = True
 
 
-@command("auth", -2, "noscript loading stale fast no-auth", group="connection", since="1.0.0",
+@command("auth", -2, "noscript loading stale fast no_auth", group="connection", since="1.0.0",
          acl="@fast @connection", summary="Authenticate to the server",
          synopsis="[username] password")
 def cmd_auth(s, argv):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..errors import DB_INDEX, INVALID_EXPIRE, NO_SUCH_KEY, NOT_INTEGER, SYNTAX, CommandError
 from ..keyspace import glob_match
 from ..numbers import INT64_MAX, INT64_MIN, parse_int
@@ -10,16 +12,26 @@ from . import command
 from .strings import int_arg
 
 _SAME_OBJECT = "ERR source and destination objects are the same"
+_INT_RANGE = "ERR value is out of range, value must between -2147483648 and 2147483647"
 
 
 def type_name(value: object) -> str:
     return "string" if type(value) is bytes else "none"
 
 
+def int32_arg(arg: bytes, error: str | None = None) -> int:
+    """Redis's getIntFromObjectOrReply: a C int, or ``error`` (else Redis's own messages)."""
+    value = parse_int(arg)
+    if value is None:
+        raise CommandError(error or NOT_INTEGER)
+    if not -(1 << 31) <= value < (1 << 31):
+        raise CommandError(error or _INT_RANGE)
+    return value
+
+
 def db_arg(s, arg: bytes) -> int:
-    index = parse_int(arg)
-    if index is None or not -(1 << 31) <= index < (1 << 31):
-        raise CommandError(NOT_INTEGER)
+    """A database index argument (SELECT, MOVE, COPY ... DB), range-checked."""
+    index = int32_arg(arg)
     if not 0 <= index < len(s.core.keyspace.dbs):
         raise CommandError(DB_INDEX)
     return index
@@ -46,7 +58,8 @@ def cmd_del(s, argv):
 
 @command("unlink", -2, "write fast", keys=(1, -1, 1), group="generic", since="4.0.0",
          acl="@keyspace @write @fast",
-         summary="Delete a key asynchronously in another thread", synopsis="key [key ...]")
+         summary="Delete a key asynchronously in another thread. Otherwise it is just as DEL, "
+                 "but non blocking.", synopsis="key [key ...]")
 def cmd_unlink(s, argv):
     return _delete(s, argv)
 
@@ -120,17 +133,12 @@ def cmd_copy(s, argv):
         if opt == b"REPLACE":
             replace = True
         elif opt == b"DB" and i + 1 < len(argv):
-            index = parse_int(argv[i + 1])
-            if index is None or not -(1 << 31) <= index < (1 << 31):
-                raise CommandError(NOT_INTEGER)
-            target = index
+            target = db_arg(s, argv[i + 1])  # checked at once, before later options
             i += 1
         else:
             raise CommandError(SYNTAX)
         i += 1
     ks = s.core.keyspace
-    if not 0 <= target < len(ks.dbs):
-        raise CommandError(DB_INDEX)
     if src == dst and target == s.db_index:
         raise CommandError(_SAME_OBJECT)
     value = ks.lookup(s.db, src)
@@ -193,18 +201,29 @@ def cmd_keys(s, argv):
     return candidates
 
 
+# What Redis's strtoul() call accepts as a whole cursor: a sign and digits,
+# or nothing at all (an empty cursor is 0); C sees the string up to a NUL.
+_CURSOR_RE = re.compile(rb"([+-]?)([0-9]+)\Z|\Z")
+
+
+def scan_cursor(arg: bytes) -> int:
+    """Redis's parseScanCursorOrReply: an unsigned 64-bit cursor, as strtoul reads it."""
+    m = _CURSOR_RE.match(arg.split(b"\0", 1)[0])
+    if m is None or (m.group(2) is not None and int(m.group(2)) >= 1 << 64):
+        raise CommandError("ERR invalid cursor")
+    if m.group(2) is None:
+        return 0
+    value = int(m.group(2))
+    # strtoul negates in unsigned arithmetic: "-1" is the largest cursor.
+    return (-value) & ((1 << 64) - 1) if m.group(1) == b"-" else value
+
+
 @command("scan", -2, "readonly", keys=(0, 0, 0), group="generic", since="2.8.0",
          acl="@keyspace @read @slow",
          summary="Incrementally iterate the keys space",
          synopsis="cursor [MATCH pattern] [COUNT count] [TYPE type]")
 def cmd_scan(s, argv):
-    cursor = parse_int(argv[1]) if argv[1][:1] != b"-" else None
-    if cursor is None:
-        # Redis reads the cursor as an unsigned 64-bit number.
-        if argv[1].isdigit() and int(argv[1]) < (1 << 64):
-            cursor = int(argv[1])
-        else:
-            raise CommandError("ERR invalid cursor")
+    cursor = scan_cursor(argv[1])
     pattern = None
     count = 10
     want_type = None
@@ -249,9 +268,6 @@ def cmd_randomkey(s, argv):
 
 def _expire(s, argv, unit_ms: int, relative: bool, name: str):
     key = argv[1]
-    value = parse_int(argv[2])
-    if value is None:
-        raise CommandError(NOT_INTEGER)
     nx = xx = gt = lt = False
     for raw in argv[3:]:
         opt = raw.upper()
@@ -269,9 +285,13 @@ def _expire(s, argv, unit_ms: int, relative: bool, name: str):
         raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
     if gt and lt:
         raise CommandError("ERR GT and LT options at the same time are not compatible")
+    value = parse_int(argv[2])  # after the options, as Redis checks them
+    if value is None:
+        raise CommandError(NOT_INTEGER)
     ks = s.core.keyspace
-    # Overflow checks in the order Redis makes them.
-    if unit_ms == 1000 and not (INT64_MIN // 1000 <= value <= INT64_MAX // 1000):
+    # Overflow checks in the order Redis makes them (LLONG_MIN / 1000 in C
+    # truncates towards zero, hence not INT64_MIN // 1000).
+    if unit_ms == 1000 and not (-(INT64_MAX // 1000) <= value <= INT64_MAX // 1000):
         raise CommandError(INVALID_EXPIRE.format(name))
     when = value * unit_ms
     if relative:
@@ -340,9 +360,8 @@ def _ttl(s, key: bytes, relative: bool, unit_ms: int) -> int:
     when = s.db.expires.get(key)
     if when is None:
         return -1
-    if not relative:
-        return when // unit_ms
-    remaining = max(when - ks.clock(), 0)
+    # Seconds are rounded to the nearest, for EXPIRETIME as for TTL.
+    remaining = when if not relative else max(when - ks.clock(), 0)
     return (remaining + 500) // 1000 if unit_ms == 1000 else remaining
 
 

@@ -11,11 +11,11 @@ import time
 
 from .. import REDIS_COMPAT_VERSION, __version__
 from ..config import OPTIONS_BY_NAME, ConfigError
-from ..errors import DB_INDEX, NOT_INTEGER, SYNTAX, CommandError
+from ..errors import DB_INDEX, SYNTAX, CommandError
 from ..numbers import parse_int
 from ..protocol import NO_REPLY, OK, PONG, Simple
 from . import TABLE, Command, command, dispatch_subcommand, unknown_subcommand
-from .keys import db_arg
+from .keys import db_arg, int32_arg
 
 
 @command("ping", -1, "fast stale loading", group="connection", acl="@connection @fast",
@@ -32,7 +32,7 @@ def cmd_echo(s, argv):
     return argv[1]
 
 
-@command("quit", -1, "fast stale loading noscript", group="connection",
+@command("quit", -1, "fast stale loading noscript no_auth", group="connection",
          acl="@connection @fast", summary="Close the connection", synopsis="")
 def cmd_quit(s, argv):
     s.close_after_reply = True
@@ -42,12 +42,7 @@ def cmd_quit(s, argv):
 @command("select", 2, "fast stale loading", group="connection", acl="@connection @fast",
          summary="Change the selected database for the current connection", synopsis="index")
 def cmd_select(s, argv):
-    index = parse_int(argv[1])
-    if index is None or not -(1 << 31) <= index < (1 << 31):
-        raise CommandError(NOT_INTEGER)
-    if not 0 <= index < len(s.core.keyspace.dbs):
-        raise CommandError(DB_INDEX)
-    s.select(index)
+    s.select(db_arg(s, argv[1]))
     return OK
 
 
@@ -56,11 +51,8 @@ def cmd_select(s, argv):
          summary="Swaps two Redis databases", synopsis="index1 index2")
 def cmd_swapdb(s, argv):
     dbs = s.core.keyspace.dbs
-    a, b = parse_int(argv[1]), parse_int(argv[2])
-    if a is None:
-        raise CommandError("ERR invalid first DB index")
-    if b is None:
-        raise CommandError("ERR invalid second DB index")
+    a = int32_arg(argv[1], "ERR invalid first DB index")
+    b = int32_arg(argv[2], "ERR invalid second DB index")
     if not (0 <= a < len(dbs) and 0 <= b < len(dbs)):
         raise CommandError(DB_INDEX)
     if a != b:
@@ -108,7 +100,7 @@ def cmd_time(s, argv):
 
 # --- HELLO / AUTH ------------------------------------------------------------
 
-@command("hello", -1, "fast noscript loading stale", group="connection", since="6.0.0",
+@command("hello", -1, "fast noscript loading stale no_auth", group="connection", since="6.0.0",
          acl="@fast @connection",
          summary="Handshake with Redis",
          synopsis="[protover [AUTH username password] [SETNAME clientname]]")
@@ -164,8 +156,8 @@ def _check_client_name(name: bytes) -> None:
         raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
 
 
-@command("client", -2, "", group="connection", since="2.4.0", acl="@slow @connection",
-         summary="A container for client connection commands", synopsis="subcommand")
+@command("client", -2, "", group="connection", since="2.4.0", acl="@slow",
+         summary="A container for client connection commands", synopsis="")
 def cmd_client(s, argv):
     return dispatch_subcommand(s, argv)
 
@@ -177,7 +169,7 @@ def cmd_client_id(s, argv):
 
 
 @command("setname", 3, "noscript loading stale", parent="client", group="connection",
-         summary="Set the current connection name", synopsis="connection-name")
+         since="2.6.9", summary="Set the current connection name", synopsis="connection-name")
 def cmd_client_setname(s, argv):
     _check_client_name(argv[2])
     s.name = argv[2]
@@ -185,7 +177,7 @@ def cmd_client_setname(s, argv):
 
 
 @command("getname", 2, "noscript loading stale", parent="client", group="connection",
-         summary="Get the current connection name", synopsis="")
+         since="2.6.9", summary="Get the current connection name", synopsis="")
 def cmd_client_getname(s, argv):
     return s.name or None
 
@@ -214,7 +206,8 @@ def cmd_client_info(s, argv):
 
 
 @command("list", -2, "admin noscript loading stale", parent="client", group="connection",
-         summary="Get the list of client connections", synopsis="[TYPE type] [ID client-id ...]")
+         since="2.4.0", summary="Get the list of client connections",
+         synopsis="[TYPE type] [ID client-id ...]")
 def cmd_client_list(s, argv):
     clients = list(s.core.clients.values())
     if len(argv) > 2:
@@ -238,7 +231,7 @@ def cmd_client_list(s, argv):
 
 
 @command("kill", -3, "admin noscript loading stale", parent="client", group="connection",
-         summary="Kill the connection of a client",
+         since="2.4.0", summary="Kill the connection of a client",
          synopsis="ip:port | [ID client-id] [TYPE type] [ADDR ip:port] [LADDR ip:port] "
                   "[SKIPME yes/no]")
 def cmd_client_kill(s, argv):
@@ -301,12 +294,13 @@ def cmd_client_help(s, argv):
 # --- CONFIG --------------------------------------------------------------------
 
 @command("config", -2, "", group="server", since="2.0.0", acl="@slow",
-         summary="A container for server configuration commands", synopsis="subcommand")
+         summary="A container for server configuration commands", synopsis="")
 def cmd_config(s, argv):
     return dispatch_subcommand(s, argv)
 
 
 @command("get", -3, "admin noscript loading stale", parent="config", group="server",
+         since="2.0.0", acl="@slow",
          summary="Get the values of configuration parameters", synopsis="parameter [parameter ...]")
 def cmd_config_get(s, argv):
     found: dict[str, str] = {}
@@ -322,11 +316,12 @@ def cmd_config_get(s, argv):
 
 
 @command("set", -4, "admin noscript loading stale", parent="config", group="server",
+         since="2.0.0", acl="@slow",
          summary="Set configuration parameters to the given values",
          synopsis="parameter value [parameter value ...]")
 def cmd_config_set(s, argv):
     if len(argv) % 2 != 0:
-        raise CommandError("ERR wrong number of arguments for 'config|set' command")
+        raise CommandError(SYNTAX)
     config = s.core.config
     seen = set()
     for i in range(2, len(argv), 2):
@@ -351,6 +346,7 @@ def cmd_config_set(s, argv):
 
 
 @command("resetstat", 2, "admin noscript loading stale", parent="config", group="server",
+         acl="@slow",
          since="2.0.0", summary="Reset the stats returned by INFO", synopsis="")
 def cmd_config_resetstat(s, argv):
     s.core.stats.reset()
@@ -362,6 +358,7 @@ def cmd_config_resetstat(s, argv):
 
 
 @command("rewrite", 2, "admin noscript loading stale", parent="config", group="server",
+         acl="@slow",
          since="2.8.0", summary="Rewrite the configuration file with the in memory configuration",
          synopsis="")
 def cmd_config_rewrite(s, argv):
@@ -419,6 +416,11 @@ def _arg_doc(word: str, token: str | None = None) -> dict:
     return doc
 
 
+# Argument flags are simple strings in Redis's COMMAND DOCS reply.
+_OPTIONAL = Simple("optional")
+_MULTIPLE = Simple("multiple")
+
+
 def synopsis_to_args(text: str) -> list[dict]:
     """Turn a docs synopsis (``key [NX | XX] [EX seconds]``) into COMMAND DOCS arguments."""
     tokens = re.findall(r"\[|\]|\||\.\.\.|[^\s\[\]|]+", text)
@@ -441,19 +443,24 @@ def synopsis_to_args(text: str) -> list[dict]:
                             "arguments": [_group(a) for a in alts]}
                 else:
                     item = _group(alts[0])
-                # "key [key ...]" means: the previous argument, repeated.
-                if (items and len(alts) == 1 and len(alts[0]) >= 1
-                        and alts[0][-1].get("flags") == ["multiple"]
-                        and alts[0][0]["name"] == items[-1]["name"]):
-                    items[-1]["flags"] = ["multiple"]
+                # "key [key ...]" and "key value [key value ...]" mean: the
+                # previous argument (or block of them), repeated.
+                n = len(alts[0])
+                if (len(alts) == 1 and n and len(items) >= n
+                        and alts[0][-1].get("flags") == [_MULTIPLE]
+                        and [a["name"] for a in alts[0]] == [a["name"] for a in items[-n:]]):
+                    repeated = _group(items[-n:])
+                    del items[-n:]
+                    repeated["flags"] = [_MULTIPLE]
+                    items.append(repeated)
                     continue
                 item.setdefault("flags", [])
-                if "optional" not in item["flags"]:
-                    item["flags"] = ["optional"] + item["flags"]
+                if _OPTIONAL not in item["flags"]:
+                    item["flags"] = [_OPTIONAL] + item["flags"]
                 items.append(item)
             elif tok == "...":
                 if items:
-                    items[-1]["flags"] = ["multiple"]
+                    items[-1]["flags"] = [_MULTIPLE]
             elif tok.isupper() or tok.replace("-", "").isupper():
                 if pos < len(tokens) and tokens[pos] not in ("[", "]", "|", "...") \
                         and not tokens[pos].replace("-", "").isupper():
@@ -470,7 +477,14 @@ def synopsis_to_args(text: str) -> list[dict]:
             return dict(seq[0])
         return {"name": "block", "type": "block", "arguments": seq}
 
-    return parse_seq(set())
+    # "a | b" outside brackets: one of the alternatives, which is required.
+    alts = [parse_seq({"|"})]
+    while pos < len(tokens) and tokens[pos] == "|":
+        pos += 1
+        alts.append(parse_seq({"|"}))
+    if len(alts) == 1:
+        return alts[0]
+    return [{"name": "condition", "type": "oneof", "arguments": [_group(a) for a in alts]}]
 
 
 def _command_docs(cmd: Command) -> dict:
@@ -490,7 +504,8 @@ def cmd_command(s, argv):
     return dispatch_subcommand(s, argv)
 
 
-@command("count", 2, "loading stale", parent="command", group="server", since="2.8.13",
+@command("count", 2, "loading stale", parent="command", group="server",
+         acl="@connection", since="2.8.13",
          summary="Get total number of Redis commands", synopsis="")
 def cmd_command_count(s, argv):
     return len(TABLE)
@@ -505,8 +520,9 @@ def _find(name: bytes) -> Command | None:
     return TABLE.get(text)
 
 
-@command("info", -2, "loading stale", parent="command", group="server", since="2.8.13",
-         summary="Get array of specific Redis command details, or all when no argument is given",
+@command("info", -2, "loading stale", parent="command", group="server",
+         acl="@connection", since="2.8.13",
+         summary="Get array of specific Redis command details, or all when no argument is given.",
          synopsis="[command-name [command-name ...]]")
 def cmd_command_info(s, argv):
     if len(argv) == 2:
@@ -518,7 +534,8 @@ def cmd_command_info(s, argv):
     return out
 
 
-@command("docs", -2, "loading stale", parent="command", group="server", since="7.0.0",
+@command("docs", -2, "loading stale", parent="command", group="server",
+         acl="@connection", since="7.0.0",
          summary="Get array of specific Redis command documentation",
          synopsis="[command-name [command-name ...]]")
 def cmd_command_docs(s, argv):
@@ -532,7 +549,8 @@ def cmd_command_docs(s, argv):
     return out
 
 
-@command("list", -2, "loading stale", parent="command", group="server", since="7.0.0",
+@command("list", -2, "loading stale", parent="command", group="server",
+         acl="@connection", since="7.0.0",
          summary="Get an array of Redis command names",
          synopsis="[FILTERBY MODULE module-name | ACLCAT category | PATTERN pattern]")
 def cmd_command_list(s, argv):
@@ -553,7 +571,8 @@ def cmd_command_list(s, argv):
     raise CommandError(SYNTAX)
 
 
-@command("getkeys", -3, "loading stale", parent="command", group="server", since="2.8.13",
+@command("getkeys", -4, "loading stale", parent="command", group="server",
+         acl="@connection", since="2.8.13",
          summary="Extract keys given a full Redis command", synopsis="command [arg [arg ...]]")
 def cmd_command_getkeys(s, argv):
     cmd = _find(argv[2])
@@ -568,7 +587,8 @@ def cmd_command_getkeys(s, argv):
     return [args[i] for i in range(cmd.first_key, last + 1, cmd.step)]
 
 
-@command("help", 2, "loading stale", parent="command", group="server", since="5.0.0",
+@command("help", 2, "loading stale", parent="command", group="server",
+         acl="@connection", since="5.0.0",
          summary="Show helpful text about the different subcommands", synopsis="")
 def cmd_command_help(s, argv):
     lines = ["COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

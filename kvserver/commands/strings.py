@@ -208,12 +208,14 @@ def cmd_getex(s, argv):
         else:
             raise CommandError(SYNTAX)
         i += 1
-    expire_at = None
-    if expire is not None:
-        expire_at = expire_time_ms(s, expire_arg, expire[1], expire[2], "getex")
+    # Redis looks the key up before it checks the time: a missing key is
+    # a null reply even with a bad time.
     value = read_string(s, key)
     if value is None:
         return None
+    expire_at = None
+    if expire is not None:
+        expire_at = expire_time_ms(s, expire_arg, expire[1], expire[2], "getex")
     db = s.db
     if expire_at is not None:
         if expire_at <= s.core.keyspace.clock():
