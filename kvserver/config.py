@@ -124,6 +124,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("client-query-buffer-limit", "client_query_buffer_limit", parse_memory, True,
            "most unparsed bytes held for one client"),
     Option("requirepass", "requirepass", _str, True, "password clients must AUTH with (empty = none)"),
+    Option("slowlog-log-slower-than", "slowlog_log_slower_than", _int(-1, 10 ** 12), True,
+           "log commands slower than this many microseconds (-1 = off, 0 = all)"),
+    Option("slowlog-max-len", "slowlog_max_len", _int(0, 10 ** 7), True,
+           "most entries the slow log keeps"),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -154,6 +158,8 @@ class Config:
     proto_max_bulk_len: int = 512 * 1024 * 1024
     client_query_buffer_limit: int = 1024 * 1024 * 1024
     requirepass: str = ""
+    slowlog_log_slower_than: int = 10_000
+    slowlog_max_len: int = 128
     configfile: str = ""
 
     def with_option(self, name: str, value: str) -> "Config":

@@ -17,9 +17,11 @@ import asyncio
 import logging
 import time
 from collections import deque
+from time import perf_counter_ns
 from typing import Any
 
 from .commands import COMMANDS, unknown_command_line
+from .commands.introspection import after_command
 from .errors import CommandError, ProtocolError, wrong_arity
 from .protocol import ErrorReply, Raw, RequestParser, encode, encode3
 from .session import Session
@@ -71,6 +73,7 @@ class Connection(Session, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._held.clear()
+        self.core.monitors.discard(self)
         self.server.client_disconnected(self)
 
     def pause_writing(self) -> None:
@@ -146,13 +149,23 @@ class Connection(Session, asyncio.Protocol):
         if self.core.loading and "loading" not in cmd.flags:
             return self._error(_LOADING)
         self.last_command = cmd.name
+        started = perf_counter_ns()
         try:
             reply = cmd.func(self, argv)
         except CommandError as exc:
-            return self._error(exc.message)
-        if type(reply) is ErrorReply:
-            self.core.stats.error_replies += 1
+            reply = self._error(exc.message)
+        else:
+            if type(reply) is ErrorReply:
+                self.core.stats.error_replies += 1
+        micros = (perf_counter_ns() - started) // 1000
+        core = self.core
+        if micros >= core.config.slowlog_log_slower_than >= 0 or core.monitors:
+            after_command(self, cmd, argv, micros)
         return reply
+
+    def send_monitor(self, line: bytes) -> None:
+        """A MONITOR line: sent like a reply, so it too waits for durability."""
+        self._emit([line], 1)
 
     def _error(self, message: str) -> ErrorReply:
         self.core.stats.error_replies += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from .config import Config
@@ -65,6 +66,13 @@ class Core:
         #: Replies while True are -LOADING (set during recovery).
         self.loading = False
         self.loading_progress: dict[str, Any] = {}
+        #: SLOWLOG entries, newest first (kvserver.commands.introspection).
+        self.slowlog: deque = deque()
+        self.slowlog_next_id = 0
+        #: Sessions in MONITOR mode: they see every command others run.
+        self.monitors: set = set()
+        #: (monotonic time, total commands) samples for instantaneous_ops_per_sec.
+        self.ops_samples: deque = deque(maxlen=16)
 
     def log(self, db_index: int, argv: list) -> None:
         sink = self.log_sink

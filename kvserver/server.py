@@ -196,7 +196,9 @@ class Server:
         while True:
             period = 1.0 / self.core.config.hz
             await asyncio.sleep(period)
-            deadline = time.monotonic() + period / 4
+            now = time.monotonic()
+            self.core.ops_samples.append((now, self.core.stats.total_commands))
+            deadline = now + period / 4
             while ks.active_expire_cycle(EXPIRE_SLICE_KEYS) == EXPIRE_SLICE_KEYS:
                 if time.monotonic() >= deadline:
                     break

@@ -14,7 +14,7 @@ from ..config import OPTIONS_BY_NAME, ConfigError
 from ..errors import DB_INDEX, SYNTAX, CommandError
 from ..numbers import parse_int
 from ..protocol import NO_REPLY, OK, PONG, Simple
-from . import TABLE, Command, command, dispatch_subcommand, unknown_subcommand
+from . import TABLE, Command, command, dispatch_subcommand
 from .keys import db_arg, int32_arg
 
 
@@ -617,6 +617,15 @@ def _rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _instantaneous_ops(core) -> int:
+    """Commands per second over the last samples (taken each expiry cycle), as Redis does."""
+    samples = core.ops_samples
+    if len(samples) < 2:
+        return 0
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    return int((n1 - n0) / (t1 - t0)) if t1 > t0 else 0
+
+
 def info_sections(core) -> dict[str, list[tuple[str, object]]]:
     """Every INFO section as (field, value) pairs, in Redis's order."""
     cfg = core.config
@@ -663,11 +672,10 @@ def info_sections(core) -> dict[str, list[tuple[str, object]]]:
     else:
         sections["persistence"] = [("loading", int(core.loading))]
     st = core.stats
-    elapsed = max(time.monotonic() - st.started, 1e-9)
     sections["stats"] = [
         ("total_connections_received", st.total_connections),
         ("total_commands_processed", st.total_commands),
-        ("instantaneous_ops_per_sec", int(st.total_commands / elapsed)),
+        ("instantaneous_ops_per_sec", _instantaneous_ops(core)),
         ("total_net_input_bytes", st.net_input_bytes),
         ("total_net_output_bytes", st.net_output_bytes),
         ("rejected_connections", st.rejected_connections),
