@@ -55,7 +55,7 @@ class _NotYetWriter:
 
 class Server:
     def __init__(self, config: Config, fs: FileSystem | None = None,
-                 sync_in_thread: bool = True) -> None:
+                 sync_in_thread: bool = False) -> None:
         self.config = config
         self.fs = fs or OSFileSystem()
         self.sync_in_thread = sync_in_thread
