@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
             print(f"checkpoint {path}: BAD: {exc}")
     for first, path in list_segments(fs, args.dir):
         try:
-            scan = scan_segment(fs.read(path), path)
+            scan = scan_segment(fs.read(path), path, first)
         except CorruptionError as exc:
             print(f"segment {path}: BAD: {exc}")
             continue

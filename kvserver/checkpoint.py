@@ -91,7 +91,11 @@ class CheckpointWriter:
             fs.unlink(self.tmp)
         self._file: AppendFile = fs.create(self.tmp)
         head = HEADER.pack(MAGIC, VERSION, db_id, lsn, time.time_ns() // 1_000_000)
-        self._file.write(head + struct.pack("<I", zlib.crc32(head)))
+        try:
+            self._file.write(head + struct.pack("<I", zlib.crc32(head)))
+        except BaseException:
+            self.abort()  # the caller never gets a writer to abort
+            raise
         self._crc = 0
         self._body = 0
         self.entries = 0
@@ -152,13 +156,16 @@ class Checkpoint:
 def load_checkpoint(fs: FileSystem, path: str) -> Checkpoint:
     """Read and fully validate a checkpoint. Raises CorruptionError naming what is wrong."""
     data = fs.read(path)
+    # Until the header is trusted, the LSN to name is the one in the file name.
+    named = _NAME_RE.match(os.path.basename(path))
+    name_lsn = int(named.group(1)) if named else None
     if len(data) < HEADER_SIZE + 1 + TRAILER.size:
         raise CorruptionError("checkpoint: file is too short", path=path, offset=len(data),
-                              lsn=None)
+                              lsn=name_lsn)
     magic, version, db_id, lsn, created = HEADER.unpack_from(data, 0)
     (crc,) = struct.unpack_from("<I", data, HEADER.size)
     if magic != MAGIC or crc != zlib.crc32(data[:HEADER.size]):
-        raise CorruptionError("checkpoint: bad header", path=path, offset=0, lsn=None)
+        raise CorruptionError("checkpoint: bad header", path=path, offset=0, lsn=name_lsn)
     if version != VERSION:
         raise CorruptionError(f"checkpoint: unsupported version {version}", path=path,
                               offset=0, lsn=lsn)

@@ -54,6 +54,7 @@ class Recovered:
     last_lsn: int = 0
     records_replayed: int = 0
     bytes_replayed: int = 0
+    #: Every segment on disk, oldest first (replay used the tail from base LSN + 1).
     segments: list[tuple[int, str]] = field(default_factory=list)
     #: (path, offset, bytes dropped) for a torn tail that was (or would be) cut.
     torn_tail: tuple[str, int, int] | None = None
@@ -166,7 +167,7 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
     for index, (first_lsn, path) in enumerate(needed):
         last = index == len(needed) - 1
         data = fs.read(path)
-        scan = scan_segment(data, path)
+        scan = scan_segment(data, path, first_lsn)
         if checkpoint is None and index == 0 and not result.db_id:
             result.db_id = scan.db_id
         if scan.db_id != result.db_id:
@@ -200,14 +201,21 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
                 log.warning("cut a torn tail of %d bytes from %s at offset %d (LSN %d was "
                             "never acknowledged)", scan.torn_tail_bytes, path, scan.good_end,
                             expected)
+        # Where the log really ends: records the checkpoint covers are skipped
+        # above, so ``expected`` alone cannot tell a WAL that stops short of it.
+        wal_end = scan.records[-1].lsn if scan.records else scan.first_lsn - 1
+        wal_end_offset = scan.good_end
         done_bytes += scan.size
         del data, scan
-    if needed and expected - 1 < base_lsn:
+    if needed and wal_end < base_lsn:
+        # Appending LSN base+1 after it would leave a gap no later start-up accepts.
         raise CorruptionError(
-            f"the WAL ends at LSN {expected - 1}, before the checkpoint's LSN {base_lsn}",
-            path=needed[-1][1], offset=0, lsn=expected - 1)
+            f"the WAL ends at LSN {wal_end}, before the checkpoint's LSN {base_lsn}",
+            path=needed[-1][1], offset=wal_end_offset, lsn=wal_end)
     result.last_lsn = max(expected - 1, base_lsn)
-    result.segments = needed
+    # All of them, not just those replayed: the writer drops the older ones
+    # once later checkpoints cover them, which it can only do if it knows them.
+    result.segments = segments
     if core is not None:
         ks.expiry_enabled = True
     result.seconds = time.monotonic() - started

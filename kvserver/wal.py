@@ -143,17 +143,20 @@ class SegmentScan:
     torn_tail_bytes: int = field(default=0)
 
 
-def parse_segment_header(data: bytes, path: str) -> tuple[int, int]:
-    """Return (db id, first LSN) or raise CorruptionError."""
+def parse_segment_header(data: bytes, path: str, lsn: int | None = None) -> tuple[int, int]:
+    """Return (db id, first LSN) or raise CorruptionError.
+
+    ``lsn`` (the first LSN the file's name promises) is named in the error.
+    """
     if len(data) < SEGMENT_HEADER_SIZE:
-        raise CorruptionError("wal: segment header is incomplete", path=path, offset=0, lsn=None)
+        raise CorruptionError("wal: segment header is incomplete", path=path, offset=0, lsn=lsn)
     magic, version, db_id, first_lsn = SEGMENT_HEADER.unpack_from(data, 0)
     (crc,) = struct.unpack_from("<I", data, SEGMENT_HEADER.size)
     if magic != MAGIC or crc != zlib.crc32(data[:SEGMENT_HEADER.size]):
-        raise CorruptionError("wal: bad segment header", path=path, offset=0, lsn=None)
+        raise CorruptionError("wal: bad segment header", path=path, offset=0, lsn=lsn)
     if version != VERSION:
         raise CorruptionError(f"wal: unsupported segment version {version}", path=path,
-                              offset=0, lsn=None)
+                              offset=0, lsn=lsn)
     return db_id, first_lsn
 
 
@@ -175,12 +178,13 @@ def _record_at(data: bytes, pos: int) -> tuple[int, int, int, int] | str:
     return lsn, rtype, db, stop
 
 
-def scan_segment(data: bytes, path: str) -> SegmentScan:
+def scan_segment(data: bytes, path: str, lsn: int | None = None) -> SegmentScan:
     """Read every good record of one segment and classify what follows them.
 
-    Raises CorruptionError if the segment header itself is bad.
+    Raises CorruptionError if the segment header itself is bad (naming
+    ``lsn``, the first LSN from the file's name, if given).
     """
-    db_id, first_lsn = parse_segment_header(data, path)
+    db_id, first_lsn = parse_segment_header(data, path, lsn)
     records = []
     pos = SEGMENT_HEADER_SIZE
     view = memoryview(data)

@@ -1,0 +1,181 @@
+"""Storage faults injected into a real server on the simulated disk.
+
+EIO and ENOSPC from a WAL write or sync: the waiting clients get an error
+(never OK), the server stops with exit code 1 without retrying, and the
+disk recovers to a prefix of the history holding every acknowledged write.
+A failed checkpoint, by contrast, is not fatal: the WAL still has everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+
+import pytest
+
+from kvserver.core import Core
+from kvserver.recovery import recover
+from kvserver.server import Server, StartupError
+from kvserver.wal import list_segments
+from simfs import Checker, Client, SimFileSystem, recover_data, run_workload, sim_config, write_wal
+
+NAMES = {errno.EIO: "EIO", errno.ENOSPC: "ENOSPC"}
+
+
+def scripts(clients: int, ops: int) -> list[list[tuple]]:
+    """Per-client keys: client c sets k<c>.<i> = i and increments n<c>."""
+    return [[("SET", f"k{c}.{i}", str(i)) if i % 2 else ("INCR", f"n{c}") for i in range(ops)]
+            for c in range(clients)]
+
+
+def wal_io_after(sim: SimFileSystem, index: int) -> list:
+    """Writes and syncs of WAL segments after log entry ``index``."""
+    return [entry for entry in sim.log[index + 1:]
+            if entry[0] in ("write", "sync") and "wal-" in entry[1]]
+
+
+@pytest.mark.parametrize("kind,err,partial", [
+    ("write", errno.EIO, False),
+    ("write", errno.ENOSPC, True),     # a short write, as a full disk gives
+    ("sync", errno.EIO, False),
+    ("sync", errno.ENOSPC, False),
+], ids=["write-EIO", "write-ENOSPC-partial", "sync-EIO", "sync-ENOSPC"])
+@pytest.mark.parametrize("sync_in_thread", [False, True], ids=["on-loop", "in-thread"])
+def test_eio_enospc_on_write_and_sync(tmp_path, kind, err, partial, sync_in_thread):
+    config = sim_config(str(tmp_path / "data"), checkpoint_wal_size=0)
+    sim = SimFileSystem(record=True)
+    faults = []
+
+    def inject(server: Server) -> None:
+        # Twenty batches go through, then the disk fails for good. (One
+        # segment only: segment creation has its own test below.)
+        faults.append(sim.inject(kind, nth=20, err=err, path="wal-", partial=partial))
+
+    trace = asyncio.run(run_workload(config, sim, scripts=scripts(4, 40), on_started=inject,
+                                     segment_bytes=1 << 30, expect_exit=1,
+                                     sync_in_thread=sync_in_thread))
+    assert len(list_segments(sim, config.dir)) == 1
+    fault = faults[0]
+    assert fault.fired == 1, "a failed WAL write or sync must never be retried"
+    assert wal_io_after(sim, fault.log_index) == [], "nothing is written after a failure"
+    # Every client was stopped by an error reply or by the server closing it;
+    # the errors name the errno, and none of them said OK after the failure.
+    assert trace.errors, "the waiting requests must get an error reply"
+    for _argv, message in trace.errors:
+        assert f"wal: {'write' if kind == 'write' else 'fsync'} failed on" in message
+        assert f"({NAMES[err]})" in message
+    acked_lsn = max(lsn for _m, lsn in trace.acks)
+    checker = Checker(trace)
+    checker.check_points(range(len(sim.history)))
+    # Restarting without a crash reads what the process left (page cache
+    # included): still a prefix holding every acknowledged write.
+    checker.check_state(sim.copy(), acked_lsn, "none (clean exit after the fault)")
+    # And the synced data alone is exactly a prefix too.
+    data, last = checker.outcome(sim.image().durable_state())
+    assert last >= acked_lsn
+
+
+def test_eio_on_sync_fails_waiting_clients_then_exits(tmp_path):
+    """Step by step: OK while the disk works, -ERR ... (EIO) when the sync fails, exit 1."""
+    async def main() -> None:
+        config = sim_config(str(tmp_path / "data"))
+        sim = SimFileSystem()
+        server = Server(config, fs=sim)
+        await server.start()
+        client = await Client.connect(server.port)
+        assert await client.call("SET", "a", "1") == "OK"
+        fault = sim.inject("sync", err=errno.EIO, path="wal-")
+        reply = await client.call("SET", "b", "2")
+        assert str(reply).startswith("ERR wal: fsync failed on ") and "(EIO)" in str(reply)
+        assert await asyncio.wait_for(server.wait_stopped(), 10) == 1
+        assert fault.fired == 1
+        with pytest.raises((ConnectionError, OSError)):
+            await client.call("GET", "a")
+        client.close()
+        # The durable prefix: a, never b (its sync failed), whatever the crash.
+        for state in sim.crash_states():
+            data, _rec = recover_data(state, config.dir, config)
+            assert data.get(b"a") == b"1"
+        data, _rec = recover_data(sim.image().durable_state(), config.dir, config)
+        assert data == {b"a": b"1"}
+        # Restart on what the process left behind: it serves the durable prefix.
+        again = Server(config, fs=sim.copy())
+        await again.start()
+        client = await Client.connect(again.port)
+        assert await client.call("GET", "a") == b"1"
+        assert await client.call("SET", "c", "3") == "OK"
+        client.close()
+        await again.stop(False)
+        assert await again.wait_stopped() == 0
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["create", "sync", "rename", "sync_dir"])
+def test_segment_creation_failure_fails_stop(tmp_path, kind):
+    """A new segment that cannot be made (full disk, EIO) stops the server like a WAL write."""
+    config = sim_config(str(tmp_path / "data"), checkpoint_wal_size=0)
+    sim = SimFileSystem(record=True)
+
+    def inject(server: Server) -> None:
+        # The third segment creation after start-up fails.
+        target = {"create": ".log.tmp", "sync": ".log.tmp", "rename": ".log",
+                  "sync_dir": config.dir}[kind]
+        sim.inject(kind, nth=3, err=errno.ENOSPC, path=target)
+
+    trace = asyncio.run(run_workload(config, sim, scripts=scripts(3, 40), on_started=inject,
+                                     segment_bytes=250, expect_exit=1))
+    assert trace.errors and all("ENOSPC" in m for _a, m in trace.errors)
+    Checker(trace).check_points(range(len(sim.history)))
+    Checker(trace).check_state(sim.copy(), max(lsn for _m, lsn in trace.acks), "clean exit")
+
+
+@pytest.mark.parametrize("kind,nth", [("write", 1), ("write", 2), ("sync", 1), ("rename", 1)],
+                         ids=["header-write", "body-write", "sync", "rename"])
+def test_checkpoint_failure_is_not_fatal(tmp_path, kind, nth):
+    """EIO while writing a checkpoint: SAVE replies an error, writes go on, nothing lost."""
+    async def main() -> None:
+        config = sim_config(str(tmp_path / "data"), checkpoint_wal_size=0)
+        sim = SimFileSystem()
+        server = Server(config, fs=sim)
+        await server.start()
+        fault = sim.inject(kind, nth=nth, err=errno.EIO, path="checkpoint-", sticky=False)
+        client = await Client.connect(server.port)
+        for i in range(20):
+            assert await client.call("SET", f"k{i}", str(i)) == "OK"
+        save = await client.call("SAVE")
+        assert "checkpoint failed" in str(save) and "Input/output error" in str(save)
+        assert fault.fired == 1
+        info = (await client.call("INFO", "persistence")).decode()
+        assert "rdb_last_bgsave_status:err" in info
+        for i in range(20, 30):
+            assert await client.call("SET", f"k{i}", str(i)) == "OK"
+        assert not any(name.endswith(".tmp") for name in sim.files(config.dir))
+        assert await client.call("SAVE") == "OK"         # the disk works again
+        client.close()
+        await server.stop(False)
+        assert await server.wait_stopped() == 0
+        data, rec = recover_data(sim.copy(), config.dir, config)
+        assert data == {b"k%d" % i: b"%d" % i for i in range(30)} and rec.checkpoint_lsn == 30
+    asyncio.run(main())
+
+
+def test_error_during_startup_recovery_refuses_to_start(tmp_path):
+    """Cutting a torn tail fails (EIO): the server does not start, and the disk is unchanged."""
+    async def main() -> None:
+        config = sim_config(str(tmp_path / "data"))
+        sim = SimFileSystem()
+        [*_, (_lsn, path, offset, _n)] = write_wal(sim, config.dir, [[b"SET", b"k", b"v"]] * 3)
+        sim.put(path, sim.read(path)[:offset + 4])
+        before = sim.files()
+        sim.inject("truncate", err=errno.EIO)
+        server = Server(config, fs=sim)
+        with pytest.raises((StartupError, OSError)):
+            await server.start()
+        assert sim.files() == before
+        sim.clear_faults()
+        server = Server(config, fs=sim)                  # the lock was released
+        await server.start()
+        await server.stop(False)
+        core = Core(config)
+        assert recover(sim, config.dir, core).last_lsn == 2
+    asyncio.run(main())

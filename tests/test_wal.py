@@ -1,0 +1,234 @@
+"""The WAL record and segment format, and the small WAL API (after etcd's wal tests)."""
+
+import struct
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvserver.errors import CorruptionError, StorageError
+from kvserver.wal import (MAGIC, MAX_RECORD, RECORD_COMMAND, RECORD_HEADER, RECORD_HEADER_SIZE,
+                          SEGMENT_HEADER_SIZE, WAL, decode_argv, encode_argv, encode_record,
+                          encode_segment_header, list_segments, parse_segment_header,
+                          scan_segment, segment_name)
+from simfs import DB_ID, SimFileSystem, write_wal
+
+D = "/sim/data"
+
+
+def segment(records: list[bytes], first_lsn: int = 1) -> bytes:
+    return encode_segment_header(DB_ID, first_lsn) + b"".join(records)
+
+
+def rec(lsn: int, *argv: bytes, db: int = 0) -> bytes:
+    return encode_record(lsn, db, list(argv))
+
+
+# --- record payload ---------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    [b"SET", b"k", b"v"],
+    [b"PING"],
+    [b"SET", b"", b""],
+    [b"SET", b"bin\r\n\x00\xff", b"$3\r\n*1\r\n"],
+    [b"MSET"] + [b"k%d" % i for i in range(100)],
+    [b"SET", b"big", b"x" * 100_000],
+])
+def test_argv_round_trip(argv):
+    payload = encode_argv(argv)
+    assert payload.startswith(b"*%d\r\n" % len(argv))
+    assert decode_argv(payload) == argv
+    assert decode_argv(memoryview(payload)) == argv
+
+
+@pytest.mark.parametrize("payload", [b"", b"+OK\r\n", b"*1\r\n:1\r\n", b"*1\r\n$3\r\nSET\r\nextra",
+                                     b"*2\r\n$3\r\nSET\r\n", b"*x\r\n"])
+def test_decode_argv_rejects_malformed_payloads(payload):
+    with pytest.raises((ValueError, IndexError)):
+        decode_argv(payload)
+
+
+# --- record framing ----------------------------------------------------------------
+
+def test_record_layout_and_crc_covers_everything_after_it():
+    data = rec(42, b"SET", b"k", b"v", db=3)
+    crc, length, lsn, rtype, db = RECORD_HEADER.unpack_from(data, 0)
+    payload = data[RECORD_HEADER_SIZE:]
+    assert (length, lsn, rtype, db) == (len(payload), 42, RECORD_COMMAND, 3)
+    assert payload == encode_argv([b"SET", b"k", b"v"])
+    assert crc == zlib.crc32(data[4:])
+
+
+def test_segment_header_round_trip_and_damage():
+    head = encode_segment_header(DB_ID, 17)
+    assert len(head) == SEGMENT_HEADER_SIZE and head.startswith(MAGIC)
+    assert parse_segment_header(head, "p") == (DB_ID, 17)
+    for bad, what in [(head[:-1], "incomplete"), (b"X" + head[1:], "bad segment header"),
+                      (head[:20] + bytes([head[20] ^ 1]) + head[21:], "bad segment header")]:
+        with pytest.raises(CorruptionError, match=what) as info:
+            parse_segment_header(bad, "/d/wal-x.log")
+        assert info.value.path == "/d/wal-x.log" and info.value.offset == 0
+    with pytest.raises(CorruptionError, match=r"wal-x.log at offset 0 \(LSN 17\)"):
+        scan_segment(head[:10], "/d/wal-x.log", 17)
+    v2 = struct.pack("<8sIQQ", MAGIC, 2, DB_ID, 1)
+    with pytest.raises(CorruptionError, match="unsupported segment version 2"):
+        parse_segment_header(v2 + struct.pack("<I", zlib.crc32(v2)), "p")
+
+
+def test_scan_reads_every_record_with_offsets():
+    records = [rec(i, b"SET", b"k%d" % i, b"v") for i in range(1, 6)]
+    data = segment(records)
+    scan = scan_segment(data, "p")
+    assert [r.lsn for r in scan.records] == [1, 2, 3, 4, 5]
+    assert scan.bad is None and scan.good_end == len(data) == scan.size
+    offset = SEGMENT_HEADER_SIZE
+    for r, raw in zip(scan.records, records):
+        assert r.offset == offset and r.db == 0
+        assert decode_argv(r.payload)[1] == b"k%d" % r.lsn
+        offset += len(raw)
+
+
+def test_empty_segment_has_no_records():
+    scan = scan_segment(segment([], 9), "p")
+    assert scan.first_lsn == 9 and scan.records == [] and scan.bad is None
+
+
+@pytest.mark.parametrize("tail,reason", [
+    (b"\x01\x02\x03", "short record header"),
+    (bytes(64), "zeroed bytes"),
+    (rec(3, b"SET", b"k", b"v")[:-1], "record length runs past the end of the file"),
+])
+def test_scan_reports_where_a_bad_tail_starts(tail, reason):
+    good = segment([rec(1, b"A"), rec(2, b"B")])
+    scan = scan_segment(good + tail, "p")
+    assert [r.lsn for r in scan.records] == [1, 2]
+    assert scan.bad == (len(good), reason)
+    assert scan.good_end == len(good) and scan.torn_tail_bytes == len(tail)
+    assert not scan.valid_after_bad
+
+
+def test_record_type_zero_never_parses_even_with_a_good_crc():
+    body = struct.pack("<IQBH", 0, 1, 0, 0)
+    zero_type = struct.pack("<I", zlib.crc32(body)) + body
+    scan = scan_segment(segment([zero_type]), "p")
+    assert scan.records == [] and scan.bad[1] == "unknown record type 0"
+
+
+def test_checksum_mismatch_followed_by_a_valid_record_is_flagged():
+    r1, r2, r3 = rec(1, b"A"), rec(2, b"SET", b"k", b"v"), rec(3, b"C")
+    bad = bytearray(r2)
+    bad[-3] ^= 0x10
+    scan = scan_segment(segment([r1, bytes(bad), r3]), "p")
+    assert scan.bad == (SEGMENT_HEADER_SIZE + len(r1), "record checksum mismatch")
+    assert scan.valid_after_bad
+
+
+def test_lsn_out_of_sequence_stops_the_scan():
+    scan = scan_segment(segment([rec(1, b"A"), rec(3, b"B")]), "p")
+    assert [r.lsn for r in scan.records] == [1]
+    assert scan.bad[1] == "LSN 3 where 2 was expected"
+
+
+def test_length_beyond_max_record_is_a_bad_length():
+    header = struct.pack("<IQBH", MAX_RECORD + 1, 1, RECORD_COMMAND, 0)
+    scan = scan_segment(segment([struct.pack("<I", 0) + header + b"x" * 32]), "p")
+    assert scan.bad[1] == "record length runs past the end of the file"
+
+
+def test_encode_refuses_a_record_over_the_limit(monkeypatch):
+    monkeypatch.setattr("kvserver.wal.MAX_RECORD", 10)
+    with pytest.raises(StorageError, match="exceeds"):
+        encode_record(1, 0, [b"SET", b"k", b"0123456789"])
+
+
+# --- segments on a (simulated) disk ---------------------------------------------------
+
+def test_list_segments_orders_by_first_lsn_and_ignores_other_files():
+    fs = SimFileSystem()
+    fs.makedirs(D)
+    for name in [segment_name(100), segment_name(9), segment_name(10), "wal-1.log",
+                 segment_name(5) + ".tmp", "checkpoint-%020d.kvs" % 3, "LOCK"]:
+        fs.put(f"{D}/{name}", b"")
+    assert list_segments(fs, D) == [(9, f"{D}/{segment_name(9)}"), (10, f"{D}/{segment_name(10)}"),
+                                    (100, f"{D}/{segment_name(100)}")]
+
+
+def test_create_makes_the_segment_atomically():
+    fs = SimFileSystem()
+    fs.makedirs(D)
+    wal = WAL.create(fs, D, DB_ID, 1)
+    path = f"{D}/{segment_name(1)}"
+    tmp = path + ".tmp"
+    assert fs.ops == [("create", tmp), ("write", tmp), ("sync", tmp), ("rename", path),
+                      ("sync_dir", D)]
+    assert fs.files(D) == {segment_name(1): encode_segment_header(DB_ID, 1)}
+    assert wal.size == SEGMENT_HEADER_SIZE and wal.segments == [(1, path)]
+
+
+def test_create_replaces_a_leftover_tmp():
+    fs = SimFileSystem()
+    fs.makedirs(D)
+    fs.put(f"{D}/{segment_name(1)}.tmp", b"half a header")
+    WAL.create(fs, D, DB_ID, 1)
+    assert sorted(fs.files(D)) == [segment_name(1)]
+
+
+def test_write_sync_and_open_continues_at_the_end():
+    fs = SimFileSystem()
+    write_wal(fs, D, [[b"SET", b"a", b"1"], [b"SET", b"b", b"2"]])
+    wal = WAL.open(fs, D, DB_ID, list_segments(fs, D))
+    before = wal.size
+    wal.write(rec(3, b"SET", b"c", b"3"))
+    wal.sync()
+    assert wal.size > before
+    scan = scan_segment(fs.read(f"{D}/{segment_name(1)}"), "p")
+    assert [r.lsn for r in scan.records] == [1, 2, 3] and scan.bad is None
+    assert fs.image().inodes[fs.image().entries[f"{D}/{segment_name(1)}"]][1] == ()  # all synced
+
+
+def test_rotate_seals_and_starts_the_next_segment():
+    fs = SimFileSystem()
+    fs.makedirs(D)
+    wal = WAL.create(fs, D, DB_ID, 1, segment_bytes=SEGMENT_HEADER_SIZE + 10)
+    assert not wal.needs_rotation()
+    old = wal.current
+    wal.write(rec(1, b"SET", b"k", b"v"))
+    assert wal.needs_rotation()
+    wal.sync()
+    wal.rotate(2)
+    assert old.closed and wal.current is not old
+    assert [lsn for lsn, _ in wal.segments] == [1, 2]
+    assert wal.size == SEGMENT_HEADER_SIZE and not wal.needs_rotation()
+    assert list_segments(fs, D) == wal.segments
+    assert parse_segment_header(fs.read(wal.segments[1][1]), "p") == (DB_ID, 2)
+
+
+def test_remove_segments_before_drops_only_fully_covered_sealed_segments():
+    fs = SimFileSystem()
+    write_wal(fs, D, [[b"SET", b"k", b"%d" % i] for i in range(1, 10)], per_segment=3)
+    segs = list_segments(fs, D)
+    assert [lsn for lsn, _ in segs] == [1, 4, 7]
+    wal = WAL.open(fs, D, DB_ID, segs)
+    assert wal.remove_segments_before(3) == []        # LSN 3 is not below 3
+    assert wal.remove_segments_before(4) == [segs[0][1]]
+    assert fs.ops[-1] == ("sync_dir", D)
+    assert wal.remove_segments_before(100) == [segs[1][1]]  # never the current segment
+    assert list_segments(fs, D) == [segs[2]] == wal.segments
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(st.binary(max_size=40), min_size=1, max_size=8), data=st.data())
+def test_any_cut_or_zero_fill_of_the_tail_reads_the_complete_prefix(values, data):
+    records = [rec(i + 1, b"SET", b"k", v) for i, v in enumerate(values)]
+    whole = segment(records)
+    cut = data.draw(st.integers(SEGMENT_HEADER_SIZE, len(whole)))
+    zeros = data.draw(st.integers(0, 64))
+    scan = scan_segment(whole[:cut] + bytes(zeros), "p")
+    complete, end = 0, SEGMENT_HEADER_SIZE
+    while complete < len(records) and end + len(records[complete]) <= cut:
+        end += len(records[complete])
+        complete += 1
+    assert [r.lsn for r in scan.records] == list(range(1, complete + 1))
+    assert scan.good_end == end and not scan.valid_after_bad
+    assert (scan.bad is None) == (end == cut and zeros == 0)
