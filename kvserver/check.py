@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
         if scan.bad is not None:
             offset, reason = scan.bad
             status = (f"{reason} at offset {offset} ({scan.torn_tail_bytes} bytes"
-                      f"{', valid records follow' if scan.valid_after_bad else ''})")
+                      f"{', a later batch follows: corruption' if scan.valid_after_bad else ''})")
         print(f"segment {path}: LSN {first}..{last}, {len(scan.records)} records: {status}")
     try:
         result = recover(fs, args.dir, None, repair=False)

@@ -113,7 +113,9 @@ class Server:
         except (CorruptionError, StorageError, OSError) as exc:
             await self._close_listeners()
             self._unlock()
-            raise StartupError(str(exc)) from None
+            hint = (f"; 'kvserver check {cfg.dir}' shows what is on disk"
+                    if isinstance(exc, CorruptionError) and "kvserver check" not in str(exc) else "")
+            raise StartupError(f"{exc}{hint}") from None
         self.recovered = recovered
         writer = Writer(self.core, self.fs, cfg.dir, wal, recovered.last_lsn,
                         checkpoint_lsn=recovered.checkpoint_lsn,

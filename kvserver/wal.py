@@ -16,18 +16,29 @@ Records follow back to back::
     CRC32 u32 | length u32 | LSN u64 | type u8 | db u16 | payload (length bytes)
 
 The CRC (zlib.crc32) covers everything after it: length, LSN, type, db and
-payload. Type 0 is invalid, so zero-filled space never parses as a record;
-type 1 is a command whose payload is its argv as a RESP multibulk, replayed
-through the normal command table in database ``db``. LSNs start at 1 and
-increase by exactly one per record across all segments.
+payload. Type 0 is invalid, so zero-filled space never parses as a record.
+Type 1 is a command whose payload is its argv as a RESP multibulk, replayed
+through the normal command table in database ``db``; command LSNs start at 1
+and increase by exactly one across all segments. Type 2 is a *commit marker*
+that closes each group-commit batch: its LSN is the batch's last command LSN
+and its 8-byte payload the batch's first LSN. A marker takes no LSN of its own.
 
 Torn tail rule
 --------------
 A crash can leave the end of the *last* segment incomplete: a short header, a
 short payload, or zeros where the file system extended the file. Such a tail
-is cut off (:func:`scan_segment` reports where it starts). A bad record that
-has a valid record *after* it, or any damage in a sealed (not last) segment,
-is corruption of acknowledged data: recovery refuses to start.
+is cut off (:func:`scan_segment` reports where it starts).
+
+Within the batch being written when the crash came, the disk may have kept
+any pages in any order, so valid records can follow a hole; none of them was
+acknowledged, because acknowledgement waits for the batch's sync. What proves
+damage to *acknowledged* data is a valid commit marker, after the bad bytes,
+of a batch that began after them: under ``appendfsync always`` a batch is
+written only once the previous one is synced, so the bad bytes were synced.
+That, or any damage in a sealed (not last) segment, is corruption: recovery
+refuses to start. (Bit rot inside the last synced batch, with nothing after
+it, looks exactly like a torn write; no log format can tell them apart
+without another sync per batch.)
 
 Segment creation is atomic: the header is written to ``<name>.tmp``, synced,
 renamed into place, and the directory synced, before any record goes in.
@@ -57,6 +68,8 @@ RECORD_HEADER_SIZE = RECORD_HEADER.size
 _CRC_SPAN = struct.Struct("<IQBH")         # the header fields the CRC covers
 
 RECORD_COMMAND = 1
+RECORD_COMMIT = 2
+_FIRST_LSN = struct.Struct("<Q")
 #: A record payload larger than this is refused on write and treated as a bad
 #: length on read: a request's arguments are bounded by the protocol limits
 #: (1M arguments, 512 MiB each), and one record must fit in memory at replay.
@@ -107,6 +120,12 @@ def decode_argv(payload: bytes | memoryview) -> list[bytes]:
     return argv
 
 
+def encode_commit(first_lsn: int, last_lsn: int) -> bytes:
+    """The commit marker closing a batch of command records first_lsn..last_lsn."""
+    body = _CRC_SPAN.pack(8, last_lsn, RECORD_COMMIT, 0) + _FIRST_LSN.pack(first_lsn)
+    return struct.pack("<I", zlib.crc32(body)) + body
+
+
 def encode_record(lsn: int, db: int, argv: list[bytes]) -> bytes:
     """One command record, CRC and all."""
     payload = encode_argv(argv)
@@ -137,8 +156,8 @@ class SegmentScan:
     size: int
     #: Set when bytes after good_end do not parse: (offset, reason).
     bad: tuple[int, str] | None = None
-    #: True if a valid record was found somewhere after the bad bytes, which
-    #: makes them corruption rather than a torn tail.
+    #: True if a valid commit marker of a later batch follows the bad bytes,
+    #: which makes them corruption rather than a torn tail (see the module doc).
     valid_after_bad: bool = False
     torn_tail_bytes: int = field(default=0)
 
@@ -173,7 +192,7 @@ def _record_at(data: bytes, pos: int) -> tuple[int, int, int, int] | str:
     stop = pos + RECORD_HEADER_SIZE + length
     if zlib.crc32(memoryview(data)[pos + 4:stop]) != crc:
         return "record checksum mismatch"
-    if rtype != RECORD_COMMAND:
+    if rtype != RECORD_COMMAND and (rtype != RECORD_COMMIT or length != 8):
         return f"unknown record type {rtype}"
     return lsn, rtype, db, stop
 
@@ -195,7 +214,15 @@ def scan_segment(data: bytes, path: str, lsn: int | None = None) -> SegmentScan:
         if isinstance(found, str):
             bad = (pos, found)
             break
-        lsn, _rtype, db, stop = found
+        lsn, rtype, db, stop = found
+        if rtype == RECORD_COMMIT:
+            (batch_first,) = _FIRST_LSN.unpack_from(data, pos + RECORD_HEADER_SIZE)
+            if lsn != expected - 1 or batch_first > lsn:
+                bad = (pos, f"commit marker for LSN {batch_first}..{lsn} where the last "
+                            f"record was LSN {expected - 1}")
+                break
+            pos = stop
+            continue
         if lsn != expected:
             bad = (pos, f"LSN {lsn} where {expected} was expected")
             break
@@ -205,28 +232,29 @@ def scan_segment(data: bytes, path: str, lsn: int | None = None) -> SegmentScan:
     scan = SegmentScan(path=path, db_id=db_id, first_lsn=first_lsn, records=records,
                        good_end=pos, size=len(data), bad=bad)
     if bad is not None:
-        scan.valid_after_bad = _valid_record_after(data, bad[0] + 1, expected)
+        scan.valid_after_bad = _later_batch_after(data, bad[0] + 1, expected)
         scan.torn_tail_bytes = len(data) - pos
     return scan
 
 
-def _valid_record_after(data: bytes, start: int, min_lsn: int) -> bool:
-    """Is there any well-formed record (good CRC, plausible LSN) at or after ``start``?
+def _later_batch_after(data: bytes, start: int, bad_lsn: int) -> bool:
+    """Is there a valid commit marker at or after ``start`` of a batch that began
+    after LSN ``bad_lsn`` (the LSN the bad bytes should have held)?
 
-    Only offsets whose LSN field is plausible are CRC-checked, so the scan is
-    cheap even over a large damaged tail.
+    Only offsets holding a commit-marker type byte and a plausible LSN are
+    CRC-checked, so the scan stays cheap even over a large damaged tail.
     """
-    limit = len(data) - RECORD_HEADER_SIZE
-    lsn_field = struct.Struct("<Q")
-    for pos in range(start, limit + 1):
-        (lsn,) = lsn_field.unpack_from(data, pos + 8)
-        if not min_lsn <= lsn < min_lsn + (1 << 32):
-            continue
-        if data[pos + 16] != RECORD_COMMAND:
-            continue
-        found = _record_at(data, pos)
-        if not isinstance(found, str):
-            return True
+    limit = len(data) - RECORD_HEADER_SIZE - 8
+    lsn_field = _FIRST_LSN
+    pos = data.find(b"\x08\x00\x00\x00", start + 4) - 4  # length field of a marker
+    while 0 <= pos <= limit:
+        if pos >= start and data[pos + 16] == RECORD_COMMIT:
+            (lsn,) = lsn_field.unpack_from(data, pos + 8)
+            (first,) = lsn_field.unpack_from(data, pos + RECORD_HEADER_SIZE)
+            if bad_lsn < first <= lsn < bad_lsn + (1 << 32) and \
+                    not isinstance(_record_at(data, pos), str):
+                return True
+        pos = data.find(b"\x08\x00\x00\x00", pos + 5) - 4
     return False
 
 

@@ -62,7 +62,7 @@ from typing import Any, Callable
 from .checkpoint import KEEP, CheckpointWriter, encode_entries, list_checkpoints
 from .errors import StorageError
 from .fs import FileSystem
-from .wal import SEGMENT_HEADER_SIZE, WAL, encode_record
+from .wal import SEGMENT_HEADER_SIZE, WAL, encode_commit, encode_record
 
 log = logging.getLogger("kvserver.writer")
 
@@ -194,9 +194,12 @@ class Writer:
         return False
 
     def _take(self) -> tuple[bytes, int, int]:
+        """Every pending record, closed by the batch's commit marker (see wal.py)."""
         pending = self._pending
         self._pending = []
-        return b"".join(pending), len(pending), self.applied_lsn
+        last = self.applied_lsn
+        pending.append(encode_commit(last - len(pending) + 1, last))
+        return b"".join(pending), len(pending) - 1, last
 
     async def _commit(self, batch: tuple[bytes, int, int]) -> None:
         data, count, last = batch

@@ -540,7 +540,7 @@ def write_wal(fs: FileSystem, dirpath: str, commands: list[list[bytes]], *, db_i
     With ``per_segment`` a new segment starts every that many records.
     Returns (LSN, segment path, offset, record length) per record.
     """
-    from kvserver.wal import WAL, encode_record
+    from kvserver.wal import WAL, encode_commit, encode_record
 
     fs.makedirs(dirpath)
     wal = WAL.create(fs, dirpath, db_id, first_lsn)
@@ -551,7 +551,7 @@ def write_wal(fs: FileSystem, dirpath: str, commands: list[list[bytes]], *, db_i
             wal.rotate(lsn)
         record = encode_record(lsn, 0, argv)
         out.append((lsn, wal.current.path, wal.current.offset, len(record)))
-        wal.write(record)
+        wal.write(record + encode_commit(lsn, lsn))  # one batch per record, as synced
         wal.sync()
         lsn += 1
     wal.close()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from kvserver.errors import CorruptionError, StorageError
 from kvserver.wal import (MAGIC, MAX_RECORD, RECORD_COMMAND, RECORD_HEADER, RECORD_HEADER_SIZE,
-                          SEGMENT_HEADER_SIZE, WAL, decode_argv, encode_argv, encode_record,
+                          SEGMENT_HEADER_SIZE, WAL, decode_argv, encode_argv, encode_commit, encode_record,
                           encode_segment_header, list_segments, parse_segment_header,
                           scan_segment, segment_name)
 from simfs import DB_ID, SimFileSystem, write_wal
@@ -115,13 +115,34 @@ def test_record_type_zero_never_parses_even_with_a_good_crc():
     assert scan.records == [] and scan.bad[1] == "unknown record type 0"
 
 
-def test_checksum_mismatch_followed_by_a_valid_record_is_flagged():
+def test_checksum_mismatch_followed_by_a_later_batch_is_flagged():
+    # Batches [1] [2] [3]: each was synced before the next was written, so a
+    # valid batch 3 after a damaged batch 2 proves batch 2 had been synced.
     r1, r2, r3 = rec(1, b"A"), rec(2, b"SET", b"k", b"v"), rec(3, b"C")
     bad = bytearray(r2)
     bad[-3] ^= 0x10
-    scan = scan_segment(segment([r1, bytes(bad), r3]), "p")
-    assert scan.bad == (SEGMENT_HEADER_SIZE + len(r1), "record checksum mismatch")
+    scan = scan_segment(segment([r1, encode_commit(1, 1), bytes(bad), encode_commit(2, 2),
+                                 r3, encode_commit(3, 3)]), "p")
+    assert scan.bad == (SEGMENT_HEADER_SIZE + len(r1) + 27, "record checksum mismatch")
     assert scan.valid_after_bad
+
+
+def test_hole_inside_the_last_batch_is_a_torn_tail():
+    # One unsynced batch [2, 3, 4]: the disk kept pages out of order, so LSN 3
+    # is zeros while 4 and even the batch's marker survived. Nothing of the
+    # batch was acknowledged: it is a torn tail, not corruption.
+    r1, r2, r3, r4 = rec(1, b"A"), rec(2, b"B"), rec(3, b"SET", b"k", b"v"), rec(4, b"D")
+    body = segment([r1, encode_commit(1, 1), r2, bytes(len(r3)), r4, encode_commit(2, 4)])
+    scan = scan_segment(body, "p")
+    assert [r.lsn for r in scan.records] == [1, 2]
+    assert scan.bad[1] == "zeroed bytes"
+    assert not scan.valid_after_bad
+
+
+def test_commit_marker_must_close_the_records_before_it():
+    scan = scan_segment(segment([rec(1, b"A"), rec(2, b"B"), encode_commit(1, 3)]), "p")
+    assert [r.lsn for r in scan.records] == [1, 2]
+    assert scan.bad[1] == "commit marker for LSN 1..3 where the last record was LSN 2"
 
 
 def test_lsn_out_of_sequence_stops_the_scan():
