@@ -262,7 +262,7 @@ class Writer:
             started = time.perf_counter()
             await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
             self._synced(last, 0, time.perf_counter() - started)
-        if self.wal.needs_rotation() and not self._pending:
+        if self.wal.needs_rotation():
             await self._rotate()
 
     async def _rotate(self) -> None:
