@@ -111,7 +111,10 @@ class RequestParser:
 
     def __init__(self, max_bulk_len: int = MAX_BULK_LEN,
                  max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
-        self._buf = bytearray()
+        # Unparsed bytes: usually the ``bytes`` object the socket gave (no
+        # copy, and slices of it are arguments already); a bytearray only
+        # while a large request accumulates over many reads (see feed()).
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         # Where to resume looking for the end of an unfinished header or
         # inline line, so a slow sender does not make us rescan it per byte.
@@ -129,13 +132,26 @@ class RequestParser:
 
     def feed(self, data: bytes) -> None:
         """Add bytes read from the peer. Raises ProtocolError past the query buffer limit."""
-        if self._pos:
-            # Drop what was consumed before growing, so the buffer holds only
-            # unparsed bytes and compaction costs are paid once per read.
-            del self._buf[:self._pos]
-            self._scan = max(0, self._scan - self._pos)
-            self._pos = 0
-        self._buf += data
+        buf, pos = self._buf, self._pos
+        rest = len(buf) - pos
+        if not rest:
+            self._buf = data  # the common case: everything before was parsed
+            self._scan = 0
+        elif type(buf) is bytearray:
+            # A big request is accumulating: compact and append in place.
+            del buf[:pos]
+            buf += data
+            self._scan = max(0, self._scan - pos)
+        elif rest + len(data) <= _BIG_ARG:
+            self._buf = buf[pos:] + data  # a small partial request: copy is cheap
+            self._scan = max(0, self._scan - pos)
+        else:
+            # Switch to a bytearray so growing a large request stays linear.
+            grown = bytearray(memoryview(buf)[pos:])
+            grown += data
+            self._buf = grown
+            self._scan = max(0, self._scan - pos)
+        self._pos = 0
         if len(self._buf) > self._max_query:
             raise ProtocolError("query buffer limit exceeded")
 
@@ -145,6 +161,42 @@ class RequestParser:
         An empty list is never returned: empty inline lines and ``*0`` are skipped.
         """
         buf = self._buf
+        pos = self._pos
+        # Fast path: a whole, well-formed multibulk request sitting in a
+        # ``bytes`` buffer (nearly every request of a busy client). It only
+        # commits on success; anything unusual -- partial data, a bad header,
+        # a limit -- is left to the general parser below, which gives the
+        # exact error. Headers are checked as string2ll does: digits only,
+        # no leading zero.
+        if (type(buf) is bytes and self._argv is None and pos < len(buf)
+                and buf[pos] == 42 and not self._scan):
+            nl = buf.find(b"\r\n", pos)
+            digits = buf[pos + 1:nl]
+            if 0 < nl and digits.isdigit() and digits[0] != 48 and len(digits) < 8:
+                want = int(digits)
+                if want <= MAX_MULTIBULK_LEN:
+                    end = len(buf)
+                    p = nl + 2
+                    argv = []
+                    max_bulk = self._max_bulk
+                    while want:
+                        if p >= end or buf[p] != 36:
+                            break
+                        nl = buf.find(b"\r\n", p)
+                        digits = buf[p + 1:nl]
+                        if nl < 0 or not digits.isdigit() or (digits[0] == 48 and nl - p > 2):
+                            break
+                        start = nl + 2
+                        stop = start + int(digits)
+                        if stop - start > max_bulk or stop + 2 > end or buf[stop] != 13 \
+                                or buf[stop + 1] != 10:
+                            break
+                        argv.append(buf[start:stop])
+                        p = stop + 2
+                        want -= 1
+                    else:
+                        self._pos = p
+                        return argv
         while True:
             pos = self._pos
             if self._argv is None:

@@ -145,7 +145,7 @@ def test_helper_notices_a_parser_that_disagrees_with_itself():
         __slots__ = ()
 
         def feed(self, data):
-            self._buf.clear()
+            self._buf = b""
             self._pos = 0
             super().feed(data)
 
