@@ -283,7 +283,7 @@ class Writer:
     # --- checkpoints -----------------------------------------------------------
 
     def _checkpoint_due(self) -> bool:
-        if self._checkpoint_task is not None or self.failed is not None:
+        if self._checkpoint_task is not None or self.failed is not None or self._stopping:
             return False
         if self._checkpoint_requested:
             return True
@@ -416,6 +416,8 @@ class Writer:
         self._wake.set()
         if self._task is not None:
             await asyncio.wait([self._task])
+        if self._checkpoint_task is not None:  # started just before we stopped
+            await asyncio.wait([self._checkpoint_task])
         if self.failed is None and self.written_lsn > self.durable_lsn:
             self._sync_now()
             self._synced(self.written_lsn, 0, 0.0)
