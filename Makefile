@@ -30,6 +30,7 @@ test: dev
 
 ## Side-by-side benchmark against redis-server (writes bench/results/latest.md).
 bench: dev
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
 
 ## Verify a data directory (like redis-check-aof).
