@@ -136,20 +136,8 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
         result.checkpoint_created_ms = checkpoint.created_ms
         result.checkpoint_entries = checkpoint.entries
         if ks is not None:
-            dbs = ks.dbs
-            count = 0
-            for db, key, value, expire in checkpoint.items():
-                if db >= len(dbs):
-                    raise CorruptionError(
-                        f"checkpoint holds database {db} but only {len(dbs)} are configured "
-                        "(raise --databases)", path=checkpoint.path, offset=0, lsn=checkpoint.lsn)
-                target = dbs[db]
-                target.data[key] = value
-                if expire >= 0:
-                    target.set_expire(key, expire)
-                count += 1
-                if count % PROGRESS_EVERY == 0:
-                    yield Progress(count, 0, 0, "checkpoint")
+            for count in checkpoint.load_into(ks.dbs, PROGRESS_EVERY):
+                yield Progress(count, 0, 0, "checkpoint")
         checkpoint.data = b""  # free the file image before replaying
 
     # Segments wholly before the checkpoint are not needed (they are only

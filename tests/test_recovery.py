@@ -39,8 +39,21 @@ def test_checkpoint_round_trip_with_expiry_and_databases():
     assert fs.files(D) == {checkpoint_name(77): fs.read(path)} and size == len(fs.read(path))
     ck = load_checkpoint(fs, path)
     assert (ck.db_id, ck.lsn, ck.entries) == (DB_ID, 77, 4)
-    assert list(ck.items()) == [(0, b"a", b"1", 1234), (0, b"b", b"", -1),
-                                (0, b"bin\x00\r\n", b"\xff" * 1000, -1), (5, b"x", b"y", -1)]
+    dbs = loaded(ck, 6)
+    assert dbs[0].data == data0 and dbs[0].expires == {b"a": 1234}
+    assert dbs[5].data == {b"x": b"y"} and dbs[5].expires == {}
+    assert all(not db.data for i, db in enumerate(dbs) if i not in (0, 5))
+    with pytest.raises(CorruptionError, match="database 5 but only 5 are configured"):
+        loaded(load_checkpoint(fs, path), 5)
+
+
+def loaded(ck, databases: int) -> list:
+    """The databases a checkpoint loads into (through Checkpoint.load_into)."""
+    from kvserver.keyspace import Database
+    dbs = [Database(i) for i in range(databases)]
+    counts = list(ck.load_into(dbs, every=2))
+    assert counts[-1] == ck.entries
+    return dbs
 
 
 def test_checkpoint_commit_order_is_tmp_sync_rename_dirsync():
@@ -55,7 +68,7 @@ def test_checkpoint_commit_order_is_tmp_sync_rename_dirsync():
 def test_empty_checkpoint_is_valid():
     fs = SimFileSystem()
     path = write_checkpoint(fs, D, 0, {})
-    assert list(load_checkpoint(fs, path).items()) == []
+    assert not loaded(load_checkpoint(fs, path), 1)[0].data
 
 
 def test_abort_removes_the_tmp_file():
