@@ -33,7 +33,8 @@ from .errors import CorruptionError
 from .fs import FileSystem
 from .protocol import ErrorReply
 from .session import Session
-from .wal import RECORD_HEADER_SIZE, SegmentScan, decode_argv, list_segments, scan_segment
+from .wal import (RECORD_COMMAND, RECORD_HEADER, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE,
+                  Record, SegmentScan, decode_argv, list_segments, scan_segment)
 
 log = logging.getLogger("kvserver.recovery")
 
@@ -155,7 +156,7 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
     for index, (first_lsn, path) in enumerate(needed):
         last = index == len(needed) - 1
         data = fs.read(path)
-        scan = scan_segment(data, path, first_lsn)
+        scan = scan_segment(data, path, first_lsn, collect=False)
         if checkpoint is None and index == 0 and not result.db_id:
             result.db_id = scan.db_id
         if scan.db_id != result.db_id:
@@ -171,22 +172,13 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
                 f"{scan.first_lsn} (a segment is missing)", path=path, offset=0, lsn=expected)
         if scan.bad is not None:
             _check_bad(scan, last)
-        records = scan.records
-        # LSNs are consecutive within a segment: skip what the checkpoint covers.
-        skip = max(0, expected - records[0].lsn) if records else 0
-        replayed = 0
-        for i in range(skip, len(records)):
-            rec = records[i]
-            if session is not None and not _replay_plain_set(session, data, rec):
-                _replay(session, rec, path)
-            replayed += 1
-            if replayed % PROGRESS_EVERY == 0:
-                yield Progress(result.records_replayed + replayed, done_bytes + rec.offset,
-                               total_bytes, "wal")
-        if replayed:
-            expected = records[-1].lsn + 1
+        if scan.last_lsn >= expected:
+            replayed = 0
+            for replayed in _apply_segment(session, data, scan.good_end, expected, path):
+                yield Progress(result.records_replayed + replayed, done_bytes, total_bytes, "wal")
+            replayed = scan.last_lsn - max(expected, scan.first_lsn) + 1
+            expected = scan.last_lsn + 1
             result.records_replayed += replayed
-            result.bytes_replayed += scan.good_end - records[skip].offset
         if scan.bad is not None:
             result.torn_tail = (path, scan.good_end, scan.torn_tail_bytes)
             if repair:
@@ -196,7 +188,7 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
                             expected)
         # Where the log really ends: records the checkpoint covers are skipped
         # above, so ``expected`` alone cannot tell a WAL that stops short of it.
-        wal_end = scan.records[-1].lsn if scan.records else scan.first_lsn - 1
+        wal_end = scan.last_lsn
         wal_end_offset = scan.good_end
         done_bytes += scan.size
         del data, scan
@@ -217,7 +209,7 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
 
 def _check_bad(scan: SegmentScan, last: bool) -> None:
     offset, reason = scan.bad  # type: ignore[misc]
-    lsn = scan.records[-1].lsn + 1 if scan.records else scan.first_lsn
+    lsn = scan.last_lsn + 1
     if reason.startswith("LSN "):
         raise CorruptionError(f"wal: {reason}", path=scan.path, offset=offset, lsn=lsn)
     if not last:
@@ -233,30 +225,52 @@ def _check_bad(scan: SegmentScan, last: bool) -> None:
 _PLAIN_SET = b"*3\r\n$3\r\nSET\r\n$"
 
 
-def _replay_plain_set(session: Session, data: bytes, rec) -> bool:
-    """Apply a ``SET key value`` record straight from the segment bytes.
+def _apply_segment(session: Session | None, data: bytes, end: int, first: int,
+                   path: str) -> Iterator[int]:
+    """Apply the command records with LSN >= ``first`` in ``data[:end]`` (already
+    checked by scan_segment), yielding how many so far every PROGRESS_EVERY.
 
-    The most common record, so it skips building an argv and dispatching
-    (the effect is exactly cmd_set's: store, drop any TTL). Returns False if
-    the record is anything else, for :func:`_replay` to handle.
+    One loop over the file image with no per-record objects: plain ``SET key
+    value`` records (most of a log) go straight into the dict with exactly
+    cmd_set's effect (store, drop the TTL); every other record is replayed
+    through the command table.
     """
-    start = rec[2] + RECORD_HEADER_SIZE
-    if not data.startswith(_PLAIN_SET, start) or session.db_index != rec[1]:
-        return False
-    try:
-        nl = data.index(b"\r\n", start + 14)
-        key_at = nl + 2
-        key = data[key_at:key_at + int(data[start + 14:nl])]
-        pos = key_at + len(key) + 3
-        nl = data.index(b"\r\n", pos)
-        value = data[nl + 2:nl + 2 + int(data[pos:nl])]
-    except ValueError:
-        return False  # let the general decoder name the damage
-    db = session.db
-    db.store(key, value)
-    if db.expires:
-        db.persist(key)
-    return True
+    pos = SEGMENT_HEADER_SIZE
+    unpack = RECORD_HEADER.unpack_from
+    startswith = data.startswith
+    index = data.index
+    view = memoryview(data)
+    done = 0
+    db = session.db if session is not None else None
+    while pos < end:
+        _crc, length, lsn, rtype, dbi = unpack(data, pos)
+        start = pos + RECORD_HEADER_SIZE
+        stop = start + length
+        if rtype == RECORD_COMMAND and lsn >= first:
+            if session is not None:
+                applied = False
+                if dbi == session.db_index and startswith(_PLAIN_SET, start):
+                    try:
+                        nl = index(b"\r\n", start + 14)
+                        key_at = nl + 2
+                        key = data[key_at:key_at + int(data[start + 14:nl])]
+                        vlen_at = key_at + len(key) + 3
+                        nl = index(b"\r\n", vlen_at)
+                        value = data[nl + 2:nl + 2 + int(data[vlen_at:nl])]
+                    except ValueError:
+                        pass  # the general decoder below names the damage
+                    else:
+                        db.store(key, value)
+                        if db.expires:
+                            db.persist(key)
+                        applied = True
+                if not applied:
+                    _replay(session, Record(lsn, dbi, pos, view[start:stop]), path)
+                    db = session.db  # SELECT, SWAPDB, FLUSH* may have changed it
+            done += 1
+            if done % PROGRESS_EVERY == 0:
+                yield done
+        pos = stop
 
 
 def _replay(session: Session, rec, path: str) -> None:

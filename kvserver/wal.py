@@ -172,6 +172,8 @@ class SegmentScan:
     #: which makes them corruption rather than a torn tail (see the module doc).
     valid_after_bad: bool = False
     torn_tail_bytes: int = field(default=0)
+    #: LSN of the last good command record (first_lsn - 1 if there is none).
+    last_lsn: int = 0
 
 
 def parse_segment_header(data: bytes, path: str, lsn: int | None = None) -> tuple[int, int]:
@@ -209,11 +211,14 @@ def _record_at(data: bytes, pos: int) -> tuple[int, int, int, int] | str:
     return lsn, rtype, db, stop
 
 
-def scan_segment(data: bytes, path: str, lsn: int | None = None) -> SegmentScan:
+def scan_segment(data: bytes, path: str, lsn: int | None = None,
+                 collect: bool = True) -> SegmentScan:
     """Read every good record of one segment and classify what follows them.
 
     Raises CorruptionError if the segment header itself is bad (naming
-    ``lsn``, the first LSN from the file's name, if given).
+    ``lsn``, the first LSN from the file's name, if given). With
+    ``collect=False`` the records are checked but not kept (replay walks the
+    good part again without building them).
     """
     db_id, first_lsn = parse_segment_header(data, path, lsn)
     records: list[Record] = []
@@ -232,7 +237,8 @@ def scan_segment(data: bytes, path: str, lsn: int | None = None) -> SegmentScan:
             stop = pos + RECORD_HEADER_SIZE + length
             if (rtype == RECORD_COMMAND and lsn_ == expected and stop <= size
                     and crc32(view[pos + 4:stop]) == crc):
-                append(_new_record(Record, (lsn_, db, pos, view[pos + RECORD_HEADER_SIZE:stop])))
+                if collect:
+                    append(_new_record(Record, (lsn_, db, pos, view[pos + RECORD_HEADER_SIZE:stop])))
                 expected += 1
                 pos = stop
                 continue
@@ -252,11 +258,12 @@ def scan_segment(data: bytes, path: str, lsn: int | None = None) -> SegmentScan:
         if lsn != expected:
             bad = (pos, f"LSN {lsn} where {expected} was expected")
             break
-        records.append(Record(lsn, db, pos, view[pos + RECORD_HEADER_SIZE:stop]))
+        if collect:
+            records.append(Record(lsn, db, pos, view[pos + RECORD_HEADER_SIZE:stop]))
         expected += 1
         pos = stop
     scan = SegmentScan(path=path, db_id=db_id, first_lsn=first_lsn, records=records,
-                       good_end=pos, size=len(data), bad=bad)
+                       good_end=pos, size=len(data), bad=bad, last_lsn=expected - 1)
     if bad is not None:
         scan.valid_after_bad = _later_batch_after(data, bad[0] + 1, expected)
         scan.torn_tail_bytes = len(data) - pos
