@@ -67,8 +67,12 @@ from .wal import SEGMENT_HEADER_SIZE, WAL, encode_commit, encode_record
 log = logging.getLogger("kvserver.writer")
 
 #: Keys serialised per checkpoint slice before the loop gets control back:
-#: ~3 ms of work, which bounds the stall a checkpoint adds to any request.
-CHECKPOINT_SLICE = 2000
+#: well under a millisecond of work, which bounds the delay a checkpoint adds
+#: to any request (2,000 keys, ~3 ms, cut a lone client's rate by 7x).
+CHECKPOINT_SLICE = 500
+#: Encoded slices are handed to the checkpoint thread in writes of about this
+#: size, so the per-write thread hand-off is paid rarely.
+CHECKPOINT_WRITE_BYTES = 1024 * 1024
 #: Sync latencies kept for the p50/p99 in INFO persistence.
 LATENCY_SAMPLES = 1024
 
@@ -332,6 +336,8 @@ class Writer:
         try:
             writer = await loop.run_in_executor(
                 self._ckpt_io, CheckpointWriter, self.fs, self.dir, self.wal.db_id, lsn)
+            chunks: list[bytes] = []
+            buffered = entries = 0
             for index, data, expires in snapshot:
                 items = iter(data)
                 while True:
@@ -339,7 +345,17 @@ class Writer:
                     if not keys:
                         break
                     chunk = encode_entries(index, data, expires, keys)
-                    await loop.run_in_executor(self._ckpt_io, writer.write, chunk, len(keys))
+                    chunks.append(chunk)
+                    buffered += len(chunk)
+                    entries += len(keys)
+                    if buffered >= CHECKPOINT_WRITE_BYTES:
+                        await loop.run_in_executor(self._ckpt_io, writer.write,
+                                                   b"".join(chunks), entries)
+                        chunks, buffered, entries = [], 0, 0
+                    else:
+                        await asyncio.sleep(0)  # let clients in between slices
+            if chunks:
+                await loop.run_in_executor(self._ckpt_io, writer.write, b"".join(chunks), entries)
             size = await loop.run_in_executor(self._ckpt_io, writer.commit)
             writer = None
             del snapshot

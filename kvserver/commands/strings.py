@@ -164,7 +164,22 @@ def cmd_psetex(s, argv):
 @command("get", 2, "readonly fast", keys=(1, 1, 1), group="string",
          summary="Get the value of a key", synopsis="key")
 def cmd_get(s, argv):
-    return read_string(s, argv[1])
+    # read_string() inlined: GET is the hottest command, and the three frames
+    # it saves are a tenth of a GET's cost. Same steps: lazy expiry, hit/miss
+    # counting, type check.
+    key = argv[1]
+    db = s.db
+    ks = s.core.keyspace
+    if db.expires and key in db.expires:
+        ks.expire_if_needed(db, key)
+    value = db.data.get(key)
+    if value is None:
+        ks.keyspace_misses += 1
+        return None
+    ks.keyspace_hits += 1
+    if type(value) is bytes:
+        return value
+    raise CommandError(WRONGTYPE)
 
 
 @command("getset", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
