@@ -24,8 +24,20 @@ DEFAULT_CHECKPOINT_WAL_SIZE = 64 * 1024 * 1024
 DEFAULT_MAXCLIENTS = 10000
 #: Active expiry cycles per second, Redis's ``hz``.
 DEFAULT_HZ = 10
+#: Seconds between TCP keepalive probes on an idle client: Redis's default,
+#: so a peer that vanished (cable pulled, NAT dropped) is found in minutes.
+DEFAULT_TCP_KEEPALIVE = 300
+#: Redis's client-output-buffer-limit default: (class, hard, soft, soft seconds).
+#: Normal clients are unlimited here because reading pauses once a client's
+#: unsent replies pass a bound (connection.py), so memory stays bounded anyway.
+DEFAULT_OUTPUT_BUFFER_LIMITS = (("normal", 0, 0, 0),
+                                ("replica", 256 * 1024 * 1024, 64 * 1024 * 1024, 60),
+                                ("pubsub", 32 * 1024 * 1024, 8 * 1024 * 1024, 60))
 
 FSYNC_POLICIES = ("always", "everysec", "no")
+TLS_AUTH_CLIENTS = ("yes", "no", "optional")
+#: Only noeviction: this is a durable store, keys are never dropped to make room.
+MAXMEMORY_POLICIES = ("noeviction",)
 LOGLEVELS = ("debug", "verbose", "notice", "warning")
 
 
@@ -81,6 +93,42 @@ def _str(text: str) -> str:
     return text
 
 
+def _rename(text: str) -> tuple[str, str]:
+    """``rename-command NAME NEWNAME``; an empty NEWNAME disables the command."""
+    words = text.split()
+    if not 1 <= len(words) <= 2:
+        raise ValueError("expected a command name and a new name (\"\" disables it)")
+    return (words[0].lower(), words[1] if len(words) == 2 else "")
+
+
+def _output_limits(text: str) -> tuple[tuple[str, int, int, int], ...]:
+    """``<class> <hard> <soft> <soft seconds>`` repeated, as in redis.conf."""
+    words = text.split()
+    if not words or len(words) % 4:
+        raise ValueError("expected <class> <hard limit> <soft limit> <soft seconds>, repeated")
+    out = []
+    for i in range(0, len(words), 4):
+        cls = words[i].lower()
+        cls = "replica" if cls == "slave" else cls
+        if cls not in ("normal", "replica", "pubsub"):
+            raise ValueError(f"unknown client class {words[i]!r}")
+        try:
+            secs = int(words[i + 3])
+        except ValueError:
+            raise ValueError(f"soft seconds must be an integer: {words[i + 3]!r}") from None
+        if secs < 0:
+            raise ValueError("soft seconds must not be negative")
+        out.append((cls, parse_memory(words[i + 1]), parse_memory(words[i + 2]), secs))
+    return tuple(out)
+
+
+def _merge_limits(old: tuple, new: tuple) -> tuple:
+    # A line names only the classes it changes, as in Redis.
+    by_class = {c[0]: c for c in old}
+    by_class.update((c[0], c) for c in new)
+    return tuple(by_class[c] for c in ("normal", "replica", "pubsub") if c in by_class)
+
+
 def _octal(text: str) -> int:
     try:
         return int(text, 8)
@@ -95,6 +143,11 @@ class Option:
     parse: Callable[[str], Any]
     mutable: bool      # may CONFIG SET change it at run time?
     help: str
+    #: (current value, parsed value) -> new value, for options that add to
+    #: what is there (rename-command lines, output buffer classes).
+    merge: Callable[[Any, Any], Any] | None = None
+    #: Not shown by CONFIG GET (as Redis hides rename-command).
+    hidden: bool = False
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -124,6 +177,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("client-query-buffer-limit", "client_query_buffer_limit", parse_memory, True,
            "most unparsed bytes held for one client"),
     Option("requirepass", "requirepass", _str, True, "password clients must AUTH with (empty = none)"),
+    Option("protected-mode", "protected_mode", _yesno, True,
+           "with no password, accept clients from loopback addresses only"),
+    Option("tcp-keepalive", "tcp_keepalive", _int(0, 10 ** 6), True,
+           "seconds between TCP keepalive probes (0 = off)"),
+    Option("maxmemory", "maxmemory", parse_memory, True,
+           "refuse commands that add data once the process RSS passes this (0 = no limit)"),
+    Option("maxmemory-policy", "maxmemory_policy", _choice(*MAXMEMORY_POLICIES), True,
+           "what to do at maxmemory: noeviction (refuse writes with -OOM)"),
+    Option("client-output-buffer-limit", "client_output_buffer_limit", _output_limits, True,
+           "per class: hard limit, soft limit, soft seconds (0 = none)", merge=_merge_limits),
+    Option("rename-command", "rename_commands", _rename, False,
+           "rename a command, or disable it with \"\" (repeatable)",
+           merge=lambda old, new: old + (new,), hidden=True),
+    Option("tls-port", "tls_port", _int(0, 65535), False, "TLS port (0 = no TLS listener)"),
+    Option("tls-cert-file", "tls_cert_file", _str, False, "server certificate (PEM)"),
+    Option("tls-key-file", "tls_key_file", _str, False, "server private key (PEM)"),
+    Option("tls-ca-cert-file", "tls_ca_cert_file", _str, False,
+           "CA certificates that sign client certificates (PEM)"),
+    Option("tls-auth-clients", "tls_auth_clients", _choice(*TLS_AUTH_CLIENTS), False,
+           "require a client certificate: yes, no, optional"),
     Option("slowlog-log-slower-than", "slowlog_log_slower_than", _int(-1, 10 ** 12), True,
            "log commands slower than this many microseconds (-1 = off, 0 = all)"),
     Option("slowlog-max-len", "slowlog_max_len", _int(0, 10 ** 7), True,
@@ -158,6 +231,17 @@ class Config:
     proto_max_bulk_len: int = 512 * 1024 * 1024
     client_query_buffer_limit: int = 1024 * 1024 * 1024
     requirepass: str = ""
+    protected_mode: bool = True
+    tcp_keepalive: int = DEFAULT_TCP_KEEPALIVE
+    maxmemory: int = 0
+    maxmemory_policy: str = "noeviction"
+    client_output_buffer_limit: tuple = DEFAULT_OUTPUT_BUFFER_LIMITS
+    rename_commands: tuple = ()
+    tls_port: int = 0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_cert_file: str = ""
+    tls_auth_clients: str = "yes"
     slowlog_log_slower_than: int = 10_000
     slowlog_max_len: int = 128
     configfile: str = ""
@@ -171,7 +255,17 @@ class Config:
             parsed = opt.parse(value)
         except ValueError as exc:
             raise ConfigError(f"bad value for '{opt.name}': {exc}") from None
+        if opt.merge is not None:
+            parsed = opt.merge(getattr(self, opt.attr), parsed)
         return dataclasses.replace(self, **{opt.attr: parsed})
+
+    @property
+    def normal_output_limits(self) -> tuple[int, int, int]:
+        """(hard bytes, soft bytes, soft seconds) for normal clients; 0 = no limit."""
+        for cls, hard, soft, secs in self.client_output_buffer_limit:
+            if cls == "normal":
+                return hard, soft, secs
+        return 0, 0, 0
 
     def get_text(self, name: str) -> str:
         """The value of one option as CONFIG GET shows it."""
@@ -181,6 +275,10 @@ class Config:
             return "yes" if value else "no"
         if opt.name == "unixsocketperm":
             return format(value, "o")
+        if opt.name == "client-output-buffer-limit":
+            return " ".join(f"{c} {h} {s} {t}" for c, h, s, t in value)
+        if opt.name == "rename-command":
+            return " ".join(f"{old} {new}" for old, new in value)
         return str(value)
 
     def matching(self, pattern: str) -> dict[str, str]:
@@ -188,7 +286,7 @@ class Config:
         pattern = pattern.lower()
         found = {}
         for opt in OPTIONS:
-            if fnmatch.fnmatchcase(opt.name, pattern):
+            if not opt.hidden and fnmatch.fnmatchcase(opt.name, pattern):
                 found[opt.name] = self.get_text(opt.name)
         for name, value in COMPAT_VALUES.items():
             if fnmatch.fnmatchcase(name, pattern):

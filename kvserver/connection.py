@@ -8,7 +8,12 @@ written with one ``transport.write``. Chunks leave strictly in order.
 
 Backpressure both ways: reading pauses when the transport's write buffer is
 above its high-water mark (``pause_writing``), or when more than
-:data:`MAX_HELD_BYTES` of replies wait for a sync.
+:data:`MAX_HELD_BYTES` of replies wait for a sync. Requests already read stop
+running too: once a read's replies pass :data:`MAX_BATCH_REPLY_BYTES` they are
+sent, and if that paused us the rest wait in the query buffer until the client
+reads. So a client that asks for big replies and reads nothing costs at most
+about one batch, one reply and the transport's buffer, and with
+``client-output-buffer-limit normal`` set it is disconnected.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections import deque
 from time import perf_counter_ns
 from typing import Any
 
-from .commands import COMMANDS, unknown_command_line
+from .commands import unknown_command_line
 from .commands.introspection import after_command
 from .errors import CommandError, ProtocolError, wrong_arity
 from .protocol import ErrorReply, Raw, RequestParser, encode, encode3
@@ -31,17 +36,23 @@ log = logging.getLogger("kvserver.connection")
 #: Replies held for durability before we stop reading from this client: a
 #: pipelining client cannot make us buffer without bound while a sync runs.
 MAX_HELD_BYTES = 64 * 1024 * 1024
+#: Replies from one read are sent once they pass this size, rather than all
+#: at the end: a pipeline of big GETs must not build its whole answer in
+#: memory before the transport (and the client's reading) gets a say.
+MAX_BATCH_REPLY_BYTES = 256 * 1024
 #: Commands a client may run before authenticating (as in Redis).
 _NO_AUTH_NEEDED = frozenset({"auth", "hello", "quit"})
 _LOADING = ErrorReply("LOADING Redis is loading the dataset in memory")
 _NOAUTH = ErrorReply("NOAUTH Authentication required.")
+_OOM = ErrorReply("OOM command not allowed when used memory > 'maxmemory'.")
 
 
 class Connection(Session, asyncio.Protocol):
     """A client on a stream transport (TCP or Unix socket)."""
 
     __slots__ = ("transport", "parser", "writer", "_held", "_held_bytes", "_paused",
-                 "_write_paused", "_closed", "_blocked", "_executing", "server")
+                 "_write_paused", "_closed", "_blocked", "_executing", "server", "_commands",
+                 "_soft_limit_since")
 
     def __init__(self, server: Any) -> None:
         core = server.core
@@ -59,6 +70,9 @@ class Connection(Session, asyncio.Protocol):
         self._closed = False
         self._blocked: asyncio.Future | None = None
         self._executing = False
+        self._commands = server.commands
+        # When unsent replies first passed the soft output limit (None: below it).
+        self._soft_limit_since: float | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -82,6 +96,9 @@ class Connection(Session, asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        # The client is reading what we send: that counts as activity for
+        # `timeout`, as a successful write does in Redis.
+        self.last_interaction = time.monotonic()
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -92,7 +109,7 @@ class Connection(Session, asyncio.Protocol):
         except ProtocolError as exc:
             self._protocol_error(exc, [], 0)
             return
-        if self._blocked is None:
+        if self._blocked is None and not self._paused:
             self._process()
 
     # --- running requests --------------------------------------------------------
@@ -103,6 +120,7 @@ class Connection(Session, asyncio.Protocol):
         core = self.core
         out: list[bytes] = []
         count = 0
+        size = 0
         error: ProtocolError | None = None
         self._executing = True
         try:
@@ -120,10 +138,18 @@ class Connection(Session, asyncio.Protocol):
                     out, count = [], 0
                     self._block_on(reply)
                     break
-                out.append(encode(reply) if self.resp == 2 else encode3(reply))
+                data = encode(reply) if self.resp == 2 else encode3(reply)
+                out.append(data)
                 count += 1
                 if self.close_after_reply:
                     break
+                size += len(data)
+                if size > MAX_BATCH_REPLY_BYTES:
+                    core.stats.total_commands += count
+                    self._emit(out, count)
+                    out, count, size = [], 0, 0
+                    if self._paused:
+                        break  # the rest waits in the query buffer (_update_reading resumes)
         finally:
             self._executing = False
         core.stats.total_commands += count
@@ -134,9 +160,9 @@ class Connection(Session, asyncio.Protocol):
 
     def _execute(self, argv: list[bytes]) -> Any:
         name = argv[0]
-        cmd = COMMANDS.get(name)
+        cmd = self._commands.get(name)
         if cmd is None:
-            cmd = COMMANDS.get(name.lower())
+            cmd = self._commands.get(name.lower())
             if cmd is None:
                 # Raw bytes: the quoted arguments are the client's, not UTF-8.
                 self.core.stats.error_replies += 1
@@ -144,21 +170,37 @@ class Connection(Session, asyncio.Protocol):
         a = cmd.arity
         if (len(argv) != a) if a >= 0 else (len(argv) < -a):
             return self._error(wrong_arity(cmd.name).message)
-        if not self.authenticated and cmd.name not in _NO_AUTH_NEEDED:
+        core = self.core
+        if not self.authenticated and cmd.name not in _NO_AUTH_NEEDED \
+                and core.config.requirepass:
             return self._error(_NOAUTH)
-        if self.core.loading and "loading" not in cmd.flags:
+        if core.loading and "loading" not in cmd.flags:
             return self._error(_LOADING)
+        if core.over_maxmemory and "denyoom" in cmd.flags:
+            return self._error(_OOM)
         self.last_command = cmd.name
         started = perf_counter_ns()
         try:
             reply = cmd.func(self, argv)
         except CommandError as exc:
             reply = self._error(exc.message)
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the connection down
+            # A bug in a command, not the client's fault: log it with its
+            # traceback and answer this request with an error. (A try block
+            # costs nothing until something raises.) A *write* that failed
+            # half-way may have changed memory without logging it, and a
+            # later read could then see a value no crash would keep: fail
+            # stop, as for a storage error (no held reply is released; every
+            # waiting client gets -ERR); restart recovers the logged state.
+            log.exception("internal error running %s", cmd.name)
+            reply = self._error(f"ERR internal error running '{cmd.name}': "
+                                f"{type(exc).__name__}")
+            if cmd.is_write:
+                self.writer.fail_stop(f"internal error in write command '{cmd.name}'")
         else:
             if type(reply) is ErrorReply:
                 self.core.stats.error_replies += 1
         micros = (perf_counter_ns() - started) // 1000
-        core = self.core
         if micros >= core.config.slowlog_log_slower_than >= 0 or core.monitors:
             after_command(self, cmd, argv, micros)
         return reply
@@ -178,7 +220,8 @@ class Connection(Session, asyncio.Protocol):
             writer = self.writer
             # Under everysec/no nothing waits for a sync (LSN 0 is always durable).
             lsn = writer.applied_lsn if writer.holds_replies else 0
-            if self._held or lsn > writer.durable_lsn:
+            # After a fail-stop nothing is sent: when_durable answers with the error.
+            if self._held or lsn > writer.durable_lsn or writer.failed is not None:
                 self._held.append([lsn, chunk, count])
                 self._held_bytes += len(chunk)
                 writer.when_durable(lsn, self._on_durable)
@@ -252,6 +295,8 @@ class Connection(Session, asyncio.Protocol):
         if self.transport is not None and not self._closed:
             self.core.stats.net_output_bytes += len(data)
             self.transport.write(data)
+            if self._write_paused:
+                self._check_output_limit(time.monotonic(), self.core.config)
 
     def _update_reading(self) -> None:
         if self.transport is None or self._closed:
@@ -263,10 +308,74 @@ class Connection(Session, asyncio.Protocol):
         elif not want_pause and self._paused:
             self._paused = False
             self.transport.resume_reading()
+            if self.parser.buffered:
+                # Requests left waiting when we paused mid-batch. Run them from
+                # the loop, not from inside whichever callback resumed us (the
+                # writer's release, the transport's resume_writing).
+                asyncio.get_running_loop().call_soon(self._resume_processing)
+
+    def _resume_processing(self) -> None:
+        if (not self._closed and not self._paused and not self._executing
+                and self._blocked is None and not self.close_after_reply):
+            self._process()
 
     def _close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    # --- limits (called rarely: when the transport is backed up, and by the server's cycle) ---
+
+    def output_pending(self) -> int:
+        """Reply bytes not yet taken by the client: the transport's buffer plus held chunks."""
+        transport = self.transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return buffered + self._held_bytes
+
+    def _check_output_limit(self, now: float, cfg: Any) -> bool:
+        """Drop this client if it is over ``client-output-buffer-limit normal``; True if dropped.
+
+        Hard limit: at once. Soft limit: once it has stayed over it for the
+        soft seconds. Monitors are replicas in Redis's classes, so not checked.
+        """
+        hard, soft, soft_seconds = cfg.normal_output_limits
+        if not (hard or soft) or self in self.core.monitors:
+            return False
+        pending = self.output_pending()
+        if hard and pending > hard:
+            why = "hard"
+        elif soft and pending > soft:
+            if self._soft_limit_since is None:
+                self._soft_limit_since = now
+            if now - self._soft_limit_since <= soft_seconds:
+                return False
+            why = "soft"
+        else:
+            self._soft_limit_since = None
+            return False
+        log.warning("client %s closed for overcoming of output buffer limits (%s limit, "
+                    "%d bytes pending)", self.addr, why, pending)
+        self.drop()
+        return True
+
+    def cron(self, now: float, cfg: Any) -> None:
+        """The server's periodic look at this client: idle timeout, output soft limit."""
+        if self._check_output_limit(now, cfg):
+            return
+        if (cfg.timeout and now - self.last_interaction > cfg.timeout
+                and self._blocked is None and self not in self.core.monitors):
+            log.info("closing idle client %s (timeout %d s)", self.addr, cfg.timeout)
+            self.drop()
+
+    def drop(self) -> None:
+        """Close now, discarding unsent replies (a client that is not reading them never would).
+
+        Requests still buffered do not run (Redis's CLIENT_CLOSE_ASAP).
+        """
+        self._closed = True
+        self._held.clear()
+        self._held_bytes = 0
+        if self.transport is not None:
+            self.transport.abort()
 
     def kill(self) -> None:
         """CLIENT KILL: close now, or right after this reply when a client kills itself."""

@@ -21,6 +21,22 @@ if TYPE_CHECKING:
 LogSink = Callable[[int, list], None]
 
 
+def process_rss() -> int:
+    """Resident set size of this process in bytes (0 if /proc is unavailable).
+
+    One small read of ``/proc/self/statm``: cheap, but a system call, so it is
+    sampled by the server's periodic cycle, never per command.
+    """
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 class Stats:
     """Counters shown by INFO stats; CONFIG RESETSTAT zeroes them."""
 
@@ -62,7 +78,7 @@ class Core:
         #: INFO persistence, SAVE/BGSAVE and LASTSAVE.
         self.persistence: Any = None
         #: Called by SHUTDOWN with (save: bool | None); set by the server.
-        self.request_shutdown: Callable[[bool | None], None] | None = None
+        self.request_shutdown: Callable[..., None] | None = None
         #: Replies while True are -LOADING (set during recovery).
         self.loading = False
         self.loading_progress: dict[str, Any] = {}
@@ -73,6 +89,11 @@ class Core:
         self.monitors: set = set()
         #: (monotonic time, total commands) samples for instantaneous_ops_per_sec.
         self.ops_samples: deque = deque(maxlen=16)
+        #: Process RSS at the last sample (the server's cycle, CONFIG SET).
+        self.used_memory = 0
+        #: True while maxmemory is set and used_memory is above it: commands
+        #: flagged ``denyoom`` get -OOM (noeviction). One attribute check per command.
+        self.over_maxmemory = False
 
     def log(self, db_index: int, argv: list) -> None:
         sink = self.log_sink
@@ -83,4 +104,16 @@ class Core:
         self.log(db_index, [b"DEL", key])
 
     def set_config(self, config: Config) -> None:
+        changed_limit = config.maxmemory != self.config.maxmemory
         self.config = config
+        if changed_limit:
+            self.sample_memory()
+
+    def sample_memory(self) -> None:
+        """Refresh used_memory and the maxmemory verdict (periodically, and on CONFIG SET)."""
+        limit = self.config.maxmemory
+        if limit:
+            self.used_memory = process_rss()
+            self.over_maxmemory = self.used_memory > limit
+        else:
+            self.over_maxmemory = False

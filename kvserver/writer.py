@@ -408,6 +408,11 @@ class Writer:
 
     # --- failure and shutdown ----------------------------------------------------
 
+    def fail_stop(self, reason: str) -> None:
+        """Stop as for a storage error (a write command hit a bug half-way)."""
+        self._fail(StorageError(f"wal: {reason}; stopping, the WAL holds every "
+                                "acknowledged write"))
+
     def _fail(self, exc: StorageError) -> None:
         if self.failed is not None:
             return

@@ -179,3 +179,33 @@ def test_error_during_startup_recovery_refuses_to_start(tmp_path):
         core = Core(config)
         assert recover(sim, config.dir, core).last_lsn == 2
     asyncio.run(main())
+
+
+def test_a_write_command_bug_fails_stop_without_releasing_replies(kv_config, monkeypatch):
+    """A write that raises half-way may have changed memory without logging it:
+    the server must stop like on a storage error, and no reply that could show
+    the unlogged change may leave."""
+    import redis as redis_py
+
+    from conftest import start_threaded
+    from kvserver.commands import COMMANDS
+
+    def broken_append(s, argv):
+        s.db.store(argv[1], b"unlogged")  # mutates, then blows up before logging
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(COMMANDS[b"append"], "func", broken_append)
+    server = start_threaded(kv_config)
+    r = redis_py.Redis(port=server.port)
+    r.set("k", "logged")
+    with pytest.raises(redis_py.ResponseError, match="internal error in write command 'append'"):
+        r.append("k", "x")
+    with pytest.raises((redis_py.ResponseError, redis_py.ConnectionError)):
+        r.get("k")  # would show "unlogged": must not be answered
+    server._thread.join(30)
+    assert server.server.exit_code == 1
+    server = start_threaded(kv_config)
+    try:
+        assert redis_py.Redis(port=server.port).get("k") == b"logged"
+    finally:
+        server.stop()

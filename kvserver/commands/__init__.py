@@ -127,7 +127,10 @@ def unknown_subcommand(argv: list[bytes]) -> CommandError:
 
 def dispatch_subcommand(session: Any, argv: list[bytes]) -> Any:
     """Run ``argv[1]`` as a subcommand of ``argv[0]`` (CONFIG GET, CLIENT ID...)."""
-    parent = TABLE[argv[0].decode().lower()]
+    # The container is found by the name it ran under; a renamed one
+    # (rename-command CONFIG x) is not in TABLE by that name, but the
+    # connection recorded which command it is.
+    parent = TABLE.get(argv[0].decode("utf-8", "replace").lower()) or TABLE[session.last_command]
     sub = parent.subcommands.get(argv[1].decode("utf-8", "replace").lower())
     if sub is None:
         raise unknown_subcommand(argv)
@@ -136,6 +139,28 @@ def dispatch_subcommand(session: Any, argv: list[bytes]) -> Any:
             f"ERR wrong number of arguments for '{sub.name}' command")
     session.last_command = sub.name  # CLIENT LIST shows cmd=client|info, as Redis does
     return sub.func(session, argv)
+
+
+def renamed_table(renames: tuple[tuple[str, str], ...]) -> dict[bytes, Command]:
+    """The command table as clients see it after ``rename-command`` lines.
+
+    Returns :data:`COMMANDS` itself when nothing is renamed. A rename to
+    ``""`` removes the command; the old name then answers "unknown command",
+    as in Redis. Renames are per server, never applied to the shared table:
+    WAL replay keeps the real names. Raises KeyError naming an unknown command.
+    """
+    if not renames:
+        return COMMANDS
+    table = dict(COMMANDS)
+    for old, new in renames:
+        cmd = TABLE.get(old.lower())
+        if cmd is None or table.pop(old.lower().encode(), None) is None:
+            raise KeyError(old)
+        table.pop(old.upper().encode(), None)
+        if new:
+            table[new.lower().encode()] = cmd
+            table[new.upper().encode()] = cmd
+    return table
 
 
 def lookup(name: bytes) -> Command | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from ..errors import CommandError
@@ -13,10 +14,20 @@ _NO_PASSWORD = ("ERR AUTH <password> called without any password configured for 
 _WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 
 
+def password_matches(given: bytes, expected: bytes) -> bool:
+    """Compare in time independent of where they differ and of their lengths.
+
+    Both sides are hashed first (as Redis 7 does with SHA-256), so
+    ``compare_digest`` sees equal lengths and leaks neither a matching
+    prefix nor the configured password's length.
+    """
+    return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected).digest())
+
+
 def check_password(s, user: bytes, password: bytes) -> None:
-    """Authenticate ``s`` as ``user`` or raise WRONGPASS. Constant-time compare."""
+    """Authenticate ``s`` as ``user`` or raise WRONGPASS."""
     expected = s.core.config.requirepass.encode()
-    ok = user == b"default" and (not expected or hmac.compare_digest(password, expected))
+    ok = user == b"default" and (not expected or password_matches(password, expected))
     if not ok:
         raise CommandError(_WRONGPASS)
     s.authenticated = True

@@ -368,6 +368,9 @@ def cmd_config_rewrite(s, argv):
     config = s.core.config
     lines = [f"# Rewritten by kvserver CONFIG REWRITE at {time.strftime('%Y-%m-%d %H:%M:%S')}"]
     for name in OPTIONS_BY_NAME:
+        if name == "rename-command":
+            lines.extend(f'rename-command {old} "{new}"' for old, new in config.rename_commands)
+            continue
         value = config.get_text(name)
         lines.append(f'{name} "{value}"' if (" " in value or not value) else f"{name} {value}")
     tmp = path + ".tmp"
@@ -664,8 +667,9 @@ def info_sections(core) -> dict[str, list[tuple[str, object]]]:
         ("used_memory_rss_human", _human(rss)),
         ("used_memory_peak", usage.ru_maxrss * 1024),
         ("used_memory_peak_human", _human(usage.ru_maxrss * 1024)),
-        ("maxmemory", 0),
-        ("maxmemory_policy", "noeviction"),
+        ("maxmemory", cfg.maxmemory),
+        ("maxmemory_human", _human(cfg.maxmemory)),
+        ("maxmemory_policy", cfg.maxmemory_policy),
     ]
     if core.persistence is not None:
         sections["persistence"] = core.persistence.info()
