@@ -21,7 +21,8 @@ from kvserver.errors import ProtocolError
 from kvserver.protocol import NEED_DATA, ReplyParser
 
 from .client import READ_SIZE
-from .commands import ClientOptions, Command, Commands, Shape, encode_all, is_quit
+from .commands import (ClientOptions, Commands, QueuedCommands, Shape, encode_all,
+                       is_quit)
 from .errors import (ClientConnectionError, ClientProtocolError, ClientTimeoutError,
                      ServerError, os_reason)
 
@@ -214,33 +215,12 @@ class AsyncClient(ClientOptions, Commands):
         return AsyncPipeline(self)
 
 
-class AsyncPipeline(Commands):
+class AsyncPipeline(QueuedCommands):
     """Queued commands sent in one write by ``await pipeline.execute()``.
 
     Queueing is synchronous and chains (``p.set("a", 1).get("a")``); only
     :meth:`execute` is awaited. Results as :meth:`clients.Pipeline.execute`.
     """
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-        self._queue: list[Command] = []
-
-    def _command(self, argv: Sequence[Any], shape: Shape | None = None) -> AsyncPipeline:
-        self._queue.append((tuple(argv), shape))
-        return self
-
-    def execute_command(self, *args: Any) -> AsyncPipeline:
-        """Queue a raw command."""
-        if not args:
-            raise ValueError("execute_command() needs a command")
-        return self._command(args)
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    def reset(self) -> None:
-        """Drop the queued commands."""
-        self._queue = []
 
     async def execute(self, raise_on_error: bool = False) -> list[Any]:
         """Send the queue in one write; errors in place, or raise the first."""

@@ -23,7 +23,8 @@ from typing import Any, Iterator, Sequence
 from kvserver.errors import ProtocolError
 from kvserver.protocol import NEED_DATA, ReplyParser, encode_command
 
-from .commands import ClientOptions, Command, Commands, Shape, encode_all, is_quit
+from .commands import (ClientOptions, Commands, QueuedCommands, Shape, encode_all,
+                       is_quit)
 from .errors import (ClientConnectionError, ClientProtocolError, ClientTimeoutError,
                      os_reason)
 
@@ -226,34 +227,13 @@ class Client(ClientOptions, Commands):
         return Pipeline(self)
 
 
-class Pipeline(Commands):
+class Pipeline(QueuedCommands):
     """Commands queued and sent in one write by :meth:`execute`.
 
     The helpers (``set``, ``get``...) and :meth:`execute_command` queue and
     return the pipeline, so calls chain: ``p.set("a", 1).get("a").execute()``.
     It is not a transaction: other clients' commands may run in between.
     """
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._queue: list[Command] = []
-
-    def _command(self, argv: Sequence[Any], shape: Shape | None = None) -> Pipeline:
-        self._queue.append((tuple(argv), shape))
-        return self
-
-    def execute_command(self, *args: Any) -> Pipeline:
-        """Queue a raw command."""
-        if not args:
-            raise ValueError("execute_command() needs a command")
-        return self._command(args)
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    def reset(self) -> None:
-        """Drop the queued commands."""
-        self._queue = []
 
     def execute(self, raise_on_error: bool = False) -> list[Any]:
         """Send every queued command in one write; return the replies in order.

@@ -404,3 +404,29 @@ class Commands:
 def encode_all(commands: Iterable[Sequence[Any]]) -> bytes:
     """Encode several commands for one write (a pipeline or a handshake)."""
     return b"".join([encode_command(list(argv)) for argv in commands])
+
+
+class QueuedCommands(Commands):
+    """What both pipelines share: queueing commands (each call returns the
+    pipeline, so calls chain) until ``execute`` sends them in one write."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._queue: list[Command] = []
+
+    def _command(self, argv: Sequence[Any], shape: Shape | None = None) -> Any:
+        self._queue.append((tuple(argv), shape))
+        return self
+
+    def execute_command(self, *args: Any) -> Any:
+        """Queue a raw command."""
+        if not args:
+            raise ValueError("execute_command() needs a command")
+        return self._command(args)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def reset(self) -> None:
+        """Drop the queued commands."""
+        self._queue = []

@@ -35,6 +35,23 @@ REDIS_BENCHMARK = shutil.which("redis-benchmark")
 START_TIMEOUT = 30.0
 
 
+def wait_for(predicate, what: str = "the condition", timeout: float = 20.0,
+             interval: float = 0.02):
+    """Wait (bounded) for something only another thread or process can make true.
+
+    Returns the predicate's first truthy value; raises AssertionError naming
+    ``what`` on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

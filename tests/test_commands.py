@@ -15,7 +15,7 @@ import time
 import pytest
 import redis
 
-from conftest import raw_exchange
+from conftest import raw_exchange, wait_for
 
 
 @pytest.fixture
@@ -52,18 +52,6 @@ def ask(sock: socket.socket, line: bytes) -> bytes:
             break
         data += chunk
     return data
-
-
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
-    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 # --- CLIENT -----------------------------------------------------------------------

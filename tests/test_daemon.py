@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, raw_exchange
+from conftest import ROOT, free_port, raw_exchange, wait_for
 
 KVSERVER = [sys.executable, "-m", "kvserver"]
 #: Bound on anything a test waits for from a process.
@@ -26,15 +26,6 @@ WAIT = 20.0
 def run(*args: str, timeout: float = WAIT, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*KVSERVER, *args], cwd=str(ROOT), capture_output=True, text=True,
                           timeout=timeout, **kw)
-
-
-def wait_for(predicate, what: str, timeout: float = WAIT) -> None:
-    """Wait for a condition only another process can make true (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def pid_alive(pid: int) -> bool:

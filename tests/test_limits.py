@@ -12,24 +12,13 @@ from dataclasses import replace
 import pytest
 import redis
 
-from conftest import raw_exchange, start_threaded
+from conftest import raw_exchange, start_threaded, wait_for
 from kvserver.connection import MAX_BATCH_REPLY_BYTES
 
 OOM = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
 #: Long enough for a periodic check (each client is looked at about once a
 #: second) to run a few times; short enough to keep the file fast.
 WAIT = 6.0
-
-
-def wait_for(predicate, timeout: float = WAIT, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def resp(*argv: bytes | str) -> bytes:
@@ -87,7 +76,7 @@ def test_maxclients(kv_config) -> None:
             assert extra.recv(100) == b"-ERR max number of clients reached\r\n"
             assert extra.recv(100) == b""
         held.pop().close()
-        wait_for(lambda: len(clients(kv)) == 2)
+        wait_for(lambda: len(clients(kv)) == 2, timeout=WAIT)
         with connect(kv.port) as again:
             assert ask(again, b"PING\r\n") == b"+PONG\r\n"
         info = redis.Redis(port=kv.port)
@@ -166,7 +155,7 @@ def test_tcp_keepalive(kv) -> None:
     with connect(kv.port) as s:
         assert ask(s, b"PING\r\n") == b"+PONG\r\n"
         assert _server_side_keepalive(kv) == [(1, 300)]  # Redis's default
-    wait_for(lambda: not clients(kv))
+    wait_for(lambda: not clients(kv), timeout=WAIT)
     r = redis.Redis(port=kv.port)
     r.config_set("tcp-keepalive", "45")
     r.close()
@@ -268,10 +257,10 @@ def test_output_buffer_hard_limit_disconnects(kv) -> None:
     r.set("big", VALUE)
     r.config_set("client-output-buffer-limit", "normal 256kb 0 0")
     s = connect(kv.port, rcvbuf=4096)
-    wait_for(lambda: len(clients(kv)) == 2)
+    wait_for(lambda: len(clients(kv)) == 2, timeout=WAIT)
     _pipeline_big_gets(s, 200)
     # Watched from the server side: reading here would make this a client that reads.
-    wait_for(lambda: len(clients(kv)) == 1)  # only r is left
+    wait_for(lambda: len(clients(kv)) == 1, timeout=WAIT)  # only r is left
     assert is_closed_by_peer(s)
     s.close()
     assert r.get("big") == VALUE
@@ -284,10 +273,10 @@ def test_output_buffer_soft_limit_disconnects_after_its_seconds(kv) -> None:
     r.set("big", VALUE)
     r.config_set("client-output-buffer-limit", "normal 0 128kb 1")
     s = connect(kv.port, rcvbuf=4096)
-    wait_for(lambda: len(clients(kv)) == 2)
+    wait_for(lambda: len(clients(kv)) == 2, timeout=WAIT)
     started = time.monotonic()
     _pipeline_big_gets(s, 200)
-    wait_for(lambda: len(clients(kv)) == 1)
+    wait_for(lambda: len(clients(kv)) == 1, timeout=WAIT)
     assert time.monotonic() - started >= 1.0
     assert is_closed_by_peer(s)
     s.close()
@@ -322,11 +311,11 @@ def test_maxmemory_is_sampled_by_the_periodic_cycle(kv_config) -> None:
     kv = start_threaded(kv_config, maxmemory=1024 * 1024)
     try:
         s = connect(kv.port)
-        wait_for(lambda: ask(s, b"SET k v\r\n") == OOM)
+        wait_for(lambda: ask(s, b"SET k v\r\n") == OOM, timeout=WAIT)
         # Raise the limit behind CONFIG SET's back: only the periodic sample can notice.
         core = kv.server.core
         kv.call(lambda: setattr(core, "config", replace(core.config, maxmemory=1 << 40)))
-        wait_for(lambda: ask(s, b"SET k v\r\n") == b"+OK\r\n")  # the next sample clears it
+        wait_for(lambda: ask(s, b"SET k v\r\n") == b"+OK\r\n", timeout=WAIT)  # the next sample clears it
         s.close()
     finally:
         kv.stop()

@@ -13,21 +13,10 @@ from pathlib import Path
 
 import redis
 
-from conftest import free_port, raw_exchange, spawn_kvserver, start_threaded
+from conftest import free_port, raw_exchange, spawn_kvserver, start_threaded, wait_for
 
 #: Bound on waiting for something the server does in the background.
 WAIT = 20.0
-
-
-def wait_for(predicate, what: str, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def checkpoints(config) -> list[str]:
