@@ -52,7 +52,7 @@ class Connection(Session, asyncio.Protocol):
 
     __slots__ = ("transport", "parser", "writer", "_held", "_held_bytes", "_paused",
                  "_write_paused", "_closed", "_blocked", "_executing", "server", "_commands",
-                 "_soft_limit_since")
+                 "_soft_limit_since", "_backlog")
 
     def __init__(self, server: Any) -> None:
         core = server.core
@@ -73,6 +73,9 @@ class Connection(Session, asyncio.Protocol):
         self._commands = server.commands
         # When unsent replies first passed the soft output limit (None: below it).
         self._soft_limit_since: float | None = None
+        # Requests already parsed but not run yet (we stopped mid-read: SAVE
+        # blocked us, or the client stopped reading its replies).
+        self._backlog: list | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -123,33 +126,45 @@ class Connection(Session, asyncio.Protocol):
         size = 0
         error: ProtocolError | None = None
         self._executing = True
+        stop = False
         try:
-            while not self._closed:
-                try:
-                    argv = parser.next_request()
-                except ProtocolError as exc:
-                    error = exc
-                    break
-                if argv is None:
-                    break
-                reply = self._execute(argv)
-                if isinstance(reply, asyncio.Future):
-                    self._emit(out, count)
-                    out, count = [], 0
-                    self._block_on(reply)
-                    break
-                data = encode(reply) if self.resp == 2 else encode3(reply)
-                out.append(data)
-                count += 1
+            while not self._closed and not stop:
+                batch = self._backlog
+                if batch:
+                    self._backlog = None
+                else:
+                    try:
+                        batch = parser.take_requests()
+                    except ProtocolError as exc:
+                        error = exc
+                        break
+                    if not batch:
+                        break
+                for i, argv in enumerate(batch):
+                    reply = self._execute(argv)
+                    if isinstance(reply, asyncio.Future):
+                        self._emit(out, count)
+                        out, count = [], 0
+                        self._block_on(reply)
+                        stop = True
+                    else:
+                        data = encode(reply) if self.resp == 2 else encode3(reply)
+                        out.append(data)
+                        count += 1
+                        if self.close_after_reply:
+                            break  # nothing after QUIT/SHUTDOWN/a kill runs
+                        size += len(data)
+                        if size > MAX_BATCH_REPLY_BYTES:
+                            core.stats.total_commands += count
+                            self._emit(out, count)
+                            out, count, size = [], 0, 0
+                            # Paused: the rest waits (_update_reading resumes it).
+                            stop = self._paused
+                    if stop or self._closed:
+                        self._backlog = batch[i + 1:] or None
+                        break
                 if self.close_after_reply:
                     break
-                size += len(data)
-                if size > MAX_BATCH_REPLY_BYTES:
-                    core.stats.total_commands += count
-                    self._emit(out, count)
-                    out, count, size = [], 0, 0
-                    if self._paused:
-                        break  # the rest waits in the query buffer (_update_reading resumes)
         finally:
             self._executing = False
         core.stats.total_commands += count
@@ -308,7 +323,7 @@ class Connection(Session, asyncio.Protocol):
         elif not want_pause and self._paused:
             self._paused = False
             self.transport.resume_reading()
-            if self.parser.buffered:
+            if self.parser.buffered or self._backlog:
                 # Requests left waiting when we paused mid-batch. Run them from
                 # the loop, not from inside whichever callback resumed us (the
                 # writer's release, the transport's resume_writing).

@@ -100,14 +100,15 @@ class RequestParser:
     """Turns a client's byte stream into argv lists.
 
     Use: ``feed(data)`` with whatever the socket gave, then call
-    :meth:`next_request` until it returns ``None`` (needs more data).
+    :meth:`next_request` until it returns ``None`` (needs more data), or
+    :meth:`take_requests` for all of them at once (what the server does).
     :meth:`next_request` raises :class:`ProtocolError` on malformed input; the
     caller replies with ``err.reply_message`` and closes the connection.
     Requests completed before the bad bytes are returned first, so a pipeline
     runs up to the error, as in Redis.
     """
 
-    __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query")
+    __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query", "_error")
 
     def __init__(self, max_bulk_len: int = MAX_BULK_LEN,
                  max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
@@ -124,6 +125,9 @@ class RequestParser:
         self._want = 0
         self._max_bulk = max_bulk_len
         self._max_query = max_query_buffer
+        # A protocol error found by take_requests() after good requests: it is
+        # raised by the next call, once those requests have run.
+        self._error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -154,6 +158,70 @@ class RequestParser:
         self._pos = 0
         if len(self._buf) > self._max_query:
             raise ProtocolError("query buffer limit exceeded")
+
+    def take_requests(self) -> list[list[bytes]]:
+        """Every complete request buffered now, in order ([] if none is complete).
+
+        The same requests :meth:`next_request` would return one by one, with
+        the per-call overhead paid once per read: a busy pipelining client
+        sends dozens per read. Malformed input after good requests: those are
+        returned and the ProtocolError is raised by the next call.
+        """
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
+        out: list[list[bytes]] = []
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        if type(buf) is bytes and self._argv is None and not self._scan:
+            # The fast path of next_request, looping over whole requests.
+            max_bulk = self._max_bulk
+            find = buf.find
+            while pos < end and buf[pos] == 42:
+                nl = find(b"\r\n", pos)
+                digits = buf[pos + 1:nl]
+                if nl < 0 or not digits.isdigit() or digits[0] == 48 or len(digits) > 7:
+                    break
+                want = int(digits)
+                if want > MAX_MULTIBULK_LEN:
+                    break
+                p = nl + 2
+                argv = []
+                while want:
+                    if p >= end or buf[p] != 36:
+                        break
+                    nl = find(b"\r\n", p)
+                    digits = buf[p + 1:nl]
+                    if nl < 0 or not digits.isdigit() or (digits[0] == 48 and nl - p > 2):
+                        break
+                    start = nl + 2
+                    stop = start + int(digits)
+                    if stop - start > max_bulk or stop + 2 > end or buf[stop] != 13 \
+                            or buf[stop + 1] != 10:
+                        break
+                    argv.append(buf[start:stop])
+                    p = stop + 2
+                    want -= 1
+                if want:
+                    break
+                out.append(argv)
+                pos = p
+            self._pos = pos
+        # Whatever the fast loop left (inline requests, partial or unusual
+        # input) goes through the general parser, one request at a time.
+        while True:
+            try:
+                argv = self.next_request()
+            except ProtocolError as exc:
+                if not out:
+                    raise
+                self._error = exc
+                return out
+            if argv is None:
+                return out
+            out.append(argv)
 
     def next_request(self) -> list[bytes] | None:
         """Return the next complete request, or None if more bytes are needed.

@@ -178,3 +178,12 @@ def _loaded(r) -> bool:
         return r.info("persistence")["loading"] == 0 and r.get("counter") is not None
     except redis.BusyLoadingError:
         return False
+
+
+def test_save_in_the_middle_of_a_pipeline_keeps_reply_order(kv):
+    # SAVE blocks the client until the checkpoint is done; the requests after
+    # it in the same read run afterwards, and the replies stay in order.
+    payload = b"SET a 1\r\nSAVE\r\nGET a\r\nINCR n\r\nPING\r\n"
+    expected = b"+OK\r\n+OK\r\n$1\r\n1\r\n:1\r\n+PONG\r\n"
+    assert raw_exchange(kv.port, payload, expect=len(expected)) == expected
+    assert raw_exchange(kv.port, b"GET n\r\n") == b"$1\r\n1\r\n"

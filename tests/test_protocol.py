@@ -786,3 +786,63 @@ def test_round_trip_views_are_not_vacuous():
     assert tagged(-0.0) != tagged(0.0)
     assert tagged(float("nan")) == tagged(float("nan"))
     assert math.isnan(float(format_double(float("nan"))))
+
+
+# --- take_requests: the batch form the server uses ------------------------------------
+
+
+def _one_by_one(data: bytes) -> tuple[list, str | None]:
+    p = RequestParser()
+    p.feed(data)
+    out = []
+    try:
+        while (argv := p.next_request()) is not None:
+            out.append(argv)
+    except ProtocolError as exc:
+        return out, exc.reply_message
+    return out, None
+
+
+def _batched(data: bytes, split: int | None = None) -> tuple[list, str | None]:
+    p = RequestParser()
+    out = []
+    chunks = [data] if split is None else [data[:split], data[split:]]
+    try:
+        for chunk in chunks:
+            p.feed(chunk)
+            while batch := p.take_requests():
+                out.extend(batch)
+    except ProtocolError as exc:
+        return out, exc.reply_message
+    return out, None
+
+
+@pytest.mark.parametrize("data", [
+    b"*1\r\n$4\r\nPING\r\n" * 3 + b"GET a\r\n" + b"*2\r\n$3\r\nGET\r\n$1\r\nb\r\n",
+    b"*0\r\n*1\r\n$4\r\nPING\r\n\r\n*-1\r\n*1\r\n$0\r\n\r\n",
+    b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$01\r\nb\r\n",        # error after a good one
+    b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n*x\r\n",             # error after two
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na\r\nb\r\n*1\r\n$4\r\nPING\r\n",  # CRLF in a value
+    b"*1\r\n$4\r\nPI",                                            # partial
+])
+def test_take_requests_matches_next_request(data):
+    expected = _one_by_one(data)
+    assert _batched(data) == expected
+    for split in range(len(data) + 1):
+        assert _batched(data, split) == expected
+
+
+def test_take_requests_raises_a_pending_error_only_after_the_good_requests():
+    p = RequestParser()
+    p.feed(b"*1\r\n$4\r\nPING\r\n*1\r\n$x\r\n")
+    assert p.take_requests() == [[b"PING"]]
+    with pytest.raises(ProtocolError, match="invalid bulk length"):
+        p.take_requests()
+
+
+@given(st.lists(st.lists(st.binary(max_size=20), min_size=1, max_size=6), min_size=1,
+                max_size=8), st.integers(min_value=0, max_value=400))
+@settings(max_examples=200, deadline=None)
+def test_take_requests_round_trips_random_pipelines(commands, split):
+    data = b"".join(encode_command(c) for c in commands)
+    assert _batched(data, min(split, len(data))) == (commands, None)
