@@ -127,19 +127,14 @@ class Connection(Session, asyncio.Protocol):
         error: ProtocolError | None = None
         self._executing = True
         stop = False
+        backlog = self._backlog
+        if backlog is not None:
+            self._backlog = None
         try:
-            while not self._closed and not stop:
-                batch = self._backlog
-                if batch:
-                    self._backlog = None
-                else:
-                    try:
-                        batch = parser.take_requests()
-                    except ProtocolError as exc:
-                        error = exc
-                        break
-                    if not batch:
-                        break
+            # Parsed-but-not-run requests first (we stopped mid-read before),
+            # then what the buffer holds; one take_requests() per read.
+            batch = backlog if backlog else parser.take_requests()
+            while batch:
                 for i, argv in enumerate(batch):
                     reply = self._execute(argv)
                     if isinstance(reply, asyncio.Future):
@@ -163,8 +158,14 @@ class Connection(Session, asyncio.Protocol):
                     if stop or self._closed:
                         self._backlog = batch[i + 1:] or None
                         break
-                if self.close_after_reply:
+                if stop or self._closed or self.close_after_reply:
                     break
+                # Another call only if this batch was the backlog, or a protocol
+                # error is waiting behind the requests just run.
+                batch = parser.take_requests() if (batch is backlog or parser.pending_error) \
+                    else None
+        except ProtocolError as exc:
+            error = exc
         finally:
             self._executing = False
         core.stats.total_commands += count

@@ -108,7 +108,7 @@ class RequestParser:
     runs up to the error, as in Redis.
     """
 
-    __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query", "_error")
+    __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query", "pending_error")
 
     def __init__(self, max_bulk_len: int = MAX_BULK_LEN,
                  max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
@@ -126,8 +126,9 @@ class RequestParser:
         self._max_bulk = max_bulk_len
         self._max_query = max_query_buffer
         # A protocol error found by take_requests() after good requests: it is
-        # raised by the next call, once those requests have run.
-        self._error: ProtocolError | None = None
+        # raised by the next call, once those requests have run. Public so a
+        # caller can tell, without a call, whether another take is needed.
+        self.pending_error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -167,9 +168,9 @@ class RequestParser:
         sends dozens per read. Malformed input after good requests: those are
         returned and the ProtocolError is raised by the next call.
         """
-        error = self._error
+        error = self.pending_error
         if error is not None:
-            self._error = None
+            self.pending_error = None
             raise error
         out: list[list[bytes]] = []
         buf = self._buf
@@ -209,6 +210,8 @@ class RequestParser:
                 out.append(argv)
                 pos = p
             self._pos = pos
+            if pos == end:
+                return out  # the usual end: the read held whole requests only
         # Whatever the fast loop left (inline requests, partial or unusual
         # input) goes through the general parser, one request at a time.
         while True:
@@ -217,7 +220,7 @@ class RequestParser:
             except ProtocolError as exc:
                 if not out:
                     raise
-                self._error = exc
+                self.pending_error = exc
                 return out
             if argv is None:
                 return out
