@@ -118,7 +118,10 @@ class _ScanIndex:
     MAX_LOAD = 8
 
     def __init__(self, keys: Iterator[bytes] | dict) -> None:
-        keys = list(keys)
+        self._build(list(keys))
+
+    def _build(self, keys: list[bytes]) -> None:
+        """Bucket ``keys`` in a table sized for them (at most MAX_LOAD per bucket)."""
         self.bits = 4
         while (1 << self.bits) * self.MAX_LOAD < len(keys):
             self.bits += 1
@@ -132,7 +135,7 @@ class _ScanIndex:
         self.buckets[hash(key) & ((1 << self.bits) - 1)].add(key)
         self.size += 1
         if self.size > (1 << self.bits) * self.MAX_LOAD:
-            self.__init__(itertools.chain.from_iterable(self.buckets))  # type: ignore[misc]
+            self._build(list(itertools.chain.from_iterable(self.buckets)))
 
     def discard(self, key: bytes) -> None:
         bucket = self.buckets[hash(key) & ((1 << self.bits) - 1)]
