@@ -662,10 +662,10 @@ def test_wrong_arity_errors_match_redis_for_every_command(pair):
 
 # --- COMMAND INFO / DOCS / COUNT -------------------------------------------------------
 
-#: COMMAND INFO flags about server states kvserver handles its own way: it
-#: answers some commands while replaying its log (loading/stale), and has no
-#: scripts (allow_busy), async loading or MULTI (no_async_loading, no_multi).
-STATE_FLAGS = {"loading", "stale", "allow_busy", "no_async_loading", "no_multi"}
+#: COMMAND INFO flags about features kvserver does not have: scripts
+#: (allow_busy), async loading and MULTI (no_async_loading, no_multi). The
+#: loading/stale flags are compared: they decide what answers -LOADING.
+STATE_FLAGS = {"allow_busy", "no_async_loading", "no_multi"}
 #: Subcommands Redis 7.0 does not have: CLIENT SETINFO came with Redis 7.2,
 #: and clients (redis-py 5+) send it on connect.
 NOT_IN_REDIS_7_0 = {b"client|setinfo"}

@@ -18,7 +18,7 @@ from . import TABLE, Command, command, dispatch_subcommand
 from .keys import db_arg, int32_arg
 
 
-@command("ping", -1, "fast stale loading", group="connection", acl="@connection @fast",
+@command("ping", -1, "fast", group="connection", acl="@connection @fast",
          summary="Ping the server", synopsis="[message]")
 def cmd_ping(s, argv):
     if len(argv) > 2:
