@@ -34,7 +34,6 @@ DEFAULT_OUTPUT_BUFFER_LIMITS = (("normal", 0, 0, 0),
                                 ("replica", 256 * 1024 * 1024, 64 * 1024 * 1024, 60),
                                 ("pubsub", 32 * 1024 * 1024, 8 * 1024 * 1024, 60))
 
-FSYNC_POLICIES = ("always", "everysec", "no")
 TLS_AUTH_CLIENTS = ("yes", "no", "optional")
 #: Only noeviction: this is a durable store, keys are never dropped to make room.
 MAXMEMORY_POLICIES = ("noeviction",)
@@ -42,7 +41,15 @@ LOGLEVELS = ("debug", "verbose", "notice", "warning")
 
 
 class ConfigError(ValueError):
-    """A bad flag, value or config file line; the message says which."""
+    """A bad flag, value or config file line; the message says which.
+
+    ``reason`` is the bare complaint about the value, worded as Redis words
+    it (CONFIG SET replies with it).
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def parse_memory(text: str) -> int:
@@ -57,7 +64,7 @@ def parse_memory(text: str) -> int:
     else:
         number, mult = t, 1
     if not number.isdigit():
-        raise ValueError(f"argument must be a memory value: {text!r}")
+        raise ValueError("argument must be a memory value")
     return int(number) * mult
 
 
@@ -66,10 +73,19 @@ def _int(lo: int, hi: int) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise ValueError(f"argument couldn't be parsed into an integer: {text!r}") from None
+            raise ValueError("argument couldn't be parsed into an integer") from None
         if not lo <= value <= hi:
             raise ValueError(f"argument must be between {lo} and {hi} inclusive")
         return value
+    return parse
+
+
+def _int_clamped(lo: int, hi: int, floor: int, ceiling: int) -> Callable[[str], int]:
+    """An integer Redis accepts in [lo, hi] and then clamps to [floor, ceiling] (hz)."""
+    parse_int = _int(lo, hi)
+
+    def parse(text: str) -> int:
+        return min(max(parse_int(text), floor), ceiling)
     return parse
 
 
@@ -77,7 +93,7 @@ def _choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = text.lower()
         if value not in choices:
-            raise ValueError(f"argument must be one of: {', '.join(choices)}")
+            raise ValueError(f"argument(s) must be one of the following: {', '.join(choices)}")
         return value
     return parse
 
@@ -157,7 +173,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("unixsocketperm", "unixsocketperm", _octal, False, "permissions of the Unix socket"),
     Option("dir", "dir", _str, False, "data directory (WAL segments, checkpoints, lock)"),
     Option("databases", "databases", _int(1, 1024), False, "number of databases (SELECT 0..N-1)"),
-    Option("appendfsync", "appendfsync", _choice(*FSYNC_POLICIES), True,
+    Option("appendfsync", "appendfsync", _choice("everysec", "always", "no"), True,
            "when the WAL is synced: always (before every reply), everysec, no"),
     Option("checkpoint-wal-size", "checkpoint_wal_size", parse_memory, True,
            "checkpoint once the WAL has grown by this much (0 = never by size)"),
@@ -170,8 +186,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("logfile", "logfile", _str, False, "log to this file (empty = standard output)"),
     Option("loglevel", "loglevel", _choice(*LOGLEVELS), True, "debug, verbose, notice or warning"),
     Option("maxclients", "maxclients", _int(1, 10 ** 6), True, "most clients connected at once"),
-    Option("timeout", "timeout", _int(0, 10 ** 9), True, "close clients idle this many seconds (0 = never)"),
-    Option("hz", "hz", _int(1, 500), True, "active expiry cycles per second"),
+    Option("timeout", "timeout", _int(0, 2 ** 31 - 1), True, "close clients idle this many seconds (0 = never)"),
+    Option("hz", "hz", _int_clamped(0, 2 ** 31 - 1, 1, 500), True,
+           "active expiry cycles per second (kept within 1..500, as Redis does)"),
     Option("proto-max-bulk-len", "proto_max_bulk_len", parse_memory, True,
            "largest bulk string a client may send"),
     Option("client-query-buffer-limit", "client_query_buffer_limit", parse_memory, True,
@@ -254,7 +271,8 @@ class Config:
         try:
             parsed = opt.parse(value)
         except ValueError as exc:
-            raise ConfigError(f"bad value for '{opt.name}': {exc}") from None
+            raise ConfigError(f"bad value for '{opt.name}' ({value!r}): {exc}",
+                              reason=str(exc)) from None
         if opt.merge is not None:
             parsed = opt.merge(getattr(self, opt.attr), parsed)
         return dataclasses.replace(self, **{opt.attr: parsed})

@@ -1032,3 +1032,15 @@ def test_client_info_fields_match_redis(pair, request_):
     assert [f for f in mine if f[0] not in CLIENT_OWN_FIELDS] == \
         [f for f in theirs if f[0] not in CLIENT_OWN_FIELDS]
     assert dict(mine)["cmd"] == request_.lower().replace(" ", "|")
+
+
+@pytest.mark.parametrize("args", [
+    ["maxclients", "abc"], ["appendfsync", "sometimes"], ["hz", "0"], ["hz", "1000"],
+    ["timeout", "-1"], ["maxmemory", "1zb"], ["protected-mode", "maybe"], ["loglevel", "loud"],
+])
+def test_config_set_errors_and_clamps_match_redis(pair, args):
+    pair.same(["CONFIG", "SET", *args])
+    if args[0] != "appendfsync":  # the defaults differ on purpose (always vs everysec)
+        pair.same(["CONFIG", "GET", args[0]])
+    if args[0] == "hz":  # the Redis server is shared by the session: put it back
+        pair.same(["CONFIG", "SET", "hz", "10"])

@@ -340,7 +340,7 @@ def cmd_config_set(s, argv):
             config = config.with_option(name, argv[i + 1].decode("utf-8", "replace"))
         except ConfigError as exc:
             raise CommandError(f"ERR CONFIG SET failed (possibly related to argument "
-                               f"'{name}') - {str(exc).split(': ', 1)[-1]}") from None
+                               f"'{name}') - {exc.reason}") from None
     s.core.set_config(config)
     return OK
 
