@@ -177,7 +177,12 @@ class RequestParser:
         pos = self._pos
         end = len(buf)
         if type(buf) is bytes and self._argv is None and not self._scan:
-            # The fast path of next_request, looping over whole requests.
+            # Fast path: whole, well-formed multibulk requests sitting in a
+            # ``bytes`` buffer (nearly every request of a busy client). Each
+            # is committed only when complete; anything unusual -- partial
+            # data, a bad header, a limit -- is left to next_request(), which
+            # gives the exact error. Headers are checked as string2ll does:
+            # digits only, no leading zero.
             max_bulk = self._max_bulk
             find = buf.find
             while pos < end and buf[pos] == 42:
@@ -229,45 +234,13 @@ class RequestParser:
     def next_request(self) -> list[bytes] | None:
         """Return the next complete request, or None if more bytes are needed.
 
+        The general parser: any input, any split, exact errors. The server
+        calls :meth:`take_requests`, whose fast loop handles the common case
+        and falls back to this for the rest.
+
         An empty list is never returned: empty inline lines and ``*0`` are skipped.
         """
         buf = self._buf
-        pos = self._pos
-        # Fast path: a whole, well-formed multibulk request sitting in a
-        # ``bytes`` buffer (nearly every request of a busy client). It only
-        # commits on success; anything unusual -- partial data, a bad header,
-        # a limit -- is left to the general parser below, which gives the
-        # exact error. Headers are checked as string2ll does: digits only,
-        # no leading zero.
-        if (type(buf) is bytes and self._argv is None and pos < len(buf)
-                and buf[pos] == 42 and not self._scan):
-            nl = buf.find(b"\r\n", pos)
-            digits = buf[pos + 1:nl]
-            if 0 < nl and digits.isdigit() and digits[0] != 48 and len(digits) < 8:
-                want = int(digits)
-                if want <= MAX_MULTIBULK_LEN:
-                    end = len(buf)
-                    p = nl + 2
-                    argv = []
-                    max_bulk = self._max_bulk
-                    while want:
-                        if p >= end or buf[p] != 36:
-                            break
-                        nl = buf.find(b"\r\n", p)
-                        digits = buf[p + 1:nl]
-                        if nl < 0 or not digits.isdigit() or (digits[0] == 48 and nl - p > 2):
-                            break
-                        start = nl + 2
-                        stop = start + int(digits)
-                        if stop - start > max_bulk or stop + 2 > end or buf[stop] != 13 \
-                                or buf[stop + 1] != 10:
-                            break
-                        argv.append(buf[start:stop])
-                        p = stop + 2
-                        want -= 1
-                    else:
-                        self._pos = p
-                        return argv
         while True:
             pos = self._pos
             if self._argv is None:
