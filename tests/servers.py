@@ -60,41 +60,36 @@ def wait_until_ready(proc: subprocess.Popen, port: int, log: Path) -> None:
         time.sleep(0.02)
 
 
+def _launch(argv: list[str], cwd: Path, workdir: Path, port: int,
+            sock: str) -> tuple[subprocess.Popen, ServerAddress]:
+    """Start a server process logging to workdir/server.log; wait until it answers PING."""
+    log = workdir / "server.log"
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until_ready(proc, port, log)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc, ServerAddress("127.0.0.1", port, sock, proc.pid)
+
+
 def start_redis_server(workdir: Path) -> tuple[subprocess.Popen, ServerAddress]:
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (looked for it on PATH)")
     port = free_port()
     sock = str(workdir / "redis.sock")
-    log = workdir / "server.log"
-    with log.open("wb") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir), "--unixsocket", sock,
-             "--unixsocketperm", "700"],
-            cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until_ready(proc, port, log)
-    except BaseException:
-        stop_server(proc)
-        raise
-    return proc, ServerAddress("127.0.0.1", port, sock, proc.pid)
+    return _launch([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", str(workdir), "--unixsocket", sock,
+                    "--unixsocketperm", "700"], workdir, workdir, port, sock)
 
 
 def start_kvserver(workdir: Path) -> tuple[subprocess.Popen, ServerAddress]:
     port = free_port()
     sock = str(workdir / "kv.sock")
-    log = workdir / "server.log"
-    with log.open("wb") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kvserver", "--port", str(port), "--bind", "127.0.0.1",
-             "--dir", str(workdir / "data"), "--unixsocket", sock],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until_ready(proc, port, log)
-    except BaseException:
-        stop_server(proc)
-        raise
-    return proc, ServerAddress("127.0.0.1", port, sock, proc.pid)
+    return _launch([sys.executable, "-m", "kvserver", "--port", str(port), "--bind", "127.0.0.1",
+                    "--dir", str(workdir / "data"), "--unixsocket", sock],
+                   ROOT, workdir, port, sock)
 
 
 # Name -> launcher; every test runs once per entry selected by KVCLIENT_TEST_SERVERS
