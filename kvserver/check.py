@@ -44,7 +44,9 @@ def main(argv: list[str]) -> int:
             continue
         last = scan.records[-1].lsn if scan.records else first - 1
         status = "OK"
-        if scan.bad is not None:
+        if scan.bad is not None and scan.zero_tail:
+            status = f"OK, then {scan.torn_tail_bytes} zero bytes (preallocated space)"
+        elif scan.bad is not None:
             offset, reason = scan.bad
             status = (f"{reason} at offset {offset} ({scan.torn_tail_bytes} bytes"
                       f"{', a later batch follows: corruption' if scan.valid_after_bad else ''})")

@@ -28,6 +28,9 @@ class AppendFile:
         """Make every byte written so far durable (fdatasync)."""
         raise NotImplementedError
 
+    def seal(self) -> None:
+        """Drop space reserved past ``offset`` (see ``open_append``'s ``preallocate``), durably."""
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -39,8 +42,14 @@ class FileSystem:
         """Create a new, empty file (fails if it exists) open for appending."""
         raise NotImplementedError
 
-    def open_append(self, path: str) -> AppendFile:
-        """Open an existing file for appending at its end."""
+    def open_append(self, path: str, preallocate: int = 0) -> AppendFile:
+        """Open an existing file for appending at its end.
+
+        With ``preallocate``, the file system may reserve space ahead of the
+        writes in steps of that many bytes (it reads as zeros until written):
+        then a sync after a write need not also commit a new file size, which
+        makes it cheaper. ``seal`` gives the unused space back.
+        """
         raise NotImplementedError
 
     def read(self, path: str) -> bytes:
@@ -72,22 +81,55 @@ class FileSystem:
 
 
 class _OSAppendFile(AppendFile):
-    __slots__ = ("path", "offset", "fd")
+    """Writes with ``pwrite`` at ``offset``: the file may extend past it (preallocated)."""
 
-    def __init__(self, path: str, fd: int, offset: int) -> None:
+    __slots__ = ("path", "offset", "fd", "allocated", "step")
+
+    def __init__(self, path: str, fd: int, offset: int, step: int = 0) -> None:
         self.path = path
         self.fd = fd
         self.offset = offset
+        self.allocated = offset
+        self.step = step
+        if step:
+            self._reserve(offset)
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            self.offset += n
-            view = view[n:]
+        if self.step and self.offset + len(data) > self.allocated:
+            self._reserve(self.offset + len(data))
+        n = os.pwrite(self.fd, data, self.offset)
+        self.offset += n
+        if n < len(data):  # rare: a signal or a full disk cut the write short
+            view = memoryview(data)[n:]
+            while view:
+                n = os.pwrite(self.fd, view, self.offset)
+                self.offset += n
+                view = view[n:]
+
+    def _reserve(self, end: int) -> None:
+        """Allocate the file up to the next multiple of ``step`` past ``end``.
+
+        ~10 µs on ext4 whatever the size (only extents change). Where the file
+        system cannot (EOPNOTSUPP, or no space left), stop trying for this
+        file: the writes themselves then extend it, as without preallocation.
+        """
+        target = (end // self.step + 1) * self.step
+        try:
+            os.posix_fallocate(self.fd, self.allocated, target - self.allocated)
+        except OSError:
+            self.step = 0
+            return
+        self.allocated = target
 
     def sync(self) -> None:
         os.fdatasync(self.fd)
+
+    def seal(self) -> None:
+        if os.fstat(self.fd).st_size > self.offset:
+            os.ftruncate(self.fd, self.offset)
+            os.fsync(self.fd)
+        self.allocated = self.offset
+        self.step = 0
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -99,12 +141,16 @@ class OSFileSystem(FileSystem):
     """The real disk."""
 
     def create(self, path: str) -> AppendFile:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         return _OSAppendFile(path, fd, 0)
 
-    def open_append(self, path: str) -> AppendFile:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        return _OSAppendFile(path, fd, os.fstat(fd).st_size)
+    def open_append(self, path: str, preallocate: int = 0) -> AppendFile:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            return _OSAppendFile(path, fd, os.fstat(fd).st_size, preallocate)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def read(self, path: str) -> bytes:
         with open(path, "rb") as f:

@@ -9,7 +9,8 @@ The rules (docs/persistence.md has the long form):
 * WAL records after the checkpoint's LSN are replayed, in LSN order, through
   the same command table that serves clients, with expiry by the clock
   turned off (expirations were logged as ``DEL`` records).
-* A torn tail in the last segment is cut off and reported. Anything else
+* A torn tail in the last segment is cut off and reported (an all-zero tail
+  is the segment's preallocated space: trimmed without a report). Anything else
   (damage followed by valid records, damage in a sealed segment, an LSN
   gap, a segment from another database, a record that fails on replay)
   raises :class:`~kvserver.errors.CorruptionError` naming file, offset and
@@ -59,6 +60,9 @@ class Recovered:
     segments: list[tuple[int, str]] = field(default_factory=list)
     #: (path, offset, bytes dropped) for a torn tail that was (or would be) cut.
     torn_tail: tuple[str, int, int] | None = None
+    #: (path, offset, bytes) of the all-zero end of the last segment (its
+    #: preallocated space): not damage, trimmed like a torn tail but quietly.
+    zero_tail: tuple[str, int, int] | None = None
     skipped_checkpoints: list[str] = field(default_factory=list)
     removed_tmp: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -170,7 +174,8 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
             raise CorruptionError(
                 f"LSN gap: expected LSN {expected} but the next segment starts at "
                 f"{scan.first_lsn} (a segment is missing)", path=path, offset=0, lsn=expected)
-        if scan.bad is not None:
+        preallocated = scan.bad is not None and scan.zero_tail and last
+        if scan.bad is not None and not preallocated:
             _check_bad(scan, last)
         if scan.last_lsn >= expected:
             replayed = 0
@@ -179,7 +184,16 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
             replayed = scan.last_lsn - max(expected, scan.first_lsn) + 1
             expected = scan.last_lsn + 1
             result.records_replayed += replayed
-        if scan.bad is not None:
+        if preallocated:
+            # The open segment's reserved space (wal.PREALLOCATE_BYTES), or a
+            # write that extended the file and never landed: no record is
+            # there. Trimmed so the WAL reopens at its end and reserves anew.
+            result.zero_tail = (path, scan.good_end, scan.torn_tail_bytes)
+            if repair:
+                fs.truncate(path, scan.good_end)
+                log.debug("%s ends at offset %d (LSN %d), %d zero bytes after it",
+                          path, scan.good_end, scan.last_lsn, scan.torn_tail_bytes)
+        elif scan.bad is not None:
             result.torn_tail = (path, scan.good_end, scan.torn_tail_bytes)
             if repair:
                 fs.truncate(path, scan.good_end)

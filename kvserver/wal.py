@@ -27,7 +27,10 @@ Torn tail rule
 --------------
 A crash can leave the end of the *last* segment incomplete: a short header, a
 short payload, or zeros where the file system extended the file. Such a tail
-is cut off (:func:`scan_segment` reports where it starts).
+is cut off (:func:`scan_segment` reports where it starts). The open segment
+is also allocated ahead of its writes (:data:`PREALLOCATE_BYTES`), so it
+normally ends in zeros: an all-zero tail of the last segment is its end, not
+damage, and is trimmed quietly; rotation trims it before sealing.
 
 Within the batch being written when the crash came, the disk may have kept
 any pages in any order, so valid records can follow a hole; none of them was
@@ -79,6 +82,13 @@ MAX_RECORD = 1 << 31
 #: Start a new segment once the current one passes this size, so sealed
 #: segments can be dropped after a checkpoint and no single file grows huge.
 SEGMENT_BYTES = 64 * 1024 * 1024
+#: The open segment is allocated ahead of the writes in steps of this size
+#: (``posix_fallocate``), so a sync after an append does not also have to
+#: commit a new file size: measured on ext4 here, write+fdatasync p50
+#: ~100 µs into allocated space against ~145 µs appending. The unused space
+#: reads as zeros: recovery takes an all-zero tail of the last segment as
+#: its end, and rotation trims it off the sealed segment.
+PREALLOCATE_BYTES = 8 * 1024 * 1024
 
 _SEGMENT_RE = re.compile(r"wal-(\d{20})\.log\Z")
 
@@ -172,6 +182,11 @@ class SegmentScan:
     #: which makes them corruption rather than a torn tail (see the module doc).
     valid_after_bad: bool = False
     torn_tail_bytes: int = field(default=0)
+    #: True if every byte from the bad offset to the end is zero: the
+    #: preallocated space of the open segment (see PREALLOCATE_BYTES), or a
+    #: write that extended the file and never landed. Either way no record
+    #: is there; recovery takes it as the end of the last segment.
+    zero_tail: bool = False
     #: LSN of the last good command record (first_lsn - 1 if there is none).
     last_lsn: int = 0
 
@@ -265,8 +280,10 @@ def scan_segment(data: bytes, path: str, lsn: int | None = None,
     scan = SegmentScan(path=path, db_id=db_id, first_lsn=first_lsn, records=records,
                        good_end=pos, size=len(data), bad=bad, last_lsn=expected - 1)
     if bad is not None:
-        scan.valid_after_bad = _later_batch_after(data, bad[0] + 1, expected)
         scan.torn_tail_bytes = len(data) - pos
+        scan.zero_tail = data.count(0, pos) == scan.torn_tail_bytes
+        if not scan.zero_tail:
+            scan.valid_after_bad = _later_batch_after(data, bad[0] + 1, expected)
     return scan
 
 
@@ -331,7 +348,7 @@ class WAL:
     def open(cls, fs: FileSystem, dirpath: str, db_id: int, segments: list[tuple[int, str]],
              segment_bytes: int = SEGMENT_BYTES) -> "WAL":
         """Continue appending to the newest of ``segments`` (already checked by recovery)."""
-        current = fs.open_append(segments[-1][1])
+        current = fs.open_append(segments[-1][1], PREALLOCATE_BYTES)
         return cls(fs, dirpath, db_id, list(segments), current, segment_bytes)
 
     @property
@@ -350,7 +367,12 @@ class WAL:
         return self.current.offset >= self.segment_bytes
 
     def rotate(self, first_lsn: int) -> None:
-        """Seal the current segment (already synced by the caller) and start a new one."""
+        """Seal the current segment (already synced by the caller) and start a new one.
+
+        The sealed segment loses its preallocated space first (durably), so
+        only the last segment ever ends in zeros.
+        """
+        self.current.seal()
         new = _create_segment(self.fs, self.dir, self.db_id, first_lsn)
         old = self.current
         self.current = new
@@ -392,4 +414,4 @@ def _create_segment(fs: FileSystem, dirpath: str, db_id: int, first_lsn: int) ->
         f.close()
     fs.rename(tmp, path)
     fs.sync_dir(dirpath)
-    return fs.open_append(path)
+    return fs.open_append(path, PREALLOCATE_BYTES)

@@ -86,8 +86,30 @@ def test_zero_filled_tail():
         data, rec = recover_data(disk, D)
         survivors = 5 if name == "zeros after the last record" else 4
         assert data == model(sets(survivors)), name
-        assert rec.torn_tail is not None and rec.torn_tail[2] == len(content) - rec.torn_tail[1]
-        assert len(disk.read(path)) == rec.torn_tail[1]
+        # Only zeros after the last whole record: the end of the log, as the
+        # open segment's preallocated space looks (trimmed, not reported as
+        # torn). Zeros after part of a record: a torn tail.
+        all_zero = name in ("zeros after the last record", "last record zeroed")
+        tail = rec.zero_tail if all_zero else rec.torn_tail
+        assert (rec.torn_tail if all_zero else rec.zero_tail) is None, name
+        assert tail is not None and tail[2] == len(content) - tail[1], name
+        assert len(disk.read(path)) == tail[1]
+
+
+def test_preallocated_tail_of_a_sealed_segment_is_corruption():
+    """Rotation trims the zeros before sealing, so zeros that end a sealed
+    segment mean lost records (the next segment's LSN would not follow)."""
+    fs = SimFileSystem()
+    write_wal(fs, D, sets(3))
+    first = list_segments(fs, D)[0][1]
+    wal = WAL.open(fs, D, DB_ID, list_segments(fs, D))
+    wal.rotate(4)
+    wal.write(encode_record(4, 0, [b"SET", b"k4", b"v4"]))
+    wal.sync()
+    wal.close()
+    fs.put(first, fs.read(first) + bytes(4096))
+    with pytest.raises(CorruptionError, match="zeroed bytes in a sealed segment"):
+        recover_data(fs, D)
 
 
 def test_zeros_mid_log_followed_by_records_refuse():

@@ -253,3 +253,52 @@ def test_any_cut_or_zero_fill_of_the_tail_reads_the_complete_prefix(values, data
     assert [r.lsn for r in scan.records] == list(range(1, complete + 1))
     assert scan.good_end == end and not scan.valid_after_bad
     assert (scan.bad is None) == (end == cut and zeros == 0)
+
+
+# --- preallocation on the real file system -----------------------------------------
+
+def test_open_segment_is_preallocated_and_recovery_takes_the_zeros_as_its_end(tmp_path):
+    """The open segment is allocated ahead of its writes (a sync then need not
+    commit a new file size). Its zeros are the end of the log, not a torn
+    tail; the WAL reopens at the last record; rotation trims the sealed one."""
+    import os
+
+    from kvserver.core import Core
+    from kvserver.config import Config
+    from kvserver.fs import OSFileSystem
+    from kvserver.recovery import recover
+    from kvserver.wal import PREALLOCATE_BYTES
+
+    fs, d = OSFileSystem(), str(tmp_path)
+    wal = WAL.create(fs, d, DB_ID, 1)
+    path = wal.current.path
+    wal.write(rec(1, b"SET", b"a", b"1") + encode_commit(1, 1))
+    wal.sync()
+    end = wal.size
+    if os.path.getsize(path) == end:
+        pytest.skip("this file system cannot preallocate (posix_fallocate failed)")
+    assert os.path.getsize(path) == PREALLOCATE_BYTES
+    wal.close()  # as after a crash or a clean stop: the zeros stay
+
+    core = Core(Config(dir=d))
+    result = recover(fs, d, core)
+    assert result.torn_tail is None and result.zero_tail == (path, end, PREALLOCATE_BYTES - end)
+    assert os.path.getsize(path) == end      # trimmed; the WAL reserves anew on open
+    assert core.keyspace.dbs[0].data == {b"a": b"1"}
+
+    wal = WAL.open(fs, d, DB_ID, result.segments)
+    assert wal.size == end and os.path.getsize(path) == PREALLOCATE_BYTES
+    # A batch bigger than the reserve grows it in whole steps.
+    big = rec(2, b"SET", b"b", b"x" * PREALLOCATE_BYTES) + encode_commit(2, 2)
+    wal.write(big)
+    wal.sync()
+    assert os.path.getsize(path) == 2 * PREALLOCATE_BYTES
+    wal.rotate(3)
+    assert os.path.getsize(path) == end + len(big)  # sealed: no zeros left
+    wal.write(rec(3, b"SET", b"c", b"3") + encode_commit(3, 3))
+    wal.sync()
+    wal.close()
+    core = Core(Config(dir=d))
+    result = recover(fs, d, core)
+    assert result.last_lsn == 3 and result.torn_tail is None
+    assert sorted(core.keyspace.dbs[0].data) == [b"a", b"b", b"c"]
