@@ -232,8 +232,8 @@ def scan_segment(data: bytes, path: str, lsn: int | None = None,
 
     Raises CorruptionError if the segment header itself is bad (naming
     ``lsn``, the first LSN from the file's name, if given). With
-    ``collect=False`` the records are checked but not kept (replay walks the
-    good part again without building them).
+    ``collect=False`` the records are only checked (``kvserver check``;
+    recovery checks and applies in one pass, see recovery._apply_segment).
     """
     db_id, first_lsn = parse_segment_header(data, path, lsn)
     records: list[Record] = []
@@ -257,27 +257,48 @@ def scan_segment(data: bytes, path: str, lsn: int | None = None,
                 expected += 1
                 pos = stop
                 continue
-        found = _record_at(data, pos)
-        if isinstance(found, str):
-            bad = (pos, found)
+        step = next_record(data, pos, expected)
+        if type(step) is str:
+            bad = (pos, step)
             break
-        lsn, rtype, db, stop = found
-        if rtype == RECORD_COMMIT:
-            (batch_first,) = _FIRST_LSN.unpack_from(data, pos + RECORD_HEADER_SIZE)
-            if lsn != expected - 1 or batch_first > lsn:
-                bad = (pos, f"commit marker for LSN {batch_first}..{lsn} where the last "
-                            f"record was LSN {expected - 1}")
-                break
-            pos = stop
-            continue
-        if lsn != expected:
-            bad = (pos, f"LSN {lsn} where {expected} was expected")
-            break
-        if collect:
-            records.append(Record(lsn, db, pos, view[pos + RECORD_HEADER_SIZE:stop]))
-        expected += 1
+        lsn_, db, stop = step
+        if lsn_ and collect:
+            records.append(Record(lsn_, db, pos, view[pos + RECORD_HEADER_SIZE:stop]))
+        if lsn_:
+            expected += 1
         pos = stop
-    scan = SegmentScan(path=path, db_id=db_id, first_lsn=first_lsn, records=records,
+    return finish_scan(data, path, db_id, first_lsn, pos, bad, expected, records)
+
+
+def next_record(data: bytes, pos: int, expected: int) -> tuple[int, int, int] | str:
+    """The record at ``pos`` when the next command LSN is ``expected``, the slow way.
+
+    Returns (LSN, db, end) for a good command record, (0, 0, end) for a good
+    commit marker closing the records before it, or the reason the bytes at
+    ``pos`` are not a good record. (Readers check the common case, a command
+    record with the expected LSN and a good CRC, inline and call this for
+    the rest.)
+    """
+    found = _record_at(data, pos)
+    if isinstance(found, str):
+        return found
+    lsn, rtype, db, stop = found
+    if rtype == RECORD_COMMIT:
+        (batch_first,) = _FIRST_LSN.unpack_from(data, pos + RECORD_HEADER_SIZE)
+        if lsn != expected - 1 or batch_first > lsn:
+            return (f"commit marker for LSN {batch_first}..{lsn} where the last "
+                    f"record was LSN {expected - 1}")
+        return 0, 0, stop
+    if lsn != expected:
+        return f"LSN {lsn} where {expected} was expected"
+    return lsn, db, stop
+
+
+def finish_scan(data: bytes, path: str, db_id: int, first_lsn: int, pos: int,
+                bad: tuple[int, str] | None, expected: int,
+                records: list[Record] | None = None) -> SegmentScan:
+    """The SegmentScan of a segment read up to ``pos``, classifying any bad tail."""
+    scan = SegmentScan(path=path, db_id=db_id, first_lsn=first_lsn, records=records or [],
                        good_end=pos, size=len(data), bad=bad, last_lsn=expected - 1)
     if bad is not None:
         scan.torn_tail_bytes = len(data) - pos

@@ -230,6 +230,48 @@ def test_records_for_other_databases_replay_there():
         recover(fs, D, core)
 
 
+def test_replay_shortcut_for_plain_set_equals_the_command_table():
+    """Replay applies plain SET records straight to the dict; every case
+    around that shortcut must end exactly as running the commands does."""
+    from kvserver.commands import execute
+    from kvserver.session import Session
+    from kvserver.wal import WAL, encode_commit, encode_record
+
+    log = [  # (database, argv) as the server logs them
+        (0, [b"SET", b"a", b"0"]), (1, [b"FLUSHALL"]), (1, [b"SET", b"after-flush", b"1"]),
+        (0, [b"SET", b"a", b"1"]),
+        (0, [b"SET", b"k\r\n$3\r\nx", b"v\r\n*1\r\n"]),   # CRLFs inside key and value
+        (0, [b"SET", b"", b""]),                              # empty key and value
+        (0, [b"SET", b"big", b"x" * 100_000]),
+        (0, [b"PEXPIREAT", b"a", b"99999999999999"]), (0, [b"SET", b"a", b"2"]),  # drops TTL
+        (0, [b"SET", b"t", b"keeps", b"PXAT", b"99999999999999"]),  # not plain
+        (1, [b"SET", b"a", b"db1"]), (0, [b"SET", b"b", b"db0"]),
+        (0, [b"SWAPDB", b"0", b"2"]), (0, [b"SET", b"after-swap", b"1"]),
+        (2, [b"SET", b"in-2", b"1"]), (2, [b"SET", b"a", b"3"]),
+    ]
+    fs = SimFileSystem()
+    fs.makedirs(D)
+    wal = WAL.create(fs, D, DB_ID, 1)
+    for lsn, (db, argv) in enumerate(log, 1):
+        wal.write(encode_record(lsn, db, argv) + encode_commit(lsn, lsn))
+    wal.sync()
+    wal.close()
+    replayed = Core(Config(dir=D))
+    recover(fs, D, replayed)
+
+    live = Core(Config(dir=D))
+    session = Session(live)
+    for db, argv in log:
+        session.select(db)
+        assert not str(execute(session, argv)).startswith("ERR"), argv
+    for mine, theirs in zip(replayed.keyspace.dbs, live.keyspace.dbs):
+        assert (mine.data, mine.expires) == (theirs.data, theirs.expires)
+    dbs = replayed.keyspace.dbs
+    assert dbs[0].data == {b"after-swap": b"1"} and dbs[1].data == {b"after-flush": b"1", b"a": b"db1"}
+    assert dbs[2].data[b"k\r\n$3\r\nx"] == b"v\r\n*1\r\n" and dbs[2].data[b""] == b""
+    assert dbs[2].data[b"a"] == b"3" and dbs[2].expires == {b"t": 99999999999999}
+
+
 def test_repair_false_reports_a_torn_tail_without_cutting():
     fs = SimFileSystem()
     [*_, (_, path, offset, length)] = write_wal(fs, D, sets(4))
