@@ -513,6 +513,9 @@ class Writer:
         self._wake.set()
         if self._task is not None:
             await asyncio.wait([self._task])
+        if self._everysec_timer is not None:
+            self._everysec_timer.cancel()
+            self._everysec_timer = None
         if self._checkpoint_task is not None:  # started just before we stopped
             await asyncio.wait([self._checkpoint_task])
         if self.failed is None and self.written_lsn > self.durable_lsn:
