@@ -57,6 +57,20 @@ MAX_QUERY_BUFFER = 1024 * 1024 * 1024
 _BIG_ARG = 32 * 1024
 
 _CRLF = b"\r\n"
+#: Header lines of small requests, as bytes -> the number they give
+#: (``b"*3"`` -> 3, ``b"$5"`` -> 5): take_requests' first stage checks and
+#: converts a header with one dict lookup. Only canonical forms are keys (no
+#: sign, no leading zero, no ``*0``), so a header that is not a key is simply
+#: left to the later stages, which know the exact rules and errors.
+_SPLIT_MAX = 1024
+_MULTIBULK_HEADERS = {b"*%d" % n: n for n in range(1, _SPLIT_MAX)}
+_BULK_HEADERS = {b"$%d" % n: n for n in range(_SPLIT_MAX)}
+#: Reads for which take_requests skips its first stage after that stage met a
+#: request it cannot take (a big value, a CRLF in a value, an inline request).
+#: Its split scans every byte, values too, so for such a client it is work
+#: thrown away; clients tend to send alike requests, and trying again now
+#: and then costs little.
+_SPLIT_BACKOFF = 64
 
 
 class Simple(str):
@@ -108,7 +122,8 @@ class RequestParser:
     runs up to the error, as in Redis.
     """
 
-    __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query", "pending_error")
+    __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query",
+                 "_bulk_headers", "_split_skip", "pending_error")
 
     def __init__(self, max_bulk_len: int = MAX_BULK_LEN,
                  max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
@@ -125,6 +140,11 @@ class RequestParser:
         self._want = 0
         self._max_bulk = max_bulk_len
         self._max_query = max_query_buffer
+        # The first stage's bulk headers: those proto-max-bulk-len allows.
+        self._bulk_headers = _BULK_HEADERS if max_bulk_len >= _SPLIT_MAX else {
+            k: v for k, v in _BULK_HEADERS.items() if v <= max_bulk_len}
+        # Reads left before the first stage is tried again (see _SPLIT_BACKOFF).
+        self._split_skip = 0
         # A protocol error found by take_requests() after good requests: it is
         # raised by the next call, once those requests have run. Public so a
         # caller can tell, without a call, whether another take is needed.
@@ -177,12 +197,18 @@ class RequestParser:
         pos = self._pos
         end = len(buf)
         if type(buf) is bytes and self._argv is None and not self._scan:
-            # Fast path: whole, well-formed multibulk requests sitting in a
-            # ``bytes`` buffer (nearly every request of a busy client). Each
-            # is committed only when complete; anything unusual -- partial
-            # data, a bad header, a limit -- is left to next_request(), which
-            # gives the exact error. Headers are checked as string2ll does:
-            # digits only, no leading zero.
+            if self._split_skip:
+                self._split_skip -= 1
+            else:
+                pos = self._take_small(buf, pos, out)
+                if pos == end:
+                    self._pos = pos
+                    return out  # the usual end: the read held whole small requests only
+            # Second stage: whole, well-formed multibulk requests sitting in
+            # a ``bytes`` buffer, with any header string2ll accepts (digits
+            # only, no leading zero). Each is committed only when complete;
+            # anything unusual -- partial data, a bad header, a limit -- is
+            # left to next_request(), which gives the exact error.
             max_bulk = self._max_bulk
             find = buf.find
             while pos < end and buf[pos] == 42:
@@ -230,6 +256,61 @@ class RequestParser:
             if argv is None:
                 return out
             out.append(argv)
+
+    def _take_small(self, buf: bytes, pos: int, out: list[list[bytes]]) -> int:
+        """take_requests' first stage: small requests, found by one split of the buffer.
+
+        Appends to ``out`` the whole requests from ``pos`` on whose headers
+        are all keys of the *_HEADERS tables, and returns where it stopped.
+        Split at every CRLF, a request's lines alternate bulk header and
+        argument; an argument is whole exactly when its line is as long as
+        its header says (a CRLF inside a value makes the line shorter). The
+        lines are the arguments themselves: no slicing, no int() per header.
+        Stops at partial data, or at the first request that does not fit,
+        which the later stages then parse (with exact errors).
+        """
+        lines = (buf[pos:] if pos else buf).split(b"\r\n")
+        last = len(lines) - 1  # what follows the last CRLF: never a whole line
+        multibulk = _MULTIBULK_HEADERS
+        bulk = self._bulk_headers
+        j = 0
+        want = stop = 0
+        while j < last:
+            want = multibulk.get(lines[j])
+            if want is None:
+                break
+            stop = j + 1 + 2 * want  # the line after this request's last
+            if stop > last:
+                break
+            # Each argument's line must be as long as its header says;
+            # written out for the usual two and three arguments.
+            if want == 2:
+                a, b = lines[j + 2], lines[j + 4]
+                if bulk.get(lines[j + 1]) != len(a) or bulk.get(lines[j + 3]) != len(b):
+                    break
+                out.append([a, b])
+            elif want == 3:
+                a, b, c = lines[j + 2], lines[j + 4], lines[j + 6]
+                if bulk.get(lines[j + 1]) != len(a) or bulk.get(lines[j + 3]) != len(b) \
+                        or bulk.get(lines[j + 5]) != len(c):
+                    break
+                out.append([a, b, c])
+            else:
+                k = j + 1
+                while k < stop and bulk.get(lines[k]) == len(lines[k + 1]):
+                    k += 2
+                if k < stop:
+                    break
+                out.append(lines[j + 2:stop:2])
+            j = stop
+        if j == last:
+            return len(buf) - len(lines[last])  # the usual end
+        if want is None or stop <= last:
+            self._split_skip = _SPLIT_BACKOFF  # a request it cannot take, not partial data
+        if not j:
+            return pos
+        # Less the bytes of the lines left (each with its CRLF but the last).
+        return len(buf) - sum(map(len, lines[j:])) - 2 * (last - j)
 
     def next_request(self) -> list[bytes] | None:
         """Return the next complete request, or None if more bytes are needed.

@@ -846,3 +846,110 @@ def test_take_requests_raises_a_pending_error_only_after_the_good_requests():
 def test_take_requests_round_trips_random_pipelines(commands, split):
     data = b"".join(encode_command(c) for c in commands)
     assert _batched(data, min(split, len(data))) == (commands, None)
+
+
+# --- take_requests' first stage (one split per read) and its hand-over to the others ----
+
+
+def _one_by_one_limited(data: bytes, **limits) -> tuple[list, str | None]:
+    p = RequestParser(**limits)
+    p.feed(data)
+    out = []
+    try:
+        while (argv := p.next_request()) is not None:
+            out.append(argv)
+    except ProtocolError as exc:
+        return out, exc.reply_message
+    return out, None
+
+
+def _batched_reads(chunks: list[bytes], parser: RequestParser | None = None) -> tuple[list, str | None]:
+    p = parser or RequestParser()
+    out = []
+    try:
+        for chunk in chunks:
+            p.feed(chunk)
+            while batch := p.take_requests():
+                out.extend(batch)
+    except ProtocolError as exc:
+        return out, exc.reply_message
+    return out, None
+
+
+SMALL = encode_command([b"SET", b"k", b"v"]) + encode_command([b"GET", b"k"])
+
+
+@pytest.mark.parametrize("size", [0, 1, 1022, 1023, 1024, 1025, 5000])
+@pytest.mark.parametrize("value", [b"x", b"\r\n", b"a\r", b"\nb"], ids=["text", "crlf", "cr", "lf"])
+def test_take_requests_values_around_the_first_stage_limit(size, value):
+    big = (value * size)[:size]
+    data = (SMALL + encode_command([b"SET", b"big", big]) + SMALL
+            + encode_command([b"MSET"] + [b"k%d" % i for i in range(10)]) + SMALL)
+    expected = _one_by_one(data)
+    assert expected[1] is None and len(expected[0]) == 8 and expected[0][2][2] == big
+    assert _batched(data) == expected
+    for split in range(0, len(data) + 1, max(1, len(data) // 97)):
+        assert _batched(data, split) == expected
+
+
+def test_take_requests_keeps_parsing_right_across_reads_after_a_big_value():
+    # A request the first stage cannot take makes it step aside for a while;
+    # every read in between and after must still parse exactly.
+    parser = RequestParser()
+    reads = []
+    for i in range(3 * protocol._SPLIT_BACKOFF):
+        if i % 50 == 0:
+            reads.append(encode_command([b"SET", b"big", b"v" * 4000]) + SMALL)
+        elif i % 7 == 0:
+            reads.append(b"GET inline\r\n" + SMALL)
+        else:
+            reads.append(SMALL * (1 + i % 3))
+    expected = _one_by_one(b"".join(reads))
+    assert _batched_reads(reads, parser) == expected
+    assert parser.take_requests() == []
+
+
+@pytest.mark.parametrize("max_bulk_len", [1, 3, 10, 1023, 1024])
+def test_take_requests_honours_a_small_proto_max_bulk_len(max_bulk_len):
+    data = SMALL + encode_command([b"ECHO", b"y" * (max_bulk_len + 1)]) + SMALL
+    expected = _one_by_one_limited(data, max_bulk_len=max_bulk_len)
+    assert expected[1] == "ERR Protocol error: invalid bulk length"
+    assert _batched_reads([data], RequestParser(max_bulk_len=max_bulk_len)) == expected
+    ok = SMALL + encode_command([b"ECHO", b"y" * max_bulk_len])
+    assert _batched_reads([ok], RequestParser(max_bulk_len=max_bulk_len)) == (
+        _one_by_one_limited(ok, max_bulk_len=max_bulk_len))
+
+
+@pytest.mark.parametrize("header", [b"*02", b"*+2", b"* 2", b"*2 ", b"*-0", b"*0", b"*-1"])
+def test_take_requests_leaves_unusual_multibulk_headers_to_the_exact_parser(header):
+    data = SMALL + header + b"\r\n$3\r\nGET\r\n$1\r\nk\r\n" + SMALL
+    assert _batched(data) == _one_by_one(data)
+
+
+@pytest.mark.parametrize("header", [b"$03", b"$+3", b"$ 3", b"$3 ", b"$-3", b"$-1", b"$4"])
+def test_take_requests_leaves_unusual_bulk_headers_to_the_exact_parser(header):
+    data = SMALL + b"*2\r\n" + header + b"\r\nGET\r\n$1\r\nk\r\n" + SMALL
+    assert _batched(data) == _one_by_one(data)
+
+
+@given(st.lists(st.lists(st.one_of(st.binary(max_size=12),
+                                   st.binary(min_size=1015, max_size=1030)),
+                         min_size=1, max_size=5), min_size=1, max_size=6),
+       st.lists(st.integers(min_value=0, max_value=8000), max_size=4))
+@settings(max_examples=150, deadline=None)
+def test_take_requests_round_trips_pipelines_across_reads(commands, cuts):
+    data = b"".join(encode_command(c) for c in commands)
+    points = sorted({min(c, len(data)) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0] + points, points + [len(data)])]
+    assert _batched_reads(chunks) == (commands, None)
+
+
+@pytest.mark.parametrize("data", [
+    SMALL + encode_command([b"SET", b"big", b"v" * 1500]) + SMALL,
+    SMALL + b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na\r\nb\r\n" + SMALL + b"PING\r\n" + SMALL,
+    encode_command([b"MSET"] + [b"k%d" % i for i in range(8)]) * 2,
+])
+def test_take_requests_returns_a_request_only_once_it_is_whole(data):
+    # Every prefix: exactly the requests whose last CRLF it holds, no sooner.
+    for cut in range(len(data) + 1):
+        assert _batched(data[:cut]) == _one_by_one(data[:cut]), cut
