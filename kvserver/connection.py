@@ -4,7 +4,9 @@ Per read, every complete request in the buffer runs in order and the replies
 are joined into one chunk. Under ``appendfsync always`` the chunk is held
 until the writer reports ``durable_lsn`` at or past the LSN applied when the
 last of those commands ran (guarantee 2 in docs/architecture.md), then
-written with one ``transport.write``. Chunks leave strictly in order.
+written with one ``transport.write``. Chunks leave strictly in order. The
+commands most requests are (GET, SET key value, INCR) skip _execute's
+general sequence when nothing calls for it: see :data:`HOT_HANDLERS`.
 
 Backpressure both ways: reading pauses when the transport's write buffer is
 above its high-water mark (``pause_writing``), or when more than
@@ -22,10 +24,11 @@ import asyncio
 import logging
 import time
 from collections import deque
-from time import perf_counter_ns
+from time import monotonic, perf_counter_ns
 from typing import Any
 
-from .commands import unknown_command_line
+from .commands import Command, unknown_command_line
+from .commands import strings
 from .commands.introspection import after_command
 from .errors import CommandError, ProtocolError, wrong_arity
 from .protocol import ErrorReply, Raw, RequestParser, encode, encode3
@@ -45,6 +48,39 @@ _NO_AUTH_NEEDED = frozenset({"auth", "hello", "quit"})
 _LOADING = ErrorReply("LOADING Redis is loading the dataset in memory")
 _NOAUTH = ErrorReply("NOAUTH Authentication required.")
 _OOM = ErrorReply("OOM command not allowed when used memory > 'maxmemory'.")
+#: The hot path's slow log threshold (ns) when the slow log is off.
+_NEVER_SLOW = 1 << 62
+
+
+#: The hot path: the commands most requests are, run without _execute's
+#: general sequence (table lookup, arity and state checks, a reply value to
+#: encode). Command function -> (the one argc it takes, its hot handler).
+#: A hot handler returns the reply already encoded; it must do exactly what
+#: the command function does for that argc (same reply bytes in RESP2 and
+#: RESP3, stats, WAL records, lazy expiry, errors raised as CommandError).
+#: tests/test_hotpath.py holds both paths to that.
+HOT_HANDLERS = {
+    strings.cmd_get: (2, strings.hot_get),
+    strings.cmd_set: (3, strings.hot_set),      # SET key value: no options
+    strings.cmd_incr: (2, strings.hot_incr),
+}
+
+
+def hot_table(commands: dict[bytes, Command]) -> dict[bytes, tuple[Command, int, Any]]:
+    """Name -> (Command, argc, hot handler) for a server's command table.
+
+    Built from the table clients see, so it follows rename-command: a hot
+    command is hot under the names it answers to, and a name renamed away
+    is not in it. Keyed off each Command's function, so a command whose
+    function was replaced (a test's fault injection) is not hot.
+    """
+    table = {}
+    for name, cmd in commands.items():
+        hot = HOT_HANDLERS.get(cmd.func)
+        if hot is not None:
+            assert cmd.arity_ok(hot[0])
+            table[name] = (cmd, hot[0], hot[1])
+    return table
 
 
 class Connection(Session, asyncio.Protocol):
@@ -52,7 +88,7 @@ class Connection(Session, asyncio.Protocol):
 
     __slots__ = ("transport", "parser", "writer", "_held", "_held_bytes", "_paused",
                  "_write_paused", "_closed", "_blocked", "_executing", "server", "_commands",
-                 "_soft_limit_since", "_backlog")
+                 "_soft_limit_since", "_backlog", "_hot")
 
     def __init__(self, server: Any) -> None:
         core = server.core
@@ -71,6 +107,7 @@ class Connection(Session, asyncio.Protocol):
         self._blocked: asyncio.Future | None = None
         self._executing = False
         self._commands = server.commands
+        self._hot = server.hot_commands
         # When unsent replies first passed the soft output limit (None: below it).
         self._soft_limit_since: float | None = None
         # Requests already parsed but not run yet (we stopped mid-read: SAVE
@@ -106,7 +143,7 @@ class Connection(Session, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.core.stats.net_input_bytes += len(data)
-        self.last_interaction = time.monotonic()
+        self.last_interaction = monotonic()
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
@@ -130,31 +167,59 @@ class Connection(Session, asyncio.Protocol):
         backlog = self._backlog
         if backlog is not None:
             self._backlog = None
+        hot = self._hot
+        hot_ok, slow_ns = self._hot_state()
+        stale = False
         try:
             # Parsed-but-not-run requests first (we stopped mid-read before),
             # then what the buffer holds; one take_requests() per read.
             batch = backlog if backlog else parser.take_requests()
             while batch:
                 for i, argv in enumerate(batch):
-                    reply = self._execute(argv)
-                    if isinstance(reply, asyncio.Future):
-                        self._emit(out, count)
-                        out, count = [], 0
-                        self._block_on(reply)
-                        stop = True
+                    entry = hot.get(argv[0])
+                    if entry is not None and stale:
+                        # A command ran on the general path since: it may have
+                        # changed what the hot path depends on (AUTH, HELLO 3,
+                        # MONITOR, CONFIG SET...).
+                        hot_ok, slow_ns = self._hot_state()
+                        stale = False
+                    if entry is not None and hot_ok and len(argv) == entry[1]:
+                        # The hot path (see hot_table): what _execute does
+                        # once its checks have passed, with the reply encoded
+                        # by the handler itself.
+                        cmd = entry[0]
+                        self.last_command = cmd.name
+                        started = perf_counter_ns()
+                        try:
+                            data = entry[2](self, argv)
+                        except Exception as exc:  # noqa: BLE001 - as in _execute
+                            reply = self._failed(cmd, exc)
+                            data = encode(reply) if self.resp == 2 else encode3(reply)
+                        elapsed = perf_counter_ns() - started
+                        if elapsed >= slow_ns:
+                            after_command(self, cmd, argv, elapsed // 1000)
                     else:
-                        data = encode(reply) if self.resp == 2 else encode3(reply)
-                        out.append(data)
-                        count += 1
-                        if self.close_after_reply:
-                            break  # nothing after QUIT/SHUTDOWN/a kill runs
-                        size += len(data)
-                        if size > MAX_BATCH_REPLY_BYTES:
-                            core.stats.total_commands += count
+                        reply = self._execute(argv)
+                        stale = True
+                        if isinstance(reply, asyncio.Future):
                             self._emit(out, count)
-                            out, count, size = [], 0, 0
-                            # Paused: the rest waits (_update_reading resumes it).
-                            stop = self._paused
+                            out, count = [], 0
+                            self._block_on(reply)
+                            self._backlog = batch[i + 1:] or None
+                            stop = True
+                            break
+                        data = encode(reply) if self.resp == 2 else encode3(reply)
+                    out.append(data)
+                    count += 1
+                    if self.close_after_reply:
+                        break  # nothing after QUIT/SHUTDOWN/a kill runs
+                    size += len(data)
+                    if size > MAX_BATCH_REPLY_BYTES:
+                        core.stats.total_commands += count
+                        self._emit(out, count)
+                        out, count, size = [], 0, 0
+                        # Paused: the rest waits (_update_reading resumes it).
+                        stop = self._paused
                     if stop or self._closed:
                         self._backlog = batch[i + 1:] or None
                         break
@@ -173,6 +238,24 @@ class Connection(Session, asyncio.Protocol):
             self._protocol_error(error, out, count)
             return
         self._emit(out, count)
+
+    def _hot_state(self) -> tuple[bool, int]:
+        """Whether the hot path may run now, and the slow log threshold in ns.
+
+        Not when _execute's checks could refuse a request (a client not
+        authenticated yet, -LOADING, -OOM) or monitors must see it: then
+        every request takes the general path. A command run by the hot path
+        is timed as _execute times one; it goes to the slow log when it took
+        at least the threshold (a huge number when the slow log is off).
+        Between two requests of a batch only a command can change any of
+        this, and every such command takes the general path, after which
+        _process asks again.
+        """
+        core = self.core
+        threshold = core.config.slowlog_log_slower_than
+        ok = (self.authenticated and not core.loading and not core.over_maxmemory
+              and not core.monitors)
+        return ok, (threshold * 1000 if threshold >= 0 else _NEVER_SLOW)
 
     def _execute(self, argv: list[bytes]) -> Any:
         name = argv[0]
@@ -198,27 +281,35 @@ class Connection(Session, asyncio.Protocol):
         started = perf_counter_ns()
         try:
             reply = cmd.func(self, argv)
-        except CommandError as exc:
-            reply = self._error(exc.message)
         except Exception as exc:  # noqa: BLE001 - a bug must not take the connection down
-            # A bug in a command, not the client's fault: log it with its
-            # traceback and answer this request with an error. (A try block
-            # costs nothing until something raises.) A *write* that failed
-            # half-way may have changed memory without logging it, and a
-            # later read could then see a value no crash would keep: fail
-            # stop, as for a storage error (no held reply is released; every
-            # waiting client gets -ERR); restart recovers the logged state.
-            log.exception("internal error running %s", cmd.name)
-            reply = self._error(f"ERR internal error running '{cmd.name}': "
-                                f"{type(exc).__name__}")
-            if cmd.is_write:
-                self.writer.fail_stop(f"internal error in write command '{cmd.name}'")
+            reply = self._failed(cmd, exc)
         else:
             if type(reply) is ErrorReply:
                 self.core.stats.error_replies += 1
         micros = (perf_counter_ns() - started) // 1000
         if micros >= core.config.slowlog_log_slower_than >= 0 or core.monitors:
             after_command(self, cmd, argv, micros)
+        return reply
+
+    def _failed(self, cmd: Any, exc: Exception) -> ErrorReply:
+        """The reply to a command that raised; call it from the ``except`` block.
+
+        A CommandError is the client's error. Anything else is a bug in a
+        command, not the client's fault: log it with its traceback and answer
+        this request with an error. (A try block costs nothing until
+        something raises.) A *write* that failed half-way may have changed
+        memory without logging it, and a later read could then see a value
+        no crash would keep: fail stop, as for a storage error (no held reply
+        is released; every waiting client gets -ERR); restart recovers the
+        logged state.
+        """
+        if isinstance(exc, CommandError):
+            return self._error(exc.message)
+        log.exception("internal error running %s", cmd.name)
+        reply = self._error(f"ERR internal error running '{cmd.name}': "
+                            f"{type(exc).__name__}")
+        if cmd.is_write:
+            self.writer.fail_stop(f"internal error in write command '{cmd.name}'")
         return reply
 
     def send_monitor(self, line: bytes) -> None:
@@ -234,10 +325,13 @@ class Connection(Session, asyncio.Protocol):
         if count:
             chunk = b"".join(out) if len(out) > 1 else out[0]
             writer = self.writer
-            # Under everysec/no nothing waits for a sync (LSN 0 is always durable).
-            lsn = writer.applied_lsn if writer.holds_replies else 0
-            # After a fail-stop nothing is sent: when_durable answers with the error.
-            if self._held or lsn > writer.durable_lsn or writer.failed is not None:
+            # Held: behind earlier held chunks; after a fail-stop (nothing is
+            # sent: when_durable answers with the error); or under ``always``
+            # until the writes so far are durable. (Under everysec/no nothing
+            # waits for a sync: LSN 0 is always durable.)
+            if self._held or writer.failed is not None or (
+                    writer.applied_lsn > writer.durable_lsn and writer.holds_replies):
+                lsn = writer.applied_lsn if writer.holds_replies else 0
                 self._held.append([lsn, chunk, count])
                 self._held_bytes += len(chunk)
                 writer.when_durable(lsn, self._on_durable)

@@ -20,6 +20,8 @@ _INT_RE = re.compile(rb"-?[1-9][0-9]*\Z|0\Z")
 
 def parse_int(data: bytes) -> int | None:
     """Redis's string2ll: a canonical signed 64-bit decimal, or None."""
+    if data.isdigit() and len(data) < 19 and (data[0] != 48 or len(data) == 1):
+        return int(data)  # the usual case (INCR's counters): ASCII digits, no leading 0, in range
     if len(data) > 20 or not _INT_RE.match(data):
         return None
     value = int(data)

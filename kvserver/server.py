@@ -23,7 +23,7 @@ from typing import Any
 from . import REDIS_COMPAT_VERSION, __version__
 from .commands import renamed_table
 from .config import Config
-from .connection import Connection
+from .connection import Connection, hot_table
 from .core import Core
 from .errors import CorruptionError, StorageError
 from .fs import FileSystem, OSFileSystem
@@ -131,6 +131,8 @@ class Server:
         self.port: int = config.port
         #: The command table clients see (rename-command applied); set by start().
         self.commands = renamed_table(())
+        #: Its hot commands (Connection's fast path), by the names in ``commands``.
+        self.hot_commands = hot_table(self.commands)
         self._cron_batch: list = []
 
     # --- clients ---------------------------------------------------------------
@@ -171,6 +173,7 @@ class Server:
         cfg = self.config
         try:
             self.commands = renamed_table(cfg.rename_commands)
+            self.hot_commands = hot_table(self.commands)
         except KeyError as exc:
             raise StartupError(f"rename-command: unknown command '{exc.args[0]}'") from None
         try:
