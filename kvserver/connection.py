@@ -142,6 +142,10 @@ class Connection(Session, asyncio.Protocol):
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self.close_after_reply:
+            # QUIT (or CLIENT KILL of itself) ran; its reply may still wait
+            # for a sync. Nothing after it runs, as in Redis.
+            return
         self.core.stats.net_input_bytes += len(data)
         self.last_interaction = monotonic()
         try:
