@@ -241,6 +241,10 @@ class Connection(Session, asyncio.Protocol):
         if error is not None:
             self._protocol_error(error, out, count)
             return
+        if len(core.clients) == 1:
+            # The only client: nothing else can join this batch, so commit it
+            # now and send without holding (see Writer.commit_now).
+            self.writer.commit_now()
         self._emit(out, count)
 
     def _hot_state(self) -> tuple[bool, int]:

@@ -107,6 +107,9 @@ class _NotYetWriter:
     def when_durable(self, lsn: int, callback: Any) -> None:
         callback(None)
 
+    def commit_now(self) -> None:
+        pass
+
     def fail_stop(self, reason: str) -> None:
         raise StorageError(reason)  # nothing can write while loading; a bug here is fatal
 

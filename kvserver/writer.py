@@ -211,6 +211,17 @@ class Writer:
                 and self.wal_bytes_since_checkpoint >= cfg.checkpoint_wal_size):
             self._wake.set()
 
+    def commit_now(self) -> None:
+        """Commit what is pending now rather than at the next loop turn.
+
+        For a connection that is the server's only client: no one else can
+        join the batch, so waiting for the next turn would only add an epoll
+        round and a callback to its latency (~5-10 µs of a ~200 µs durable
+        SET). Same commit, same rules as :meth:`_flush`.
+        """
+        if self._pending:
+            self._flush()
+
     def _everysec_due(self) -> None:
         self._everysec_timer = None
         self._wake.set()
