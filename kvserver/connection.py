@@ -241,9 +241,11 @@ class Connection(Session, asyncio.Protocol):
         if error is not None:
             self._protocol_error(error, out, count)
             return
-        if len(core.clients) == 1:
-            # The only client: nothing else can join this batch, so commit it
-            # now and send without holding (see Writer.commit_now).
+        if len(core.clients) == 1 and self.writer.holds_replies:
+            # The only client, and its replies wait for durability: nothing
+            # else can join this batch, so commit it now and send without
+            # holding (see Writer.commit_now). Under everysec/no the replies
+            # go first and the write follows at the next turn, off their path.
             self.writer.commit_now()
         self._emit(out, count)
 
