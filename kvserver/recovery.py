@@ -41,6 +41,8 @@ from .wal import (RECORD_COMMAND, RECORD_HEADER, RECORD_HEADER_SIZE, SEGMENT_HEA
 
 log = logging.getLogger("kvserver.recovery")
 
+#: Appended to the name of a checkpoint that fails its checks; no longer a checkpoint.
+CORRUPT_SUFFIX = ".corrupt"
 #: Report progress (and let the event loop answer -LOADING) this often.
 PROGRESS_EVERY = 20_000
 
@@ -128,6 +130,15 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
             "no valid checkpoint (newest fails its checksum and no older one is valid); "
             "refusing to start. Run 'kvserver check " + dirpath + "' for details. First error",
             path=first_error.path, offset=first_error.offset, lsn=first_error.lsn)
+
+    if repair and result.skipped_checkpoints:
+        # Set damaged checkpoints aside (kept for inspection): counted among
+        # the KEEP newest, one would let the writer drop the older valid
+        # checkpoint and its WAL, leaving no fallback if the next one fails.
+        for path in result.skipped_checkpoints:
+            fs.rename(path, path + CORRUPT_SUFFIX)
+            log.warning("damaged checkpoint %s renamed to %s%s", path, path, CORRUPT_SUFFIX)
+        fs.sync_dir(dirpath)
 
     ks = core.keyspace if core is not None else None
     session = Session(core) if core is not None else None

@@ -218,6 +218,11 @@ def test_corrupt_newest_checkpoint_falls_back():
         data, rec = recover_data(disk, D)
         assert data == expected, damage                      # no double apply of INCR/APPEND
         assert rec.checkpoint_path == old and rec.skipped_checkpoints == [new]
+        # Set aside, so it no longer counts among the two checkpoints kept
+        # (else the next one would drop `old` and its WAL: no fallback left).
+        assert [p for _lsn, p in list_checkpoints(disk, D)] == [old]
+        assert disk.exists(new + ".corrupt")
+        assert recover_data(disk, D)[0] == expected
     # Both damaged: the WAL from LSN 1 is still there (only two checkpoints
     # ever written), so replay from the start is a complete fallback.
     disk = fs.copy()
