@@ -143,11 +143,14 @@ class Writer:
         self.applied_lsn += 1
         self._pending.append(encode_record(self.applied_lsn, db, argv))
         if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._loop is not None:
             self._flush_scheduled = True
-            if self._loop is not None:
-                self._loop.call_soon(self._flush)
-            else:  # not started (tests driving a bare Writer): the task commits
-                self._wake.set()
+            self._loop.call_soon(self._flush)
+        else:  # not started (tests driving a bare Writer): the task commits
+            self._wake.set()
 
     @property
     def holds_replies(self) -> bool:
@@ -165,6 +168,14 @@ class Writer:
             callback(None)
         else:
             self._waiters.append((lsn, callback))
+            if lsn <= self.written_lsn and not self._flush_scheduled:
+                # Written but never synced (CONFIG SET appendfsync always
+                # after everysec writes): no append will come to sync it.
+                self._schedule_flush()
+
+    def _needs_sync(self) -> bool:
+        """Someone waits for records that are written but not synced."""
+        return self.written_lsn > self.durable_lsn and bool(self._waiters)
 
     # --- the writer task -------------------------------------------------------
 
@@ -185,7 +196,7 @@ class Writer:
         thread) stays with the task.
         """
         self._flush_scheduled = False
-        if not self._pending:
+        if not self._pending and not self._needs_sync():
             return
         if self.failed is not None:
             self._pending = []  # nothing more reaches the log after a fail-stop
@@ -194,7 +205,12 @@ class Writer:
             self._wake.set()
             return
         try:
-            self._commit_now(self._take())
+            if self._pending:
+                self._commit_now(self._take())
+            else:
+                started = time.perf_counter()
+                self._sync_now()
+                self._synced(self.written_lsn, 0, time.perf_counter() - started)
         except StorageError as exc:
             self._fail(exc)
             return
@@ -203,7 +219,7 @@ class Writer:
             self._fail(StorageError(f"wal: writer crashed: {exc!r}"))
             return
         cfg = self.core.config
-        if cfg.appendfsync == "everysec" and self._everysec_timer is None:
+        if cfg.appendfsync == "everysec" and self._everysec_timer is None and not self._stopping:
             delay = max(0.0, 1.0 - (time.monotonic() - self._last_sync))
             self._everysec_timer = self._loop.call_later(delay, self._everysec_due)
         if self.wal.needs_rotation() or (
@@ -271,7 +287,7 @@ class Writer:
         if (self.core.config.appendfsync == "everysec" and self.written_lsn > self.durable_lsn
                 and time.monotonic() - self._last_sync >= 1.0):
             return True
-        return False
+        return self._needs_sync()
 
     def _take(self) -> tuple[bytes, int, int]:
         """Every pending record, closed by the batch's commit marker (see wal.py)."""
@@ -347,8 +363,8 @@ class Writer:
 
     async def _after_commit(self) -> None:
         cfg = self.core.config
-        if (cfg.appendfsync == "everysec" and self.written_lsn > self.durable_lsn
-                and time.monotonic() - self._last_sync >= 1.0):
+        if self._needs_sync() or (cfg.appendfsync == "everysec" and self.written_lsn > self.durable_lsn
+                                  and time.monotonic() - self._last_sync >= 1.0):
             last = self.written_lsn
             started = time.perf_counter()
             await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
@@ -529,6 +545,12 @@ class Writer:
             self._everysec_timer = None
         if self._checkpoint_task is not None:  # started just before we stopped
             await asyncio.wait([self._checkpoint_task])
+        # No await from here on, so no command runs until the server has
+        # closed its connections. Records appended in the turn since the task
+        # ended are still pending (under everysec/no already answered): write
+        # them before the final sync.
+        if self.failed is None and self._pending:
+            self._commit_now(self._take())
         if self.failed is None and self.written_lsn > self.durable_lsn:
             self._sync_now()
             self._synced(self.written_lsn, 0, 0.0)

@@ -89,3 +89,68 @@ async def test_a_lone_client_is_committed_in_the_same_turn_and_never_held(tmp_pa
         conn.connection_lost(None)
     finally:
         await server.stop()
+
+
+async def _turns(n: int = 5) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_switching_to_always_syncs_what_everysec_wrote(tmp_path):
+    """After CONFIG SET appendfsync always, replies wait for records that
+    everysec wrote but did not sync yet; nothing else would sync them if no
+    further write came (found in review: the replies hung until one did)."""
+    server = Server(Config(port=0, bind="127.0.0.1", dir=str(tmp_path), appendfsync="everysec"))
+    await server.start()
+    try:
+        conn = Connection(server)
+        transport = Recording()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn.data_received(b"SET a 1\r\n")
+        await _turns()
+        writer = server.writer
+        assert transport.data == b"+OK\r\n" and writer.written_lsn > writer.durable_lsn
+        conn.data_received(b"CONFIG SET appendfsync always\r\nGET a\r\n")
+        await _turns()
+        assert transport.data == b"+OK\r\n+OK\r\n$1\r\n1\r\n"
+        assert writer.durable_lsn == writer.written_lsn == 1
+        conn.connection_lost(None)
+    finally:
+        await server.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("policy", ["everysec", "no"])
+@pytest.mark.parametrize("late_turns", [0, 1])
+async def test_a_write_answered_during_shutdown_reaches_the_wal(tmp_path, policy, late_turns):
+    """Connections still run commands while the writer closes; under
+    everysec/no their replies go at once, so their records must be written
+    before the WAL closes (found in review: the last turn's were dropped)."""
+    from kvserver.fs import OSFileSystem
+    from kvserver.wal import list_segments, scan_segment
+
+    server = Server(Config(port=0, bind="127.0.0.1", dir=str(tmp_path), appendfsync=policy))
+    await server.start()
+    conn = Connection(server)
+    transport = Recording()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    writer = server.writer
+    stopping = asyncio.ensure_future(server.stop(save=False))
+    sent = False
+    for _ in range(1000):  # a turn after the writer task ended, before the WAL closes
+        await asyncio.sleep(0)
+        if not sent and writer._task.done() and not writer.wal.closed:
+            if late_turns:
+                late_turns -= 1
+                continue
+            conn.data_received(b"SET late 1\r\n")
+            sent = True
+        if stopping.done():
+            break
+    await stopping
+    assert sent and transport.data == b"+OK\r\n"
+    fs = OSFileSystem()
+    lsns = [r.lsn for first, path in list_segments(fs, str(tmp_path))
+            for r in scan_segment(fs.read(path), path, first).records]
+    assert lsns == [1]
