@@ -36,7 +36,8 @@ def main(argv: list[str]) -> int:
             print(f"checkpoint {path}: OK, LSN {ck.lsn}, {ck.entries} keys")
         except CorruptionError as exc:
             print(f"checkpoint {path}: BAD: {exc}")
-    for first, path in list_segments(fs, args.dir):
+    segments = list_segments(fs, args.dir)
+    for first, path in segments:
         try:
             scan = scan_segment(fs.read(path), path, first)
         except CorruptionError as exc:
@@ -44,7 +45,8 @@ def main(argv: list[str]) -> int:
             continue
         last = scan.records[-1].lsn if scan.records else first - 1
         status = "OK"
-        if scan.bad is not None and scan.zero_tail:
+        if scan.bad is not None and scan.zero_tail and path == segments[-1][1]:
+            # Only the open (last) segment is preallocated; rotation trims the rest.
             status = f"OK, then {scan.torn_tail_bytes} zero bytes (preallocated space)"
         elif scan.bad is not None:
             offset, reason = scan.bad

@@ -211,8 +211,11 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
             result.zero_tail = (path, scan.good_end, scan.torn_tail_bytes)
             if repair:
                 fs.truncate(path, scan.good_end)
-                log.debug("%s ends at offset %d (LSN %d), %d zero bytes after it",
-                          path, scan.good_end, scan.last_lsn, scan.torn_tail_bytes)
+                # Logged (not at debug) so that a disk that zeroed the end of
+                # the log shows up as a number to compare with the step.
+                log.info("WAL %s ends at offset %d (LSN %d); %d zero bytes of preallocated "
+                         "space after it trimmed", path, scan.good_end, scan.last_lsn,
+                         scan.torn_tail_bytes)
         elif scan.bad is not None:
             result.torn_tail = (path, scan.good_end, scan.torn_tail_bytes)
             if repair:

@@ -357,3 +357,29 @@ def test_check_runs_as_kvserver_check_command(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "kvserver", "check", target], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "refuse" in bad.stdout
+
+
+def test_check_names_zeros_ending_a_sealed_segment_as_damage(tmp_path, capsys):
+    """Only the open (last) segment is preallocated; zeros ending a sealed one
+    are damage, and check must not call them preallocated space."""
+    from kvserver.fs import OSFileSystem
+    from kvserver.wal import WAL, encode_commit, encode_record
+
+    d = str(tmp_path)
+    wal = WAL.create(OSFileSystem(), d, DB_ID, 1)
+    wal.write(encode_record(1, 0, [b"SET", b"a", b"1"]) + encode_commit(1, 1))
+    wal.sync()
+    wal.rotate(2)
+    wal.write(encode_record(2, 0, [b"SET", b"b", b"2"]) + encode_commit(2, 2))
+    wal.sync()
+    wal.close()
+    sealed, last = [p for _l, p in list_segments(OSFileSystem(), d)]
+    with open(sealed, "ab") as f:
+        f.write(bytes(4096))
+    assert check_main([d]) == 1
+    out = capsys.readouterr().out
+    sealed_line = next(line for line in out.splitlines() if sealed in line)
+    last_line = next(line for line in out.splitlines() if last in line and "segment" in line)
+    assert "preallocated" not in sealed_line and "zeroed bytes at offset" in sealed_line
+    assert "preallocated space" in last_line  # the open segment's reserve, as written
+    assert "would refuse" in out
