@@ -176,7 +176,11 @@ class Connection(Session, asyncio.Protocol):
         stale = False
         try:
             # Parsed-but-not-run requests first (we stopped mid-read before),
-            # then what the buffer holds; one take_requests() per read.
+            # then what the buffer holds; one take_requests() per read. A
+            # client that must still authenticate gets the parser's tighter
+            # limits and one request per take (see RequestParser.unauthenticated).
+            single = parser.unauthenticated = (not self.authenticated
+                                               and bool(core.config.requirepass))
             batch = backlog if backlog else parser.take_requests()
             while batch:
                 for i, argv in enumerate(batch):
@@ -229,10 +233,15 @@ class Connection(Session, asyncio.Protocol):
                         break
                 if stop or self._closed or self.close_after_reply:
                     break
-                # Another call only if this batch was the backlog, or a protocol
-                # error is waiting behind the requests just run.
-                batch = parser.take_requests() if (batch is backlog or parser.pending_error) \
-                    else None
+                # Another call only if this batch was the backlog or a single
+                # request, or a protocol error is waiting behind the requests
+                # just run.
+                if batch is backlog or single or parser.pending_error:
+                    single = parser.unauthenticated = (not self.authenticated
+                                                       and bool(core.config.requirepass))
+                    batch = parser.take_requests()
+                else:
+                    batch = None
         except ProtocolError as exc:
             error = exc
         finally:

@@ -49,6 +49,13 @@ MAX_BULK_LEN = 512 * 1024 * 1024
 #: keep the 1024*1024 bound older Redis versions had, so one request can never
 #: make us allocate an argument list of unbounded length.
 MAX_MULTIBULK_LEN = 1024 * 1024
+#: Before a client has authenticated (requirepass set), Redis 7 accepts only
+#: small requests, so a few bytes cannot make the server allocate much
+#: (CVE-2021-32675): at most this many arguments...
+UNAUTHENTICATED_MAX_MULTIBULK = 10
+#: ...of at most this many bytes each. Inline requests are bounded by
+#: MAX_INLINE_SIZE anyway.
+UNAUTHENTICATED_MAX_BULK = 16 * 1024
 #: Unparsed bytes held for one client: Redis's ``client-query-buffer-limit``.
 MAX_QUERY_BUFFER = 1024 * 1024 * 1024
 #: Bulk strings at least this big are copied out of the buffer through a
@@ -123,7 +130,7 @@ class RequestParser:
     """
 
     __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query",
-                 "_bulk_headers", "_split_skip", "pending_error")
+                 "_bulk_headers", "_split_skip", "pending_error", "unauthenticated")
 
     def __init__(self, max_bulk_len: int = MAX_BULK_LEN,
                  max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
@@ -149,6 +156,11 @@ class RequestParser:
         # raised by the next call, once those requests have run. Public so a
         # caller can tell, without a call, whether another take is needed.
         self.pending_error: ProtocolError | None = None
+        # Set by the connection while its client must still authenticate:
+        # the UNAUTHENTICATED_* limits apply, and take_requests() returns one
+        # request at a time, so the request after an AUTH is parsed with the
+        # limits the AUTH lifted (Redis parses and runs one by one).
+        self.unauthenticated = False
 
     @property
     def buffered(self) -> int:
@@ -192,6 +204,9 @@ class RequestParser:
         if error is not None:
             self.pending_error = None
             raise error
+        if self.unauthenticated:
+            argv = self.next_request()
+            return [argv] if argv is not None else []
         out: list[list[bytes]] = []
         buf = self._buf
         pos = self._pos
@@ -354,6 +369,8 @@ class RequestParser:
         count = _header_int(buf[pos + 1:nl])
         if count is None or count > MAX_MULTIBULK_LEN:
             raise ProtocolError("invalid multibulk length")
+        if count > UNAUTHENTICATED_MAX_MULTIBULK and self.unauthenticated:
+            raise ProtocolError("unauthenticated multibulk length")
         self._pos = nl + 2
         if count <= 0:
             return []
@@ -383,6 +400,8 @@ class RequestParser:
             size = _header_int(buf[pos + 1:nl])
             if size is None or size < 0 or size > self._max_bulk:
                 raise ProtocolError("invalid bulk length")
+            if size > UNAUTHENTICATED_MAX_BULK and self.unauthenticated:
+                raise ProtocolError("unauthenticated bulk length")
             start = nl + 2
             stop = start + size
             if stop + 2 > end:

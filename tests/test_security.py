@@ -352,3 +352,63 @@ def test_tls_startup_errors(kv_config, certs) -> None:
     # The data directory lock was never taken or was released: a normal start works.
     server = start_threaded(kv_config)
     server.stop()
+
+
+# --- limits before authentication (Redis 7, CVE-2021-32675) ------------------------------
+
+UNAUTH_EXCHANGES = [
+    # (payload, what comes back, whether the connection is closed after it)
+    (b"*11\r\n", b"-ERR Protocol error: unauthenticated multibulk length\r\n", True),
+    (b"*2\r\n$4\r\nECHO\r\n$16385\r\n", b"-ERR Protocol error: unauthenticated bulk length\r\n",
+     True),
+    # At the limits: accepted (then refused as a command, NOAUTH).
+    (b"*2\r\n$4\r\nECHO\r\n$16384\r\n" + b"x" * 16384 + b"\r\n", NOAUTH, False),
+    # After AUTH in the same read, the next request is parsed without them.
+    (resp("AUTH", "s3cret pass") + resp("ECHO", *(["x"] * 10)),
+     b"+OK\r\n-ERR wrong number of arguments for 'echo' command\r\n", False),
+]
+
+
+@pytest.mark.parametrize("payload, reply, closed", UNAUTH_EXCHANGES)
+def test_unauthenticated_clients_get_redis_7_request_limits(locked, payload, reply, closed):
+    with socket.create_connection(("127.0.0.1", locked.port), timeout=5) as s:
+        s.sendall(payload)
+        got = b""
+        while len(got) < len(reply):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        assert got == reply
+        if closed:
+            s.settimeout(5)
+            assert s.recv(1) == b""  # the protocol error closed the connection
+
+
+def test_limits_do_not_apply_without_a_password(kv) -> None:
+    assert raw_exchange(kv.port, resp("SET", "k", "x" * 20000)) == b"+OK\r\n"
+    assert raw_exchange(kv.port, resp("DEL", *(["k"] * 11))) == b":1\r\n"
+
+
+def test_limits_do_not_apply_once_authenticated(locked) -> None:
+    big = resp("SET", "k", "x" * 20000)
+    assert raw_exchange(locked.port, resp("AUTH", "s3cret pass") + big, expect=10) == \
+        b"+OK\r\n+OK\r\n"
+
+
+@pytest.mark.parametrize("payload, reply, closed", UNAUTH_EXCHANGES)
+def test_unauthenticated_limits_match_redis(redis_server: int, payload, reply, closed) -> None:
+    r = redis.Redis(port=redis_server)
+    r.config_set("requirepass", "s3cret pass")
+    try:
+        with socket.create_connection(("127.0.0.1", redis_server), timeout=5) as s:
+            s.sendall(payload)
+            got = b""
+            while len(got) < len(reply):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            assert got == reply
+    finally:
+        redis.Redis(port=redis_server, password="s3cret pass").config_set("requirepass", "")
