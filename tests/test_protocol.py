@@ -791,8 +791,8 @@ def test_round_trip_views_are_not_vacuous():
 # --- take_requests: the batch form the server uses ------------------------------------
 
 
-def _one_by_one(data: bytes) -> tuple[list, str | None]:
-    p = RequestParser()
+def _one_by_one(data: bytes, **limits) -> tuple[list, str | None]:
+    p = RequestParser(**limits)
     p.feed(data)
     out = []
     try:
@@ -851,18 +851,6 @@ def test_take_requests_round_trips_random_pipelines(commands, split):
 # --- take_requests' first stage (one split per read) and its hand-over to the others ----
 
 
-def _one_by_one_limited(data: bytes, **limits) -> tuple[list, str | None]:
-    p = RequestParser(**limits)
-    p.feed(data)
-    out = []
-    try:
-        while (argv := p.next_request()) is not None:
-            out.append(argv)
-    except ProtocolError as exc:
-        return out, exc.reply_message
-    return out, None
-
-
 def _batched_reads(chunks: list[bytes], parser: RequestParser | None = None) -> tuple[list, str | None]:
     p = parser or RequestParser()
     out = []
@@ -912,12 +900,12 @@ def test_take_requests_keeps_parsing_right_across_reads_after_a_big_value():
 @pytest.mark.parametrize("max_bulk_len", [1, 3, 10, 1023, 1024])
 def test_take_requests_honours_a_small_proto_max_bulk_len(max_bulk_len):
     data = SMALL + encode_command([b"ECHO", b"y" * (max_bulk_len + 1)]) + SMALL
-    expected = _one_by_one_limited(data, max_bulk_len=max_bulk_len)
+    expected = _one_by_one(data, max_bulk_len=max_bulk_len)
     assert expected[1] == "ERR Protocol error: invalid bulk length"
     assert _batched_reads([data], RequestParser(max_bulk_len=max_bulk_len)) == expected
     ok = SMALL + encode_command([b"ECHO", b"y" * max_bulk_len])
     assert _batched_reads([ok], RequestParser(max_bulk_len=max_bulk_len)) == (
-        _one_by_one_limited(ok, max_bulk_len=max_bulk_len))
+        _one_by_one(ok, max_bulk_len=max_bulk_len))
 
 
 @pytest.mark.parametrize("header", [b"*02", b"*+2", b"* 2", b"*2 ", b"*-0", b"*0", b"*-1"])

@@ -369,17 +369,22 @@ UNAUTH_EXCHANGES = [
 ]
 
 
+def _send_and_read(s: socket.socket, payload: bytes, size: int) -> bytes:
+    """Send, then read until ``size`` bytes came back or the peer closed."""
+    s.sendall(payload)
+    got = b""
+    while len(got) < size:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
 @pytest.mark.parametrize("payload, reply, closed", UNAUTH_EXCHANGES)
 def test_unauthenticated_clients_get_redis_7_request_limits(locked, payload, reply, closed):
     with socket.create_connection(("127.0.0.1", locked.port), timeout=5) as s:
-        s.sendall(payload)
-        got = b""
-        while len(got) < len(reply):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-        assert got == reply
+        assert _send_and_read(s, payload, len(reply)) == reply
         if closed:
             s.settimeout(5)
             assert s.recv(1) == b""  # the protocol error closed the connection
@@ -402,13 +407,6 @@ def test_unauthenticated_limits_match_redis(redis_server: int, payload, reply, c
     r.config_set("requirepass", "s3cret pass")
     try:
         with socket.create_connection(("127.0.0.1", redis_server), timeout=5) as s:
-            s.sendall(payload)
-            got = b""
-            while len(got) < len(reply):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
-            assert got == reply
+            assert _send_and_read(s, payload, len(reply)) == reply
     finally:
         redis.Redis(port=redis_server, password="s3cret pass").config_set("requirepass", "")
