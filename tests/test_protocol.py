@@ -804,17 +804,7 @@ def _one_by_one(data: bytes, **limits) -> tuple[list, str | None]:
 
 
 def _batched(data: bytes, split: int | None = None) -> tuple[list, str | None]:
-    p = RequestParser()
-    out = []
-    chunks = [data] if split is None else [data[:split], data[split:]]
-    try:
-        for chunk in chunks:
-            p.feed(chunk)
-            while batch := p.take_requests():
-                out.extend(batch)
-    except ProtocolError as exc:
-        return out, exc.reply_message
-    return out, None
+    return _batched_reads([data] if split is None else [data[:split], data[split:]])
 
 
 @pytest.mark.parametrize("data", [
