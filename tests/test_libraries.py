@@ -401,6 +401,24 @@ async def aiocache_clear_namespace(cache, ar):
     assert await ar.keys() == [b"other:x"]
 
 
+@AIOCACHE
+async def aiocache_cached_decorator(cache, ar):
+    import aiocache
+    calls = []
+
+    @aiocache.cached(cache=aiocache.Cache.REDIS, endpoint="127.0.0.1",
+                     port=ar.connection_pool.connection_kwargs["port"], namespace="dec", ttl=30)
+    async def double(x):
+        calls.append(x)
+        return x * 2
+    try:
+        assert await double(2) == 4 and await double(2) == 4 and await double(3) == 6
+        assert calls == [2, 3]
+        assert len(await ar.keys("dec*")) == 2
+    finally:
+        await double.cache.close()
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("use", AIOCACHE.params())
 async def test_aiocache(kv, use):
@@ -532,8 +550,8 @@ async def test_cashews(kv, use):
 # --- walrus ---------------------------------------------------------------------------
 
 #: Fails today: Cache.set_many (MULTI), Hash and Model (HSET), List (RPUSH),
-#: Set (SADD), ZSet (ZADD), rate_limit (LLEN), lock (EVALSHA),
-#: autocomplete (HEXISTS), bloom_filter (BITFIELD).
+#: Set (SADD), ZSet (ZADD), Stream (XADD), Array and lock (EVALSHA),
+#: rate_limit (LLEN), autocomplete (HEXISTS), bloom_filter (BITFIELD).
 WALRUS = Uses("walrus_")
 
 
@@ -546,12 +564,14 @@ def walrus_db(kv):
 
 
 @WALRUS
-def walrus_cache_set_get_delete(db, r):
+def walrus_cache_set_get_get_many_delete(db, r):
     cache = db.cache(name="wc")
     assert cache.set("a", {"x": 1}, 30)
     assert cache.get("a") == {"x": 1}
     assert cache.get("missing", "d") == "d"
     assert 0 < r.ttl("wc:a") <= 30
+    cache.set("b", [2], 30)
+    assert cache.get_many(["a", "b", "missing"]) == {"a": {"x": 1}, "b": [2]}
     assert cache.delete("a") == 1
     assert cache.get("a") is None
 
