@@ -107,7 +107,7 @@ def make_django_cache(backend: str, port: int):
 
 def close_django_cache(cache) -> None:
     if hasattr(cache, "_cache"):  # built-in: one connection pool per server URL
-        for pool in cache._cache._pools.values():
+        for pool in getattr(cache._cache, "_pools", {}).values():
             pool.disconnect()
     else:  # django-redis
         cache.client.get_client().connection_pool.disconnect()
