@@ -1,0 +1,608 @@
+"""Popular Python libraries that use Redis, run against a real kvserver.
+
+Each test starts its own kvserver (the ``kv`` fixture: 127.0.0.1, port 0, a
+temporary data directory), points the library at it over a real socket, runs
+one *use* of the library and checks both what the library returns and, where
+it matters, what the server holds afterwards (keys, TTLs) through redis-py.
+
+Only uses that work on kvserver today are here; no xfail. A library that is
+not installed is skipped (``pytest.importorskip``), so the file also runs in a
+venv without the ``test`` extras.
+
+Layout: one table of uses per library (``DJANGO``, ``FLASK``, ...), one test
+function per table, parametrized over it. A use is a plain function decorated
+with its table, so when the server learns a feature (MULTI/EXEC, hashes, Lua,
+...) making a library use count is one new function. The uses that still fail,
+with the first command the server rejects, are listed at each table (and in
+docs/compatibility.md); none of them is tested here.
+
+Libraries with no working use today (no table yet), each with the first
+command kvserver rejects:
+
+- rq: enqueue needs MULTI/EXEC (then SADD, HSET, RPUSH).
+- huey: enqueue needs LPUSH (lists); results need HSET (hashes).
+- dramatiq: RedisBroker.enqueue needs EVALSHA (Lua); rate limiters need WATCH;
+  the Redis results backend needs MULTI, LPUSH, LINDEX.
+- arq: enqueue_job needs WATCH (then MULTI, ZADD); the worker needs ZRANGEBYSCORE.
+- celery (redis broker + backend): delay() needs SUBSCRIBE (result backend) and
+  MULTI + LLEN/LPUSH (broker); the worker needs ZRANGE BYSCORE and EVALSHA.
+- limits: every strategy's hit/test needs EVALSHA (Lua), sync and async.
+- pottery: RedisDict/List/Set/Deque/BloomFilter/HyperLogLog need WATCH;
+  Redlock and NextID need EVALSHA; redis_cache needs HGET; RedisCounter HSCAN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+import pytest
+import redis
+import redis.asyncio
+
+#: aiocache, cashews and walrus call redis-py methods it deprecates (close, setex): not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning")
+
+
+class Uses:
+    """One library's table of uses that work on kvserver.
+
+    Decorate a function with the table to add it; the test for that library
+    runs every function in the table, each as its own test case, named after
+    the function without the table's prefix (``django_touch`` -> ``touch``).
+    The prefix keeps the module's function names apart across libraries.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.funcs: dict[str, Callable] = {}
+
+    def __call__(self, func: Callable) -> Callable:
+        assert func.__name__.startswith(self.prefix), func.__name__
+        name = func.__name__.removeprefix(self.prefix)
+        assert name not in self.funcs, name
+        self.funcs[name] = func
+        return func
+
+    def params(self) -> list:
+        return [pytest.param(f, id=name) for name, f in self.funcs.items()]
+
+
+@pytest.fixture
+def r(kv):
+    """A redis-py client to the same kvserver, to check what a library left there."""
+    client = redis.Redis(host="127.0.0.1", port=kv.port)
+    yield client
+    client.close()
+
+
+# --- Django's cache framework (built-in RedisCache and django-redis) --------------
+
+#: Uses of the Django cache API, run on both backends.
+#: Fails today: set_many (pipeline with MULTI/EXEC: "unknown command 'MULTI'").
+DJANGO = Uses("django_")
+#: Uses that only the built-in django.core.cache.backends.redis.RedisCache passes.
+#: (django-redis's incr sends EVAL and, on any error, falls back to a non-atomic
+#: GET + SET, so it "works" only by that fallback: not claimed here.)
+DJANGO_BUILTIN = Uses("django_builtin_")
+#: django-redis extensions.
+#: Fails today: delete_pattern and set_many (MULTI), lock release (EVALSHA),
+#: sadd/smembers... (SADD), hset... (HSET), incr (EVAL, see above).
+DJANGO_REDIS = Uses("django_redis_")
+
+
+def make_django_cache(backend: str, port: int):
+    pytest.importorskip("django")
+    from django.conf import settings
+    if not settings.configured:
+        settings.configure()
+    location = f"redis://127.0.0.1:{port}/0"
+    if backend == "django":
+        from django.core.cache.backends.redis import RedisCache
+        return RedisCache(location, {})
+    pytest.importorskip("django_redis")
+    from django_redis.cache import RedisCache
+    return RedisCache(location, {})
+
+
+def close_django_cache(cache) -> None:
+    if hasattr(cache, "_cache"):  # built-in: one connection pool per server URL
+        for pool in getattr(cache._cache, "_pools", {}).values():
+            pool.disconnect()
+    else:  # django-redis
+        cache.client.get_client().connection_pool.disconnect()
+
+
+@pytest.fixture(params=["django", "django_redis"])
+def django_cache(request, kv):
+    cache = make_django_cache(request.param, kv.port)
+    yield cache
+    close_django_cache(cache)
+
+
+@DJANGO
+def django_set_get_with_timeouts(cache, r):
+    cache.set("a", {"x": [1, 2]}, 30)
+    assert cache.get("a") == {"x": [1, 2]}
+    assert cache.get("missing", "default") == "default"
+    assert 0 < r.ttl(cache.make_key("a")) <= 30
+    cache.set("forever", 1, None)
+    assert r.ttl(cache.make_key("forever")) == -1
+    cache.set("gone", 1, 0)  # timeout 0: expire at once
+    assert cache.get("gone") is None
+    assert r.exists(cache.make_key("gone")) == 0
+
+
+@DJANGO
+def django_add(cache, r):
+    assert cache.add("k", 1, 30) is True
+    assert cache.add("k", 2, 30) is False
+    assert cache.get("k") == 1
+
+
+@DJANGO
+def django_get_many(cache, r):
+    cache.set("a", "A")
+    cache.set("b", [2])
+    assert cache.get_many(["a", "b", "missing"]) == {"a": "A", "b": [2]}
+
+
+@DJANGO
+def django_delete_and_delete_many(cache, r):
+    for key in "abc":
+        cache.set(key, key)
+    cache.delete_many(["a", "b"])
+    assert not cache.has_key("a") and not cache.has_key("b")
+    assert cache.has_key("c")
+    assert cache.delete("c")
+    assert not cache.delete("c")
+    assert r.dbsize() == 0
+
+
+@DJANGO
+def django_touch(cache, r):
+    cache.set("a", 1, 10)
+    assert cache.touch("a", 100)
+    assert 90 < r.ttl(cache.make_key("a")) <= 100
+    assert cache.touch("a", None)
+    assert r.ttl(cache.make_key("a")) == -1
+    assert not cache.touch("missing", 10)
+
+
+@DJANGO
+def django_get_or_set(cache, r):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return 42
+    assert cache.get_or_set("g", compute, 30) == 42
+    assert cache.get_or_set("g", compute, 30) == 42
+    assert calls == [1]
+
+
+@DJANGO
+def django_incr_version(cache, r):
+    cache.set("p", "v")
+    assert cache.incr_version("p") == 2
+    assert cache.get("p", version=2) == "v"
+    assert cache.get("p") is None
+
+
+@DJANGO
+def django_clear(cache, r):
+    cache.set("a", 1)
+    cache.set("b", 2)
+    cache.clear()
+    assert r.dbsize() == 0
+    assert cache.get("a") is None
+
+
+@DJANGO_BUILTIN
+def django_builtin_incr_decr(cache, r):
+    cache.set("n", 5)
+    assert cache.incr("n", 3) == 8
+    assert cache.decr("n") == 7
+    assert cache.get("n") == 7
+    assert r.get(cache.make_key("n")) == b"7"  # stored as a Redis integer
+    with pytest.raises(ValueError):
+        cache.incr("missing")
+
+
+@DJANGO_REDIS
+def django_redis_ttl_persist_expire(cache, r):
+    cache.set("t", 1, 50)
+    assert 40 < cache.ttl("t") <= 50
+    assert cache.persist("t")
+    assert cache.ttl("t") is None
+    assert cache.expire("t", 20)
+    assert 10 < cache.ttl("t") <= 20
+    assert cache.ttl("missing") == 0
+
+
+@DJANGO_REDIS
+def django_redis_keys_and_iter_keys(cache, r):
+    for key in ("user:1", "user:2", "other"):
+        cache.set(key, key)
+    assert sorted(cache.keys("user:*")) == ["user:1", "user:2"]
+    assert sorted(cache.iter_keys("user:*", itersize=1)) == ["user:1", "user:2"]
+
+
+@DJANGO_REDIS
+def django_redis_set_nx_and_xx(cache, r):
+    assert cache.set("nx", 1, nx=True)
+    assert not cache.set("nx", 2, nx=True)
+    assert not cache.set("xx", 3, xx=True)
+    assert cache.get("nx") == 1 and cache.get("xx") is None
+
+
+@pytest.mark.parametrize("use", DJANGO.params())
+def test_django_cache(django_cache, r, use):
+    use(django_cache, r)
+
+
+@pytest.mark.parametrize("use", DJANGO_BUILTIN.params())
+def test_django_builtin_redis_cache(kv, r, use):
+    cache = make_django_cache("django", kv.port)
+    try:
+        use(cache, r)
+    finally:
+        close_django_cache(cache)
+
+
+@pytest.mark.parametrize("use", DJANGO_REDIS.params())
+def test_django_redis(kv, r, use):
+    cache = make_django_cache("django_redis", kv.port)
+    try:
+        use(cache, r)
+    finally:
+        close_django_cache(cache)
+
+
+# --- Flask-Caching (cachelib's RedisCache) ----------------------------------------
+
+#: Everything tried works, including set_many (a pipeline without MULTI).
+FLASK = Uses("flask_")
+
+
+@pytest.fixture
+def flask_cache(kv):
+    flask = pytest.importorskip("flask")
+    flask_caching = pytest.importorskip("flask_caching")
+    app = flask.Flask(__name__)
+    cache = flask_caching.Cache(app, config={
+        "CACHE_TYPE": "RedisCache", "CACHE_KEY_PREFIX": "fc:",
+        "CACHE_REDIS_URL": f"redis://127.0.0.1:{kv.port}/0"})
+    with app.app_context():
+        yield app, cache
+    cache.cache._write_client.connection_pool.disconnect()
+
+
+@FLASK
+def flask_set_get_add(app, cache, r):
+    assert cache.set("a", [1, 2], timeout=30)
+    assert cache.get("a") == [1, 2]
+    assert 0 < r.ttl("fc:a") <= 30
+    assert not cache.add("a", 3)
+    assert cache.add("b", 3)
+    assert cache.get("b") == 3 and cache.has("b")
+
+
+@FLASK
+def flask_inc_dec(app, cache, r):
+    cache.set("n", 1)
+    assert cache.cache.inc("n", 4) == 5
+    assert cache.cache.dec("n") == 4
+    assert cache.get("n") == 4
+
+
+@FLASK
+def flask_set_many_get_many_delete_many(app, cache, r):
+    assert cache.set_many({"c": 1, "d": 2}, timeout=30)
+    assert cache.get_many("c", "d", "missing") == [1, 2, None]
+    assert cache.get_dict("c", "d") == {"c": 1, "d": 2}
+    assert 0 < r.ttl("fc:d") <= 30
+    cache.delete_many("c", "d")
+    assert r.dbsize() == 0
+
+
+@FLASK
+def flask_memoize(app, cache, r):
+    calls = []
+
+    @cache.memoize(30)
+    def square(x):
+        calls.append(x)
+        return x * x
+    assert square(3) == 9 and square(3) == 9 and calls == [3]
+    cache.delete_memoized(square, 3)
+    assert square(3) == 9 and calls == [3, 3]
+
+
+@FLASK
+def flask_cached_view(app, cache, r):
+    calls = []
+
+    @app.route("/double/<int:n>")
+    @cache.cached(timeout=30)
+    def double(n):
+        calls.append(n)
+        return str(2 * n)
+    client = app.test_client()
+    assert client.get("/double/21").data == b"42"
+    assert client.get("/double/21").data == b"42"
+    assert calls == [21]
+
+
+@FLASK
+def flask_clear(app, cache, r):
+    r.set("not-ours", 1)
+    cache.set("a", 1)
+    cache.set("b", 2)
+    assert cache.clear()
+    assert r.keys() == [b"not-ours"]  # only the prefix's keys went
+
+
+@pytest.mark.parametrize("use", FLASK.params())
+def test_flask_caching(flask_cache, r, use):
+    app, cache = flask_cache
+    use(app, cache, r)
+
+
+# --- aiocache RedisCache --------------------------------------------------------------
+
+#: Fails today: multi_set (MULTI), cas / OptimisticLock (EVAL), RedLock release (EVAL).
+AIOCACHE = Uses("aiocache_")
+
+
+@AIOCACHE
+async def aiocache_set_get(cache, ar):
+    assert await cache.set("a", {"x": 1}, ttl=30)
+    assert await cache.get("a") == {"x": 1}
+    assert await cache.get("missing") is None
+    assert 0 < await ar.ttl("ns:a") <= 30
+
+
+@AIOCACHE
+async def aiocache_add(cache, ar):
+    assert await cache.add("b", 1)
+    with pytest.raises(ValueError):
+        await cache.add("b", 2)
+    assert await cache.get("b") == 1
+
+
+@AIOCACHE
+async def aiocache_increment(cache, ar):
+    assert await cache.increment("n", 3) == 3
+    assert await cache.increment("n", -1) == 2
+    await cache.set("s", "text")
+    with pytest.raises(TypeError):  # the server's "not an integer" error
+        await cache.increment("s")
+
+
+@AIOCACHE
+async def aiocache_multi_get_exists_expire_delete(cache, ar):
+    await cache.set("c", 1)
+    await cache.set("d", 2)
+    assert await cache.multi_get(["c", "d", "missing"]) == [1, 2, None]
+    assert await cache.exists("c")
+    assert await cache.expire("c", 10)
+    assert 0 < await ar.ttl("ns:c") <= 10
+    assert await cache.delete("c") == 1
+    assert not await cache.exists("c")
+
+
+@AIOCACHE
+async def aiocache_clear_namespace(cache, ar):
+    await ar.set("other:x", 1)
+    await cache.set("a", 1)
+    await cache.set("b", 1)
+    assert await cache.clear(namespace="ns")
+    assert await ar.keys() == [b"other:x"]
+
+
+@AIOCACHE
+async def aiocache_cached_decorator(cache, ar):
+    import aiocache
+    calls = []
+
+    @aiocache.cached(cache=aiocache.Cache.REDIS, endpoint="127.0.0.1",
+                     port=ar.connection_pool.connection_kwargs["port"], namespace="dec", ttl=30)
+    async def double(x):
+        calls.append(x)
+        return x * 2
+    try:
+        assert await double(2) == 4 and await double(2) == 4 and await double(3) == 6
+        assert calls == [2, 3]
+        assert len(await ar.keys("dec*")) == 2
+    finally:
+        await double.cache.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("use", AIOCACHE.params())
+async def test_aiocache(kv, use):
+    aiocache = pytest.importorskip("aiocache")
+    cache = aiocache.RedisCache(endpoint="127.0.0.1", port=kv.port, namespace="ns")
+    ar = redis.asyncio.Redis(host="127.0.0.1", port=kv.port)
+    try:
+        await use(cache, ar)
+    finally:
+        await cache.close()
+        await ar.aclose()
+
+
+# --- cashews --------------------------------------------------------------------------
+
+#: Fails today: set_many and set_add (MULTI; set_add then SADD), unlock and
+#: @locked (EVALSHA), incr with expire, rate_limit, slice_rate_limit and @hit
+#: (EVALSHA), get_bits/incr_bits and bloom (BITFIELD), get_size (MEMORY USAGE).
+CASHEWS = Uses("cashews_")
+
+
+@CASHEWS
+async def cashews_set_get_exist(cache, ar):
+    assert await cache.set("a", {"x": 1}, expire=30)
+    assert await cache.get("a") == {"x": 1}
+    assert await cache.get("missing", default="d") == "d"
+    assert not await cache.set("a", 2, exist=False)  # SET NX
+    assert await cache.get_expire("a") in range(25, 31)
+
+
+@CASHEWS
+async def cashews_incr(cache, ar):
+    assert await cache.incr("n") == 1
+    assert await cache.incr("n", 5) == 6
+
+
+@CASHEWS
+async def cashews_get_many_delete_many(cache, ar):
+    await cache.set("c", 1)
+    await cache.set("d", 2)
+    assert await cache.get_many("c", "d", "missing") == (1, 2, None)
+    await cache.delete_many("c", "d")
+    assert not await cache.exists("c") and not await cache.exists("d")
+
+
+@CASHEWS
+async def cashews_expire_and_delete(cache, ar):
+    await cache.set("a", 1)
+    assert await cache.get_expire("a") == -1
+    assert await cache.expire("a", 100)
+    assert 90 < await cache.get_expire("a") <= 100
+    assert await cache.delete("a")
+    assert not await cache.exists("a")
+
+
+@CASHEWS
+async def cashews_set_lock_is_locked(cache, ar):
+    assert await cache.set_lock("lk", "me", expire=10)
+    assert not await cache.set_lock("lk", "other", expire=10)
+    assert await cache.is_locked("lk")
+    assert 0 < await ar.ttl("lk") <= 10
+
+
+@CASHEWS
+async def cashews_scan_and_delete_match(cache, ar):
+    for i in range(5):
+        await cache.set(f"user:{i}", i)
+    await cache.set("other", 1)
+    assert sorted([k async for k in cache.scan("user:*")]) == [f"user:{i}" for i in range(5)]
+    await cache.delete_match("user:*")
+    assert [k async for k in cache.scan("*")] == ["other"]
+
+
+@CASHEWS
+async def cashews_cache_decorators(cache, ar):
+    calls = []
+
+    @cache(ttl="1m")
+    async def plain(x):
+        calls.append(("plain", x))
+        return x * 2
+
+    @cache.early(ttl="1m", early_ttl="30s")
+    async def early(x):
+        calls.append(("early", x))
+        return x * 3
+
+    @cache.soft(ttl="1m", soft_ttl="30s")
+    async def soft(x):
+        calls.append(("soft", x))
+        return x * 4
+
+    @cache.failover(ttl="1m")
+    async def failover(x):
+        calls.append(("failover", x))
+        return x * 5
+
+    for _ in range(2):
+        assert await plain(2) == 4
+        assert await early(2) == 6
+        assert await soft(2) == 8
+        assert await failover(2) == 10
+    # failover always calls through (it only serves the cache on errors)
+    assert calls.count(("plain", 2)) == calls.count(("early", 2)) == calls.count(("soft", 2)) == 1
+    assert await ar.dbsize() >= 4
+
+
+@CASHEWS
+async def cashews_clear(cache, ar):
+    await cache.set("a", 1)
+    await cache.clear()
+    assert await ar.dbsize() == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("use", CASHEWS.params())
+async def test_cashews(kv, use):
+    cashews = pytest.importorskip("cashews")
+    cache = cashews.Cache()
+    cache.setup(f"redis://127.0.0.1:{kv.port}/0", client_side=False, suppress=False)
+    ar = redis.asyncio.Redis(host="127.0.0.1", port=kv.port)
+    try:
+        await use(cache, ar)
+    finally:
+        await cache.close()
+        await ar.aclose()
+
+
+# --- walrus ---------------------------------------------------------------------------
+
+#: Fails today: Cache.set_many (MULTI), Hash and Model (HSET), List (RPUSH),
+#: Set (SADD), ZSet (ZADD), Stream (XADD), Array and lock (EVALSHA),
+#: rate_limit (LLEN), autocomplete (HEXISTS), bloom_filter (BITFIELD).
+WALRUS = Uses("walrus_")
+
+
+@pytest.fixture
+def walrus_db(kv):
+    walrus = pytest.importorskip("walrus")
+    db = walrus.Database(host="127.0.0.1", port=kv.port)
+    yield db
+    db.connection_pool.disconnect()
+
+
+@WALRUS
+def walrus_cache_set_get_get_many_delete(db, r):
+    cache = db.cache(name="wc")
+    assert cache.set("a", {"x": 1}, 30)
+    assert cache.get("a") == {"x": 1}
+    assert cache.get("missing", "d") == "d"
+    assert 0 < r.ttl("wc:a") <= 30
+    cache.set("b", [2], 30)
+    assert cache.get_many(["a", "b", "missing"]) == {"a": {"x": 1}, "b": [2]}
+    assert cache.delete("a") == 1
+    assert cache.get("a") is None
+
+
+@WALRUS
+def walrus_cache_delete_many_and_flush(db, r):
+    cache = db.cache(name="wc")
+    for key in "abcd":
+        cache.set(key, key, 30)
+    r.set("not-ours", 1)
+    assert cache.delete_many(["a", "b"]) == 2
+    assert cache.get("c") == "c"
+    assert cache.flush() == 2
+    assert r.keys() == [b"not-ours"]
+
+
+@WALRUS
+def walrus_cached_decorator(db, r):
+    cache = db.cache(name="wc")
+    calls = []
+
+    @cache.cached(timeout=30)
+    def square(x):
+        calls.append(x)
+        return x * x
+    assert square(3) == 9 and square(3) == 9 and square(4) == 16
+    assert calls == [3, 4]
+    square.bust(3)
+    assert square(3) == 9 and calls == [3, 4, 3]
+
+
+@pytest.mark.parametrize("use", WALRUS.params())
+def test_walrus(walrus_db, r, use):
+    use(walrus_db, r)
