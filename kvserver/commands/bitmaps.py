@@ -43,7 +43,7 @@ from .strings import get_string, int_arg, read_string, set_value
 #: Bytes per slice for the counting, searching and combining scans: big
 #: enough that the per-slice Python cost vanishes, small enough that the
 #: temporary ints and slices stay small beside a 512 MB value.
-CHUNK = 1 << 20
+CHUNK = 1 << 16
 
 _BIT_OFFSET_ERR = "ERR bit offset is not an integer or out of range"
 _BIT_VALUE_ERR = "ERR bit is not an integer or out of range"
