@@ -445,3 +445,26 @@ def test_wal_replays_bit_writes_to_identical_values(kv_process, redis_port, tmp_
         assert server.terminate() == 0
     again = kv_process()
     assert _state_of(again.port) == before
+
+
+def test_renamed_bit_commands_log_their_real_names(kv_process, tmp_path):
+    """rename-command changes what clients type, not what the WAL holds: replay knows real names."""
+    conf = tmp_path / "kv.conf"
+    conf.write_text("rename-command SETBIT sb\nrename-command BITFIELD bf\n")
+    server = kv_process(str(conf))
+    c = RawClient(server.port)
+    try:
+        assert c.call("sb", "k", "9", "1").raw == b":0\r\n"
+        assert c.call("bf", "k", "INCRBY", "u8", "16", "7").raw == b"*1\r\n:7\r\n"
+        assert c.call("SETBIT", "k", "1", "1").raw.startswith(b"-ERR unknown command")
+        before = c.call("GET", "k").raw
+    finally:
+        c.close()
+    assert before == b"$3\r\n\x00\x40\x07\r\n"
+    server.kill9()
+    again = kv_process(str(conf))
+    c = RawClient(again.port)
+    try:
+        assert c.call("GET", "k").raw == before
+    finally:
+        c.close()
