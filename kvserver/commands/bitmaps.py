@@ -106,7 +106,8 @@ def cmd_setbit(s, argv):
         was = (current >> shift) & 1
         if was == on:
             return was  # nothing changes: nothing to store or log
-        new = b"".join((old[:byte], bytes((current ^ (1 << shift),)), old[byte + 1:]))
+        view = memoryview(old)  # join copies from the views: one copy of the value
+        new = b"".join((view[:byte], bytes((current ^ (1 << shift),)), view[byte + 1:]))
     else:
         was = 0
         new = b"".join((old, bytes(byte - len(old)), bytes((on << shift,))))
