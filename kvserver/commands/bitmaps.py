@@ -11,9 +11,9 @@ The scans work on whole chunks in C: BITCOUNT is ``int.bit_count()`` over
 with a run of the byte it skips and strips the first chunk that differs,
 BITOP combines CHUNK-byte slices as integers. No loop runs per byte or bit.
 
-Values are immutable ``bytes`` (the keyspace's string type), so a SETBIT or
-BITFIELD write copies its value once: linear in the value's length, where
-Redis edits in place.
+Values are immutable ``bytes`` (the keyspace's string type), so a SETBIT
+write copies its value once and a BITFIELD write twice (into a bytearray and
+back): linear in the value's length, where Redis edits in place.
 
 What each write logs to the WAL, and why:
 
@@ -29,8 +29,8 @@ What each write logs to the WAL, and why:
   is exact), so replay rebuilds the same bytes; logging ``SET key value
   KEEPTTL`` instead would write the whole bitmap for every small update. It
   is logged when the value changed *or grew*: a BITFIELD whose writes all
-  FAIL still creates or pads the key, as in Redis (whose AOF misses that
-  case; ours does not).
+  FAIL still creates or pads the key, as in Redis (which propagates only
+  when a field changed, so its AOF misses that case; ours does not).
 """
 
 from __future__ import annotations
