@@ -582,6 +582,9 @@ CASES: dict[str, list] = {
                 # at a NUL, and non-UTF-8 bytes go back as they came.
                 ("FOO", "é" * 100), ("FOO", "é" * 70, "b"), ("FOO", b"\xff\xfe"), (b"F\xffOO",),
                 ("é" * 100,), ("FOO", "a\x00b"), (b"F\x00OO", "x")],
+    "lcs": ["SET a ohmytext", "SET b mynewtext", "LCS a b", "LCS a b LEN", "LCS b a IDX",
+            "LCS a b IDX MINMATCHLEN 4 WITHMATCHLEN", "LCS a missing IDX", "LCS a b LEN IDX",
+            "LCS a b MINMATCHLEN", "LCS a b IDX MINMATCHLEN x", "LCS a", "LCS a b FOO"],
     "auth": ["AUTH x", "AUTH default x", "AUTH foo x", "AUTH a b c", "AUTH"],
     "hello-errors": ["HELLO 4", "HELLO 1", "HELLO 0", "HELLO -1", "HELLO abc", "HELLO 3.0",
                      ("HELLO", ""), "HELLO 99999999999999999999", "HELLO 3 FOO",
@@ -725,7 +728,7 @@ def _doc_args(arguments) -> tuple:
 #: tokens on blocks), or types the synopsis cannot tell (INCRBYFLOAT's
 #: increment is a double). The names and tokens redis-cli shows are the same.
 DOCS_SHAPED_BY_HAND = {b"incrbyfloat", b"hello", b"client|list", b"client|kill", b"config|get",
-                       b"command|list", b"command|getkeys"}
+                       b"command|list", b"command|getkeys", b"bitfield", b"bitfield_ro"}
 
 
 def test_command_docs_match_redis(pair):

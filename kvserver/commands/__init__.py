@@ -188,7 +188,7 @@ def execute(session: Any, argv: list[bytes]) -> Any:
 
 def _load() -> None:
     # Importing the modules registers their commands.
-    from . import auth, introspection, keys, server, strings  # noqa: F401
+    from . import auth, bitmaps, introspection, keys, server, strings  # noqa: F401
 
 
 _load()

@@ -402,7 +402,9 @@ _INTEGER_ARGS = {"seconds", "milliseconds", "count", "offset", "start", "end", "
 
 
 def _arg_doc(word: str, token: str | None = None) -> dict:
-    name = word
+    # "name:type" in a synopsis gives the type where the name does not tell
+    # it (BITOP's destkey is a key, SETBIT's value an integer).
+    name, _, given = word.partition(":")
     if name in ("key", "source", "destination", "newkey"):
         kind = "key"
     elif name in _INTEGER_ARGS:
@@ -413,7 +415,7 @@ def _arg_doc(word: str, token: str | None = None) -> dict:
         kind = "pattern"
     else:
         kind = "string"
-    doc: dict = {"name": name, "type": kind}
+    doc: dict = {"name": name, "type": given or kind}
     if token is not None:
         doc["token"] = token
     return doc
