@@ -218,6 +218,13 @@ def cmd_client_list(s, argv):
     return verbatim(s, "".join(c.client_info(argv if c is s else None) + "\n" for c in chosen))
 
 
+def _subcommand_syntax(argv) -> CommandError:
+    """Redis's addReplySubcommandSyntaxError, for a subcommand given too many arguments."""
+    sub = argv[1].decode("utf-8", "replace")[:128]
+    return CommandError(f"ERR unknown subcommand or wrong number of arguments for '{sub}'. "
+                        f"Try {argv[0].decode('utf-8', 'replace').upper()} HELP.")
+
+
 def _on_off(arg: bytes) -> bool:
     word = arg.lower()
     if word not in (b"on", b"off"):
@@ -263,7 +270,7 @@ _LLONG_MAX = (1 << 63) - 1
          synopsis="timeout [WRITE | ALL]")
 def cmd_client_pause(s, argv):
     if len(argv) > 4:
-        raise CommandError("ERR wrong number of arguments for 'client|pause' command")
+        raise _subcommand_syntax(argv)
     write_only = False
     if len(argv) == 4:
         mode = argv[3].lower()
@@ -374,7 +381,7 @@ def cmd_client_trackinginfo(s, argv):
          "different connection", synopsis="client-id [TIMEOUT | ERROR]")
 def cmd_client_unblock(s, argv):
     if len(argv) > 4:
-        raise CommandError("ERR wrong number of arguments for 'client|unblock' command")
+        raise _subcommand_syntax(argv)
     if len(argv) == 4 and argv[3].lower() not in (b"timeout", b"error"):
         raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
     if parse_int(argv[2]) is None:
@@ -394,11 +401,11 @@ def cmd_client_kill(s, argv):
                 c.kill()
                 return OK
         raise CommandError("ERR No such client")
-    if len(argv) % 2 != 0:
-        raise CommandError(SYNTAX)
     filters = []
     skipme = True
     for i in range(2, len(argv), 2):
+        if i + 1 >= len(argv):  # an option without its value (checked in order, as Redis)
+            raise CommandError(SYNTAX)
         opt, value = argv[i].upper(), argv[i + 1]
         text = value.decode("utf-8", "replace")
         if opt == b"ID":
