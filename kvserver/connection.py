@@ -382,8 +382,11 @@ class Connection(Session, asyncio.Protocol):
                 failed = True
         elapsed = perf_counter_ns() - started
         # A container (CLIENT, CONFIG...) ran a subcommand, named in last_command.
-        stat = core.command_stat(self.last_command if cmd.subcommands else cmd.name)
-        stat.record(elapsed)
+        ran = self.last_command if cmd.subcommands else cmd.name
+        stat = core.command_stats.get(ran) or core.command_stat(ran)
+        stat.ns += elapsed          # CommandStat.record, inline
+        x = elapsed * elapsed
+        stat.hist[(x * x).bit_length()] += 1
         if failed:
             stat.failed += 1
         micros = elapsed // 1000
