@@ -72,8 +72,8 @@ class Session:
         return False
 
     def client_type(self) -> str:
-        """Redis's client class: a monitor counts as a replica, as in Redis."""
-        return "slave" if self.kind == "monitor" else self.kind
+        """Redis's client class for CLIENT LIST/KILL TYPE: a monitor is "normal", as in Redis."""
+        return "normal" if self.kind == "monitor" else self.kind
 
     def client_info(self, argv: list[bytes] | None = None) -> str:
         """One line of CLIENT LIST / CLIENT INFO: Redis 7.0's fields, in its order.

@@ -1241,6 +1241,7 @@ def test_client_info_qbuf_and_argv_mem_match_redis(pair, payload, expect_qbuf):
     mine, theirs = fields
     assert mine["qbuf"] == theirs["qbuf"] == str(expect_qbuf)
     assert mine["argv-mem"] == theirs["argv-mem"] == "10"
+    assert mine["obl"] == theirs["obl"]  # the PONG before it, not sent yet
     assert int(mine["fd"]) > 2 and mine["cmd"] == "client|info"
     assert list(mine) == list(theirs)
 
@@ -1263,3 +1264,26 @@ def test_client_reply_off_and_skip_match_redis(pair):
         got.append([c.read().raw for _ in range(3)])
     assert got[0] == got[1] == [b"$1\r\n1\r\n", b"+OK\r\n", b"$1\r\n2\r\n"]
     pair.same("PING")  # nothing else was pending on either connection
+
+
+def test_monitor_client_is_listed_as_redis_lists_it(kv_port, redis_port):
+    """A monitor: flags=O, type normal (not replica), counted in connected_clients."""
+    got = []
+    for port in (kv_port, redis_port):
+        mon, me = RawClient(port), RawClient(port)
+        try:
+            assert mon.call("MONITOR").raw == b"+OK\r\n"
+            assert me.call("CLIENT", "SETNAME", "worker").raw == b"+OK\r\n"
+            mine = me.call("CLIENT", "INFO").value.decode()
+            listing = me.call("CLIENT", "LIST", "TYPE", "normal").value.decode()
+            replicas = me.call("CLIENT", "LIST", "TYPE", "replica").raw
+            clients = me.call("INFO", "clients").value.decode()
+            my_id = re.search(r"id=(\d+)", mine).group(1)
+            monitor_line = [ln for ln in listing.splitlines() if f"id={my_id} " not in ln
+                            and "cmd=monitor" in ln]
+            got.append((len(monitor_line), re.search(r"flags=(\S+)", monitor_line[0]).group(1),
+                        replicas, "connected_clients:" in clients))
+        finally:
+            mon.close()
+            me.close()
+    assert got[0] == got[1] == (1, "O", b"$0\r\n\r\n", True)

@@ -278,7 +278,7 @@ def _clients_section(core) -> list:
         max_out = max(max_out, omem)
         blocked += c.is_blocked()
     return [
-        ("connected_clients", len(clients) - len(core.monitors)),  # monitors are replicas in Redis
+        ("connected_clients", len(clients)),   # monitors included, as in Redis
         ("cluster_connections", 0),
         ("maxclients", core.config.maxclients),
         ("client_recent_max_input_buffer", max_in),
