@@ -209,3 +209,36 @@ def test_client_pause_all_holds_everyone_including_the_pauser_until_it_ends(kv):
         assert read_until(other, b"+PONG\r\n", timeout=5) == b"+PONG\r\n"
         assert read_until(admin, b"+OK\r\n", timeout=5) == b"+OK\r\n"
         assert time.monotonic() - started >= 0.25
+
+
+def test_info_persistence_has_redis_fields_while_loading(kv):
+    """Before the writer runs (recovery: -LOADING), # Persistence still has every Redis field,
+    plus Redis's loading_* fields."""
+    from kvserver.commands.introspection import info_text
+    from kvserver.config import Config
+    from kvserver.core import Core
+
+    def fields(text):
+        return [ln.split(":", 1)[0] for ln in text.split("\r\n")[1:] if ln]
+    running = fields(_raw_info(kv, "persistence"))
+    core = Core(Config())
+    core.loading = True
+    core.loading_progress = {"records": 10, "bytes": 4096, "percent": 25.0, "phase": "wal"}
+    loading = fields(info_text(core, [b"persistence"]))
+    redis_part = loading[:loading.index("loading_start_time")]
+    assert redis_part == running[:len(redis_part)]
+    assert loading[len(redis_part):] == ["loading_start_time", "loading_total_bytes",
+                                         "loading_rdb_used_mem", "loading_loaded_bytes",
+                                         "loading_loaded_perc", "loading_eta_seconds"]
+    assert "loading_total_bytes:16384\r\n" in info_text(core, [b"persistence"])
+
+
+def _raw_info(kv, section: str) -> str:
+    with socket.create_connection(("127.0.0.1", kv.port)) as sock:
+        sock.sendall(b"INFO %s\r\n" % section.encode())
+        data = read_until(sock, b"\r\n\r\n")
+        header, _, body = data.partition(b"\r\n")
+        size = int(header[1:])
+        while len(body) < size + 2:
+            body += sock.recv(65536)
+        return body[:size].decode()
