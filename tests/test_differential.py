@@ -1287,3 +1287,28 @@ def test_monitor_client_is_listed_as_redis_lists_it(kv_port, redis_port):
             mon.close()
             me.close()
     assert got[0] == got[1] == (1, "O", b"$0\r\n\r\n", True)
+
+
+@pytest.mark.parametrize("value", ["50 99.5 99.999 100", "abc", "101", "-1", "", "50 99 99.9"])
+def test_latency_tracking_percentiles_config_and_info_match_redis(pair, value):
+    pair.same(("CONFIG", "RESETSTAT"))
+    pair.same(("CONFIG", "SET", "latency-tracking-info-percentiles", value))
+    kv, redis = pair.both(("CONFIG", "GET", "latency-tracking*"))  # (Redis: hash order)
+    assert dict(zip(kv.value[::2], kv.value[1::2])) == dict(zip(redis.value[::2],
+                                                                redis.value[1::2]))
+    pair.same("SET k v")
+    kv, redis = pair.both(("INFO", "latencystats"))
+    # The same lines (in hash order on Redis), with the same percentile labels.
+    kv_lines, redis_lines = (sorted(re.sub(rb"=[0-9.]+", b"=", r.value).split(b"\r\n"))
+                             for r in (kv, redis))
+    assert kv_lines == redis_lines
+    pair.same(("CONFIG", "SET", "latency-tracking-info-percentiles", "50 99 99.9"))
+
+
+def test_latency_tracking_off_hides_latencystats_as_redis(pair):
+    pair.same("SET k v")
+    pair.same(("CONFIG", "SET", "latency-tracking", "maybe"))
+    pair.same(("CONFIG", "SET", "latency-tracking", "no"))
+    pair.same("SET k v")
+    pair.same(("INFO", "latencystats"))
+    pair.same(("CONFIG", "SET", "latency-tracking", "yes"))

@@ -14,6 +14,7 @@ import re
 import resource
 import time
 
+from ..config import format_percentile
 from ..errors import SYNTAX, CommandError
 from ..numbers import parse_int
 from ..protocol import OK, Raw, Simple
@@ -553,17 +554,20 @@ def _errorstats_section(core) -> list:
             for prefix, count in core.stats.errors.items()]
 
 
-#: INFO latencystats percentiles (Redis's latency-tracking-info-percentiles default).
-LATENCY_PERCENTILES = (50.0, 99.0, 99.9)
-
-
 def _latencystats_section(core) -> list:
+    # latency-tracking no: no lines, as Redis 7.0 prints none then. (Redis
+    # also stops recording; kvserver's histogram counts the calls, so it
+    # keeps recording, and the lines come back with those samples in.)
+    cfg = core.config
+    if not cfg.latency_tracking:
+        return []
     out = []
-    labels = [f"p{p:f}".rstrip("0").rstrip(".") for p in LATENCY_PERCENTILES]
+    percentiles = cfg.latency_tracking_info_percentiles
+    labels = [f"p{format_percentile(p)}" for p in percentiles]
     for name, stat in core.command_stats.items():
         if stat.calls:
             values = ",".join(f"{label}={stat.percentile_ns(p) / 1000:.3f}"
-                              for label, p in zip(labels, LATENCY_PERCENTILES))
+                              for label, p in zip(labels, percentiles))
             out.append((f"latency_percentiles_usec_{name.translate(_UNSAFE_INFO)}", values))
     return out
 
