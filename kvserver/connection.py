@@ -252,6 +252,7 @@ class Connection(Session, asyncio.Protocol):
                             core.stats.total_commands += 1  # it ran; `count` counts replies
                             if isinstance(reply, asyncio.Future):
                                 # SAVE: wait for it as usual, then send nothing.
+                                core.stats.total_commands += count
                                 self._emit(out, count)
                                 out, count = [], 0
                                 self._blocked = reply
@@ -263,6 +264,7 @@ class Connection(Session, asyncio.Protocol):
                                 break
                             continue
                         if isinstance(reply, asyncio.Future):
+                            core.stats.total_commands += count + 1  # these and SAVE itself
                             self._emit(out, count)
                             out, count = [], 0
                             self._block_on(reply)
@@ -638,7 +640,8 @@ class Connection(Session, asyncio.Protocol):
         if self._check_output_limit(now, cfg):
             return
         if (cfg.timeout and now - self.last_interaction > cfg.timeout
-                and self._blocked is None and self not in self.core.monitors):
+                and self._blocked is None and not self._pause_wait
+                and self not in self.core.monitors):
             log.info("closing idle client %s (timeout %d s)", self.addr, cfg.timeout)
             self.drop()
 

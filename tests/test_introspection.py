@@ -242,3 +242,28 @@ def _raw_info(kv, section: str) -> str:
         while len(body) < size + 2:
             body += sock.recv(65536)
         return body[:size].decode()
+
+
+def test_commands_before_and_including_save_are_counted(kv):
+    r = redis.Redis(port=kv.port)
+    r.config_resetstat()
+    with socket.create_connection(("127.0.0.1", kv.port)) as sock:
+        sock.sendall(b"PING\r\nSAVE\r\nPING\r\n")
+        assert read_until(sock, b"+PONG\r\n+OK\r\n+PONG\r\n") == b"+PONG\r\n+OK\r\n+PONG\r\n"
+    # CONFIG RESETSTAT, then the three (INFO counts once it has run).
+    assert _info(r, "stats")["total_commands_processed"] == 4
+    assert _info(r, "commandstats")["cmdstat_ping"]["calls"] == 2
+
+
+def test_a_paused_client_is_not_closed_as_idle(kv):
+    r = redis.Redis(port=kv.port)
+    r.config_set("timeout", 1)
+    try:
+        with socket.create_connection(("127.0.0.1", kv.port)) as admin, \
+                socket.create_connection(("127.0.0.1", kv.port)) as other:
+            admin.sendall(b"CLIENT PAUSE 1800\r\n")
+            assert read_until(admin, b"\r\n") == b"+OK\r\n"
+            other.sendall(b"PING\r\n")  # waits past `timeout`, blocked like Redis's clients
+            assert read_until(other, b"+PONG\r\n", timeout=5) == b"+PONG\r\n"
+    finally:
+        r.config_set("timeout", 0)
