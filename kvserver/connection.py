@@ -90,10 +90,10 @@ def _hot_with_stats(hot: dict, core: Any) -> dict:
     Made once per hot table and core (new connections reuse it), so the hot
     path finds its command's counters in the entry it already has.
     """
-    cached = getattr(core, "_hot_stats", None)
+    cached = core.hot_stats
     if cached is None or cached[0] is not hot:
         table = {name: (*entry, core.command_stat(entry[0].name)) for name, entry in hot.items()}
-        cached = core._hot_stats = (hot, table)
+        cached = core.hot_stats = (hot, table)
     return cached[1]
 
 
@@ -423,17 +423,17 @@ class Connection(Session, asyncio.Protocol):
 
         ALL holds every request, WRITE the write commands (as Redis 7.0's
         processCommand, which blocks the client: what follows waits too).
-        An unknown command is not held: it only gets its error.
+        A request Redis rejects before its pause check (an unknown command,
+        a wrong arity) is not held: it gets its error at once.
         """
         core = self.core
         end, write_only = core.client_pause
         if time.monotonic() >= end:
             core.unpause_clients()
             return False
-        if write_only:
-            cmd = self._commands.get(argv[0]) or self._commands.get(argv[0].lower())
-            if cmd is None or not cmd.is_write:
-                return False
+        cmd = self._commands.get(argv[0]) or self._commands.get(argv[0].lower())
+        if cmd is None or not cmd.arity_ok(len(argv)) or (write_only and not cmd.is_write):
+            return False
         self._pause_wait = True
         core.paused_clients.add(self)
         return True

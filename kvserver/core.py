@@ -188,6 +188,9 @@ class Core:
         #: Full command name (``get``, ``client|info``) -> CommandStat, made on
         #: first use; kept by the real name under rename-command, as in Redis.
         self.command_stats: dict[str, CommandStat] = {}
+        #: (a server's hot table, that table with each entry's CommandStat):
+        #: made once for the connections (connection._hot_with_stats).
+        self.hot_stats: tuple | None = None
         #: CLIENT PAUSE: (end, write_only) while clients are paused, else None.
         #: ``end`` is time.monotonic(). Read by every request off the hot path.
         self.client_pause: tuple[float, bool] | None = None

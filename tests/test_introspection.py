@@ -204,7 +204,10 @@ def test_client_pause_all_holds_everyone_including_the_pauser_until_it_ends(kv):
         _send(admin, b"CLIENT PAUSE 300\r\n")
         assert read_until(admin, b"\r\n") == b"+OK\r\n"
         started = time.monotonic()
-        _send(other, b"PING\r\n")
+        # Rejected requests are answered at once (Redis rejects before its pause check).
+        _send(other, b"NOSUCH\r\nGET\r\nPING\r\n")
+        errors = read_until(other, b"'get' command\r\n")
+        assert errors.startswith(b"-ERR unknown command") and b"PONG" not in errors
         _send(admin, b"CLIENT UNPAUSE\r\n")  # held too, as in Redis 7.0
         assert read_until(other, b"+PONG\r\n", timeout=5) == b"+PONG\r\n"
         assert read_until(admin, b"+OK\r\n", timeout=5) == b"+OK\r\n"
