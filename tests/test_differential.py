@@ -1312,3 +1312,18 @@ def test_latency_tracking_off_hides_latencystats_as_redis(pair):
     pair.same("SET k v")
     pair.same(("INFO", "latencystats"))
     pair.same(("CONFIG", "SET", "latency-tracking", "yes"))
+
+
+def test_client_list_cmd_after_a_subcommand_arity_error_matches_redis(kv_port, redis_port):
+    got = []
+    for port in (kv_port, redis_port):
+        a, b = RawClient(port), RawClient(port)
+        try:
+            assert a.call("CLIENT", "SETNAME", "arity").raw == b"+OK\r\n"
+            assert a.call("CLIENT", "PAUSE").raw.startswith(b"-ERR wrong number")
+            listing = b.call("CLIENT", "LIST").value.decode()
+            got.append(re.search(r" name=arity .* cmd=(\S+) ", listing).group(1))
+        finally:
+            a.close()
+            b.close()
+    assert got[0] == got[1] == "client|pause"

@@ -147,9 +147,9 @@ def dispatch_subcommand(session: Any, argv: list[bytes]) -> Any:
     sub = parent.subcommands.get(argv[1].decode("utf-8", "replace").lower())
     if sub is None:
         raise unknown_subcommand(argv)
+    session.last_command = sub.name  # CLIENT LIST shows cmd=client|info, as Redis does
     if not sub.arity_ok(len(argv)):
         raise Rejected(f"ERR wrong number of arguments for '{sub.name}' command", sub.name)
-    session.last_command = sub.name  # CLIENT LIST shows cmd=client|info, as Redis does
     return sub.func(session, argv)
 
 
