@@ -145,6 +145,28 @@ def _merge_limits(old: tuple, new: tuple) -> tuple:
     return tuple(by_class[c] for c in ("normal", "replica", "pubsub") if c in by_class)
 
 
+def _percentiles(text: str) -> tuple[float, ...]:
+    """``latency-tracking-info-percentiles``: space-separated numbers in [0, 100] (may be empty)."""
+    out = []
+    for word in text.split():
+        try:
+            value = float(word)
+        except ValueError:
+            raise ValueError("Invalid latency-tracking-info-percentiles parameters") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("Invalid latency-tracking-info-percentiles parameters")
+        if not 0.0 <= value <= 100.0:
+            raise ValueError("latency-tracking-info-percentiles parameters should sit "
+                             "between [0.0,100.0]")
+        out.append(value)
+    return tuple(out)
+
+
+def format_percentile(value: float) -> str:
+    """A percentile as Redis prints it: ``%f`` with trailing zeros trimmed (99.9, 50)."""
+    return f"{value:f}".rstrip("0").rstrip(".")
+
+
 def _octal(text: str) -> int:
     try:
         return int(text, 8)
@@ -218,6 +240,10 @@ OPTIONS: tuple[Option, ...] = (
            "log commands slower than this many microseconds (-1 = off, 0 = all)"),
     Option("slowlog-max-len", "slowlog_max_len", _int(0, 10 ** 7), True,
            "most entries the slow log keeps"),
+    Option("latency-tracking", "latency_tracking", _yesno, True,
+           "show per-command latency percentiles in INFO latencystats"),
+    Option("latency-tracking-info-percentiles", "latency_tracking_info_percentiles",
+           _percentiles, True, "the percentiles INFO latencystats shows"),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -261,6 +287,8 @@ class Config:
     tls_auth_clients: str = "yes"
     slowlog_log_slower_than: int = 10_000
     slowlog_max_len: int = 128
+    latency_tracking: bool = True
+    latency_tracking_info_percentiles: tuple = (50.0, 99.0, 99.9)
     configfile: str = ""
 
     def with_option(self, name: str, value: str) -> "Config":
@@ -297,6 +325,8 @@ class Config:
             return " ".join(f"{c} {h} {s} {t}" for c, h, s, t in value)
         if opt.name == "rename-command":
             return " ".join(f"{old} {new}" for old, new in value)
+        if opt.name == "latency-tracking-info-percentiles":
+            return " ".join(format_percentile(p) for p in value)
         return str(value)
 
     def matching(self, pattern: str) -> dict[str, str]:

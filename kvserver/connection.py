@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import deque
 from time import monotonic, perf_counter_ns
 from typing import Any
 
-from .commands import Command, unknown_command_line
+from .commands import Command, Rejected, unknown_command_line
 from .commands import strings
 from .commands.introspection import after_command
 from .errors import CommandError, ProtocolError, wrong_arity
 from .protocol import ErrorReply, Raw, RequestParser, encode, encode3
-from .session import Session
+from .session import REPLY_OFF, REPLY_ON, REPLY_SKIP, REPLY_SKIP_NEXT, Session
 
 log = logging.getLogger("kvserver.connection")
 
@@ -83,12 +84,25 @@ def hot_table(commands: dict[bytes, Command]) -> dict[bytes, tuple[Command, int,
     return table
 
 
+def _hot_with_stats(hot: dict, core: Any) -> dict:
+    """A server's hot table with each entry's CommandStat appended: (Command, argc, handler, stat).
+
+    Made once per hot table and core (new connections reuse it), so the hot
+    path finds its command's counters in the entry it already has.
+    """
+    cached = core.hot_stats
+    if cached is None or cached[0] is not hot:
+        table = {name: (*entry, core.command_stat(entry[0].name)) for name, entry in hot.items()}
+        cached = core.hot_stats = (hot, table)
+    return cached[1]
+
+
 class Connection(Session, asyncio.Protocol):
     """A client on a stream transport (TCP or Unix socket)."""
 
     __slots__ = ("transport", "parser", "writer", "_held", "_held_bytes", "_paused",
                  "_write_paused", "_closed", "_blocked", "_executing", "server", "_commands",
-                 "_soft_limit_since", "_backlog", "_hot")
+                 "_soft_limit_since", "_backlog", "_hot", "_obl", "_pause_wait")
 
     def __init__(self, server: Any) -> None:
         core = server.core
@@ -107,7 +121,11 @@ class Connection(Session, asyncio.Protocol):
         self._blocked: asyncio.Future | None = None
         self._executing = False
         self._commands = server.commands
-        self._hot = server.hot_commands
+        self._hot = _hot_with_stats(server.hot_commands, core)
+        # Reply bytes this read has produced before the running command (obl).
+        self._obl = 0
+        # Waiting for CLIENT PAUSE to end, its requests in _backlog.
+        self._pause_wait = False
         # When unsent replies first passed the soft output limit (None: below it).
         self._soft_limit_since: float | None = None
         # Requests already parsed but not run yet (we stopped mid-read: SAVE
@@ -122,12 +140,17 @@ class Connection(Session, asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         self.addr = _fmt_addr(peer)
         self.laddr = _fmt_addr(sock)
+        raw = transport.get_extra_info("socket")
+        if raw is not None:
+            self.fd = raw.fileno()
+            self.unix = raw.family == getattr(socket, "AF_UNIX", None)
         self.server.client_connected(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._held.clear()
         self.core.monitors.discard(self)
+        self.core.paused_clients.discard(self)
         self.server.client_disconnected(self)
 
     def pause_writing(self) -> None:
@@ -146,14 +169,16 @@ class Connection(Session, asyncio.Protocol):
             # QUIT (or CLIENT KILL of itself) ran; its reply may still wait
             # for a sync. Nothing after it runs, as in Redis.
             return
-        self.core.stats.net_input_bytes += len(data)
+        stats = self.core.stats
+        stats.net_input_bytes += len(data)
+        stats.reads_processed += 1
         self.last_interaction = monotonic()
         try:
             self.parser.feed(data)
         except ProtocolError as exc:
             self._protocol_error(exc, [], 0)
             return
-        if self._blocked is None and not self._paused:
+        if self._blocked is None and not self._paused and not self._pause_wait:
             self._process()
 
     # --- running requests --------------------------------------------------------
@@ -203,13 +228,43 @@ class Connection(Session, asyncio.Protocol):
                         except Exception as exc:  # noqa: BLE001 - as in _execute
                             reply = self._failed(cmd, exc)
                             data = encode(reply) if self.resp == 2 else encode3(reply)
+                            entry[3].failed += 1
                         elapsed = perf_counter_ns() - started
+                        # INFO commandstats/latencystats: CommandStat.record, inline.
+                        stat = entry[3]
+                        stat.ns += elapsed
+                        x = elapsed * elapsed
+                        stat.hist[(x * x).bit_length()] += 1
                         if elapsed >= slow_ns:
                             after_command(self, cmd, argv, elapsed // 1000)
                     else:
+                        if core.client_pause is not None and self._held_by_pause(argv):
+                            # CLIENT PAUSE: this request and the rest wait for its end.
+                            self._backlog = batch[i:]
+                            stop = True
+                            break
+                        self._obl = size
                         reply = self._execute(argv)
                         stale = True
+                        if self.reply_mode and self._reply_suppressed():
+                            # CLIENT REPLY OFF/SKIP: no reply. Later replies still
+                            # wait for every write before them (their chunk's LSN).
+                            core.stats.total_commands += 1  # it ran; `count` counts replies
+                            if isinstance(reply, asyncio.Future):
+                                # SAVE: wait for it as usual, then send nothing.
+                                core.stats.total_commands += count
+                                self._emit(out, count)
+                                out, count = [], 0
+                                self._blocked = reply
+                                reply.add_done_callback(self._unblock)
+                                self._backlog = batch[i + 1:] or None
+                                stop = True
+                                break
+                            if self.close_after_reply:
+                                break
+                            continue
                         if isinstance(reply, asyncio.Future):
+                            core.stats.total_commands += count + 1  # these and SAVE itself
                             self._emit(out, count)
                             out, count = [], 0
                             self._block_on(reply)
@@ -262,8 +317,9 @@ class Connection(Session, asyncio.Protocol):
         """Whether the hot path may run now, and the slow log threshold in ns.
 
         Not when _execute's checks could refuse a request (a client not
-        authenticated yet, -LOADING, -OOM) or monitors must see it: then
-        every request takes the general path. A command run by the hot path
+        authenticated yet, -LOADING, -OOM), monitors must see it, its reply
+        may be suppressed (CLIENT REPLY) or it may have to wait (CLIENT
+        PAUSE): then every request takes the general path. A command run by the hot path
         is timed as _execute times one; it goes to the slow log when it took
         at least the threshold (a huge number when the slow log is off).
         Between two requests of a batch only a command can change any of
@@ -273,42 +329,131 @@ class Connection(Session, asyncio.Protocol):
         core = self.core
         threshold = core.config.slowlog_log_slower_than
         ok = (self.authenticated and not core.loading and not core.over_maxmemory
-              and not core.monitors)
+              and not core.monitors and not self.reply_mode and core.client_pause is None)
         return ok, (threshold * 1000 if threshold >= 0 else _NEVER_SLOW)
 
     def _execute(self, argv: list[bytes]) -> Any:
+        """Run one request off the hot path: lookup, checks, the command, its accounting.
+
+        Accounting as Redis's call() and rejectCommand() do it: a request
+        refused before it runs (arity, NOAUTH, LOADING, OOM) is a
+        ``rejected_call`` of its command; one that ran is a call (duration in
+        ``usec`` and the latency histogram) and, if it answered an error, a
+        ``failed_call``. An unknown command or subcommand counts only as an
+        error reply (INFO errorstats), and no request that did not run counts
+        in total_commands_processed.
+        """
         name = argv[0]
         cmd = self._commands.get(name)
         if cmd is None:
             cmd = self._commands.get(name.lower())
             if cmd is None:
                 # Raw bytes: the quoted arguments are the client's, not UTF-8.
-                self.core.stats.error_replies += 1
+                stats = self.core.stats
+                stats.count_error("ERR unknown command")
+                stats.total_commands -= 1  # the batch counts replies; this one did not run
                 return Raw(unknown_command_line(argv))
         a = cmd.arity
         if (len(argv) != a) if a >= 0 else (len(argv) < -a):
-            return self._error(wrong_arity(cmd.name).message)
+            return self._reject(cmd.name, wrong_arity(cmd.name).message)
         core = self.core
         if not self.authenticated and cmd.name not in _NO_AUTH_NEEDED \
                 and core.config.requirepass:
-            return self._error(_NOAUTH)
+            return self._reject(cmd.name, _NOAUTH)
         if core.loading and "loading" not in cmd.flags:
-            return self._error(_LOADING)
+            return self._reject(cmd.name, _LOADING)
         if core.over_maxmemory and "denyoom" in cmd.flags:
-            return self._error(_OOM)
+            return self._reject(cmd.name, _OOM)
         self.last_command = cmd.name
+        failed = False
         started = perf_counter_ns()
         try:
             reply = cmd.func(self, argv)
+        except Rejected as exc:
+            # A subcommand refused (unknown, or its arity) by dispatch_subcommand.
+            if exc.command:
+                core.command_stat(exc.command).rejected += 1
+            core.stats.total_commands -= 1
+            return self._error(exc.message)
         except Exception as exc:  # noqa: BLE001 - a bug must not take the connection down
             reply = self._failed(cmd, exc)
+            failed = True
         else:
             if type(reply) is ErrorReply:
-                self.core.stats.error_replies += 1
-        micros = (perf_counter_ns() - started) // 1000
+                core.stats.count_error(reply)
+                failed = True
+        elapsed = perf_counter_ns() - started
+        # A container (CLIENT, CONFIG...) ran a subcommand, named in last_command.
+        ran = self.last_command if cmd.subcommands else cmd.name
+        stat = core.command_stats.get(ran) or core.command_stat(ran)
+        stat.ns += elapsed          # CommandStat.record, inline
+        x = elapsed * elapsed
+        stat.hist[(x * x).bit_length()] += 1
+        if failed:
+            stat.failed += 1
+        micros = elapsed // 1000
         if micros >= core.config.slowlog_log_slower_than >= 0 or core.monitors:
             after_command(self, cmd, argv, micros)
         return reply
+
+    def _reject(self, name: str, message: str) -> ErrorReply:
+        """A request refused before it ran: its command's rejected_calls, an error reply."""
+        core = self.core
+        core.command_stat(name).rejected += 1
+        core.stats.total_commands -= 1  # the batch counts replies; this one did not run
+        return self._error(message)
+
+    def _reply_suppressed(self) -> bool:
+        """Whether CLIENT REPLY drops the reply of the command that just ran (reply_mode set).
+
+        As Redis's resetClient: SKIP drops one reply, the one after CLIENT
+        REPLY SKIP; OFF drops all until CLIENT REPLY ON (which answers).
+        """
+        mode = self.reply_mode
+        if mode == REPLY_SKIP_NEXT:
+            self.reply_mode = REPLY_SKIP   # CLIENT REPLY SKIP itself: no reply
+            return True
+        if mode == REPLY_SKIP:
+            self.reply_mode = REPLY_ON
+            return True
+        return mode == REPLY_OFF
+
+    def _held_by_pause(self, argv: list[bytes]) -> bool:
+        """Whether CLIENT PAUSE holds this request back; if so, wait for the pause to end.
+
+        ALL holds every request, WRITE the write commands (as Redis 7.0's
+        processCommand, which blocks the client: what follows waits too).
+        A request Redis rejects before its pause check (an unknown command,
+        a wrong arity) is not held: it gets its error at once.
+        """
+        core = self.core
+        end, write_only = core.client_pause
+        if time.monotonic() >= end:
+            core.unpause_clients()
+            return False
+        cmd = self._commands.get(argv[0]) or self._commands.get(argv[0].lower())
+        if cmd is None or not cmd.arity_ok(len(argv)) or (write_only and not cmd.is_write):
+            return False
+        self._pause_wait = True
+        core.paused_clients.add(self)
+        return True
+
+    def resume_after_pause(self) -> None:
+        """The pause ended (Core.unpause_clients): run what waited, from the loop."""
+        if self._pause_wait:
+            self._pause_wait = False
+            asyncio.get_running_loop().call_soon(self._resume_processing)
+
+    def is_blocked(self) -> bool:
+        return self._pause_wait or self._blocked is not None
+
+    def buffer_info(self) -> tuple[int, int, int, int, str]:
+        # qbuf: the read being run, whole (Redis trims its query buffer only
+        # after running every request in it, so CLIENT INFO sees its own bytes).
+        qbuf = len(self.parser._buf) if self._executing else self.parser.buffered
+        obl = self._obl if self._executing else 0
+        events = ("" if self._paused else "r") + ("w" if self.output_pending() else "")
+        return qbuf, obl, len(self._held), self.output_pending(), events
 
     def _failed(self, cmd: Any, exc: Exception) -> ErrorReply:
         """The reply to a command that raised; call it from the ``except`` block.
@@ -336,7 +481,7 @@ class Connection(Session, asyncio.Protocol):
         self._emit([line], 1)
 
     def _error(self, message: str) -> ErrorReply:
-        self.core.stats.error_replies += 1
+        self.core.stats.count_error(message)
         return ErrorReply(message)
 
     def _emit(self, out: list[bytes], count: int) -> None:
@@ -415,6 +560,7 @@ class Connection(Session, asyncio.Protocol):
     def _protocol_error(self, exc: ProtocolError, out: list[bytes], count: int) -> None:
         """Reply with the error after what ran before it, then close this client only."""
         self.core.stats.protocol_errors += 1
+        self.core.stats.count_error(exc.reply_message)
         log.info("closing client %s after protocol error: %s", self.addr, exc.reason)
         out.append(encode(ErrorReply(exc.reply_message)))
         self.close_after_reply = True
@@ -422,7 +568,9 @@ class Connection(Session, asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self._closed:
-            self.core.stats.net_output_bytes += len(data)
+            stats = self.core.stats
+            stats.net_output_bytes += len(data)
+            stats.writes_processed += 1
             self.transport.write(data)
             if self._write_paused:
                 self._check_output_limit(time.monotonic(), self.core.config)
@@ -445,7 +593,8 @@ class Connection(Session, asyncio.Protocol):
 
     def _resume_processing(self) -> None:
         if (not self._closed and not self._paused and not self._executing
-                and self._blocked is None and not self.close_after_reply):
+                and self._blocked is None and not self.close_after_reply
+                and not self._pause_wait):
             self._process()
 
     def _close(self) -> None:
@@ -491,7 +640,8 @@ class Connection(Session, asyncio.Protocol):
         if self._check_output_limit(now, cfg):
             return
         if (cfg.timeout and now - self.last_interaction > cfg.timeout
-                and self._blocked is None and self not in self.core.monitors):
+                and self._blocked is None and not self._pause_wait
+                and self not in self.core.monitors):
             log.info("closing idle client %s (timeout %d s)", self.addr, cfg.timeout)
             self.drop()
 

@@ -37,12 +37,84 @@ def process_rss() -> int:
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+#: Latency histogram buckets: bucket ``(ns ** 4).bit_length()`` holds the
+#: durations of that quarter-octave (each bucket is 2**(1/4), about 19%,
+#: wider than the last), so 257 buckets cover 0 ns to 2**64 ns in bounded
+#: memory. Redis keeps an HDR histogram per command (2 significant digits);
+#: this is coarser, but costs one multiply-and-count per command.
+LATENCY_BUCKETS = 257
+#: Distinct error prefixes INFO errorstats keeps (Redis's ERRORSTATS_LIMIT):
+#: past it, new prefixes are counted in total_error_replies only, and the
+#: table is not grown by clients inventing error codes.
+ERRORSTATS_LIMIT = 128
+
+
+def latency_bucket(ns: int) -> int:
+    """The histogram bucket of a duration in nanoseconds (see :data:`LATENCY_BUCKETS`)."""
+    x = ns * ns
+    return (x * x).bit_length()
+
+
+def bucket_top_ns(bucket: int) -> int:
+    """The largest duration (ns) that falls in ``bucket``: what a percentile reports.
+
+    HDR histograms report a bucket's highest equivalent value too, which is
+    why Redis prints figures like ``p50=9.023``.
+    """
+    if bucket <= 0:
+        return 0
+    limit = 1 << bucket          # bucket b holds n with n**4 < 2**b <= ... (n**4).bit_length() == b
+    n = int((limit - 1) ** 0.25)
+    while (n + 1) ** 4 < limit:
+        n += 1
+    while n > 0 and n ** 4 >= limit:
+        n -= 1
+    return n
+
+
+class CommandStat:
+    """What INFO commandstats and latencystats show for one command (Redis's per-command counters).
+
+    ``hist`` counts every call by duration, so ``calls`` is its sum: the
+    hot path pays for one histogram update and one addition per command,
+    not a separate call counter.
+    """
+
+    __slots__ = ("ns", "hist", "rejected", "failed")
+
+    def __init__(self) -> None:
+        self.ns = 0
+        self.hist = [0] * LATENCY_BUCKETS
+        self.rejected = 0
+        self.failed = 0
+
+    @property
+    def calls(self) -> int:
+        return sum(self.hist)
+
+    def record(self, ns: int) -> None:
+        self.ns += ns
+        self.hist[latency_bucket(ns)] += 1
+
+    def percentile_ns(self, percentile: float) -> int:
+        """The duration at ``percentile`` (0-100), as hdr_value_at_percentile computes it."""
+        hist = self.hist
+        total = sum(hist)
+        wanted = max(int(percentile / 100 * total + 0.5), 1)
+        seen = 0
+        for bucket, count in enumerate(hist):
+            seen += count
+            if seen >= wanted:
+                return bucket_top_ns(bucket)
+        return 0
+
+
 class Stats:
     """Counters shown by INFO stats; CONFIG RESETSTAT zeroes them."""
 
     __slots__ = ("total_connections", "total_commands", "rejected_connections",
                  "net_input_bytes", "net_output_bytes", "error_replies", "protocol_errors",
-                 "started")
+                 "started", "errors", "reads_processed", "writes_processed")
 
     def __init__(self) -> None:
         self.reset()
@@ -55,7 +127,26 @@ class Stats:
         self.net_output_bytes = 0
         self.error_replies = 0
         self.protocol_errors = 0
+        self.reads_processed = 0    # reads handed to data_received
+        self.writes_processed = 0   # transport.write calls (one per chunk of replies)
         self.started = time.monotonic()
+        #: Error prefix (``ERR``, ``WRONGTYPE``...) -> count: INFO errorstats.
+        self.errors: dict[str, int] = {}
+
+    def count_error(self, message: str) -> None:
+        """One error reply sent: total_error_replies and its prefix's errorstat.
+
+        The prefix is the error's first word, looked for in its first 32
+        characters as Redis does ("ERR" when there is no space there).
+        """
+        self.error_replies += 1
+        space = message.find(" ", 0, 32)
+        prefix = message[:space] if space > 0 else "ERR"
+        errors = self.errors
+        if prefix in errors:
+            errors[prefix] += 1
+        elif len(errors) < ERRORSTATS_LIMIT:
+            errors[prefix] = 1
 
 
 class Core:
@@ -94,6 +185,67 @@ class Core:
         #: True while maxmemory is set and used_memory is above it: commands
         #: flagged ``denyoom`` get -OOM (noeviction). One attribute check per command.
         self.over_maxmemory = False
+        #: Full command name (``get``, ``client|info``) -> CommandStat, made on
+        #: first use; kept by the real name under rename-command, as in Redis.
+        self.command_stats: dict[str, CommandStat] = {}
+        #: (a server's hot table, that table with each entry's CommandStat):
+        #: made once for the connections (connection._hot_with_stats).
+        self.hot_stats: tuple | None = None
+        #: CLIENT PAUSE: (end, write_only) while clients are paused, else None.
+        #: ``end`` is time.monotonic(). Read by every request off the hot path.
+        self.client_pause: tuple[float, bool] | None = None
+        #: Connections waiting for the pause to end (they run again then).
+        self.paused_clients: set = set()
+        self._pause_timer: Any = None
+        #: (monotonic time, net input bytes, net output bytes) samples, taken
+        #: with the memory sample each cycle: INFO's instantaneous_*_kbps.
+        self.net_samples: deque = deque(maxlen=16)
+        #: Checkpoints done before the last CONFIG RESETSTAT (rdb_saves counts from there).
+        self.checkpoints_at_reset = 0
+        #: Random 40-hex-digit ids, new each start, as Redis's run_id and master_replid.
+        self.run_id = os.urandom(20).hex()
+        self.replid = os.urandom(20).hex()
+        #: Process RSS when the core was made: INFO's used_memory_startup.
+        self.startup_memory = process_rss()
+
+    def command_stat(self, name: str) -> CommandStat:
+        stat = self.command_stats.get(name)
+        if stat is None:
+            stat = self.command_stats[name] = CommandStat()
+        return stat
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: what Redis's resetServerStats and resetCommandTableStats clear."""
+        self.stats.reset()
+        # The CommandStat objects stay (hot tables hold them): zero them in place.
+        for stat in self.command_stats.values():
+            stat.__init__()
+        self.ops_samples.clear()
+        self.net_samples.clear()
+        p = self.persistence
+        self.checkpoints_at_reset = p.checkpoints_done if p is not None else 0
+
+    def pause_clients(self, end: float, write_only: bool, loop: Any) -> None:
+        """CLIENT PAUSE: merge with a running pause as Redis does (longest end, wider mode)."""
+        current = self.client_pause
+        if current is not None:
+            end = max(end, current[0])
+            write_only = write_only and current[1]
+        self.client_pause = (end, write_only)
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+        self._pause_timer = loop.call_at(loop.time() + max(end - time.monotonic(), 0),
+                                         self.unpause_clients)
+
+    def unpause_clients(self) -> None:
+        """End the pause (CLIENT UNPAUSE or its timeout); paused clients run their requests."""
+        self.client_pause = None
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        waiting, self.paused_clients = self.paused_clients, set()
+        for conn in waiting:
+            conn.resume_after_pause()
 
     def log(self, db_index: int, argv: list) -> None:
         sink = self.log_sink
@@ -111,6 +263,8 @@ class Core:
 
     def sample_memory(self) -> None:
         """Refresh used_memory and the maxmemory verdict (periodically, and on CONFIG SET)."""
+        st = self.stats
+        self.net_samples.append((time.monotonic(), st.net_input_bytes, st.net_output_bytes))
         limit = self.config.maxmemory
         if limit:
             self.used_memory = process_rss()

@@ -17,13 +17,17 @@ if TYPE_CHECKING:
 
 _ids = itertools.count(1)
 
+#: Session.reply_mode values (CLIENT REPLY ON|OFF|SKIP).
+REPLY_ON, REPLY_OFF, REPLY_SKIP_NEXT, REPLY_SKIP = 0, 1, 2, 3
+
 
 class Session:
     """What a command may know and change about its caller."""
 
-    __slots__ = ("core", "id", "name", "db", "db_index", "resp", "lib_name", "lib_ver",
+    __slots__ = ("core", "id", "name", "db", "db_index", "resp",
                  "created", "last_interaction", "last_command", "close_after_reply",
-                 "addr", "laddr", "kind", "authenticated", "__weakref__")
+                 "addr", "laddr", "kind", "authenticated", "fd", "unix", "no_evict",
+                 "reply_mode", "__weakref__")
 
     def __init__(self, core: "Core", addr: str = "", laddr: str = "", kind: str = "normal") -> None:
         self.core = core
@@ -32,8 +36,6 @@ class Session:
         self.db_index = 0
         self.db: Database = core.keyspace.dbs[0]
         self.resp = 2
-        self.lib_name = b""
-        self.lib_ver = b""
         self.created = time.monotonic()
         self.last_interaction = self.created
         self.last_command = "NULL"
@@ -42,6 +44,12 @@ class Session:
         self.laddr = laddr
         self.kind = kind
         self.authenticated = not core.config.requirepass
+        self.fd = -1           # the socket's descriptor (CLIENT LIST fd=); -1: none
+        self.unix = False      # connected over a Unix socket (flag U)
+        self.no_evict = False  # CLIENT NO-EVICT ON (flag e)
+        #: CLIENT REPLY: REPLY_ON, REPLY_OFF, REPLY_SKIP_NEXT (CLIENT REPLY SKIP
+        #: just ran) or REPLY_SKIP (this command's reply is dropped).
+        self.reply_mode = REPLY_ON
 
     def select(self, index: int) -> None:
         self.db = self.core.keyspace.dbs[index]
@@ -55,14 +63,38 @@ class Session:
         """Close this client after its pending replies (CLIENT KILL); transports override."""
         self.close_after_reply = True
 
-    def client_info(self) -> str:
-        """One line of CLIENT LIST / CLIENT INFO."""
+    def buffer_info(self) -> tuple[int, int, int, int, str]:
+        """(qbuf, obl, oll, omem, events) for CLIENT LIST; a transport knows better."""
+        return 0, 0, 0, 0, ""
+
+    def is_blocked(self) -> bool:
+        """Waiting for something before its next request runs (flag b); transports override."""
+        return False
+
+    def client_type(self) -> str:
+        """Redis's client class for CLIENT LIST/KILL TYPE: a monitor is "normal", as in Redis."""
+        return "normal" if self.kind == "monitor" else self.kind
+
+    def client_info(self, argv: list[bytes] | None = None) -> str:
+        """One line of CLIENT LIST / CLIENT INFO: Redis 7.0's fields, in its order.
+
+        ``argv`` is the command this client is running (CLIENT INFO/LIST
+        itself), for argv-mem; any other client is between commands. kvserver
+        has no per-client reply buffer (a read's replies are joined, then
+        written), so rbs and rbp are 0; obl is what this read has produced
+        so far, oll/omem the chunks held for durability or in the transport.
+        """
         now = time.monotonic()
-        return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
+        qbuf, obl, oll, omem, events = self.buffer_info()
+        argv_mem = sum(len(a) for a in argv) if argv else 0
+        flags = ("O" if self.kind == "monitor" else "") + ("b" if self.is_blocked() else "") \
+            + ("c" if self.close_after_reply else "") + ("U" if self.unix else "") \
+            + ("e" if self.no_evict else "")
+        return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd={self.fd} "
                 f"name={self.name.decode('utf-8', 'replace')} "
                 f"age={int(now - self.created)} idle={int(now - self.last_interaction)} "
-                f"flags=N db={self.db_index} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 "
-                f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
-                f"events=r cmd={self.last_command} user=default redir=-1 resp={self.resp} "
-                f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
-                f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}")
+                f"flags={flags or 'N'} db={self.db_index} sub=0 psub=0 ssub=0 multi=-1 "
+                f"qbuf={qbuf} qbuf-free=0 argv-mem={argv_mem} multi-mem=0 rbs=0 rbp=0 "
+                f"obl={obl} oll={oll} omem={omem} tot-mem={qbuf + argv_mem + obl + omem} "
+                f"events={events} cmd={self.last_command} user=default redir=-1 "
+                f"resp={self.resp}")

@@ -154,3 +154,32 @@ async def test_a_write_answered_during_shutdown_reaches_the_wal(tmp_path, policy
     lsns = [r.lsn for first, path in list_segments(fs, str(tmp_path))
             for r in scan_segment(fs.read(path), path, first).records]
     assert lsns == [1]
+
+
+@pytest.mark.asyncio
+async def test_a_reply_after_a_suppressed_one_still_waits_for_its_write(tmp_path):
+    """CLIENT REPLY OFF drops the SET's reply, not its durability: the GET
+    after CLIENT REPLY ON shows the value only once the SET is synced."""
+    server = Server(Config(port=0, bind="127.0.0.1", dir=str(tmp_path), appendfsync="always"))
+    await server.start()
+    try:
+        writer = server.writer
+        other = Connection(server)  # a second client: commits wait for the next loop turn
+        other.connection_made(Recording())  # type: ignore[arg-type]
+        conn = Connection(server)
+        transport = Recording()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn.data_received(b"CLIENT REPLY OFF\r\nSET a 1\r\nCLIENT REPLY ON\r\nGET a\r\n"
+                           b"CLIENT REPLY SKIP\r\nSET b 2\r\nGET b\r\n")
+        assert transport.data == b""                   # held: the SETs are not durable yet
+        assert writer.durable_lsn < writer.applied_lsn == 2
+        for _ in range(100):
+            if transport.data:
+                break
+            await asyncio.sleep(0.01)
+        assert writer.durable_lsn == 2
+        assert transport.data == b"+OK\r\n$1\r\n1\r\n$1\r\n2\r\n"
+        conn.connection_lost(None)
+        other.connection_lost(None)
+    finally:
+        await server.stop()

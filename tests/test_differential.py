@@ -669,9 +669,9 @@ def test_wrong_arity_errors_match_redis_for_every_command(pair):
 #: (allow_busy), async loading and MULTI (no_async_loading, no_multi). The
 #: loading/stale flags are compared: they decide what answers -LOADING.
 STATE_FLAGS = {"allow_busy", "no_async_loading", "no_multi"}
-#: Subcommands Redis 7.0 does not have: CLIENT SETINFO came with Redis 7.2,
-#: and clients (redis-py 5+) send it on connect.
-NOT_IN_REDIS_7_0 = {b"client|setinfo"}
+#: Subcommands Redis 7.0 does not have (none: CLIENT SETINFO, Redis 7.2's,
+#: answers "unknown subcommand" as 7.0.15 does).
+NOT_IN_REDIS_7_0: set[bytes] = set()
 
 
 def _command_entries(table) -> dict:
@@ -728,7 +728,8 @@ def _doc_args(arguments) -> tuple:
 #: tokens on blocks), or types the synopsis cannot tell (INCRBYFLOAT's
 #: increment is a double). The names and tokens redis-cli shows are the same.
 DOCS_SHAPED_BY_HAND = {b"incrbyfloat", b"hello", b"client|list", b"client|kill", b"config|get",
-                       b"command|list", b"command|getkeys", b"bitfield", b"bitfield_ro"}
+                       b"command|list", b"command|getkeys", b"client|tracking",
+                       b"bitfield", b"bitfield_ro"}
 
 
 def test_command_docs_match_redis(pair):
@@ -1013,8 +1014,6 @@ def test_random_command_sequences_match_redis(kv_port, redis_port, commands):
 #: Fields whose values are the connection's own (addresses, ids, buffer sizes).
 CLIENT_OWN_FIELDS = {"id", "addr", "laddr", "fd", "qbuf", "qbuf-free", "argv-mem", "rbs", "rbp",
                      "tot-mem", "age", "idle"}
-#: Redis 7.2 added these; kvserver shows them since clients send CLIENT SETINFO.
-CLIENT_7_2_FIELDS = {"lib-name", "lib-ver"}
 
 
 def _client_fields(reply: bytes) -> list[tuple[str, str]]:
@@ -1029,7 +1028,7 @@ def test_client_info_fields_match_redis(pair, request_):
     for step in ("SELECT 2", "CLIENT SETNAME worker", "GET x"):
         pair.same(step)
     kv, redis = pair.both(request_)
-    mine = [f for f in _client_fields(kv.value) if f[0] not in CLIENT_7_2_FIELDS]
+    mine = _client_fields(kv.value)
     theirs = _client_fields(redis.value)
     assert [k for k, _ in mine] == [k for k, _ in theirs]
     assert [f for f in mine if f[0] not in CLIENT_OWN_FIELDS] == \
@@ -1047,3 +1046,288 @@ def test_config_set_errors_and_clamps_match_redis(pair, args):
         pair.same(["CONFIG", "GET", args[0]])
     if args[0] == "hz":  # the Redis server is shared by the session: put it back
         pair.same(["CONFIG", "SET", "hz", "10"])
+
+
+# --- INFO: sections, fields and value formats ---------------------------------------------
+
+#: kvserver's own fields, after Redis's in their sections (WAL, checkpoints, versions).
+KVSERVER_INFO_FIELDS = {
+    "server": {"kvserver_version", "python_version"},
+    "stats": {"total_protocol_errors"},
+    "persistence": {"appendfsync", "applied_lsn", "written_lsn", "durable_lsn", "wal_size",
+                    "wal_segments", "wal_bytes_since_checkpoint", "checkpoint_lsn",
+                    "checkpoint_in_progress", "checkpoints_done", "last_checkpoint_time",
+                    "last_checkpoint_duration_sec", "last_checkpoint_size",
+                    "last_checkpoint_status", "syncs", "sync_batches", "avg_batch_records",
+                    "sync_latency_p50_usec", "sync_latency_p99_usec", "last_error"},
+}
+#: Redis's aof_* fields that only an enabled AOF shows: kvserver's WAL is always on.
+AOF_ON_FIELDS = ["aof_current_size", "aof_base_size", "aof_pending_rewrite",
+                 "aof_buffer_length", "aof_pending_bio_fsync", "aof_delayed_fsync"]
+
+
+def _info_layout(text: bytes) -> list[tuple[str, list[str]]]:
+    """INFO's text as [(header, [field, ...])], in order, checking the line format."""
+    assert text.endswith(b"\r\n") or text == b"", text[-20:]
+    layout: list[tuple[str, list[str]]] = []
+    for block in text.decode().split("\r\n\r\n"):
+        lines = [ln for ln in block.split("\r\n") if ln]
+        if not lines:
+            continue
+        assert lines[0].startswith("# "), lines[0]
+        fields = []
+        for line in lines[1:]:
+            assert re.fullmatch(r"[^:\s]+:[^\r\n]*", line), line
+            fields.append(line.split(":", 1)[0])
+        layout.append((lines[0][2:], fields))
+    return layout
+
+
+def _comparable(layout, redis_layout=None):
+    """Field names with kvserver's own removed, per-command ones generalised."""
+    out = []
+    for header, fields in layout:
+        own = KVSERVER_INFO_FIELDS.get(header.lower(), set())
+        out.append((header, [f for f in fields if f not in own]))
+    return out
+
+
+def _both_info(pair, *sections) -> tuple[bytes, bytes]:
+    kv, redis = pair.both(("INFO", *sections))
+    return kv.value, redis.value
+
+
+def _redis_with_aof(layout):
+    """Redis's layout as it is with appendonly yes (kvserver's WAL is always on)."""
+    out = []
+    for header, fields in layout:
+        if header == "Persistence":
+            fields = fields + AOF_ON_FIELDS
+        out.append((header, fields))
+    return out
+
+
+@pytest.mark.parametrize("sections", [(), ("default",), ("all",), ("everything",),
+                                      ("server", "clients"), ("clients", "server"),
+                                      ("memory",), ("persistence",), ("stats",),
+                                      ("replication",), ("cpu",), ("CPU",), ("modules",),
+                                      ("cluster", "keyspace"), ("bogus",), ("everything", "bogus"),
+                                      ("default", "commandstats")])
+def test_info_sections_and_fields_match_redis(pair, sections):
+    # Same history on both: one command of each outcome, so commandstats,
+    # errorstats and latencystats have lines on both servers.
+    for step in ("SET k 1", "GET k"):
+        pair.same(step)
+    pair.same("NOSUCHCOMMAND")
+    pair.same("GET")
+    kv, redis = _both_info(pair, *sections)
+    mine = _comparable(_info_layout(kv))
+    theirs = _redis_with_aof(_info_layout(redis))
+    assert [h for h, _ in mine] == [h for h, _ in theirs]
+    for (header, fields), (_, redis_fields) in zip(mine, theirs):
+        if header in ("Commandstats", "Latencystats", "Errorstats", "Keyspace"):
+            continue  # per command / per error / per db: compared below
+        assert fields == redis_fields, header
+
+
+def test_info_per_command_sections_match_redis(pair):
+    pair.same(("CONFIG", "RESETSTAT"))
+    for step in ("SET k 1", "GET k", "GET k", "INCR k", "INCR nosuch", "CLIENT GETNAME",
+                 "SET k v", "INCR k", "GET", "CLIENT NOSUCH", "CLIENT PAUSE",
+                 "NOSUCHCOMMAND x", "SELECT 99"):
+        kv, redis = pair.both(step)
+        assert kv.raw == redis.raw, (step, kv.raw, redis.raw)
+    kv, redis = _both_info(pair, "commandstats", "errorstats", "latencystats")
+
+    def parsed(text):
+        out = {}
+        for header, _fields in _info_layout(text):
+            out[header] = {}
+        section = None
+        for line in text.decode().split("\r\n"):
+            if line.startswith("# "):
+                section = line[2:]
+            elif line:
+                k, v = line.split(":", 1)
+                out[section][k] = v
+        return out
+    mine, theirs = parsed(kv), parsed(redis)
+    assert list(mine) == ["Commandstats", "Errorstats", "Latencystats"] == list(theirs)
+
+    def counts(v):  # everything but the timings
+        d = dict(x.split("=") for x in v.split(","))
+        return {k: d[k] for k in ("calls", "rejected_calls", "failed_calls")}
+    assert {k: counts(v) for k, v in mine["Commandstats"].items()} == \
+        {k: counts(v) for k, v in theirs["Commandstats"].items()}
+    assert mine["Errorstats"] == theirs["Errorstats"]
+    assert set(mine["Latencystats"]) == set(theirs["Latencystats"])
+    for v in list(mine["Commandstats"].values()):
+        assert re.fullmatch(r"calls=\d+,usec=\d+,usec_per_call=\d+\.\d\d,rejected_calls=\d+,"
+                            r"failed_calls=\d+", v), v
+    for v in mine["Latencystats"].values():
+        assert re.fullmatch(r"p50=\d+\.\d{3},p99=\d+\.\d{3},p99\.9=\d+\.\d{3}", v), v
+
+
+#: Value formats Redis uses for a few fields (kvserver's values differ, the shapes may not).
+INFO_VALUE_FORMATS = {
+    "used_memory_human": r"\d+(\.\d\d[KMGTP])?B?", "used_memory_rss_human": r"\d+(\.\d\d)?[BKMGTP]",
+    "used_memory_peak_perc": r"\d+\.\d\d%", "mem_fragmentation_ratio": r"\d+\.\d\d",
+    "used_memory_dataset_perc": r"\d+\.\d\d%", "maxmemory_human": r"0B",
+    "instantaneous_input_kbps": r"\d+\.\d\d", "used_cpu_sys": r"\d+\.\d{6}",
+    "run_id": r"[0-9a-f]{40}", "master_replid": r"[0-9a-f]{40}",
+    "master_replid2": r"0{40}", "rdb_last_bgsave_status": r"ok", "aof_last_write_status": r"ok",
+    "master_failover_state": r"no-failover", "cluster_enabled": r"0", "redis_mode": r"standalone",
+    "os": r"\S+ \S+ \S+", "gcc_version": r"\d+\.\d+\.\d+", "multiplexing_api": r"epoll",
+}
+
+
+def test_info_value_formats_match_redis(pair):
+    kv, redis = _both_info(pair, "everything")
+    for text, who in ((kv, "kvserver"), (redis, "redis")):
+        values = dict(ln.split(":", 1) for ln in text.decode().split("\r\n")
+                      if ln and not ln.startswith("#"))
+        for field, pattern in INFO_VALUE_FORMATS.items():
+            assert re.fullmatch(pattern, values[field]), (who, field, values[field])
+
+
+def test_info_is_a_verbatim_string_in_resp3_as_in_redis(pair):
+    for c in (pair.kv, pair.redis):
+        assert c.call("HELLO", "3").raw.startswith(b"%")
+    for request in (("INFO", "cluster"), ("INFO", "bogus")):
+        pair.same(request)
+    kv, redis = pair.both(("CLIENT", "INFO"))
+    assert kv.raw.startswith(b"=") and redis.raw.startswith(b"=")
+    assert kv.raw.split(b"\r\n")[1].startswith(b"txt:id=")
+
+
+# --- CLIENT subcommands as Redis answers them ---------------------------------------------
+
+@pytest.mark.parametrize("request_", [
+    "CLIENT NO-EVICT on", "CLIENT NO-EVICT OFF", "CLIENT NO-EVICT maybe", "CLIENT NO-EVICT",
+    "CLIENT PAUSE abc", "CLIENT PAUSE -1", "CLIENT PAUSE 10 READ", "CLIENT PAUSE",
+    "CLIENT PAUSE 1 ALL x", "CLIENT UNPAUSE", "CLIENT UNPAUSE x", "CLIENT REPLY maybe",
+    "CLIENT REPLY", "CLIENT REPLY ON", "CLIENT TRACKING", "CLIENT TRACKING off",
+    "CLIENT TRACKING maybe", "CLIENT TRACKING on prefix a", "CLIENT TRACKING on redirect 99999",
+    "CLIENT TRACKING on foo", "CLIENT TRACKING on bcast optin", "CLIENT TRACKING on optin optout",
+    "CLIENT GETREDIR", "CLIENT TRACKINGINFO", "CLIENT CACHING yes", "CLIENT CACHING",
+    "CLIENT UNBLOCK 5", "CLIENT UNBLOCK x", "CLIENT UNBLOCK 5 foo", "CLIENT FOO", "CLIENT HELP",
+    "CLIENT LIST TYPE pubsub", "CLIENT LIST TYPE slave", "CLIENT LIST TYPE master",
+    "CLIENT LIST TYPE bogus", "CLIENT LIST ID 1 x", "CLIENT LIST ID 0", "CLIENT LIST foo",
+    "CLIENT LIST TYPE", "CLIENT SETINFO LIB-NAME x", "CLIENT KILL USER nobody x",
+    "CLIENT KILL USER nobody", "CLIENT UNBLOCK 1 timeout x",
+])
+def test_client_subcommands_answer_as_redis(pair, request_):
+    pair.same(request_)
+
+
+def test_client_tracking_on_is_refused(pair):
+    """Redis accepts it; kvserver has no invalidation machinery and says so."""
+    from kvserver.commands.server import TRACKING_UNSUPPORTED
+    kv, redis = pair.both("CLIENT TRACKING on")
+    assert redis.raw == b"+OK\r\n"
+    assert kv.raw == b"-" + TRACKING_UNSUPPORTED.encode() + b"\r\n"
+    pair.same("CLIENT TRACKING off")
+
+
+@pytest.mark.parametrize("payload,expect_qbuf", [
+    (b"*2\r\n$6\r\nCLIENT\r\n$4\r\nINFO\r\n", 26),
+    (b"CLIENT INFO\r\n", 13),
+    (b"PING\r\nCLIENT INFO\r\nPING\r\n", 25),
+    (b"*1\r\n$4\r\nPING\r\n*2\r\n$6\r\nCLIENT\r\n$4\r\nINFO\r\n*1\r\n$4\r\nPING\r\n", 54),
+])
+def test_client_info_qbuf_and_argv_mem_match_redis(pair, payload, expect_qbuf):
+    fields = []
+    for c in (pair.kv, pair.redis):
+        c.send(payload)
+        replies = [c.read() for _ in range(payload.count(b"PING") + 1)]
+        line = next(r.value for r in replies if isinstance(r.value, bytes))
+        fields.append(dict(f.split("=", 1) for f in line.decode().strip().split(" ")))
+    mine, theirs = fields
+    assert mine["qbuf"] == theirs["qbuf"] == str(expect_qbuf)
+    assert mine["argv-mem"] == theirs["argv-mem"] == "10"
+    assert mine["obl"] == theirs["obl"]  # the PONG before it, not sent yet
+    assert int(mine["fd"]) > 2 and mine["cmd"] == "client|info"
+    assert list(mine) == list(theirs)
+
+
+def test_client_list_flags_for_no_evict_match_redis(pair):
+    for step in ("CLIENT NO-EVICT on", "CLIENT SETNAME worker"):
+        pair.same(step)
+    kv, redis = pair.both("CLIENT INFO")
+    mine, theirs = (dict(f.split("=", 1) for f in r.value.decode().strip().split(" "))
+                    for r in (kv, redis))
+    assert mine["flags"] == theirs["flags"] == "e"
+
+
+def test_client_reply_off_and_skip_match_redis(pair):
+    payload = (b"CLIENT REPLY SKIP\r\nSET a 1\r\nGET a\r\nCLIENT REPLY OFF\r\nSET b 2\r\n"
+               b"GET nosuch x\r\nNOSUCH\r\nCLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nGET b\r\n")
+    got = []
+    for c in (pair.kv, pair.redis):
+        c.send(payload)
+        got.append([c.read().raw for _ in range(3)])
+    assert got[0] == got[1] == [b"$1\r\n1\r\n", b"+OK\r\n", b"$1\r\n2\r\n"]
+    pair.same("PING")  # nothing else was pending on either connection
+
+
+def test_monitor_client_is_listed_as_redis_lists_it(kv_port, redis_port):
+    """A monitor: flags=O, type normal (not replica), counted in connected_clients."""
+    got = []
+    for port in (kv_port, redis_port):
+        mon, me = RawClient(port), RawClient(port)
+        try:
+            assert mon.call("MONITOR").raw == b"+OK\r\n"
+            assert me.call("CLIENT", "SETNAME", "worker").raw == b"+OK\r\n"
+            mine = me.call("CLIENT", "INFO").value.decode()
+            listing = me.call("CLIENT", "LIST", "TYPE", "normal").value.decode()
+            replicas = me.call("CLIENT", "LIST", "TYPE", "replica").raw
+            clients = me.call("INFO", "clients").value.decode()
+            my_id = re.search(r"id=(\d+)", mine).group(1)
+            monitor_line = [ln for ln in listing.splitlines() if f"id={my_id} " not in ln
+                            and "cmd=monitor" in ln]
+            got.append((len(monitor_line), re.search(r"flags=(\S+)", monitor_line[0]).group(1),
+                        replicas, "connected_clients:" in clients))
+        finally:
+            mon.close()
+            me.close()
+    assert got[0] == got[1] == (1, "O", b"$0\r\n\r\n", True)
+
+
+@pytest.mark.parametrize("value", ["50 99.5 99.999 100", "abc", "101", "-1", "", "50 99 99.9"])
+def test_latency_tracking_percentiles_config_and_info_match_redis(pair, value):
+    pair.same(("CONFIG", "RESETSTAT"))
+    pair.same(("CONFIG", "SET", "latency-tracking-info-percentiles", value))
+    kv, redis = pair.both(("CONFIG", "GET", "latency-tracking*"))  # (Redis: hash order)
+    assert dict(zip(kv.value[::2], kv.value[1::2])) == dict(zip(redis.value[::2],
+                                                                redis.value[1::2]))
+    pair.same("SET k v")
+    kv, redis = pair.both(("INFO", "latencystats"))
+    # The same lines (in hash order on Redis), with the same percentile labels.
+    kv_lines, redis_lines = (sorted(re.sub(rb"=[0-9.]+", b"=", r.value).split(b"\r\n"))
+                             for r in (kv, redis))
+    assert kv_lines == redis_lines
+    pair.same(("CONFIG", "SET", "latency-tracking-info-percentiles", "50 99 99.9"))
+
+
+def test_latency_tracking_off_hides_latencystats_as_redis(pair):
+    pair.same("SET k v")
+    pair.same(("CONFIG", "SET", "latency-tracking", "maybe"))
+    pair.same(("CONFIG", "SET", "latency-tracking", "no"))
+    pair.same("SET k v")
+    pair.same(("INFO", "latencystats"))
+    pair.same(("CONFIG", "SET", "latency-tracking", "yes"))
+
+
+def test_client_list_cmd_after_a_subcommand_arity_error_matches_redis(kv_port, redis_port):
+    got = []
+    for port in (kv_port, redis_port):
+        a, b = RawClient(port), RawClient(port)
+        try:
+            assert a.call("CLIENT", "SETNAME", "arity").raw == b"+OK\r\n"
+            assert a.call("CLIENT", "PAUSE").raw.startswith(b"-ERR wrong number")
+            listing = b.call("CLIENT", "LIST").value.decode()
+            got.append(re.search(r" name=arity .* cmd=(\S+) ", listing).group(1))
+        finally:
+            a.close()
+            b.close()
+    assert got[0] == got[1] == "client|pause"

@@ -120,9 +120,22 @@ def unknown_command(argv: list[bytes]) -> CommandError:
     return CommandError(unknown_command_line(argv)[1:-2].decode("utf-8", "replace"))
 
 
+class Rejected(CommandError):
+    """A subcommand refused before it ran: unknown (``command`` is None) or of the wrong arity.
+
+    The connection counts it as Redis does: a rejected_call of ``command``
+    (INFO commandstats), nothing for an unknown subcommand; an error reply
+    either way.
+    """
+
+    def __init__(self, message: str, command: str | None = None) -> None:
+        super().__init__(message)
+        self.command = command
+
+
 def unknown_subcommand(argv: list[bytes]) -> CommandError:
     sub = argv[1].decode("utf-8", "replace")
-    return CommandError(f"ERR unknown subcommand '{sub[:128]}'. Try {argv[0].decode().upper()} HELP.")
+    return Rejected(f"ERR unknown subcommand '{sub[:128]}'. Try {argv[0].decode().upper()} HELP.")
 
 
 def dispatch_subcommand(session: Any, argv: list[bytes]) -> Any:
@@ -134,10 +147,9 @@ def dispatch_subcommand(session: Any, argv: list[bytes]) -> Any:
     sub = parent.subcommands.get(argv[1].decode("utf-8", "replace").lower())
     if sub is None:
         raise unknown_subcommand(argv)
-    if not sub.arity_ok(len(argv)):
-        raise CommandError(
-            f"ERR wrong number of arguments for '{sub.name}' command")
     session.last_command = sub.name  # CLIENT LIST shows cmd=client|info, as Redis does
+    if not sub.arity_ok(len(argv)):
+        raise Rejected(f"ERR wrong number of arguments for '{sub.name}' command", sub.name)
     return sub.func(session, argv)
 
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import platform
 import re
-import resource
-import sys
 import time
 
-from .. import REDIS_COMPAT_VERSION, __version__
+from .. import REDIS_COMPAT_VERSION
 from ..config import OPTIONS_BY_NAME, ConfigError
 from ..errors import DB_INDEX, SYNTAX, CommandError
 from ..numbers import parse_int
 from ..protocol import NO_REPLY, OK, PONG, Simple
 from . import TABLE, Command, command, dispatch_subcommand
+from ..session import REPLY_OFF, REPLY_ON, REPLY_SKIP_NEXT
+from .introspection import verbatim
 from .keys import db_arg, int32_arg
 
 
@@ -182,52 +181,212 @@ def cmd_client_getname(s, argv):
     return s.name or None
 
 
-@command("setinfo", 4, "noscript loading stale", parent="client", group="connection",
-         since="7.2.0", summary="Set client or connection specific info",
-         synopsis="LIB-NAME libname | LIB-VER libver")
-def cmd_client_setinfo(s, argv):
-    attr = argv[2].upper()
-    if attr == b"LIB-NAME":
-        _check_client_name(argv[3])
-        s.lib_name = argv[3]
-    elif attr == b"LIB-VER":
-        _check_client_name(argv[3])
-        s.lib_ver = argv[3]
-    else:
-        raise CommandError(f"ERR Unrecognized option '{argv[2].decode('utf-8', 'replace')}'")
-    return OK
-
-
 @command("info", 2, "noscript loading stale", parent="client", group="connection",
          since="6.2.0", summary="Returns information about the current client connection.",
          synopsis="")
 def cmd_client_info(s, argv):
-    return s.client_info() + "\n"
+    return verbatim(s, s.client_info(argv) + "\n")
+
+
+_CLIENT_TYPES = {b"normal": "normal", b"slave": "slave", b"replica": "slave",
+                 b"master": "master", b"pubsub": "pubsub"}
 
 
 @command("list", -2, "admin noscript loading stale", parent="client", group="connection",
          since="2.4.0", summary="Get the list of client connections",
-         synopsis="[TYPE type] [ID client-id ...]")
+         synopsis="[TYPE NORMAL | MASTER | REPLICA | PUBSUB] [ID client-id [client-id ...]]")
 def cmd_client_list(s, argv):
-    clients = list(s.core.clients.values())
-    if len(argv) > 2:
-        opt = argv[2].upper()
-        if opt == b"TYPE" and len(argv) == 4:
-            kind = argv[3].lower()
-            if kind not in (b"normal", b"master", b"replica", b"pubsub"):
-                raise CommandError(f"ERR Unknown client type '{argv[3].decode('utf-8', 'replace')}'")
-            clients = [c for c in clients if c.kind.encode() == kind]
-        elif opt == b"ID" and len(argv) > 3:
-            ids = set()
-            for raw in argv[3:]:
-                value = parse_int(raw)
-                if value is None or value <= 0:
-                    raise CommandError("ERR Invalid client ID")
-                ids.add(value)
-            clients = [c for c in clients if c.id in ids]
+    clients = s.core.clients
+    if len(argv) == 4 and argv[2].lower() == b"type":
+        kind = _CLIENT_TYPES.get(argv[3].lower())
+        if kind is None:
+            raise CommandError(f"ERR Unknown client type '{argv[3].decode('utf-8', 'replace')}'")
+        chosen = [c for c in clients.values() if c.client_type() == kind]
+    elif len(argv) > 3 and argv[2].lower() == b"id":
+        # In the order asked, repeats included, unknown ids skipped (as Redis).
+        ids = []
+        for raw in argv[3:]:
+            value = parse_int(raw)
+            if value is None:
+                raise CommandError("ERR Invalid client ID")
+            ids.append(value)
+        chosen = [clients[i] for i in ids if i in clients]
+    elif len(argv) != 2:
+        raise CommandError(SYNTAX)
+    else:
+        chosen = list(clients.values())
+    return verbatim(s, "".join(c.client_info(argv if c is s else None) + "\n" for c in chosen))
+
+
+def _subcommand_syntax(argv) -> CommandError:
+    """Redis's addReplySubcommandSyntaxError, for a subcommand given too many arguments."""
+    sub = argv[1].decode("utf-8", "replace")[:128]
+    return CommandError(f"ERR unknown subcommand or wrong number of arguments for '{sub}'. "
+                        f"Try {argv[0].decode('utf-8', 'replace').upper()} HELP.")
+
+
+def _on_off(arg: bytes) -> bool:
+    word = arg.lower()
+    if word not in (b"on", b"off"):
+        raise CommandError(SYNTAX)
+    return word == b"on"
+
+
+@command("reply", 3, "noscript loading stale", parent="client", group="connection",
+         since="3.2.0", summary="Instruct the server whether to reply to commands",
+         synopsis="ON | OFF | SKIP")
+def cmd_client_reply(s, argv):
+    # The connection drops the replies (Connection._reply_suppressed); OFF and
+    # SKIP answer nothing themselves, ON answers +OK.
+    mode = argv[2].lower()
+    if mode == b"on":
+        s.reply_mode = REPLY_ON
+        return OK
+    if mode == b"off":
+        s.reply_mode = REPLY_OFF
+    elif mode == b"skip":
+        if s.reply_mode != REPLY_OFF:
+            s.reply_mode = REPLY_SKIP_NEXT
+    else:
+        raise CommandError(SYNTAX)
+    return NO_REPLY
+
+
+@command("no-evict", 3, "admin noscript loading stale", parent="client", group="connection",
+         since="7.0.0", summary="Set client eviction mode for the current connection",
+         synopsis="ON | OFF")
+def cmd_client_no_evict(s, argv):
+    # kvserver never evicts clients (no maxmemory-clients): the flag is shown (e), nothing more.
+    s.no_evict = _on_off(argv[2])
+    return OK
+
+
+#: Redis's LLONG_MAX for timeouts in milliseconds.
+_LLONG_MAX = (1 << 63) - 1
+
+
+@command("pause", -3, "admin noscript loading stale", parent="client", group="connection",
+         since="2.9.50", summary="Stop processing commands from clients for some time",
+         synopsis="timeout [WRITE | ALL]")
+def cmd_client_pause(s, argv):
+    if len(argv) > 4:
+        raise _subcommand_syntax(argv)
+    write_only = False
+    if len(argv) == 4:
+        mode = argv[3].lower()
+        if mode not in (b"write", b"all"):
+            raise CommandError("ERR CLIENT PAUSE mode must be WRITE or ALL")
+        write_only = mode == b"write"
+    millis = parse_int(argv[2])
+    if millis is None:
+        raise CommandError("ERR timeout is not an integer or out of range")
+    if millis < 0:
+        raise CommandError("ERR timeout is negative")
+    if millis > _LLONG_MAX - int(time.time() * 1000):
+        raise CommandError("ERR timeout is out of range")
+    import asyncio
+    s.core.pause_clients(time.monotonic() + millis / 1000, write_only,
+                         asyncio.get_running_loop())
+    return OK
+
+
+@command("unpause", 2, "admin noscript loading stale", parent="client", group="connection",
+         since="6.2.0", summary="Resume processing of clients that were paused", synopsis="")
+def cmd_client_unpause(s, argv):
+    s.core.unpause_clients()
+    return OK
+
+
+#: CLIENT TRACKING ON is refused: kvserver has no invalidation machinery
+#: (no key tracking table, no push messages, no __redis__:invalidate channel).
+TRACKING_UNSUPPORTED = "ERR CLIENT TRACKING is not supported by this server (no client-side caching)"
+
+
+@command("tracking", -3, "noscript loading stale", parent="client", group="connection",
+         since="6.0.0", summary="Enable or disable server assisted client side caching support",
+         synopsis="ON | OFF [REDIRECT client-id] [PREFIX prefix [PREFIX prefix ...]] "
+                  "[BCAST] [OPTIN] [OPTOUT] [NOLOOP]")
+def cmd_client_tracking(s, argv):
+    # The options are checked as Redis checks them, so a bad request gets
+    # Redis's error; a valid ON is then refused, OFF is what we are.
+    redirect = None
+    bcast = optin = optout = False
+    prefixes = 0
+    j = 3
+    while j < len(argv):
+        opt = argv[j].lower()
+        more = j + 1 < len(argv)
+        if opt == b"redirect" and more:
+            j += 1
+            if redirect is not None:
+                raise CommandError("ERR A client can only redirect to a single other client")
+            redirect = parse_int(argv[j])
+            if redirect is None:
+                raise CommandError("ERR value is not an integer or out of range")
+            if redirect not in s.core.clients:
+                raise CommandError("ERR The client ID you want redirect to does not exist")
+        elif opt == b"bcast":
+            bcast = True
+        elif opt == b"optin":
+            optin = True
+        elif opt == b"optout":
+            optout = True
+        elif opt == b"noloop":
+            pass
+        elif opt == b"prefix" and more:
+            j += 1
+            prefixes += 1
         else:
             raise CommandError(SYNTAX)
-    return "".join(c.client_info() + "\n" for c in clients)
+        j += 1
+    mode = argv[2].lower()
+    if mode == b"on":
+        if prefixes and not bcast:
+            raise CommandError("ERR PREFIX option requires BCAST mode to be enabled")
+        if bcast and (optin or optout):
+            raise CommandError("ERR OPTIN and OPTOUT are not compatible with BCAST")
+        if optin and optout:
+            raise CommandError("ERR You can't specify both OPTIN mode and OPTOUT mode")
+        raise CommandError(TRACKING_UNSUPPORTED)
+    if mode != b"off":
+        raise CommandError(SYNTAX)
+    return OK
+
+
+@command("caching", 3, "noscript loading stale", parent="client", group="connection",
+         since="6.0.0", summary="Instruct the server about tracking or not keys in the next request",
+         synopsis="YES | NO")
+def cmd_client_caching(s, argv):
+    # Tracking is never on (CLIENT TRACKING ON is refused): Redis's answer then.
+    raise CommandError("ERR CLIENT CACHING can be called only when the client is in tracking "
+                       "mode with OPTIN or OPTOUT mode enabled")
+
+
+@command("getredir", 2, "noscript loading stale", parent="client", group="connection",
+         since="6.0.0", summary="Get tracking notifications redirection client ID if any",
+         synopsis="")
+def cmd_client_getredir(s, argv):
+    return -1  # tracking is off
+
+
+@command("trackinginfo", 2, "noscript loading stale", parent="client", group="connection",
+         since="6.2.0", summary="Return information about server assisted client side caching "
+         "for the current connection", synopsis="")
+def cmd_client_trackinginfo(s, argv):
+    return {"flags": {b"off"}, "redirect": -1, "prefixes": []}
+
+
+@command("unblock", -3, "admin noscript loading stale", parent="client", group="connection",
+         since="5.0.0", summary="Unblock a client blocked in a blocking command from a "
+         "different connection", synopsis="client-id [TIMEOUT | ERROR]")
+def cmd_client_unblock(s, argv):
+    if len(argv) > 4:
+        raise _subcommand_syntax(argv)
+    if len(argv) == 4 and argv[3].lower() not in (b"timeout", b"error"):
+        raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+    if parse_int(argv[2]) is None:
+        raise CommandError("ERR value is not an integer or out of range")
+    return 0  # kvserver has no blocking commands: nobody to unblock
 
 
 @command("kill", -3, "admin noscript loading stale", parent="client", group="connection",
@@ -242,11 +401,11 @@ def cmd_client_kill(s, argv):
                 c.kill()
                 return OK
         raise CommandError("ERR No such client")
-    if len(argv) % 2 != 0:
-        raise CommandError(SYNTAX)
     filters = []
     skipme = True
     for i in range(2, len(argv), 2):
+        if i + 1 >= len(argv):  # an option without its value (checked in order, as Redis)
+            raise CommandError(SYNTAX)
         opt, value = argv[i].upper(), argv[i + 1]
         text = value.decode("utf-8", "replace")
         if opt == b"ID":
@@ -259,12 +418,13 @@ def cmd_client_kill(s, argv):
         elif opt == b"LADDR":
             filters.append(lambda c, a=text: c.laddr == a)
         elif opt == b"TYPE":
-            kind = text.lower()
-            if kind not in ("normal", "master", "replica", "slave", "pubsub"):
+            kind = _CLIENT_TYPES.get(value.lower())
+            if kind is None:
                 raise CommandError(f"ERR Unknown client type '{text}'")
-            filters.append(lambda c, k=kind: c.kind == k)
+            filters.append(lambda c, k=kind: c.client_type() == k)
         elif opt == b"USER":
-            filters.append(lambda c, u=text: u == "default")
+            if text != "default":
+                raise CommandError(f"ERR No such user '{text}'")
         elif opt == b"SKIPME":
             if value.lower() not in (b"yes", b"no"):
                 raise CommandError(SYNTAX)
@@ -284,11 +444,60 @@ def cmd_client_kill(s, argv):
 @command("help", 2, "loading stale", parent="client", group="connection", since="5.0.0",
          summary="Show helpful text about the different subcommands", synopsis="")
 def cmd_client_help(s, argv):
-    lines = ["CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"]
-    for name, sub in sorted(TABLE["client"].subcommands.items()):
-        lines.append(f"{name.upper()} {sub.synopsis}".rstrip())
-        lines.append(f"    {sub.summary}")
-    return [Simple(x) for x in lines]
+    return [Simple(x) for x in _CLIENT_HELP]
+
+
+#: Redis 7.0.15's CLIENT HELP, line for line.
+_CLIENT_HELP = (
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "HELP",
+    "    Prints this help.",
+)
 
 
 # --- CONFIG --------------------------------------------------------------------
@@ -349,11 +558,17 @@ def cmd_config_set(s, argv):
          acl="@slow",
          since="2.0.0", summary="Reset the stats returned by INFO", synopsis="")
 def cmd_config_resetstat(s, argv):
-    s.core.stats.reset()
-    s.core.keyspace.keyspace_hits = s.core.keyspace.keyspace_misses = 0
-    s.core.keyspace.expired_keys = 0
-    if s.core.persistence is not None:
-        s.core.persistence.reset_stats()
+    # What Redis's resetServerStats, resetCommandTableStats and
+    # resetErrorTableStats clear: INFO stats counters, commandstats,
+    # latencystats, errorstats, the instantaneous samples. Not the slow log
+    # (SLOWLOG RESET), not uptime, memory peaks or the keyspace.
+    core = s.core
+    core.reset_stats()
+    ks = core.keyspace
+    ks.keyspace_hits = ks.keyspace_misses = 0
+    ks.expired_keys = 0
+    if core.persistence is not None:
+        core.persistence.reset_stats()
     return OK
 
 
@@ -602,134 +817,6 @@ def cmd_command_help(s, argv):
         lines.append(f"{name.upper()} {sub.synopsis}".rstrip())
         lines.append(f"    {sub.summary}")
     return [Simple(x) for x in lines]
-
-
-# --- INFO ----------------------------------------------------------------------
-
-def _human(n: float) -> str:
-    for unit in ("B", "K", "M", "G", "T"):
-        if abs(n) < 1024 or unit == "T":
-            return f"{n:.2f}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1024
-    return str(n)
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _instantaneous_ops(core) -> int:
-    """Commands per second over the last samples (taken each expiry cycle), as Redis does."""
-    samples = core.ops_samples
-    if len(samples) < 2:
-        return 0
-    (t0, n0), (t1, n1) = samples[0], samples[-1]
-    return int((n1 - n0) / (t1 - t0)) if t1 > t0 else 0
-
-
-def info_sections(core) -> dict[str, list[tuple[str, object]]]:
-    """Every INFO section as (field, value) pairs, in Redis's order."""
-    cfg = core.config
-    now = time.time()
-    uptime = int(now - core.start_time)
-    ks = core.keyspace
-    rss = _rss_bytes()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    sections: dict[str, list[tuple[str, object]]] = {}
-    sections["server"] = [
-        ("redis_version", REDIS_COMPAT_VERSION),
-        ("kvserver_version", __version__),
-        ("redis_mode", "standalone"),
-        ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
-        ("arch_bits", 64 if sys.maxsize > 2 ** 32 else 32),
-        ("multiplexing_api", "asyncio"),
-        ("python_version", platform.python_version()),
-        ("process_id", core.pid),
-        ("tcp_port", core.tcp_port),
-        ("server_time_usec", int(now * 1_000_000)),
-        ("uptime_in_seconds", uptime),
-        ("uptime_in_days", uptime // 86400),
-        ("hz", cfg.hz),
-        ("executable", sys.argv[0] if sys.argv else ""),
-        ("config_file", cfg.configfile),
-    ]
-    sections["clients"] = [
-        ("connected_clients", len(core.clients)),
-        ("maxclients", cfg.maxclients),
-        ("blocked_clients", 0),
-    ]
-    sections["memory"] = [
-        ("used_memory", rss),
-        ("used_memory_human", _human(rss)),
-        ("used_memory_rss", rss),
-        ("used_memory_rss_human", _human(rss)),
-        ("used_memory_peak", usage.ru_maxrss * 1024),
-        ("used_memory_peak_human", _human(usage.ru_maxrss * 1024)),
-        ("maxmemory", cfg.maxmemory),
-        ("maxmemory_human", _human(cfg.maxmemory)),
-        ("maxmemory_policy", cfg.maxmemory_policy),
-    ]
-    if core.persistence is not None:
-        sections["persistence"] = core.persistence.info()
-    else:
-        sections["persistence"] = [("loading", int(core.loading))]
-    st = core.stats
-    sections["stats"] = [
-        ("total_connections_received", st.total_connections),
-        ("total_commands_processed", st.total_commands),
-        ("instantaneous_ops_per_sec", _instantaneous_ops(core)),
-        ("total_net_input_bytes", st.net_input_bytes),
-        ("total_net_output_bytes", st.net_output_bytes),
-        ("rejected_connections", st.rejected_connections),
-        ("expired_keys", ks.expired_keys),
-        ("evicted_keys", 0),
-        ("keyspace_hits", ks.keyspace_hits),
-        ("keyspace_misses", ks.keyspace_misses),
-        ("total_error_replies", st.error_replies),
-        ("total_protocol_errors", st.protocol_errors),
-    ]
-    sections["replication"] = [("role", "master"), ("connected_slaves", 0)]
-    sections["cpu"] = [
-        ("used_cpu_sys", f"{usage.ru_stime:.6f}"),
-        ("used_cpu_user", f"{usage.ru_utime:.6f}"),
-    ]
-    keyspace = []
-    now_ms = ks.clock()
-    for db in ks.dbs:
-        if len(db):
-            expires = len(db.expires)
-            avg_ttl = 0
-            if expires:
-                avg_ttl = sum(max(t - now_ms, 0) for t in db.expires.values()) // expires
-            keyspace.append((f"db{db.index}", f"keys={len(db)},expires={expires},avg_ttl={avg_ttl}"))
-    sections["keyspace"] = keyspace
-    return sections
-
-
-_DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication",
-                     "cpu", "keyspace")
-
-
-@command("info", -1, "loading stale", group="server", acl="@slow @dangerous",
-         summary="Get information and statistics about the server", synopsis="[section [section ...]]")
-def cmd_info(s, argv):
-    sections = info_sections(s.core)
-    wanted = [a.decode("utf-8", "replace").lower() for a in argv[1:]]
-    if not wanted or any(w in ("all", "everything", "default") for w in wanted):
-        names = list(_DEFAULT_SECTIONS)
-    else:
-        names = [n for n in _DEFAULT_SECTIONS if n in wanted]
-    out = []
-    for name in names:
-        if out:
-            out.append("")
-        out.append(f"# {name.capitalize()}")
-        out.extend(f"{k}:{v}" for k, v in sections[name])
-    return ("\r\n".join(out) + "\r\n") if out else ""
 
 
 # --- persistence and lifecycle --------------------------------------------------
