@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, free_port, raw_exchange, wait_for
+from kvserver.exitcodes import EXIT_USAGE
 
 KVSERVER = [sys.executable, "-m", "kvserver"]
 #: Bound on anything a test waits for from a process.
@@ -47,9 +48,9 @@ def pid_alive(pid: int) -> bool:
     (["--port"], "option '--port' needs a value"),
     (["stray"], "cannot read config file 'stray'"),
 ])
-def test_bad_flags_exit_1_with_a_clear_message(args, message):
+def test_bad_flags_exit_2_with_a_clear_message(args, message):
     result = run(*args)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -78,8 +79,8 @@ def test_bad_config_file_line_names_file_and_line(tmp_path):
     conf = tmp_path / "bad.conf"
     conf.write_text("port 7000\nappendfsync maybe\n")
     result = run(str(conf))
-    assert result.returncode == 1
-    assert f"{conf}, line 2" in result.stderr
+    assert result.returncode == EXIT_USAGE
+    assert f"{conf}, at line 2" in result.stderr
 
 
 # --- daemon, pidfile, signals, log reopen --------------------------------------------
