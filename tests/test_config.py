@@ -445,3 +445,115 @@ def test_shutdown_log_line_says_what_happens(kv_process):
     line = next(x for x in p.log if "shutting down" in x)
     assert "save=None" not in line
     assert line.endswith("shutting down: no final checkpoint (checkpoint-on-shutdown no)")
+
+
+# --- the container entrypoint, with the shipped config and a non-loopback client ----
+
+
+def non_loopback_ipv4() -> str | None:
+    """An IPv4 address of this host that is not loopback (SIOCGIFADDR), or None."""
+    import fcntl
+    import struct
+    for _index, name in socket.if_nameindex():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                packed = fcntl.ioctl(s.fileno(), 0x8915,  # SIOCGIFADDR
+                                     struct.pack("256s", name[:15].encode()))
+            except OSError:
+                continue
+        ip = socket.inet_ntoa(packed[20:24])
+        if not ip.startswith("127."):
+            return ip
+    return None
+
+
+def _entrypoint(tmp_path: Path, ip: str, port: int, env: dict) -> subprocess.Popen:
+    """docker/entrypoint.sh with the shipped docker/kvserver.conf, listening on ``ip``
+    only (instead of every interface), as the container's published port would."""
+    proc = subprocess.Popen(
+        ["sh", str(ROOT / "docker" / "entrypoint.sh"), str(ROOT / "docker" / "kvserver.conf"),
+         "--bind", ip, "--port", str(port), "--dir", str(tmp_path / "data")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # ends at EOF if the server dies
+        lines.append(line)
+        if "ready to accept connections" in line:
+            return proc
+    raise AssertionError("entrypoint did not start:\n" + "".join(lines))
+
+
+def _from(ip: str, port: int, payload: bytes) -> bytes:
+    """Send from ``ip`` (a non-loopback source address, like a client through a
+    published port) and return the first reply line."""
+    with socket.create_connection((ip, port), timeout=5, source_address=(ip, 0)) as s:
+        assert not s.getsockname()[0].startswith("127.")
+        s.sendall(payload)
+        data = b""
+        while not data.endswith(b"\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+@pytest.fixture
+def docker_env(tmp_path):
+    bindir = Path(sys.executable).parent
+    if not (bindir / "kvcli").exists() or not (bindir / "kvserver").exists():
+        pytest.skip("kvserver/kvcli console scripts are not installed (make dev installs them)")
+    ip = non_loopback_ipv4()
+    if ip is None:
+        pytest.skip("this host has no non-loopback IPv4 address to connect from")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KVSERVER_")}
+    env["PATH"] = f"{bindir}:{os.environ['PATH']}"
+    return ip, env
+
+
+def _healthcheck(env: dict, **extra: str) -> int:
+    return subprocess.run(["sh", str(ROOT / "docker" / "healthcheck.sh")],
+                          env=dict(env, **extra), timeout=WAIT,
+                          capture_output=True).returncode
+
+
+def test_docker_config_accepts_a_client_from_outside_the_container(tmp_path, docker_env):
+    ip, env = docker_env
+    port = free_port()
+    proc = _entrypoint(tmp_path, ip, port, env)
+    try:
+        # Before: -DENIED (protected mode, no password) for every real client.
+        assert _from(ip, port, b"PING\r\n") == b"+PONG\r\n"
+        assert _healthcheck(env, KVSERVER_HOST=ip, KVSERVER_PORT=str(port)) == 0
+    finally:
+        proc.terminate()
+        assert proc.wait(WAIT) == 0
+
+
+@pytest.mark.parametrize("password", ["s3cret", 'with "quotes" and \\ and spaces'])
+def test_docker_password_from_the_environment(tmp_path, docker_env, password):
+    ip, env = docker_env
+    env = dict(env, KVSERVER_PASSWORD=password)
+    port = free_port()
+    proc = _entrypoint(tmp_path, ip, port, env)
+    try:
+        assert _from(ip, port, b"PING\r\n").startswith(b"-NOAUTH")
+        auth = f"AUTH {quote(password)}\r\nPING\r\n".encode()
+        with socket.create_connection((ip, port), timeout=5, source_address=(ip, 0)) as s:
+            s.sendall(auth)
+            data = b""
+            while data.count(b"\r\n") < 2:
+                chunk = s.recv(100)
+                assert chunk
+                data += chunk
+        assert data == b"+OK\r\n+PONG\r\n"
+        # Not on the process list: the password went in on standard input.
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+            assert password.encode() not in f.read()
+        # The healthcheck asks the way a client does, with the same password.
+        assert _healthcheck(env, KVSERVER_HOST=ip, KVSERVER_PORT=str(port)) == 0
+        no_password = {k: v for k, v in env.items() if k != "KVSERVER_PASSWORD"}
+        assert _healthcheck(no_password, KVSERVER_HOST=ip, KVSERVER_PORT=str(port)) != 0
+    finally:
+        proc.terminate()
+        assert proc.wait(WAIT) == 0
