@@ -486,6 +486,10 @@ def apply_directive(config: Config, words: list[str]) -> Config:
     """
     name, values = words[0].lower(), words[1:]
     opt = OPTIONS_BY_NAME.get(name)
+    if opt is not None and not all(_is_utf8(v) for v in values):
+        # Values are text here (AUTH compares requirepass as UTF-8); a byte
+        # string that is not UTF-8 could not be matched or shown faithfully.
+        raise ConfigError("argument must be valid UTF-8")
     if name == "rename-command":
         if len(values) != 2:
             raise ConfigError(BAD_DIRECTIVE)
@@ -525,6 +529,15 @@ def apply_directive(config: Config, words: list[str]) -> Config:
     if name in SINGLE_VALUE:
         raise ConfigError("wrong number of arguments")
     raise ConfigError(BAD_DIRECTIVE)
+
+
+def _is_utf8(text: str) -> bool:
+    """False if ``text`` holds bytes that were not UTF-8 (surrogateescape'd)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_config_file(text: str, config: Config, source: str = "config file",

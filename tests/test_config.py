@@ -557,3 +557,16 @@ def test_docker_password_from_the_environment(tmp_path, docker_env, password):
     finally:
         proc.terminate()
         assert proc.wait(WAIT) == 0
+
+
+def test_values_that_are_not_utf8_are_refused_not_mangled(kv, tmp_path):
+    with pytest.raises(ConfigError, match="valid UTF-8"):
+        from_args(["-"], stdin=io.StringIO('requirepass "\\xff\\xfe"\n'))
+    conf = tmp_path / "latin1.conf"
+    conf.write_bytes(b"requirepass caf\xe9\n")
+    result = run_kvserver(str(conf))
+    assert result.returncode == EXIT_USAGE and "valid UTF-8" in result.stderr
+    with Client(port=kv.port, timeout=5) as c:
+        with pytest.raises(ServerError, match="valid UTF-8"):
+            c.execute("CONFIG", "SET", "requirepass", b"caf\xe9")
+        assert c.execute("CONFIG", "GET", "requirepass") == [b"requirepass", b""]

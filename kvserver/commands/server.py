@@ -341,7 +341,14 @@ def cmd_config_set(s, argv):
                                "- duplicate parameter")
         seen.add(name)
         try:
-            config = config.with_option(name, argv[i + 1].decode("utf-8", "replace"))
+            value = argv[i + 1].decode("utf-8")
+        except UnicodeDecodeError:
+            # Decoding with replacement would store a different value than
+            # was sent (a password nobody could AUTH with): refuse instead.
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument "
+                               f"'{name}') - argument must be valid UTF-8") from None
+        try:
+            config = config.with_option(name, value)
         except ConfigError as exc:
             raise CommandError(f"ERR CONFIG SET failed (possibly related to argument "
                                f"'{name}') - {exc.reason}") from None
