@@ -344,12 +344,13 @@ class Session:
             self.out.write(INTERACTIVE_HELP.format(version=__version__).encode())
             self.out.flush()
             return
-        if self._help is None:
+        entries = self._help
+        if entries is None:
             try:
-                self._help = help_entries(self.client.execute("COMMAND", "DOCS"))
+                entries = self._help = help_entries(self.client.execute("COMMAND", "DOCS"))
             except ServerError:
-                self._help = []  # a server without COMMAND DOCS: nothing to show
-        self.out.write(format_help(self._help, [w.decode("utf-8", "replace") for w in words]))
+                entries = []  # no COMMAND DOCS (or not authenticated yet): nothing to show
+        self.out.write(format_help(entries, [w.decode("utf-8", "replace") for w in words]))
         self.out.flush()
 
     def connect(self) -> bool:

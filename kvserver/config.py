@@ -1,9 +1,14 @@
 """Configuration: one frozen object, built from defaults, a config file and flags.
 
 Names are redis-server's where Redis has the setting (``port``, ``bind``,
-``dir``, ``appendfsync``...), so a ``redis.conf``-style file reads the same.
-Precedence, lowest first: the defaults below, the config file, the
-command-line flags (``--name value``), exactly as redis-server does it.
+``dir``, ``appendfsync``...), and files are read as redis-server 7.0 reads
+them (quoting, one value per one-value directive, ``include``), so a stock
+``redis.conf`` starts: Redis directives with no meaning here are collected in
+``Config.ignored`` (redis_directives.py lists them) and logged at start.
+Precedence, lowest first: the defaults below, the config file, ``-``
+(standard input), the command-line flags (``--name value``, each one more
+config line), exactly as redis-server does it. :func:`rewrite` is CONFIG
+REWRITE, quoting string values as Redis's sdscatrepr does.
 """
 
 from __future__ import annotations
