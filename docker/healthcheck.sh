@@ -10,9 +10,11 @@ if [ -n "${KVSERVER_PASSWORD_FILE:-}" ]; then
 fi
 host=${KVSERVER_HOST:-}
 if [ -z "$host" ]; then
-    # The container's address on its network (what `hostname -i` resolves);
-    # loopback only if it has none.
-    host=$(hostname -i 2>/dev/null | awk '{print $1}')
+    # The container's IPv4 address on its network (what `hostname -i`
+    # resolves); loopback only if it has none.
+    for addr in $(hostname -i 2>/dev/null); do
+        case "$addr" in *.*) host=$addr; break ;; esac
+    done
     host=${host:-127.0.0.1}
 fi
 reply=$(KVCLI_AUTH="${KVSERVER_PASSWORD:-}" kvcli --no-auth-warning -h "$host" \
