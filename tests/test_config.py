@@ -526,6 +526,15 @@ def test_docker_config_accepts_a_client_from_outside_the_container(tmp_path, doc
         # Before: -DENIED (protected mode, no password) for every real client.
         assert _from(ip, port, b"PING\r\n") == b"+PONG\r\n"
         assert _healthcheck(env, KVSERVER_HOST=ip, KVSERVER_PORT=str(port)) == 0
+        # By default the healthcheck asks on the container's address (what
+        # `hostname -i` says there), not on loopback: the server listens on
+        # ``ip`` only, so asking 127.0.0.1 would fail.
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        (fake / "hostname").write_text(f"#!/bin/sh\necho 'fe80::1 {ip}'\n")
+        (fake / "hostname").chmod(0o755)
+        assert _healthcheck(dict(env, PATH=f"{fake}:{env['PATH']}"),
+                            KVSERVER_PORT=str(port)) == 0
     finally:
         proc.terminate()
         assert proc.wait(WAIT) == 0

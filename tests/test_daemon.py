@@ -182,12 +182,12 @@ def test_docker_entrypoint_and_healthcheck(tmp_path):
             if "ready to accept connections" in line or time.monotonic() > deadline:
                 break
         health = subprocess.run(["sh", str(ROOT / "docker" / "healthcheck.sh")],
-                                env=dict(env, KVSERVER_PORT=str(port)), timeout=WAIT)
+                                env=dict(env, KVSERVER_HOST="127.0.0.1", KVSERVER_PORT=str(port)), timeout=WAIT)
         assert health.returncode == 0
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(WAIT) == 0
     unhealthy = subprocess.run(["sh", str(ROOT / "docker" / "healthcheck.sh")],
-                               env=dict(env, KVSERVER_PORT=str(port)), timeout=WAIT,
+                               env=dict(env, KVSERVER_HOST="127.0.0.1", KVSERVER_PORT=str(port)), timeout=WAIT,
                                capture_output=True)
     assert unhealthy.returncode != 0
