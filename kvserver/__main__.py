@@ -96,6 +96,8 @@ def log_config_notices(config: Config) -> None:
     log = logging.getLogger("kvserver")
     for name in config.ignored:
         log.info("ignored: %s (not applicable)", name)
+    for notice in config.notices:
+        log.warning("%s", notice)
     if not config.appendonly:
         log.warning("appendonly no: kvserver always logs every write to its WAL before "
                     "replying (appendfsync %s); the setting has no effect", config.appendfsync)

@@ -45,6 +45,10 @@ DEFAULT_OUTPUT_BUFFER_LIMITS = (("normal", 0, 0, 0),
 TLS_AUTH_CLIENTS = ("yes", "no", "optional")
 #: Only noeviction: this is a durable store, keys are never dropped to make room.
 MAXMEMORY_POLICIES = ("noeviction",)
+#: The policies Redis 7.0 has: a redis.conf may name any of them; kvserver
+#: starts with noeviction and says so (never drop data to make room).
+REDIS_MAXMEMORY_POLICIES = ("volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu",
+                            "volatile-random", "allkeys-random", "volatile-ttl", "noeviction")
 LOGLEVELS = ("debug", "verbose", "notice", "warning")
 SUPERVISED = ("no", "upstart", "systemd", "auto")
 #: Redis's default listen backlog (tcp-backlog).
@@ -400,6 +404,8 @@ class Config:
     #: Redis directives read from the file or flags that mean nothing here,
     #: in the order first seen; the server logs one line for each at start.
     ignored: tuple = ()
+    #: Settings read that kvserver honours differently, worded for the log.
+    notices: tuple = ()
 
     def with_option(self, name: str, value: str, loading: bool = False) -> "Config":
         """Return a copy with one option set from its text form. Raises ConfigError.
@@ -499,6 +505,11 @@ def apply_directive(config: Config, words: list[str]) -> Config:
         if len(values) != 2:
             raise ConfigError(BAD_DIRECTIVE)
         return config._with_parsed(opt, (values[0].lower(), values[1]), True)
+    if (name == "maxmemory-policy" and len(values) == 1
+            and values[0].lower() in REDIS_MAXMEMORY_POLICIES[:-1]):
+        return dataclasses.replace(config, maxmemory_policy="noeviction", notices=(
+            *config.notices, f"maxmemory-policy {values[0].lower()}: kvserver never evicts "
+            "keys (a durable store); using noeviction, writes past maxmemory get -OOM"))
     if opt is not None:
         if not opt.multi:
             if len(values) != 1:

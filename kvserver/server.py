@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from . import REDIS_COMPAT_VERSION, __version__
-from .commands import renamed_table
+from .commands import TABLE, renamed_table
 from .config import Config
 from .connection import Connection, hot_table
 from .core import Core
@@ -30,6 +30,7 @@ from .errors import CorruptionError, StorageError
 from .exitcodes import EXIT_DATA, EXIT_FAILURE, EXIT_USAGE
 from .fs import FileSystem, OSFileSystem
 from .recovery import Progress, Recovered, recover_steps
+from .redis_directives import REDIS_COMMANDS
 from .tls import HANDSHAKE_TIMEOUT, TLSConfigError, server_context
 from .wal import WAL
 from .writer import Writer
@@ -189,8 +190,20 @@ class Server:
     async def start(self) -> None:
         """Listen, lock the data dir, recover, start the writer. Raises StartupError."""
         cfg = self.config
+        renames = []
+        for old, new in cfg.rename_commands:
+            if old in TABLE:
+                renames.append((old, new))
+            elif old in REDIS_COMMANDS:
+                # A Redis command kvserver does not have (rename-command DEBUG ""):
+                # nothing to rename or disable, so nothing to refuse either.
+                log.info("ignored: rename-command %s (kvserver has no %s command)",
+                         old, old.upper())
+            else:
+                raise StartupError(f"rename-command: unknown command '{old}' (No such command "
+                                   "in rename-command)", exit_code=EXIT_USAGE)
         try:
-            self.commands = renamed_table(cfg.rename_commands)
+            self.commands = renamed_table(tuple(renames))
             self.hot_commands = hot_table(self.commands)
         except KeyError as exc:
             raise StartupError(f"rename-command: unknown command '{exc.args[0]}'",

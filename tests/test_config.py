@@ -580,3 +580,22 @@ def test_values_that_are_not_utf8_are_refused_not_mangled(kv, tmp_path):
         with pytest.raises(ServerError, match="valid UTF-8"):
             c.execute("CONFIG", "SET", "requirepass", b"caf\xe9")
         assert c.execute("CONFIG", "GET", "requirepass") == [b"requirepass", b""]
+
+
+def test_redis_hardening_and_cache_lines_start(tmp_path, kv_process):
+    """Common redis.conf lines naming Redis features kvserver lacks still start."""
+    conf = tmp_path / "redis.conf"
+    conf.write_text('rename-command DEBUG ""\nrename-command FLUSHALL ""\n'
+                    "rename-command CONFIG cfg-x\nmaxmemory-policy allkeys-lru\n")
+    p = kv_process(str(conf))
+    assert any("ignored: rename-command debug (kvserver has no DEBUG command)" in x
+               for x in p.log)
+    assert any("maxmemory-policy allkeys-lru: kvserver never evicts" in x for x in p.log)
+    assert raw_exchange(p.port, b"FLUSHALL\r\n").startswith(b"-ERR unknown command")
+    assert raw_exchange(p.port, b"cfg-x GET maxmemory-policy\r\n", expect=40) == \
+        b"*2\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n"
+    assert p.terminate() == 0
+    (tmp_path / "typo.conf").write_text('rename-command FLUSHAL ""\n')
+    result = run_kvserver(str(tmp_path / "typo.conf"), "--port", "0",
+                          "--dir", str(tmp_path / "d2"))
+    assert result.returncode == EXIT_USAGE and "No such command" in result.stdout
