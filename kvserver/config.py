@@ -81,7 +81,8 @@ class ConfigFileError(ConfigError):
     """
 
     def __init__(self, path: str, lineno: int, line: str, reason: str) -> None:
-        super().__init__(f"\n*** FATAL CONFIG FILE ERROR ***\n"
+        from . import __version__
+        super().__init__(f"\n*** FATAL CONFIG FILE ERROR (kvserver {__version__}) ***\n"
                          f"Reading the configuration file {path}, at line {lineno}\n"
                          f">>> '{line}'\n{reason}", reason=reason)
         self.path = path

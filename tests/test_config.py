@@ -269,7 +269,7 @@ def test_bad_config_file_line_fails_as_redis_does(tmp_path, text, reason):
     result = run_kvserver(str(conf))
     assert result.returncode == EXIT_USAGE
     line = text.splitlines()[1]
-    assert "*** FATAL CONFIG FILE ERROR ***" in result.stderr
+    assert "*** FATAL CONFIG FILE ERROR (kvserver " in result.stderr
     assert f"Reading the configuration file {conf}, at line 2" in result.stderr
     assert f">>> '{line}'" in result.stderr
     assert result.stderr.rstrip().endswith(reason)
