@@ -89,6 +89,20 @@ def protected_mode_denies(config: Config, peer: Any) -> bool:
     return config.protected_mode and not config.requirepass and not is_loopback(peer)
 
 
+def listen_addresses(bind: str) -> tuple[list[str], list[str]]:
+    """(required, optional) addresses for a ``bind`` value, read as Redis 7 reads it.
+
+    ``-addr`` is optional (skipped if it cannot be used), ``*`` is every IPv4
+    address and ``::*`` every IPv6 one, and an empty ``bind`` means
+    ``* -::*``, as in Redis (protected mode still guards it).
+    """
+    words = bind.split() or ["*", "-::*"]
+    wild = {"*": "0.0.0.0", "::*": "::"}
+    required = [wild.get(a, a) for a in words if not a.startswith("-")]
+    optional = [wild.get(a[1:], a[1:]) for a in words if a.startswith("-")]
+    return required, optional
+
+
 def set_keepalive(sock: socket.socket, interval: int) -> None:
     """Redis's anetKeepAlive: probe after ``interval`` idle seconds, then every
     interval/3, and give up after 3 unanswered probes."""
@@ -272,16 +286,15 @@ class Server:
         if it cannot be used (no IPv6, say) it is skipped, not fatal.
         """
         cfg = self.config
-        required = [a for a in cfg.bind.split() if not a.startswith("-")]
-        optional = [a[1:] for a in cfg.bind.split() if a.startswith("-")]
+        required, optional = listen_addresses(cfg.bind)
         ports = [(cfg.port, None)]
         if ssl_context is not None:
             ports.append((cfg.tls_port, ssl_context))
         for port, ssl in ports:
             extra = ({"ssl": ssl, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT}
                      if ssl is not None else {})
-            if required or not optional:
-                server = await loop.create_server(lambda: Connection(self), required or None,
+            if required:
+                server = await loop.create_server(lambda: Connection(self), required,
                                                   port, reuse_address=True,
                                                   backlog=cfg.tcp_backlog, **extra)
                 self._servers.append(server)

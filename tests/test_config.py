@@ -599,3 +599,11 @@ def test_redis_hardening_and_cache_lines_start(tmp_path, kv_process):
     result = run_kvserver(str(tmp_path / "typo.conf"), "--port", "0",
                           "--dir", str(tmp_path / "d2"))
     assert result.returncode == EXIT_USAGE and "No such command" in result.stdout
+
+
+def test_bind_forms_of_redis_7():
+    from kvserver.server import listen_addresses
+    assert listen_addresses("127.0.0.1 -::1") == (["127.0.0.1"], ["::1"])
+    assert listen_addresses("* -::*") == (["0.0.0.0"], ["::"])
+    assert listen_addresses("") == (["0.0.0.0"], ["::"])
+    assert listen_addresses("-10.0.0.1") == ([], ["10.0.0.1"])
