@@ -17,6 +17,7 @@ import dataclasses
 import fnmatch
 import glob
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -630,7 +631,7 @@ def from_args(args: list[str], base: Config | None = None, stdin: Any = None) ->
         config = dataclasses.replace(config, configfile=os.path.abspath(path))
     if rest and rest[0] == "-":
         rest.pop(0)
-        stream = stdin if stdin is not None else __import__("sys").stdin
+        stream = stdin if stdin is not None else sys.stdin
         config = parse_config_file(stream.read(), config, source="(standard input)")
     i = 0
     while i < len(rest):
