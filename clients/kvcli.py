@@ -89,11 +89,105 @@ Type "quit" or "exit" (or press Ctrl-D) to leave it.
 
 INTERACTIVE_HELP = """\
 kvcli {version}
+To get help about commands type:
+      "help @<group>" to get a list of commands in <group>
+      "help <command>" for help on <command>
+      "quit" to exit
 Type commands as you would to redis-cli: SET key value, GET key, ...
 Quote arguments with spaces: SET k "hello world"; "\\x00" escapes bytes.
 Prefix a command with a number to repeat it: 3 INCR counter.
-COMMAND DOCS <name> shows a command's syntax. "quit", "exit" or Ctrl-D leave.
 """
+
+
+# --- help <command>: redis-cli 7.0's help, built from the server's COMMAND DOCS ---
+
+def _pairs(value: Any) -> list[tuple[str, Any]]:
+    """A RESP3 map or its RESP2 flat-array form as (key, value) pairs, keys decoded."""
+    items = value.items() if isinstance(value, dict) else zip(value[::2], value[1::2])
+    return [(_text(k), v) for k, v in items]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def help_params(arguments: list) -> str:
+    """A command's argument synopsis from COMMAND DOCS, as redis-cli 7.0 builds it
+    (cliConcatArguments): ``key value [NX|XX] [GET] ...``."""
+    return " ".join(p for p in (_help_arg(a) for a in arguments) if p)
+
+
+def _help_arg(arg: Any) -> str:
+    fields = dict(_pairs(arg))
+    name, kind = _text(fields.get("name", "")), _text(fields.get("type", ""))
+    token = _text(fields["token"]) if "token" in fields else ""
+    flags = {_text(f) for f in fields.get("flags", ())}
+    if kind in ("key", "string", "integer", "double", "pattern", "unix-time", "token"):
+        repeat = name
+    elif kind == "oneof":
+        repeat = "|".join(p for p in (_help_arg(a) for a in fields.get("arguments", ())) if p)
+    elif kind == "block":
+        repeat = help_params(fields.get("arguments", []))
+    else:
+        repeat = ""
+    if token and kind != "pure-token":
+        token += " "
+    out = ("[" if "optional" in flags else "") + token + repeat
+    if "multiple" in flags:
+        out += " [" + (token if "multiple_token" in flags else "") + repeat + " ...]"
+    return out + ("]" if "optional" in flags else "")
+
+
+@dataclasses.dataclass
+class HelpEntry:
+    words: tuple[str, ...]   # ("CONFIG", "GET")
+    params: str
+    summary: str
+    since: str | None
+    group: str
+
+    @property
+    def full(self) -> str:
+        return " ".join(self.words)
+
+
+def help_entries(docs: Any) -> list[HelpEntry]:
+    """Every command and subcommand in a COMMAND DOCS reply, sorted by name as redis-cli sorts."""
+    entries: list[HelpEntry] = []
+
+    def add(words: tuple[str, ...], specs: Any) -> None:
+        fields = dict(_pairs(specs))
+        entries.append(HelpEntry(
+            words, help_params(fields.get("arguments", [])), _text(fields.get("summary", "")),
+            _text(fields["since"]) if "since" in fields else None, _text(fields.get("group", ""))))
+        for sub, sub_specs in _pairs(fields.get("subcommands", [])):
+            add((words[0], sub.split("|", 1)[-1].upper()), sub_specs)
+
+    for name, specs in _pairs(docs):
+        add((name.upper(),), specs)
+    entries.sort(key=lambda e: e.full.encode())
+    return entries
+
+
+def format_help(entries: list[HelpEntry], words: list[str]) -> bytes:
+    """``help SET`` / ``help config get`` / ``help @string``, byte for byte as redis-cli 7.0."""
+    group = words[0][1:] if words and words[0].startswith("@") else None
+    out = []
+    for e in entries:
+        if group is not None:
+            if e.group.lower() != group.lower():
+                continue
+        elif len(words) > len(e.words) or any(
+                w.upper() != e.words[i] for i, w in enumerate(words)):
+            continue
+        out.append(f"\r\n  \x1b[1m{e.full}\x1b[0m \x1b[90m{e.params}\x1b[0m\r\n"
+                   f"  \x1b[33msummary:\x1b[0m {e.summary}\r\n")
+        if e.since is not None:
+            out.append(f"  \x1b[33msince:\x1b[0m {e.since}\r\n")
+        if group is None:
+            out.append(f"  \x1b[33mgroup:\x1b[0m {e.group}\r\n")
+    out.append("\r\n")
+    return "".join(out).encode()
 
 
 class UsageError(Exception):
@@ -241,6 +335,23 @@ class Session:
         self.in_multi = False
         self.client = Client(host=opts.host, port=opts.port, unix_socket=opts.unix_socket,
                              timeout=opts.timeout)
+        self._help: list[HelpEntry] | None = None
+
+    def help(self, words: list[bytes]) -> None:
+        """``help``: kvcli's own text; ``help <command>`` / ``help @<group>``: the
+        command's syntax from the server's COMMAND DOCS, as redis-cli 7.0 prints it."""
+        if not words:
+            self.out.write(INTERACTIVE_HELP.format(version=__version__).encode())
+            self.out.flush()
+            return
+        entries = self._help
+        if entries is None:
+            try:
+                entries = self._help = help_entries(self.client.execute("COMMAND", "DOCS"))
+            except ServerError:
+                entries = []  # no COMMAND DOCS (or not authenticated yet): nothing to show
+        self.out.write(format_help(entries, [w.decode("utf-8", "replace") for w in words]))
+        self.out.flush()
 
     def connect(self) -> bool:
         """Connect, then AUTH / HELLO 3 / SELECT as asked.
@@ -428,7 +539,10 @@ def repl(session: Session) -> int:
         if name in (b"quit", b"exit"):
             return 0
         if name in (b"help", b"?"):
-            print(INTERACTIVE_HELP.format(version=__version__), end="", flush=True)
+            try:
+                session.help(argv[1:])
+            except ClientConnectionError as exc:
+                session.lost(exc)
             continue
         if name == b"clear":
             print("\x1b[H\x1b[2J", end="", flush=True)
@@ -521,6 +635,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if opts.stdin_arg:
                 command.append(sys.stdin.buffer.read())
             try:
+                if command[0].lower() in (b"help", b"?"):
+                    session.help(command[1:])  # redis-cli answers help itself here too
+                    return 0
                 session.run(command, opts.repeat)
             except ClientConnectionError as exc:
                 session.lost(exc)

@@ -5,8 +5,9 @@
     kvserver --version | --help
 
 Flags and config-file names follow redis-server (``kvserver --help`` lists
-them all). Exit codes: 0 after a clean stop, 1 for bad usage or a failed
-start, 1 after a fatal storage error.
+them all); a stock redis.conf is read as it is. Exit codes (exitcodes.py):
+0 after a clean stop, 1 for a failed start or a fatal storage error, 2 for a
+bad flag or config line, 65 when the data directory is damaged.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
 from . import REDIS_COMPAT_VERSION, __version__
-from .config import OPTIONS, Config, ConfigError, from_args
+from .config import OPTIONS, Config, ConfigError, ConfigFileError, from_args
+from .exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 _LEVELS = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO,
            "warning": logging.WARNING}
@@ -55,9 +58,15 @@ def setup_logging(config: Config) -> logging.Handler:
 
 def usage() -> str:
     lines = [
-        "Usage: kvserver [/path/to/kvserver.conf] [options]",
+        "Usage: kvserver [/path/to/kvserver.conf] [-] [options]",
         "       kvserver check DIR [--fix] [--yes]",
         "       kvserver --version | --help",
+        "",
+        "A config file may be a stock redis.conf; '-' reads more config lines from",
+        "standard input. Options are config lines too: any redis.conf directive may",
+        "be given as --name value; those with no meaning here are logged as ignored.",
+        "Exit codes: 0 clean stop, 1 failed start or fatal storage error,",
+        "2 bad flag or config, 65 damaged data directory (see 'kvserver check').",
         "",
         "Options (also valid as 'name value' lines in the config file):",
     ]
@@ -81,6 +90,64 @@ def reopen_log(handler: logging.Handler) -> None:
         logging.getLogger("kvserver").info("received SIGHUP, log file reopened")
 
 
+def log_config_notices(config: Config) -> None:
+    """One line per redis.conf directive read but not applicable, and what
+    the settings that only look like Redis's mean here."""
+    log = logging.getLogger("kvserver")
+    for name in config.ignored:
+        log.info("ignored: %s (not applicable)", name)
+    for notice in config.notices:
+        log.warning("%s", notice)
+    if not config.appendonly:
+        log.warning("appendonly no: kvserver always logs every write to its WAL before "
+                    "replying (appendfsync %s); the setting has no effect", config.appendfsync)
+    if config.dbfilename != Config.dbfilename:
+        log.info("dbfilename %s: checkpoints are named checkpoint-<LSN>.kvs in %s",
+                 config.dbfilename, config.dir)
+
+
+def supervisor_mode(config: Config) -> str:
+    """"systemd", "upstart" or "no", resolving ``supervised auto`` as Redis does."""
+    mode = config.supervised
+    if mode == "auto":
+        if os.environ.get("NOTIFY_SOCKET"):
+            return "systemd"
+        return "upstart" if os.environ.get("UPSTART_JOB") else "no"
+    return mode
+
+
+def notify_systemd(state: str) -> bool:
+    """sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. True if sent."""
+    path = os.environ.get("NOTIFY_SOCKET", "")
+    if not path:
+        return False
+    if path.startswith("@"):
+        path = "\0" + path[1:]  # abstract socket namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.sendto(state.encode(), path)
+    except OSError as exc:
+        logging.getLogger("kvserver").warning("systemd notification failed: %s", exc)
+        return False
+    return True
+
+
+def tell_supervisor_ready(config: Config) -> None:
+    mode = supervisor_mode(config)
+    log = logging.getLogger("kvserver")
+    if mode == "systemd":
+        if notify_systemd("STATUS=Ready to accept connections\nREADY=1\n"):
+            log.info("systemd supervision: told systemd we are ready")
+        else:
+            log.warning("supervised systemd, but NOTIFY_SOCKET is not set (is the unit Type=notify?)")
+    elif mode == "upstart":
+        if os.environ.pop("UPSTART_JOB", None) is None:
+            log.warning("supervised upstart, but UPSTART_JOB is not set")
+        else:
+            log.info("upstart supervision: stopping ourselves with SIGSTOP to say we are ready")
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+
 async def _serve(config: Config, handler: logging.Handler | None = None,
                  ready_fd: int | None = None) -> int:
     """Run the server until it stops. ``ready_fd`` (daemon mode) gets "ok" or "err: why"."""
@@ -95,7 +162,7 @@ async def _serve(config: Config, handler: logging.Handler | None = None,
         interrupts += 1
         if signame == "SIGINT" and interrupts > 1:
             logging.getLogger("kvserver").warning("second SIGINT: exiting now")
-            os._exit(1)
+            os._exit(EXIT_FAILURE)
         logging.getLogger("kvserver").info("received %s, scheduling shutdown", signame)
         server.request_shutdown(None)
 
@@ -107,16 +174,19 @@ async def _serve(config: Config, handler: logging.Handler | None = None,
         await server.start()
     except StartupError as exc:
         logging.getLogger("kvserver").critical("cannot start: %s", exc)
-        _tell_parent(ready_fd, f"err: {exc}")
-        return 1
+        _tell_parent(ready_fd, f"err {exc.exit_code}: {exc}")
+        return exc.exit_code
     if config.pidfile:
         with open(config.pidfile, "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()}\n")
     logging.getLogger("kvserver").info("ready to accept connections")
     _tell_parent(ready_fd, "ok")
+    tell_supervisor_ready(config)
     try:
         return await server.wait_stopped()
     finally:
+        if supervisor_mode(config) == "systemd":
+            notify_systemd("STOPPING=1\n")
         if config.pidfile:
             try:
                 os.unlink(config.pidfile)
@@ -128,22 +198,32 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(usage())
-        return 0
+        return EXIT_OK
     if args and args[0] in ("-v", "--version"):
         print(f"kvserver v={__version__} redis-compat={REDIS_COMPAT_VERSION} "
               f"python={sys.version.split()[0]}")
-        return 0
+        return EXIT_OK
     if args and args[0] == "check":
         from .check import main as check_main
         return check_main(args[1:])
     try:
         config = from_args(args)
+    except ConfigFileError as exc:
+        # redis-server's report, word for word apart from the file name.
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(f"kvserver: {exc}\nTry 'kvserver --help' for the list of options.", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     if config.daemonize:
         return _daemonize(config)
-    handler = setup_logging(config)
+    try:
+        handler = setup_logging(config)
+    except OSError as exc:
+        print(f"kvserver: can't open the log file {config.logfile!r}: {exc.strerror}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    log_config_notices(config)
     return asyncio.run(_serve(config, handler))
 
 
@@ -160,8 +240,9 @@ def _daemonize(config: Config) -> int:
     """Fork into the background; return only once the daemon listens or has failed.
 
     The parent waits on a pipe for the daemon's first word: "ok" (exit 0) or
-    "err: <why>" (printed, exit 1). A daemon that dies before saying either
-    also makes the parent exit 1.
+    "err <code>: <why>" (printed, exit <code>, so a damaged data directory
+    still exits EXIT_DATA). A daemon that dies before saying either makes
+    the parent exit 1.
     """
     read_fd, write_fd = os.pipe()
     if os.fork() > 0:
@@ -175,10 +256,13 @@ def _daemonize(config: Config) -> int:
         os.close(read_fd)
         status = b"".join(chunks).decode(errors="replace").strip()
         if status == "ok":
-            return 0
-        print(f"kvserver: {status[5:] if status.startswith('err: ') else 'daemon exited during start-up'}",
-              file=sys.stderr)
-        return 1
+            return EXIT_OK
+        code, _, why = status.partition(": ")
+        if code.startswith("err ") and code[4:].isdigit():
+            print(f"kvserver: {why}", file=sys.stderr)
+            return int(code[4:])
+        print("kvserver: daemon exited during start-up", file=sys.stderr)
+        return EXIT_FAILURE
     # First child: new session, then fork again so the daemon is not a session
     # leader and can never reacquire a controlling terminal.
     os.close(read_fd)
@@ -189,7 +273,13 @@ def _daemonize(config: Config) -> int:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
-    handler = setup_logging(config)
+    try:
+        handler = setup_logging(config)
+    except OSError as exc:
+        _tell_parent(write_fd, f"err {EXIT_USAGE}: can't open the log file "
+                               f"{config.logfile!r}: {exc.strerror}")
+        os._exit(EXIT_USAGE)
+    log_config_notices(config)
     code = asyncio.run(_serve(config, handler, ready_fd=write_fd))
     logging.shutdown()
     os._exit(code)

@@ -12,6 +12,7 @@ way, many in one process.
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import ipaddress
 import logging
@@ -21,13 +22,15 @@ import time
 from typing import Any
 
 from . import REDIS_COMPAT_VERSION, __version__
-from .commands import renamed_table
+from .commands import TABLE, renamed_table
 from .config import Config
 from .connection import Connection, hot_table
 from .core import Core
 from .errors import CorruptionError, StorageError
+from .exitcodes import EXIT_DATA, EXIT_FAILURE, EXIT_USAGE
 from .fs import FileSystem, OSFileSystem
 from .recovery import Progress, Recovered, recover_steps
+from .redis_directives import REDIS_COMMANDS
 from .tls import HANDSHAKE_TIMEOUT, TLSConfigError, server_context
 from .wal import WAL
 from .writer import Writer
@@ -42,6 +45,10 @@ EXPIRE_SLICE_KEYS = 200
 #: Fewest clients the clients cycle looks at per tick (Redis's CLIENTS_CRON_MIN_ITERATIONS);
 #: otherwise it takes clients/hz per tick, so each is seen about once a second.
 CLIENTS_CRON_MIN = 5
+#: Errors that make an optional ("-addr") bind address skippable, as in
+#: Redis's anetTcpServer handling of "-" addresses.
+_SKIPPABLE_BIND_ERRORS = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT,
+                          errno.ENOPROTOOPT, errno.ESOCKTNOSUPPORT, errno.EOPNOTSUPP)
 _MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
 #: Redis 7.0's reply, byte for byte, to a non-loopback client in protected mode.
 _PROTECTED_MODE_REPLY = (
@@ -82,6 +89,20 @@ def protected_mode_denies(config: Config, peer: Any) -> bool:
     return config.protected_mode and not config.requirepass and not is_loopback(peer)
 
 
+def listen_addresses(bind: str) -> tuple[list[str], list[str]]:
+    """(required, optional) addresses for a ``bind`` value, read as Redis 7 reads it.
+
+    ``-addr`` is optional (skipped if it cannot be used), ``*`` is every IPv4
+    address and ``::*`` every IPv6 one, and an empty ``bind`` means
+    ``* -::*``, as in Redis (protected mode still guards it).
+    """
+    words = bind.split() or ["*", "-::*"]
+    wild = {"*": "0.0.0.0", "::*": "::"}
+    required = [wild.get(a, a) for a in words if not a.startswith("-")]
+    optional = [wild.get(a[1:], a[1:]) for a in words if a.startswith("-")]
+    return required, optional
+
+
 def set_keepalive(sock: socket.socket, interval: int) -> None:
     """Redis's anetKeepAlive: probe after ``interval`` idle seconds, then every
     interval/3, and give up after 3 unanswered probes."""
@@ -93,7 +114,15 @@ def set_keepalive(sock: socket.socket, interval: int) -> None:
 
 
 class StartupError(Exception):
-    """The server cannot start (data dir locked, corrupt data, cannot bind)."""
+    """The server cannot start (data dir locked, corrupt data, cannot bind).
+
+    ``exit_code`` is what the process exits with: EXIT_DATA when the data
+    is damaged (restarting will not help), EXIT_FAILURE otherwise.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class _NotYetWriter:
@@ -127,6 +156,7 @@ class Server:
         self.exit_code = 0
         self._servers: list[asyncio.AbstractServer] = []
         self._lock_fd: int | None = None
+        self._lock_created = False
         self._expire_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -172,28 +202,53 @@ class Server:
     # --- start -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Lock the data dir, listen, recover, start the writer. Raises StartupError."""
+        """Listen, lock the data dir, recover, start the writer. Raises StartupError."""
         cfg = self.config
+        renames = []
+        for old, new in cfg.rename_commands:
+            if old in TABLE:
+                renames.append((old, new))
+            elif old in REDIS_COMMANDS:
+                # A Redis command kvserver does not have (rename-command DEBUG ""):
+                # nothing to rename or disable, so nothing to refuse either.
+                log.info("ignored: rename-command %s (kvserver has no %s command)",
+                         old, old.upper())
+            else:
+                raise StartupError(f"rename-command: unknown command '{old}' (No such command "
+                                   "in rename-command)", exit_code=EXIT_USAGE)
         try:
-            self.commands = renamed_table(cfg.rename_commands)
+            self.commands = renamed_table(tuple(renames))
             self.hot_commands = hot_table(self.commands)
         except KeyError as exc:
-            raise StartupError(f"rename-command: unknown command '{exc.args[0]}'") from None
+            raise StartupError(f"rename-command: unknown command '{exc.args[0]}'",
+                               exit_code=EXIT_USAGE) from None
         try:
             ssl_context = server_context(cfg) if cfg.tls_port else None
         except TLSConfigError as exc:
-            raise StartupError(str(exc)) from None
-        self.fs.makedirs(cfg.dir)
-        self._lock()
+            raise StartupError(str(exc), exit_code=EXIT_USAGE) from None
+        # Listen before touching the data directory: a start that fails on
+        # a busy port leaves no directory and no LOCK behind. Clients that
+        # connect in between get -LOADING until recovery is done.
         loop = asyncio.get_running_loop()
         try:
             await self._listen(loop, ssl_context)
         except OSError as exc:
             await self._close_listeners()
-            self._unlock()
             raise StartupError(f"could not listen on {cfg.bind}:{cfg.port}"
                                f"{f' / TLS port {cfg.tls_port}' if cfg.tls_port else ''}: "
                                f"{exc.strerror}") from None
+        try:
+            self.fs.makedirs(cfg.dir)
+            self._lock()
+            await self._listen_unix(loop)
+        except (StartupError, OSError) as exc:
+            await self._close_listeners()
+            self._unlock()
+            if isinstance(exc, StartupError):
+                raise
+            raise StartupError(f"cannot use {cfg.dir}"
+                               f"{f' or {cfg.unixsocket}' if cfg.unixsocket else ''}: "
+                               f"{exc.strerror or exc}") from None
         self.core.tcp_port = self.port
         log.info("kvserver %s (Redis %s compatible) pid %d listening on %s port %d, dir %s, "
                  "appendfsync %s", __version__, REDIS_COMPAT_VERSION, os.getpid(), cfg.bind,
@@ -204,10 +259,11 @@ class Server:
             wal = self._open_wal(recovered)
         except (CorruptionError, StorageError, OSError) as exc:
             await self._close_listeners()
-            self._unlock()
+            self._unlock(remove=isinstance(exc, CorruptionError))
             hint = (f"; 'kvserver check {cfg.dir}' shows what is on disk"
                     if isinstance(exc, CorruptionError) and "kvserver check" not in str(exc) else "")
-            raise StartupError(f"{exc}{hint}") from None
+            raise StartupError(f"{exc}{hint}", exit_code=(EXIT_DATA if isinstance(
+                exc, CorruptionError) else EXIT_FAILURE)) from None
         self.recovered = recovered
         writer = Writer(self.core, self.fs, cfg.dir, wal, recovered.last_lsn,
                         checkpoint_lsn=recovered.checkpoint_lsn,
@@ -224,17 +280,46 @@ class Server:
         self._expire_task = loop.create_task(self._active_expire(), name="kvserver-expire")
 
     async def _listen(self, loop: asyncio.AbstractEventLoop, ssl_context: Any = None) -> None:
+        """Listen on the TCP (and TLS) port of every ``bind`` address.
+
+        As in Redis 7, an address written with a leading ``-`` is optional:
+        if it cannot be used (no IPv6, say) it is skipped, not fatal.
+        """
         cfg = self.config
-        hosts = cfg.bind.split()
-        server = await loop.create_server(lambda: Connection(self), hosts, cfg.port,
-                                          reuse_address=True, backlog=511)
-        self._servers.append(server)
-        self.port = server.sockets[0].getsockname()[1]
+        required, optional = listen_addresses(cfg.bind)
+        ports = [(cfg.port, None)]
         if ssl_context is not None:
-            tserver = await loop.create_server(lambda: Connection(self), hosts, cfg.tls_port,
-                                               reuse_address=True, backlog=511, ssl=ssl_context,
-                                               ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
-            self._servers.append(tserver)
+            ports.append((cfg.tls_port, ssl_context))
+        for port, ssl in ports:
+            extra = ({"ssl": ssl, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT}
+                     if ssl is not None else {})
+            if required:
+                server = await loop.create_server(lambda: Connection(self), required,
+                                                  port, reuse_address=True,
+                                                  backlog=cfg.tcp_backlog, **extra)
+                self._servers.append(server)
+                if ssl is None:
+                    self.port = port = server.sockets[0].getsockname()[1]
+            for host in optional:
+                try:
+                    server = await loop.create_server(lambda: Connection(self), host, port,
+                                                      reuse_address=True,
+                                                      backlog=cfg.tcp_backlog, **extra)
+                except OSError as exc:
+                    if exc.errno not in _SKIPPABLE_BIND_ERRORS:
+                        raise
+                    log.warning("could not listen on optional address %s: %s (skipped)",
+                                host, exc.strerror)
+                    continue
+                self._servers.append(server)
+                if ssl is None and not required and port == 0:
+                    self.port = port = server.sockets[0].getsockname()[1]
+        if not self._servers:
+            raise OSError(errno.EADDRNOTAVAIL, "none of the bind addresses is available")
+
+    async def _listen_unix(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The Unix socket, once the data dir is ours (the old socket file is replaced)."""
+        cfg = self.config
         if cfg.unixsocket:
             if os.path.exists(cfg.unixsocket):
                 os.unlink(cfg.unixsocket)
@@ -273,7 +358,12 @@ class Server:
 
     def _lock(self) -> None:
         path = os.path.join(self.config.dir, LOCK_NAME)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            self._lock_created = True
+        except FileExistsError:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            self._lock_created = False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -285,8 +375,15 @@ class Server:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
-    def _unlock(self) -> None:
+    def _unlock(self, remove: bool = False) -> None:
+        """Release the lock; with ``remove``, also delete a LOCK file this start
+        created, so a refused start leaves the directory as it found it."""
         if self._lock_fd is not None:
+            if remove and self._lock_created:
+                try:
+                    os.unlink(os.path.join(self.config.dir, LOCK_NAME))
+                except OSError:
+                    pass
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -355,7 +452,11 @@ class Server:
             await self._stopped.wait()
             return
         self._stopping = True
-        log.info("shutting down (save=%s)", save)
+        checkpoint = self.config.checkpoint_on_shutdown if save is None else save
+        log.info("shutting down: %s", (
+            "final checkpoint" if checkpoint else
+            "no final checkpoint (SHUTDOWN NOSAVE)" if save is False else
+            "no final checkpoint (checkpoint-on-shutdown no)"))
         # Stop accepting new clients. (Server.wait_closed() would wait for
         # every open connection to end, which is not what we want here.)
         for server in self._servers:
@@ -363,7 +464,6 @@ class Server:
         if self._expire_task is not None:
             self._expire_task.cancel()
         if isinstance(self.writer, Writer):
-            checkpoint = self.config.checkpoint_on_shutdown if save is None else save
             try:
                 await self.writer.close(checkpoint=checkpoint and self.writer.failed is None)
             except (StorageError, OSError) as exc:

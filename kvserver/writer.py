@@ -224,7 +224,8 @@ class Writer:
             self._everysec_timer = self._loop.call_later(delay, self._everysec_due)
         if self.wal.needs_rotation() or (
                 cfg.checkpoint_wal_size
-                and self.wal_bytes_since_checkpoint >= cfg.checkpoint_wal_size):
+                and self.wal_bytes_since_checkpoint >= cfg.checkpoint_wal_size) or (
+                (cfg.save or cfg.checkpoint_interval) and self._checkpoint_due()):
             self._wake.set()
 
     def commit_now(self) -> None:
@@ -276,9 +277,12 @@ class Writer:
         timeouts = []
         if self.core.config.appendfsync == "everysec" and self.written_lsn > self.durable_lsn:
             timeouts.append(max(0.0, 1.0 - (time.monotonic() - self._last_sync)))
-        interval = self.core.config.checkpoint_interval
-        if interval:
-            timeouts.append(max(0.0, interval - (time.time() - self.last_checkpoint_time)))
+        # Wake when a save rule's time comes; a rule whose time has come but
+        # whose write count has not is checked by _flush after each commit
+        # (so an idle server never spins here).
+        elapsed = time.time() - self.last_checkpoint_time
+        timeouts.extend(secs - elapsed for secs, _need in self.core.config.checkpoint_rules
+                        if secs > elapsed)
         return min(timeouts) if timeouts else None
 
     def _work_due(self) -> bool:
@@ -397,10 +401,12 @@ class Writer:
         cfg = self.core.config
         if cfg.checkpoint_wal_size and self.wal_bytes_since_checkpoint >= cfg.checkpoint_wal_size:
             return True
-        if (cfg.checkpoint_interval and self.applied_lsn > self.checkpoint_lsn
-                and time.time() - self.last_checkpoint_time >= cfg.checkpoint_interval):
-            return True
-        return False
+        # save <seconds> <changes> (and checkpoint-interval N = save N 1):
+        # a rule fires once that long has passed with that many writes.
+        changes = self.applied_lsn - self.checkpoint_lsn
+        elapsed = time.time() - self.last_checkpoint_time
+        return any(changes >= max(need, 1) and elapsed >= secs
+                   for secs, need in cfg.checkpoint_rules)
 
     def request_checkpoint(self, session: Any = None, wait: bool = False) -> Any:
         """Ask for a checkpoint (SAVE, BGSAVE). With ``wait``, returns a Future of the reply."""

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import spawn_kvserver
 from kvserver.check import main as check_main
+from kvserver.exitcodes import EXIT_DATA
 from kvserver.fs import OSFileSystem
 from kvserver.protocol import NEED_DATA, ReplyError, ReplyParser, encode_command
 from kvserver.wal import list_segments, scan_segment
@@ -193,7 +194,7 @@ def test_reader_never_sees_value_lost_by_crash(kv_process):
 
 
 def test_corrupt_wal_refuses_to_start_and_names_the_damage(kv_process):
-    """Damage in the middle of the log: the process exits 1 naming file, offset and LSN,
+    """Damage in the middle of the log: the process exits EXIT_DATA (65) naming file, offset and LSN,
     and leaves the directory as it was (never starts empty over existing data)."""
     args = ("--checkpoint-on-shutdown", "no")      # keep everything in the WAL
     server = kv_process(*args)
@@ -219,7 +220,7 @@ def test_corrupt_wal_refuses_to_start_and_names_the_damage(kv_process):
     finally:
         if broken.proc.poll() is None:
             broken.kill9()
-    assert broken.proc.returncode == 1, out
+    assert broken.proc.returncode == EXIT_DATA, out
     assert f"{path} at offset {record.offset} (LSN 10)" in out, out
     assert {name: os.path.getsize(os.path.join(server.dir, name))
             for name in os.listdir(server.dir)} == before

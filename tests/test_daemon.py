@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, free_port, raw_exchange, wait_for
+from kvserver.exitcodes import EXIT_USAGE
 
 KVSERVER = [sys.executable, "-m", "kvserver"]
 #: Bound on anything a test waits for from a process.
@@ -47,9 +48,9 @@ def pid_alive(pid: int) -> bool:
     (["--port"], "option '--port' needs a value"),
     (["stray"], "cannot read config file 'stray'"),
 ])
-def test_bad_flags_exit_1_with_a_clear_message(args, message):
+def test_bad_flags_exit_2_with_a_clear_message(args, message):
     result = run(*args)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -78,8 +79,8 @@ def test_bad_config_file_line_names_file_and_line(tmp_path):
     conf = tmp_path / "bad.conf"
     conf.write_text("port 7000\nappendfsync maybe\n")
     result = run(str(conf))
-    assert result.returncode == 1
-    assert f"{conf}, line 2" in result.stderr
+    assert result.returncode == EXIT_USAGE
+    assert f"{conf}, at line 2" in result.stderr
 
 
 # --- daemon, pidfile, signals, log reopen --------------------------------------------
@@ -181,12 +182,12 @@ def test_docker_entrypoint_and_healthcheck(tmp_path):
             if "ready to accept connections" in line or time.monotonic() > deadline:
                 break
         health = subprocess.run(["sh", str(ROOT / "docker" / "healthcheck.sh")],
-                                env=dict(env, KVSERVER_PORT=str(port)), timeout=WAIT)
+                                env=dict(env, KVSERVER_HOST="127.0.0.1", KVSERVER_PORT=str(port)), timeout=WAIT)
         assert health.returncode == 0
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(WAIT) == 0
     unhealthy = subprocess.run(["sh", str(ROOT / "docker" / "healthcheck.sh")],
-                               env=dict(env, KVSERVER_PORT=str(port)), timeout=WAIT,
+                               env=dict(env, KVSERVER_HOST="127.0.0.1", KVSERVER_PORT=str(port)), timeout=WAIT,
                                capture_output=True)
     assert unhealthy.returncode != 0

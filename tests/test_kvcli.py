@@ -381,3 +381,48 @@ def test_interactive_db_prompt_and_eof(server_address: ServerAddress, tmp_path: 
     finally:
         if term.proc.poll() is None:
             term.close()
+
+
+# --- help <command>: redis-cli 7.0's help, from the server's COMMAND DOCS --------------
+
+
+SET_HELP = (b"\r\n  \x1b[1mSET\x1b[0m \x1b[90mkey value [NX|XX] [GET] [EX seconds|PX milliseconds|"
+            b"EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]\x1b[0m\r\n"
+            b"  \x1b[33msummary:\x1b[0m Set the string value of a key\r\n"
+            b"  \x1b[33msince:\x1b[0m 1.0.0\r\n  \x1b[33mgroup:\x1b[0m string\r\n\r\n")
+
+
+def test_help_command_prints_its_syntax(server_address: ServerAddress, tmp_path: Path) -> None:
+    # Captured from redis-cli 7.0.15 ('redis-cli help set' against redis-server 7.0.15).
+    result = kvcli(tmp_path, "-p", str(server_address.port), "help", "set")
+    assert result.returncode == 0
+    assert result.stdout == SET_HELP
+
+
+@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is not installed")
+@pytest.mark.parametrize("words", [["SET"], ["config", "get"], ["CONFIG"], ["@string"],
+                                   ["client", "kill"], ["zadd"], ["nosuch"]])
+def test_help_equals_redis_cli_byte_for_byte(redis_server, tmp_path: Path, words) -> None:
+    """Same server (redis-server), same COMMAND DOCS: the same bytes out."""
+    theirs = subprocess.run(["redis-cli", "-p", str(redis_server), "help", *words],
+                            capture_output=True, timeout=RUN_TIMEOUT)
+    ours = kvcli(tmp_path, "-p", str(redis_server), "help", *words)
+    assert ours.stdout == theirs.stdout
+
+
+def test_interactive_help_set_shows_set(server_address: ServerAddress, tmp_path: Path) -> None:
+    port = server_address.port
+    prompt = f"127.0.0.1:{port}> ".encode()
+    term = Terminal(["-p", str(port)], kvcli_env(tmp_path))
+    try:
+        term.read_until(prompt)
+        term.type("help SET")
+        shown = term.read_until(prompt)
+        assert SET_HELP in shown.replace(b"\r\r\n", b"\r\n")  # the pty adds \r before \n
+        term.type("help")  # no topic: kvcli's own help, as redis-cli prints its own
+        assert b'"help <command>" for help on <command>' in term.read_until(prompt)
+        term.type("quit")
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.close()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import time
 
 from .. import REDIS_COMPAT_VERSION
-from ..config import OPTIONS_BY_NAME, ConfigError
+from ..config import OPTIONS_BY_NAME, ConfigError, rewrite
 from ..errors import DB_INDEX, SYNTAX, CommandError
 from ..numbers import parse_int
 from ..protocol import NO_REPLY, OK, PONG, Simple
@@ -538,6 +539,9 @@ def cmd_config_set(s, argv):
         opt = OPTIONS_BY_NAME.get(name)
         if opt is None:
             raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+        if opt.protected and opt.mutable:
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') "
+                               "- can't set protected config")
         if not opt.mutable:
             raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') "
                                "- can't set immutable config")
@@ -546,7 +550,14 @@ def cmd_config_set(s, argv):
                                "- duplicate parameter")
         seen.add(name)
         try:
-            config = config.with_option(name, argv[i + 1].decode("utf-8", "replace"))
+            value = argv[i + 1].decode("utf-8")
+        except UnicodeDecodeError:
+            # Decoding with replacement would store a different value than
+            # was sent (a password nobody could AUTH with): refuse instead.
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument "
+                               f"'{name}') - argument must be valid UTF-8") from None
+        try:
+            config = config.with_option(name, value)
         except ConfigError as exc:
             raise CommandError(f"ERR CONFIG SET failed (possibly related to argument "
                                f"'{name}') - {exc.reason}") from None
@@ -577,27 +588,54 @@ def cmd_config_resetstat(s, argv):
          since="2.8.0", summary="Rewrite the configuration file with the in memory configuration",
          synopsis="")
 def cmd_config_rewrite(s, argv):
+    """Rewrite the config file in place, as Redis does (config.rewrite).
+
+    String values are written quoted, so no value can add a directive; the
+    new file is synced, renamed over the old one, and the directory synced.
+    """
     path = s.core.config.configfile
     if not path:
         raise CommandError("ERR The server is running without a config file")
-    config = s.core.config
-    lines = [f"# Rewritten by kvserver CONFIG REWRITE at {time.strftime('%Y-%m-%d %H:%M:%S')}"]
-    for name in OPTIONS_BY_NAME:
-        if name == "rename-command":
-            lines.extend(f'rename-command {old} "{new}"' for old, new in config.rename_commands)
-            continue
-        value = config.get_text(name)
-        lines.append(f'{name} "{value}"' if (" " in value or not value) else f"{name} {value}")
-    tmp = path + ".tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                old = f.read()
+        except FileNotFoundError:
+            old = ""
+        write_config_file(path, rewrite(s.core.config, old))
     except OSError as exc:
         raise CommandError(f"ERR Rewriting config file: {exc.strerror}") from None
     return OK
+
+
+def write_config_file(path: str, text: str) -> None:
+    """Replace ``path`` atomically: a synced temporary file renamed over it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+            # Keep the old file's mode (0600 for a file holding requirepass
+            # stays 0600); a new file gets mkstemp's 0600, then 0644.
+            try:
+                mode = os.stat(path).st_mode & 0o7777
+            except FileNotFoundError:
+                mode = 0o644
+            os.fchmod(f.fileno(), mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 # --- COMMAND -------------------------------------------------------------------
