@@ -20,7 +20,7 @@ from conftest import raw_exchange, wait_for
 
 @pytest.fixture
 def r(kv):
-    client = redis.Redis(port=kv.port, decode_responses=True, protocol=2)
+    client = redis.Redis(host="127.0.0.1", port=kv.port, decode_responses=True, protocol=2)
     yield client
     client.close()
 
@@ -197,7 +197,8 @@ def test_info_keyspace_line_format(kv, r):
     r.set("a", 1)
     assert text_reply(kv, "INFO", "keyspace") == "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n"
     r.set("b", 2, px=100_000)
-    r5 = redis.Redis(port=r.connection_pool.connection_kwargs["port"], db=5, decode_responses=True)
+    r5 = redis.Redis(host="127.0.0.1", port=r.connection_pool.connection_kwargs["port"], db=5,
+                     decode_responses=True)
     r5.set("c", 3)
     text = text_reply(kv, "INFO", "keyspace")
     m = re.fullmatch(r"# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=(\d+)\r\n"

@@ -7,7 +7,9 @@ reference for the config file format, its error report and its rewrite quoting.
 
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
 import re
 import shutil
@@ -24,6 +26,7 @@ from kvserver.config import (Config, ConfigError, ConfigFileError, from_args,
                              parse_config_file, quote, rewrite)
 from kvserver.exitcodes import EXIT_DATA, EXIT_FAILURE, EXIT_USAGE
 from kvserver.redis_directives import REDIS_DIRECTIVES
+from netns_docker import ADDRESS as NETNS_ADDRESS
 
 REDIS_SERVER = shutil.which("redis-server")
 STOCK_REDIS_CONF = Path("/etc/redis/redis.conf")
@@ -449,124 +452,88 @@ def test_shutdown_log_line_says_what_happens(kv_process):
 
 
 # --- the container entrypoint, with the shipped config and a non-loopback client ----
+#
+# A container's clients never come from its loopback. To be such a client
+# without sending anything to this host's own interface address, the scenario
+# runs in tests/netns_docker.py under `unshare -n`: a network namespace of its
+# own, where NETNS_ADDRESS sits on `lo` and exists nowhere else.
+
+NETNS_DRIVER = ROOT / "tests" / "netns_docker.py"
 
 
-def non_loopback_ipv4() -> str | None:
-    """An IPv4 address of this host that is not loopback (SIOCGIFADDR), or None."""
-    import fcntl
-    import struct
-    for _index, name in socket.if_nameindex():
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                packed = fcntl.ioctl(s.fileno(), 0x8915,  # SIOCGIFADDR
-                                     struct.pack("256s", name[:15].encode()))
-            except OSError:
-                continue
-        ip = socket.inet_ntoa(packed[20:24])
-        if not ip.startswith("127."):
-            return ip
+@functools.cache
+def _netns_unavailable() -> str | None:
+    """Why a private network namespace with NETNS_ADDRESS cannot be made here
+    (tried once, the way the driver makes it), or None."""
+    for tool, package in (("unshare", "util-linux"), ("ip", "iproute2")):
+        if shutil.which(tool) is None:
+            return f"`{tool}` ({package}) is not installed"
+    script = f"ip link set lo up && ip addr add {NETNS_ADDRESS}/32 dev lo"
+    try:
+        done = subprocess.run(["unshare", "-n", "sh", "-c", script],
+                              capture_output=True, text=True, timeout=WAIT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`unshare -n` failed: {exc}"
+    if done.returncode != 0:
+        return f"`unshare -n` + `ip` refused here: {done.stderr.strip()}"
     return None
 
 
-def _entrypoint(tmp_path: Path, ip: str, port: int, env: dict) -> subprocess.Popen:
-    """docker/entrypoint.sh with the shipped docker/kvserver.conf, listening on ``ip``
-    only (instead of every interface), as the container's published port would."""
-    proc = subprocess.Popen(
-        ["sh", str(ROOT / "docker" / "entrypoint.sh"), str(ROOT / "docker" / "kvserver.conf"),
-         "--bind", ip, "--port", str(port), "--dir", str(tmp_path / "data")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:  # ends at EOF if the server dies
-        lines.append(line)
-        if "ready to accept connections" in line:
-            return proc
-    raise AssertionError("entrypoint did not start:\n" + "".join(lines))
-
-
-def _from(ip: str, port: int, payload: bytes) -> bytes:
-    """Send from ``ip`` (a non-loopback source address, like a client through a
-    published port) and return the first reply line."""
-    with socket.create_connection((ip, port), timeout=5, source_address=(ip, 0)) as s:
-        assert not s.getsockname()[0].startswith("127.")
-        s.sendall(payload)
-        data = b""
-        while not data.endswith(b"\r\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data
-
-
-@pytest.fixture
-def docker_env(tmp_path):
+def _entrypoint_in_netns(tmp_path: Path, password: str | None = None) -> dict:
+    """Run tests/netns_docker.py in a new network namespace; what it observed."""
     bindir = Path(sys.executable).parent
     if not (bindir / "kvcli").exists() or not (bindir / "kvserver").exists():
         pytest.skip("kvserver/kvcli console scripts are not installed (make dev installs them)")
-    ip = non_loopback_ipv4()
-    if ip is None:
-        pytest.skip("this host has no non-loopback IPv4 address to connect from")
+    reason = _netns_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVSERVER_")}
     env["PATH"] = f"{bindir}:{os.environ['PATH']}"
-    return ip, env
+    if password is not None:
+        env["KVSERVER_PASSWORD"] = password  # in the environment, as `docker run -e` sets it
+    # The driver refuses to run in this (the host's) namespace: it checks it is elsewhere.
+    outer = os.stat("/proc/self/ns/net").st_ino
+    done = subprocess.run(["unshare", "-n", sys.executable, str(NETNS_DRIVER), str(outer),
+                           str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=12 * WAIT)
+    assert done.returncode == 0, f"driver exited {done.returncode}:\n{done.stdout}{done.stderr}"
+    return json.loads(done.stdout.splitlines()[-1])
 
 
-def _healthcheck(env: dict, **extra: str) -> int:
-    return subprocess.run(["sh", str(ROOT / "docker" / "healthcheck.sh")],
-                          env=dict(env, **extra), timeout=WAIT,
-                          capture_output=True).returncode
-
-
-def test_docker_config_accepts_a_client_from_outside_the_container(tmp_path, docker_env):
-    ip, env = docker_env
-    port = free_port()
-    proc = _entrypoint(tmp_path, ip, port, env)
-    try:
-        # Before: -DENIED (protected mode, no password) for every real client.
-        assert _from(ip, port, b"PING\r\n") == b"+PONG\r\n"
-        assert _healthcheck(env, KVSERVER_HOST=ip, KVSERVER_PORT=str(port)) == 0
-        # By default the healthcheck asks on the container's address (what
-        # `hostname -i` says there), not on loopback: the server listens on
-        # ``ip`` only, so asking 127.0.0.1 would fail.
-        fake = tmp_path / "bin"
-        fake.mkdir()
-        (fake / "hostname").write_text(f"#!/bin/sh\necho 'fe80::1 {ip}'\n")
-        (fake / "hostname").chmod(0o755)
-        assert _healthcheck(dict(env, PATH=f"{fake}:{env['PATH']}"),
-                            KVSERVER_PORT=str(port)) == 0
-    finally:
-        proc.terminate()
-        assert proc.wait(WAIT) == 0
+def test_docker_config_accepts_a_client_from_outside_the_container(tmp_path):
+    seen = _entrypoint_in_netns(tmp_path)
+    log = seen["log"]
+    client = seen["anonymous"]
+    # Not a loopback client, and the server sees it as one from NETNS_ADDRESS.
+    assert client["source"] == NETNS_ADDRESS
+    # Before: -DENIED (protected mode, no password) for every real client.
+    assert client["replies"][:1] == ["+PONG\r\n"], (client, log)
+    assert f" addr={NETNS_ADDRESS}:" in f" {client['replies'][1]}"
+    assert seen["healthcheck_on_address"]["rc"] == 0, seen["healthcheck_on_address"]
+    # By default the healthcheck asks on the container's address (what
+    # `hostname -i` says there), not on loopback: the server listens on
+    # NETNS_ADDRESS only, so asking 127.0.0.1 fails.
+    assert seen["healthcheck_default_host"]["rc"] == 0, seen["healthcheck_default_host"]
+    assert seen["healthcheck_on_loopback"]["rc"] != 0
+    assert seen["exit_code"] == 0, log
 
 
 @pytest.mark.parametrize("password", ["s3cret", 'with "quotes" and \\ and spaces'])
-def test_docker_password_from_the_environment(tmp_path, docker_env, password):
-    ip, env = docker_env
-    env = dict(env, KVSERVER_PASSWORD=password)
-    port = free_port()
-    proc = _entrypoint(tmp_path, ip, port, env)
-    try:
-        assert _from(ip, port, b"PING\r\n").startswith(b"-NOAUTH")
-        auth = f"AUTH {quote(password)}\r\nPING\r\n".encode()
-        with socket.create_connection((ip, port), timeout=5, source_address=(ip, 0)) as s:
-            s.sendall(auth)
-            data = b""
-            while data.count(b"\r\n") < 2:
-                chunk = s.recv(100)
-                assert chunk
-                data += chunk
-        assert data == b"+OK\r\n+PONG\r\n"
-        # Not on the process list: the password went in on standard input.
-        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
-            assert password.encode() not in f.read()
-        # The healthcheck asks the way a client does, with the same password.
-        assert _healthcheck(env, KVSERVER_HOST=ip, KVSERVER_PORT=str(port)) == 0
-        no_password = {k: v for k, v in env.items() if k != "KVSERVER_PASSWORD"}
-        assert _healthcheck(no_password, KVSERVER_HOST=ip, KVSERVER_PORT=str(port)) != 0
-    finally:
-        proc.terminate()
-        assert proc.wait(WAIT) == 0
+def test_docker_password_from_the_environment(tmp_path, password):
+    seen = _entrypoint_in_netns(tmp_path, password)
+    log = seen["log"]
+    assert seen["anonymous"]["source"] == NETNS_ADDRESS
+    assert seen["anonymous"]["replies"][0].startswith("-NOAUTH"), (seen["anonymous"], log)
+    client = seen["authenticated"]
+    assert client["replies"][:2] == ["+OK\r\n", "+PONG\r\n"], (client, log)
+    assert f" addr={NETNS_ADDRESS}:" in f" {client['replies'][2]}"
+    # Not on the process list: the password went in on standard input.
+    assert seen["password_in_cmdline"] is False
+    # The healthcheck asks the way a client does, with the same password.
+    assert seen["healthcheck_on_address"]["rc"] == 0, seen["healthcheck_on_address"]
+    assert seen["healthcheck_default_host"]["rc"] == 0, seen["healthcheck_default_host"]
+    assert seen["healthcheck_without_password"]["rc"] != 0
+    assert seen["exit_code"] == 0, log
 
 
 def test_values_that_are_not_utf8_are_refused_not_mangled(kv, tmp_path):

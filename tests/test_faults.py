@@ -196,7 +196,7 @@ def test_a_write_command_bug_fails_stop_without_releasing_replies(kv_config, mon
 
     monkeypatch.setattr(COMMANDS[b"append"], "func", broken_append)
     server = start_threaded(kv_config)
-    r = redis_py.Redis(port=server.port)
+    r = redis_py.Redis(host="127.0.0.1", port=server.port)
     r.set("k", "logged")
     with pytest.raises(redis_py.ResponseError, match="internal error in write command 'append'"):
         r.append("k", "x")
@@ -206,6 +206,6 @@ def test_a_write_command_bug_fails_stop_without_releasing_replies(kv_config, mon
     assert server.server.exit_code == 1
     server = start_threaded(kv_config)
     try:
-        assert redis_py.Redis(port=server.port).get("k") == b"logged"
+        assert redis_py.Redis(host="127.0.0.1", port=server.port).get("k") == b"logged"
     finally:
         server.stop()

@@ -38,7 +38,7 @@ def protocol(request):
 
 
 def test_redis_py_bytes_mode(kv, protocol):
-    r = redis.Redis(port=kv.port, protocol=protocol)
+    r = redis.Redis(host="127.0.0.1", port=kv.port, protocol=protocol)
     assert r.ping() is True
     assert r.set("k", "v") is True
     assert r.get("k") == b"v"
@@ -69,7 +69,7 @@ def test_redis_py_bytes_mode(kv, protocol):
 
 
 def test_redis_py_decoded_mode(kv, protocol):
-    r = redis.Redis(port=kv.port, decode_responses=True, protocol=protocol)
+    r = redis.Redis(host="127.0.0.1", port=kv.port, decode_responses=True, protocol=protocol)
     assert r.set("greeting", "héllo") is True
     assert r.get("greeting") == "héllo"
     assert r.strlen("greeting") == len("héllo".encode())
@@ -91,7 +91,7 @@ def test_redis_py_decoded_mode(kv, protocol):
 
 
 def test_redis_py_resp3(kv):
-    r = redis.Redis(port=kv.port, protocol=3, decode_responses=True)
+    r = redis.Redis(host="127.0.0.1", port=kv.port, protocol=3, decode_responses=True)
     assert r.set("k", "v", ex=100) is True
     assert r.get("k") == "v"
     assert r.get("missing") is None
@@ -103,7 +103,7 @@ def test_redis_py_resp3(kv):
 
 
 def test_redis_py_expiry(kv, protocol):
-    r = redis.Redis(port=kv.port, protocol=protocol)
+    r = redis.Redis(host="127.0.0.1", port=kv.port, protocol=protocol)
     r.set("k", "v", ex=100)
     assert 99 <= r.ttl("k") <= 100
     assert 99_000 <= r.pttl("k") <= 100_000
@@ -123,7 +123,7 @@ def test_redis_py_expiry(kv, protocol):
 
 
 def test_redis_py_pipeline_without_transaction(kv, protocol):
-    r = redis.Redis(port=kv.port, protocol=protocol)
+    r = redis.Redis(host="127.0.0.1", port=kv.port, protocol=protocol)
     pipe = r.pipeline(transaction=False)
     expected = []
     for i in range(50):
@@ -149,7 +149,7 @@ def test_redis_py_pipeline_without_transaction(kv, protocol):
 
 
 def test_redis_py_binary_safe_keys_and_values(kv, protocol):
-    r = redis.Redis(port=kv.port, protocol=protocol)
+    r = redis.Redis(host="127.0.0.1", port=kv.port, protocol=protocol)
     pairs = {b"a\r\nb": b"\r\n", b"\x00": b"\x00\x00", b"\xff\xfe": b"\xc3\x28",
              b"sp ace": b"*1\r\n$4\r\nPING\r\n", b"": b""}
     for k, v in pairs.items():
@@ -163,7 +163,7 @@ def test_redis_py_binary_safe_keys_and_values(kv, protocol):
 
 
 def test_redis_py_one_mebibyte_value(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     big = os.urandom(1 << 20)
     assert r.set("big", big) is True
     assert r.get("big") == big
@@ -174,8 +174,8 @@ def test_redis_py_one_mebibyte_value(kv):
 
 
 def test_redis_py_select_via_db_parameter(kv):
-    db3 = redis.Redis(port=kv.port, db=3)
-    db0 = redis.Redis(port=kv.port)
+    db3 = redis.Redis(host="127.0.0.1", port=kv.port, db=3)
+    db0 = redis.Redis(host="127.0.0.1", port=kv.port)
     assert db3.set("only-in-3", "x") is True
     assert db0.get("only-in-3") is None
     assert db3.get("only-in-3") == b"x"
@@ -187,7 +187,7 @@ def test_redis_py_select_via_db_parameter(kv):
 
 
 def test_redis_py_client_name_and_lib_info(kv):
-    r = redis.Redis(port=kv.port, client_name="worker-1", decode_responses=True)
+    r = redis.Redis(host="127.0.0.1", port=kv.port, client_name="worker-1", decode_responses=True)
     assert r.client_getname() == "worker-1"
     me = r.client_info()
     assert me["name"] == "worker-1"
@@ -234,7 +234,7 @@ def test_protocol_error_closes_only_that_connection(kv, garbage, error):
         assert raw_exchange(kv.port, b"PING\r\n") == b"+PONG\r\n"
     finally:
         bystander.close()
-    r = redis.Redis(port=kv.port, decode_responses=True)
+    r = redis.Redis(host="127.0.0.1", port=kv.port, decode_responses=True)
     stats = r.info("stats")
     assert stats["total_protocol_errors"] == 1
 
@@ -349,6 +349,6 @@ def test_redis_benchmark_runs_without_errors(kv, extra):
     finals = [line for line in re.split(r"[\r\n]", output) if "requests per second" in line]
     for test in ("SET", "GET", "INCR", "MSET (10 keys)"):
         assert any(line.startswith(test + ":") for line in finals), output
-    r = redis.Redis(port=kv.port, decode_responses=True)
+    r = redis.Redis(host="127.0.0.1", port=kv.port, decode_responses=True)
     assert r.dbsize() >= 1
     assert int(r.get("counter:__rand_int__")) == 2000

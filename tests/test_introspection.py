@@ -26,7 +26,7 @@ def test_monitor_sees_other_clients_commands_quoted(kv):
     with socket.create_connection(("127.0.0.1", kv.port)) as mon:
         mon.sendall(b"MONITOR\r\n")
         assert read_until(mon, b"+OK\r\n") == b"+OK\r\n"
-        r = redis.Redis(port=kv.port, db=2)
+        r = redis.Redis(host="127.0.0.1", port=kv.port, db=2)
         r.set("key", b"a\r\n\x00b")
         data = read_until(mon, b'"SET"')
         line = data.split(b"\r\n")[-2] if data.endswith(b"\r\n") else data
@@ -48,7 +48,7 @@ def test_monitor_redacts_auth(kv):
 
 
 def test_slowlog_records_commands_over_the_threshold(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     assert r.slowlog_len() == 0
     r.config_set("slowlog-log-slower-than", 0)   # log everything
     r.set("a", "x" * 200)
@@ -72,7 +72,7 @@ def test_slowlog_records_commands_over_the_threshold(kv):
 
 
 def test_slowlog_get_count_errors(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     try:
         r.execute_command("SLOWLOG", "GET", "-2")
     except redis.ResponseError as exc:
@@ -82,7 +82,7 @@ def test_slowlog_get_count_errors(kv):
 
 
 def test_instantaneous_ops_per_sec_reflects_recent_load(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     pipe = r.pipeline(transaction=False)
     for _ in range(2000):
         pipe.ping()
@@ -101,7 +101,7 @@ def _info(r, section: str) -> dict:
 
 
 def test_hot_path_commands_are_counted_in_commandstats_and_latencystats(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.config_resetstat()
     for _ in range(5):
         r.set("k", "1")      # the hot path (SET key value)
@@ -123,7 +123,7 @@ def test_hot_path_commands_are_counted_in_commandstats_and_latencystats(kv):
 
 
 def test_config_resetstat_clears_what_redis_clears(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.config_set("slowlog-log-slower-than", 0)
     r.set("a", 1)
     r.get("a")
@@ -248,7 +248,7 @@ def _raw_info(kv, section: str) -> str:
 
 
 def test_commands_before_and_including_save_are_counted(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.config_resetstat()
     with socket.create_connection(("127.0.0.1", kv.port)) as sock:
         sock.sendall(b"PING\r\nSAVE\r\nPING\r\n")
@@ -259,7 +259,7 @@ def test_commands_before_and_including_save_are_counted(kv):
 
 
 def test_a_paused_client_is_not_closed_as_idle(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.config_set("timeout", 1)
     try:
         with socket.create_connection(("127.0.0.1", kv.port)) as admin, \

@@ -79,7 +79,7 @@ def test_maxclients(kv_config) -> None:
         wait_for(lambda: len(clients(kv)) == 2, timeout=WAIT)
         with connect(kv.port) as again:
             assert ask(again, b"PING\r\n") == b"+PONG\r\n"
-        info = redis.Redis(port=kv.port)
+        info = redis.Redis(host="127.0.0.1", port=kv.port)
         held[0].close()
         assert info.info("stats")["rejected_connections"] == 1
         info.config_set("maxclients", "1")  # at run time, for new clients
@@ -126,10 +126,10 @@ def test_timeout_zero_never_closes_and_monitors_are_exempt(kv_config) -> None:
                          for c in kv.server.core.clients.values()])
         time.sleep(1.2)
         assert ask(s, b"PING\r\n") == b"+PONG\r\n"
-        redis.Redis(port=kv.port).config_set("timeout", "1")
+        redis.Redis(host="127.0.0.1", port=kv.port).config_set("timeout", "1")
         assert ask(s, b"MONITOR\r\n") == b"+OK\r\n"
         time.sleep(2.5)
-        other = redis.Redis(port=kv.port)
+        other = redis.Redis(host="127.0.0.1", port=kv.port)
         assert other.set("seen", "1")
         s.settimeout(5)
         assert b"seen" in s.recv(4096)  # the monitor is still connected
@@ -156,7 +156,7 @@ def test_tcp_keepalive(kv) -> None:
         assert ask(s, b"PING\r\n") == b"+PONG\r\n"
         assert _server_side_keepalive(kv) == [(1, 300)]  # Redis's default
     wait_for(lambda: not clients(kv), timeout=WAIT)
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.config_set("tcp-keepalive", "45")
     r.close()
     with connect(kv.port) as s:
@@ -203,7 +203,8 @@ def test_client_query_buffer_limit(kv_config) -> None:
         s.close()
         assert ask(bystander, b"EXISTS k\r\n") == b":0\r\n"
         assert ask(bystander, b"STRLEN big\r\n") == b":900000\r\n"
-        assert redis.Redis(port=kv.port).info("stats")["total_protocol_errors"] == 1
+        stats = redis.Redis(host="127.0.0.1", port=kv.port).info("stats")
+        assert stats["total_protocol_errors"] == 1
         bystander.close()
     finally:
         kv.stop()
@@ -221,7 +222,7 @@ def _pipeline_big_gets(s: socket.socket, count: int) -> None:
 def test_backpressure_bounds_memory_for_a_client_that_does_not_read(kv) -> None:
     """No output limit (Redis's default for normal clients): the client is not dropped,
     but the server stops running its requests while its replies are not read."""
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.set("big", VALUE)
     count = 200  # 100 MiB of replies asked for
     s = connect(kv.port, rcvbuf=4096)
@@ -253,7 +254,7 @@ def test_backpressure_bounds_memory_for_a_client_that_does_not_read(kv) -> None:
 def test_output_buffer_hard_limit_disconnects(kv) -> None:
     """Backpressure keeps a normal client's unsent replies near one batch plus one
     reply, so the hard limit is met by replies bigger than it, as here."""
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.set("big", VALUE)
     r.config_set("client-output-buffer-limit", "normal 256kb 0 0")
     s = connect(kv.port, rcvbuf=4096)
@@ -269,7 +270,7 @@ def test_output_buffer_hard_limit_disconnects(kv) -> None:
 
 
 def test_output_buffer_soft_limit_disconnects_after_its_seconds(kv) -> None:
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.set("big", VALUE)
     r.config_set("client-output-buffer-limit", "normal 0 128kb 1")
     s = connect(kv.port, rcvbuf=4096)
@@ -290,7 +291,7 @@ def test_output_buffer_soft_limit_disconnects_after_its_seconds(kv) -> None:
 # --- maxmemory -----------------------------------------------------------------------------------
 
 def test_maxmemory_noeviction(kv) -> None:
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     assert r.set("k", "v")
     s = connect(kv.port)
     r.config_set("maxmemory", "1mb")  # far below this process's RSS
@@ -322,7 +323,7 @@ def test_maxmemory_is_sampled_by_the_periodic_cycle(kv_config) -> None:
 
 
 def test_oom_reply_matches_redis(redis_server: int) -> None:
-    r = redis.Redis(port=redis_server)
+    r = redis.Redis(host="127.0.0.1", port=redis_server)
     r.config_set("maxmemory", "1")
     try:
         assert raw_exchange(redis_server, b"SET k v\r\n") == OOM

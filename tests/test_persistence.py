@@ -30,7 +30,7 @@ def segments(config) -> list[str]:
 def test_save_writes_a_checkpoint_and_lastsave_moves(kv_config):
     server = start_threaded(kv_config)
     try:
-        r = redis.Redis(port=server.port)
+        r = redis.Redis(host="127.0.0.1", port=server.port)
         before = r.lastsave()
         for i in range(50):
             r.set(f"k{i}", i)
@@ -47,7 +47,7 @@ def test_save_writes_a_checkpoint_and_lastsave_moves(kv_config):
     # The checkpoint alone (plus an empty WAL after it) brings everything back.
     server = start_threaded(kv_config)
     try:
-        r = redis.Redis(port=server.port)
+        r = redis.Redis(host="127.0.0.1", port=server.port)
         assert r.get("k49") == b"49"
         assert r.info("persistence")["checkpoint_lsn"] == 50
     finally:
@@ -55,7 +55,7 @@ def test_save_writes_a_checkpoint_and_lastsave_moves(kv_config):
 
 
 def test_bgsave_and_bgrewriteaof_reply_at_once_and_checkpoint(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.set("a", "1")
     assert raw_exchange(kv.port, b"BGSAVE\r\n") == b"+Background saving started\r\n"
     wait_for(lambda: r.info("persistence")["checkpoints_done"] == 1, "BGSAVE's checkpoint")
@@ -69,7 +69,7 @@ def test_bgsave_and_bgrewriteaof_reply_at_once_and_checkpoint(kv):
 def test_checkpoint_by_wal_size_keeps_two_and_drops_old_segments(kv_config):
     server = start_threaded(kv_config, checkpoint_wal_size=20_000)
     try:
-        r = redis.Redis(port=server.port)
+        r = redis.Redis(host="127.0.0.1", port=server.port)
         value = b"v" * 1000
         for i in range(120):   # ~125 KB of WAL: several automatic checkpoints
             r.set(f"key{i}", value)
@@ -85,7 +85,7 @@ def test_checkpoint_by_wal_size_keeps_two_and_drops_old_segments(kv_config):
         server.stop()
     server = start_threaded(kv_config)
     try:
-        r = redis.Redis(port=server.port)
+        r = redis.Redis(host="127.0.0.1", port=server.port)
         assert r.dbsize() == 120 and r.get("key119") == value
     finally:
         server.stop()
@@ -94,7 +94,7 @@ def test_checkpoint_by_wal_size_keeps_two_and_drops_old_segments(kv_config):
 def test_checkpoint_interval(kv_config):
     server = start_threaded(kv_config, checkpoint_interval=1)
     try:
-        r = redis.Redis(port=server.port)
+        r = redis.Redis(host="127.0.0.1", port=server.port)
         r.set("x", "1")
         wait_for(lambda: r.info("persistence")["checkpoint_lsn"] == 1, "the interval checkpoint")
         done = r.info("persistence")["checkpoints_done"]
@@ -105,7 +105,7 @@ def test_checkpoint_interval(kv_config):
 
 
 def test_info_persistence_fields(kv):
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.set("a", "1")
     r.get("a")
     info = r.info("persistence")
@@ -165,7 +165,7 @@ def test_clients_get_loading_while_a_big_wal_replays(tmp_path):
                 reply += chunk
         loading = b"-LOADING Redis is loading the dataset in memory\r\n"
         assert reply == loading + b"$2\r\nhi\r\n" + loading
-        r = redis.Redis(port=port)
+        r = redis.Redis(host="127.0.0.1", port=port)
         wait_for(lambda: _loaded(r), "the load to finish", timeout=60)
         assert r.get("counter") == str(records).encode()
     finally:

@@ -96,17 +96,19 @@ def test_inline_and_pipelined_requests_are_checked_too(locked) -> None:
 
 def test_hello_auth_with_redis_py(locked) -> None:
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(port=locked.port, password="nope", protocol=3, **NO_RETRY).ping()
-    r = redis.Redis(port=locked.port, password="s3cret pass", protocol=3)  # HELLO 3 AUTH ...
+        redis.Redis(host="127.0.0.1", port=locked.port, password="nope", protocol=3,
+                    **NO_RETRY).ping()
+    # HELLO 3 AUTH ...
+    r = redis.Redis(host="127.0.0.1", port=locked.port, password="s3cret pass", protocol=3)
     assert r.ping() is True
     assert r.set("a", "1") and r.get("a") == b"1"
     r.close()
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(port=locked.port, **NO_RETRY).get("a")
+        redis.Redis(host="127.0.0.1", port=locked.port, **NO_RETRY).get("a")
 
 
 def test_config_set_requirepass_at_run_time(kv) -> None:
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     r.config_set("requirepass", "pw")
     assert r.ping() is True  # an existing client stays authenticated, as in Redis
     with socket.create_connection(("127.0.0.1", kv.port), timeout=5) as s:
@@ -131,7 +133,7 @@ def test_password_compare_is_by_digest() -> None:
 
 def test_auth_replies_match_redis(redis_server: int) -> None:
     """The same exchanges against a real Redis 7.0 with a password set."""
-    r = redis.Redis(port=redis_server)
+    r = redis.Redis(host="127.0.0.1", port=redis_server)
     r.config_set("requirepass", "s3cret pass")
     try:
         with socket.create_connection(("127.0.0.1", redis_server), timeout=5) as s:
@@ -139,7 +141,8 @@ def test_auth_replies_match_redis(redis_server: int) -> None:
             assert exchange(s, resp("AUTH", "wrong")) == WRONGPASS
             assert exchange(s, resp("AUTH", "default", "s3cret pass")) == b"+OK\r\n"
     finally:
-        redis.Redis(port=redis_server, password="s3cret pass").config_set("requirepass", "")
+        redis.Redis(host="127.0.0.1", port=redis_server,
+                    password="s3cret pass").config_set("requirepass", "")
 
 
 # --- protected mode ---------------------------------------------------------------------
@@ -161,7 +164,8 @@ def test_protected_mode_defaults_and_loopback_client_is_allowed(kv) -> None:
     assert from_args([]).protected_mode is True
     assert from_args([]).bind == "127.0.0.1"
     assert raw_exchange(kv.port, b"PING\r\n") == b"+PONG\r\n"
-    assert redis.Redis(port=kv.port).config_get("protected-mode") == {"protected-mode": "yes"}
+    assert redis.Redis(host="127.0.0.1", port=kv.port).config_get("protected-mode") == \
+        {"protected-mode": "yes"}
 
 
 def test_protected_mode_message_is_redis_s(kv) -> None:
@@ -180,7 +184,7 @@ def test_protected_mode_message_is_redis_s(kv) -> None:
     if shutil.which("redis-server"):
         binary = open(shutil.which("redis-server"), "rb").read()
         assert reply[:-2] in binary  # byte for byte the installed Redis's text
-    assert redis.Redis(port=kv.port).info("stats")["rejected_connections"] == 1
+    assert redis.Redis(host="127.0.0.1", port=kv.port).info("stats")["rejected_connections"] == 1
 
 
 # --- rename-command -----------------------------------------------------------------------
@@ -204,7 +208,7 @@ def test_rename_and_disable_dangerous_commands(kv_config) -> None:
     # Renames are per server: a second server in this process is untouched.
     other = ThreadedServer(replace(kv_config, dir=kv_config.dir + "-2")).start()
     try:
-        assert redis.Redis(port=other.port).flushall() is True
+        assert redis.Redis(host="127.0.0.1", port=other.port).flushall() is True
     finally:
         other.stop()
 
@@ -222,7 +226,7 @@ def test_rename_command_from_config_file_and_errors(tmp_path, kv_config) -> None
 
 
 def test_rename_command_cannot_be_set_at_run_time(kv) -> None:
-    r = redis.Redis(port=kv.port)
+    r = redis.Redis(host="127.0.0.1", port=kv.port)
     with pytest.raises(redis.ResponseError, match="Unknown option|immutable"):
         r.config_set("rename-command", "flushall x")
 
@@ -403,10 +407,11 @@ def test_limits_do_not_apply_once_authenticated(locked) -> None:
 
 @pytest.mark.parametrize("payload, reply, closed", UNAUTH_EXCHANGES)
 def test_unauthenticated_limits_match_redis(redis_server: int, payload, reply, closed) -> None:
-    r = redis.Redis(port=redis_server)
+    r = redis.Redis(host="127.0.0.1", port=redis_server)
     r.config_set("requirepass", "s3cret pass")
     try:
         with socket.create_connection(("127.0.0.1", redis_server), timeout=5) as s:
             assert _send_and_read(s, payload, len(reply)) == reply
     finally:
-        redis.Redis(port=redis_server, password="s3cret pass").config_set("requirepass", "")
+        redis.Redis(host="127.0.0.1", port=redis_server,
+                    password="s3cret pass").config_set("requirepass", "")
