@@ -564,8 +564,9 @@ def cmd_command_list(s, argv):
         raise CommandError(SYNTAX)
     kind, value = argv[3].upper(), argv[4].decode("utf-8", "replace")
     if kind == b"PATTERN":
-        from ..keyspace import glob_match
-        return [n for n in names if glob_match(argv[4].lower(), n.encode())]
+        from ..glob import compile_pattern
+        matches = compile_pattern(argv[4], nocase=True)  # Redis: stringmatchlen(..., nocase=1)
+        return [n for n in names if matches(n.encode())]
     if kind == b"ACLCAT":
         cat = "@" + value.lower().lstrip("@")
         return [n for n in names if cat in TABLE[n].acl]
