@@ -12,12 +12,15 @@ way, many in one process.
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import ipaddress
 import logging
 import os
 import socket
+import ssl
 import time
+from dataclasses import replace
 from typing import Any
 
 from . import REDIS_COMPAT_VERSION, __version__
@@ -26,9 +29,10 @@ from .config import Config
 from .connection import Connection, hot_table
 from .core import Core
 from .errors import CorruptionError, StorageError
+from .fdlimit import FileLimitError, fit_maxclients
 from .fs import FileSystem, OSFileSystem
 from .recovery import Progress, Recovered, recover_steps
-from .tls import HANDSHAKE_TIMEOUT, TLSConfigError, server_context
+from .tls import HANDSHAKE_TIMEOUT, TLSConfigError, serve_tls, server_context
 from .wal import WAL
 from .writer import Writer
 
@@ -43,6 +47,21 @@ EXPIRE_SLICE_KEYS = 200
 #: otherwise it takes clients/hz per tick, so each is seen about once a second.
 CLIENTS_CRON_MIN = 5
 _MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
+_SHUTTING_DOWN_REPLY = b"-ERR server is shutting down\r\n"
+#: Listen queue length (Redis's tcp-backlog default).
+LISTEN_BACKLOG = 511
+#: Most connections taken per wakeup of a listener (Redis's
+#: MAX_ACCEPTS_PER_CALL), so a flood of connects cannot starve the clients
+#: already connected.
+MAX_ACCEPTS_PER_CALL = 1000
+#: When accept() fails (EMFILE, ENFILE, ENOBUFS, ENOMEM...) the listening
+#: socket stays readable, so retrying at once would spin: accepting pauses
+#: this long, doubling up to ACCEPT_PAUSE_MAX while it keeps failing, back to
+#: the minimum after the next success.
+ACCEPT_PAUSE_MIN = 0.01
+ACCEPT_PAUSE_MAX = 1.0
+#: accept() failures are logged at most once per this many seconds, with a count.
+ACCEPT_ERROR_LOG_PERIOD = 60.0
 #: Redis 7.0's reply, byte for byte, to a non-loopback client in protected mode.
 _PROTECTED_MODE_REPLY = (
     b"-DENIED Redis is running in protected mode because protected mode is enabled and no "
@@ -92,6 +111,53 @@ def set_keepalive(sock: socket.socket, interval: int) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
+def _nofile() -> int | str:
+    try:
+        import resource
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError):
+        return "unknown"
+
+
+class _Listener:
+    """A listening socket, and the TLS context of its clients (None: plain)."""
+
+    __slots__ = ("sock", "tls")
+
+    def __init__(self, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
+        self.sock = sock
+        self.tls = tls
+
+
+def _bind_tcp(hosts: list[str], port: int, tls: ssl.SSLContext | None) -> list[_Listener]:
+    """Listen on every address of ``hosts`` (one port for all, chosen by the first
+    bind when ``port`` is 0). Raises OSError; sockets bound so far are closed."""
+    listeners: list[_Listener] = []
+    seen = set()
+    try:
+        for host in hosts or [None]:
+            for family, kind, proto, _, addr in socket.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+                if (family, addr) in seen:
+                    continue
+                seen.add((family, addr))
+                sock = socket.socket(family, kind, proto)
+                listeners.append(_Listener(sock, tls))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(listeners) > 1:
+                    addr = (addr[0], listeners[0].sock.getsockname()[1], *addr[2:])
+                sock.bind(addr)
+                sock.listen(LISTEN_BACKLOG)
+                sock.setblocking(False)
+    except BaseException:
+        for listener in listeners:
+            listener.sock.close()
+        raise
+    return listeners
+
+
 class StartupError(Exception):
     """The server cannot start (data dir locked, corrupt data, cannot bind)."""
 
@@ -125,7 +191,17 @@ class Server:
         self.writer: Any = _NotYetWriter()
         self.recovered: Recovered | None = None
         self.exit_code = 0
-        self._servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[_Listener] = []
+        # Accepted connections that are not clients yet (TLS before its
+        # handshake, any socket before connection_made): they count against
+        # maxclients. One token each; _unregistered maps a Connection to its own.
+        self._pending: set[object] = set()
+        self._unregistered: dict[Connection, object] = {}
+        self._starting: set[asyncio.Task] = set()
+        self._accept_pause = ACCEPT_PAUSE_MIN
+        self._accept_resume: asyncio.TimerHandle | None = None
+        self._accept_error_logged = -ACCEPT_ERROR_LOG_PERIOD
+        self._accept_errors_unlogged = 0
         self._lock_fd: int | None = None
         self._expire_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
@@ -145,8 +221,11 @@ class Server:
         cfg = core.config
         transport = conn.transport
         assert transport is not None
-        if len(core.clients) >= cfg.maxclients or self._stopping:
-            reply = b"-ERR server is shutting down\r\n" if self._stopping else _MAX_CLIENTS_REPLY
+        token = self._unregistered.pop(conn, None)
+        self._pending.discard(token)
+        # Admission was decided at accept(); this catches a maxclients lowered since.
+        if len(core.clients) + len(self._pending) >= cfg.maxclients or self._stopping:
+            reply = _SHUTTING_DOWN_REPLY if self._stopping else _MAX_CLIENTS_REPLY
         elif protected_mode_denies(cfg, transport.get_extra_info("peername")):
             reply = _PROTECTED_MODE_REPLY
         else:
@@ -183,6 +262,8 @@ class Server:
             ssl_context = server_context(cfg) if cfg.tls_port else None
         except TLSConfigError as exc:
             raise StartupError(str(exc)) from None
+        self._fit_maxclients()
+        cfg = self.config
         self.fs.makedirs(cfg.dir)
         self._lock()
         loop = asyncio.get_running_loop()
@@ -224,23 +305,138 @@ class Server:
         self._expire_task = loop.create_task(self._active_expire(), name="kvserver-expire")
 
     async def _listen(self, loop: asyncio.AbstractEventLoop, ssl_context: Any = None) -> None:
+        """Bind every listener; accepting starts at once (clients get -LOADING)."""
         cfg = self.config
         hosts = cfg.bind.split()
-        server = await loop.create_server(lambda: Connection(self), hosts, cfg.port,
-                                          reuse_address=True, backlog=511)
-        self._servers.append(server)
-        self.port = server.sockets[0].getsockname()[1]
+        self._listeners += _bind_tcp(hosts, cfg.port, None)
+        self.port = self._listeners[0].sock.getsockname()[1]
         if ssl_context is not None:
-            tserver = await loop.create_server(lambda: Connection(self), hosts, cfg.tls_port,
-                                               reuse_address=True, backlog=511, ssl=ssl_context,
-                                               ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
-            self._servers.append(tserver)
+            self._listeners += _bind_tcp(hosts, cfg.tls_port, ssl_context)
         if cfg.unixsocket:
             if os.path.exists(cfg.unixsocket):
                 os.unlink(cfg.unixsocket)
-            userver = await loop.create_unix_server(lambda: Connection(self), cfg.unixsocket)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listeners.append(_Listener(sock, None))
+            sock.bind(cfg.unixsocket)
             os.chmod(cfg.unixsocket, cfg.unixsocketperm)
-            self._servers.append(userver)
+            sock.listen(LISTEN_BACKLOG)
+            sock.setblocking(False)
+        self._resume_accepting()
+
+    # --- accept ----------------------------------------------------------------
+    #
+    # Our own accept loop rather than loop.create_server(): asyncio's logs a
+    # traceback for every failed accept() and, on EMFILE, retries up to its
+    # backlog times per wakeup (each arming another retry timer), which turned
+    # a low `ulimit -n` into hundreds of thousands of log lines a second. Here a
+    # client over maxclients is told so and closed before it costs anything
+    # else, and failures pause accepting (ACCEPT_PAUSE_MIN..MAX) with one log
+    # line per ACCEPT_ERROR_LOG_PERIOD.
+
+    def _resume_accepting(self) -> None:
+        self._accept_resume = None
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            loop.add_reader(listener.sock.fileno(), self._accept, listener)
+
+    def _accept(self, listener: "_Listener") -> None:
+        for _ in range(MAX_ACCEPTS_PER_CALL):
+            try:
+                sock, _ = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the client gave up while queued
+            except OSError as exc:
+                self._pause_accepting(exc)
+                return
+            self._accept_pause = ACCEPT_PAUSE_MIN
+            self._admit(listener, sock)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            loop.remove_reader(listener.sock.fileno())
+        pause = self._accept_pause
+        self._accept_pause = min(pause * 2, ACCEPT_PAUSE_MAX)
+        self._accept_resume = loop.call_later(pause, self._resume_accepting)
+        now = time.monotonic()
+        if now - self._accept_error_logged < ACCEPT_ERROR_LOG_PERIOD:
+            self._accept_errors_unlogged += 1
+            return
+        self._accept_error_logged = now
+        also = (f"; {self._accept_errors_unlogged} more failures since the last report"
+                if self._accept_errors_unlogged else "")
+        self._accept_errors_unlogged = 0
+        hint = (f" (open file limit {_nofile()}, {len(self.core.clients)} clients, "
+                f"maxclients {self.core.config.maxclients})"
+                if exc.errno in (errno.EMFILE, errno.ENFILE) else "")
+        log.warning("Error accepting a client connection: %s%s; pausing accepts for up to "
+                    "%.2f s at a time, reported at most every %.0f s%s",
+                    exc.strerror or exc, hint, ACCEPT_PAUSE_MAX, ACCEPT_ERROR_LOG_PERIOD, also)
+
+    def _admit(self, listener: "_Listener", sock: socket.socket) -> None:
+        """A new socket: refuse it at once (over maxclients, shutting down) or start it.
+
+        Connections not yet clients (``_pending``: a TLS handshake, or the
+        turn before connection_made) count against maxclients like clients do.
+        """
+        core = self.core
+        if self._stopping or len(core.clients) + len(self._pending) >= core.config.maxclients:
+            core.stats.rejected_connections += 1
+            if listener.tls is None:  # a TLS client could not read a plain-text reply
+                try:
+                    sock.send(_SHUTTING_DOWN_REPLY if self._stopping else _MAX_CLIENTS_REPLY)
+                except OSError:
+                    pass
+            sock.close()
+            return
+        sock.setblocking(False)
+        token = object()
+        self._pending.add(token)
+        task = asyncio.get_running_loop().create_task(self._start_client(listener, sock, token))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _start_client(self, listener: "_Listener", sock: socket.socket,
+                            token: object) -> None:
+        made: list[Connection] = []
+
+        def new_connection() -> Connection:
+            conn = Connection(self)
+            made.append(conn)
+            self._unregistered[conn] = token
+            return conn
+
+        try:
+            if listener.tls is None:
+                await asyncio.get_running_loop().connect_accepted_socket(new_connection, sock)
+            else:
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                    await serve_tls(sock, new_connection, listener.tls)
+        except (OSError, asyncio.TimeoutError) as exc:
+            # A failed or slow handshake, a peer gone already: only this client's business.
+            sock.close()
+            log.debug("client connection not started: %r", exc)
+        finally:
+            self._pending.discard(token)
+            for conn in made:
+                self._unregistered.pop(conn, None)
+
+    def _fit_maxclients(self) -> None:
+        """Redis's adjustOpenFilesLimit: make room for maxclients, or lower it to fit."""
+        try:
+            fit = fit_maxclients(self.config.maxclients)
+        except FileLimitError as exc:
+            raise StartupError(str(exc)) from None
+        if fit.notice:
+            log.info("%s", fit.notice)
+        if fit.warning:
+            log.warning("%s", fit.warning)
+            self.config = replace(self.config, maxclients=fit.maxclients)
+            self.core.set_config(self.config)
 
     async def _recover(self) -> Recovered:
         started = time.monotonic()
@@ -345,9 +541,17 @@ class Server:
         return self.exit_code
 
     async def _close_listeners(self) -> None:
-        for server in self._servers:
-            server.close()
-        self._servers = []
+        self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._accept_resume is not None:
+            self._accept_resume.cancel()
+            self._accept_resume = None
+        for listener in self._listeners:
+            loop.remove_reader(listener.sock.fileno())
+            listener.sock.close()
+        self._listeners = []
 
     async def stop(self, save: bool | None = None) -> None:
         """Stop accepting, finish in-flight requests, optionally checkpoint, close."""
@@ -356,10 +560,10 @@ class Server:
             return
         self._stopping = True
         log.info("shutting down (save=%s)", save)
-        # Stop accepting new clients. (Server.wait_closed() would wait for
-        # every open connection to end, which is not what we want here.)
-        for server in self._servers:
-            server.close()
+        # Stop accepting new clients; drop those still in their TLS handshake.
+        self._stop_listening()
+        for task in list(self._starting):
+            task.cancel()
         if self._expire_task is not None:
             self._expire_task.cancel()
         if isinstance(self.writer, Writer):

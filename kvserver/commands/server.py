@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import os
 import platform
 import re
@@ -12,6 +14,7 @@ import time
 from .. import REDIS_COMPAT_VERSION, __version__
 from ..config import OPTIONS_BY_NAME, ConfigError
 from ..errors import DB_INDEX, SYNTAX, CommandError
+from ..fdlimit import FileLimitError, fit_maxclients
 from ..numbers import parse_int
 from ..protocol import NO_REPLY, OK, PONG, Simple
 from . import TABLE, Command, command, dispatch_subcommand
@@ -341,8 +344,24 @@ def cmd_config_set(s, argv):
         except ConfigError as exc:
             raise CommandError(f"ERR CONFIG SET failed (possibly related to argument "
                                f"'{name}') - {exc.reason}") from None
+    if config.maxclients > s.core.config.maxclients:
+        _check_maxclients(config.maxclients)
     s.core.set_config(config)
     return OK
+
+
+def _check_maxclients(maxclients: int) -> None:
+    """Redis's updateMaxclients: raise the open file limit for more clients, or refuse."""
+    try:
+        fit = fit_maxclients(maxclients)
+    except FileLimitError:
+        fit = None
+    if fit is None or fit.maxclients < maxclients:
+        if fit is not None:
+            logging.getLogger("kvserver").warning("%s", fit.warning)
+        raise CommandError("ERR CONFIG SET failed (possibly related to argument 'maxclients') - "
+                           "The operating system is not able to handle the specified number "
+                           f"of clients, try with {fit.maxclients if fit else 1}")
 
 
 @command("resetstat", 2, "admin noscript loading stale", parent="config", group="server",
