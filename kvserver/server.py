@@ -62,6 +62,11 @@ ACCEPT_PAUSE_MIN = 0.01
 ACCEPT_PAUSE_MAX = 1.0
 #: accept() failures are logged at most once per this many seconds, with a count.
 ACCEPT_ERROR_LOG_PERIOD = 60.0
+#: Once this many connections have gone since the most there were, the
+#: server's cycle hands free heap memory back to the system (malloc_trim):
+#: thousands of short-lived connections (a flood of TLS handshakes) otherwise
+#: leave the heap fragmented and the RSS high long after they are gone.
+TRIM_AFTER_CONNECTIONS_GONE = 256
 #: Redis 7.0's reply, byte for byte, to a non-loopback client in protected mode.
 _PROTECTED_MODE_REPLY = (
     b"-DENIED Redis is running in protected mode because protected mode is enabled and no "
@@ -109,6 +114,21 @@ def set_keepalive(sock: socket.socket, interval: int) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, interval // 3))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+
+
+def _load_malloc_trim() -> Any:
+    """glibc's malloc_trim, or None (another libc, no ctypes)."""
+    try:
+        import ctypes
+        trim = ctypes.CDLL(None).malloc_trim
+    except (ImportError, OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_malloc_trim = _load_malloc_trim()
 
 
 def _nofile() -> int | str:
@@ -202,6 +222,9 @@ class Server:
         self._accept_resume: asyncio.TimerHandle | None = None
         self._accept_error_logged = -ACCEPT_ERROR_LOG_PERIOD
         self._accept_errors_unlogged = 0
+        #: The most connections (clients + pending) since the heap was last trimmed.
+        self._connections_peak = 0
+        self._trim_due = False
         self._lock_fd: int | None = None
         self._expire_task: asyncio.Task | None = None
         self._stopped = asyncio.Event()
@@ -396,6 +419,8 @@ class Server:
         sock.setblocking(False)
         token = object()
         self._pending.add(token)
+        self._connections_peak = max(self._connections_peak,
+                                     len(core.clients) + len(self._pending))
         task = asyncio.get_running_loop().create_task(self._start_client(listener, sock, token))
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
@@ -420,6 +445,10 @@ class Server:
             # A failed or slow handshake, a peer gone already: only this client's business.
             sock.close()
             log.debug("client connection not started: %r", exc)
+            # Its traceback holds serve_tls's frame, whose future holds the
+            # exception: a cycle only the cyclic GC frees, late, with the whole
+            # TLS state in it. Cut it so the memory goes now.
+            exc.__traceback__ = None
         finally:
             self._pending.discard(token)
             for conn in made:
@@ -495,12 +524,28 @@ class Server:
             now = time.monotonic()
             self.core.ops_samples.append((now, self.core.stats.total_commands))
             self._clients_cron(now)
+            self._trim_heap()
             self.core.sample_memory()
             deadline = now + period / 4
             while ks.active_expire_cycle(EXPIRE_SLICE_KEYS) == EXPIRE_SLICE_KEYS:
                 if time.monotonic() >= deadline:
                     break
                 await asyncio.sleep(0)
+
+    def _trim_heap(self) -> None:
+        """Give free heap pages back once many connections have come and gone.
+
+        The trim runs one tick after the drop is seen: a connection leaves the
+        count a little before the last of its objects is freed.
+        """
+        if self._trim_due:
+            self._trim_due = False
+            if _malloc_trim is not None:
+                _malloc_trim(0)
+        now_open = len(self.core.clients) + len(self._pending)
+        if self._connections_peak - now_open >= TRIM_AFTER_CONNECTIONS_GONE:
+            self._connections_peak = now_open
+            self._trim_due = True
 
     def _clients_cron(self, now: float) -> None:
         """Close idle clients (``timeout``) and clients over their output buffer soft limit.

@@ -61,6 +61,8 @@ async def serve_tls(sock: socket.socket, protocol_factory: Callable[[], asyncio.
     loop = asyncio.get_running_loop()
     try:
         await _readable(sock)
+        if not sock.recv(1, socket.MSG_PEEK):
+            raise ConnectionResetError("the client left before its TLS handshake")
     except BaseException:
         sock.close()
         raise
