@@ -118,12 +118,20 @@ def _parse_class(pattern: bytes, i: int, nocase: bool) -> tuple[bytes, int]:
     return bytes(flags), i + 1
 
 
-def tokenize(pattern: bytes, nocase: bool = False) -> list[int | bytes]:
+def tokenize(pattern: bytes, nocase: bool = False,
+             longest: int | None = None) -> list[int | bytes | bytearray] | None:
     """The pattern as items: _STAR, _ANY, a run of literal bytes, or a class's
-    256 flags (as ``bytearray``). Consecutive stars are one _STAR."""
+    256 flags (as ``bytearray``); consecutive stars are one _STAR.
+
+    None if the pattern can match no string: one past Redis's nesting limit,
+    or (``longest`` given) none of at most ``longest`` bytes. Either is seen
+    as soon as it is reached, so a huge pattern costs no more than that.
+    """
     items: list = []
     n = len(pattern)
     i = 0
+    need = 0  # bytes a matching string needs, so far
+    stars = 0
     while i < n:
         m = _TOKEN_RE.match(pattern, i)
         assert m is not None
@@ -131,19 +139,29 @@ def tokenize(pattern: bytes, nocase: bool = False) -> list[int | bytes]:
         c = tok[0]
         if c == 42:  # *
             items.append(_STAR)
+            stars += 1
             i = m.end()
-        elif c == 63:  # ?
+            continue
+        if stars > MAX_NESTING:
+            return None  # Redis's nesting limit: see the module docstring
+        if c == 63:  # ?
             items.append(_ANY)
             i += 1
+            need += 1
         elif c == 91:  # [
             flags, i = _parse_class(pattern, i + 1, nocase)
             items.append(bytearray(flags))
+            need += 1
         elif c == 92 and i + 1 < n:  # \x
             items.append(pattern[i + 1:i + 2])
             i += 2
+            need += 1
         else:  # a literal run (or a trailing backslash)
             items.append(tok)
             i = m.end()
+            need += len(tok)
+        if longest is not None and need > longest:
+            return None
     return items
 
 
@@ -208,12 +226,12 @@ def _never(s: bytes) -> bool:
     return False
 
 
-def _compile(pattern: bytes, nocase: bool) -> Matcher:
+def _compile(pattern: bytes, nocase: bool, longest: int | None) -> Matcher:
     if not pattern:
         return lambda s: not s
-    items = tokenize(pattern, nocase)
-    if any(isinstance(x, bytearray) and not any(x) for x in items):
-        return _never  # a class that holds no byte: nothing of length >= 1 matches
+    items = tokenize(pattern, nocase, longest)
+    if items is None or any(isinstance(x, bytearray) and not any(x) for x in items):
+        return _never  # or a class that holds no byte: nothing of length >= 1 matches
     segments: list[list] = [[]]
     for x in items:
         if x == _STAR:
@@ -221,8 +239,6 @@ def _compile(pattern: bytes, nocase: bool) -> Matcher:
         else:
             segments[-1].append(x)
     stars = len(segments) - 1
-    if stars > MAX_NESTING and any(segments[MAX_NESTING + 1:]):
-        return _never  # Redis's nesting limit: see the module docstring
     segs = [_Segment(seg, nocase) for seg in segments]
     first, last = segs[0], segs[-1]
     if stars == 0:
@@ -287,21 +303,35 @@ def _compile(pattern: bytes, nocase: bool) -> Matcher:
 _CACHE: dict[tuple[bytes, bool], Matcher] = {}
 
 
-def compile_pattern(pattern: bytes, nocase: bool = False) -> Matcher:
+def compile_pattern(pattern: bytes, nocase: bool = False,
+                    longest: int | None = None) -> Matcher:
     """A function telling whether a byte string matches ``pattern`` (see the module doc).
 
     Compiling costs time linear in the pattern; each match then costs at
-    most O(len(pattern) * len(string)).
+    most O(len(pattern) * len(string)). Callers that know the longest string
+    they will ask about pass it as ``longest`` for patterns over
+    CACHE_PATTERN_BYTES: compiling then stops once the pattern needs more
+    bytes than that (the matcher must not be asked about longer strings), so
+    a megabyte of ``?`` costs what the keys are worth, not seconds.
     """
-    key = (pattern, nocase)
-    matcher = _CACHE.get(key)
-    if matcher is None:
-        matcher = _compile(pattern, nocase)
-        if len(pattern) <= CACHE_PATTERN_BYTES:
+    if len(pattern) <= CACHE_PATTERN_BYTES:
+        key = (pattern, nocase)
+        matcher = _CACHE.get(key)
+        if matcher is None:
+            matcher = _compile(pattern, nocase, None)
             if len(_CACHE) >= CACHE_ENTRIES:
                 _CACHE.clear()
             _CACHE[key] = matcher
-    return matcher
+        return matcher
+    return _compile(pattern, nocase, longest)
+
+
+def matcher_for(pattern: bytes, strings, nocase: bool = False) -> Matcher:
+    """compile_pattern for a pattern to be tried on ``strings`` (a collection
+    it may iterate once more, to find the longest when the pattern is long)."""
+    if len(pattern) <= CACHE_PATTERN_BYTES:
+        return compile_pattern(pattern, nocase)
+    return compile_pattern(pattern, nocase, max(map(len, strings), default=0))
 
 
 def stringmatch(pattern: bytes, string: bytes, nocase: bool = False) -> bool:

@@ -310,3 +310,20 @@ def test_keys_like_redis(kv, redis_server):
 def test_compiled_patterns_are_cached():
     assert compile_pattern(b"user:*") is compile_pattern(b"user:*")
     assert compile_pattern(b"x" * 100_000) is not compile_pattern(b"x" * 100_000)
+
+
+def test_long_patterns_are_compiled_only_as_far_as_the_keys_reach(kv):
+    """A pattern over CACHE_PATTERN_BYTES is cut off at the longest key's length
+    (a megabyte of "?" would otherwise take seconds to compile); answers stay exact."""
+    from kvserver.glob import CACHE_PATTERN_BYTES, matcher_for, tokenize
+    assert tokenize(b"?" * 10**6, longest=10) is None
+    assert tokenize(b"*a" * 1001 + b"*", longest=None) is None  # the nesting limit, early
+    n = CACHE_PATTERN_BYTES + 5
+    key = b"k" * n
+    assert _call(kv.port, b"SET", key, b"1") == b"+OK\r\n"
+    assert _call(kv.port, b"SET", b"short", b"1") == b"+OK\r\n"
+    for pattern, expected in ((b"?" * n, {key}), (b"?" * (n + 1), set()),
+                              (b"k" * (n - 1) + b"*", {key}), (b"[k]" * n, {key}),
+                              (b"*" + b"?" * (n - 1), {key}), (b"?" * 10**6, set())):
+        assert _keys(kv.port, pattern) == expected, len(pattern)
+        assert {k for k in (key, b"short") if matcher_for(pattern, [key, b"short"])(k)} == expected

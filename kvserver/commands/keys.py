@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..errors import DB_INDEX, INVALID_EXPIRE, NO_SUCH_KEY, NOT_INTEGER, SYNTAX, CommandError
-from ..glob import compile_pattern
+from ..glob import matcher_for
 from ..numbers import INT64_MAX, INT64_MIN, parse_int
 from ..protocol import OK, Simple
 from . import command
@@ -193,7 +193,7 @@ def cmd_keys(s, argv):
     if pattern == b"*":  # Redis's allkeys: unlike stringmatchlen, it takes the empty key
         candidates = list(db.data)
     else:
-        candidates = list(filter(compile_pattern(pattern), db.data))
+        candidates = list(filter(matcher_for(pattern, db.data), db.data))
     # Filter expired keys without deleting them here: KEYS is a read of many
     # keys, and Redis's KEYS skips expired keys the same way.
     if expires and ks.expiry_enabled:
@@ -245,10 +245,10 @@ def cmd_scan(s, argv):
         i += 2
     ks = s.core.keyspace
     db = s.db
+    next_cursor, keys = db.scan(cursor, count)
     # The one-byte pattern "*" is no filter at all (Redis's use_pattern), so
     # it takes the empty key, which stringmatchlen would not.
-    matches = compile_pattern(pattern) if pattern is not None and pattern != b"*" else None
-    next_cursor, keys = db.scan(cursor, count)
+    matches = matcher_for(pattern, keys) if pattern is not None and pattern != b"*" else None
     out = []
     for key in keys:
         if matches is not None and not matches(key):

@@ -583,9 +583,10 @@ def cmd_command_list(s, argv):
         raise CommandError(SYNTAX)
     kind, value = argv[3].upper(), argv[4].decode("utf-8", "replace")
     if kind == b"PATTERN":
-        from ..glob import compile_pattern
-        matches = compile_pattern(argv[4], nocase=True)  # Redis: stringmatchlen(..., nocase=1)
-        return [n for n in names if matches(n.encode())]
+        from ..glob import matcher_for
+        encoded = [n.encode() for n in names]
+        matches = matcher_for(argv[4], encoded, nocase=True)  # Redis: stringmatchlen(..., 1)
+        return [n for n, e in zip(names, encoded) if matches(e)]
     if kind == b"ACLCAT":
         cat = "@" + value.lower().lstrip("@")
         return [n for n in names if cat in TABLE[n].acl]
