@@ -25,9 +25,11 @@ segments of one-byte items, so the pattern is ``S0 * S1 * ... * Sk``. Every
 segment has a fixed length, so matching ``S1 .. Sk-1`` each at its leftmost
 place after the previous one is exact (an earlier end never leaves less room
 for the rest): ``S0`` must match at the start, ``Sk`` at the end, the others
-are searched once each, left to right. That is at most
-O(len(pattern) * len(string)) and never backtracks. Literal segments use
-``bytes`` methods; the others one regex each without repetition.
+are found once each, left to right, and never tried again. That is at most
+O(len(pattern) * len(string)). The common shapes (``prefix*``, ``*suffix``,
+``*sub*``, no star) are ``bytes`` operations; the rest is one regex in which
+each middle segment is an atomic group ``(?>.*?Si)`` (Python 3.11), which the
+engine never re-enters.
 """
 
 from __future__ import annotations
@@ -193,33 +195,22 @@ def _literal_regex(lit: bytes, nocase: bool) -> bytes:
 
 
 class _Segment:
-    """A run of one-byte items between star groups: its length and how to match it."""
+    """A run of one-byte items between star groups: its length, and its bytes
+    (``literal``) or a regex for it (``source``, no repetition in it)."""
 
-    __slots__ = ("length", "literal", "regex")
+    __slots__ = ("length", "literal", "source", "regex")
 
     def __init__(self, items: list, nocase: bool) -> None:
         self.length = sum(len(x) if isinstance(x, bytes) else 1 for x in items)
         if all(isinstance(x, bytes) for x in items) and not nocase:
             self.literal: bytes | None = b"".join(items)
-            self.regex = None
+            self.source = re.escape(self.literal)
         else:
             self.literal = None
-            parts = [b"." if x == _ANY else _literal_regex(x, nocase) if isinstance(x, bytes)
-                     else _class_regex(x) for x in items]
-            self.regex = re.compile(b"".join(parts), re.DOTALL)
-
-    def at(self, s: bytes, pos: int) -> bool:
-        if self.literal is not None:
-            return s.startswith(self.literal, pos)
-        return self.regex.match(s, pos) is not None
-
-    def find(self, s: bytes, pos: int, endpos: int) -> int:
-        """End of the leftmost occurrence within s[pos:endpos], or -1."""
-        if self.literal is not None:
-            at = s.find(self.literal, pos, endpos)
-            return -1 if at < 0 else at + self.length
-        m = self.regex.search(s, pos, endpos)
-        return -1 if m is None else m.end()
+            self.source = b"".join(
+                b"." if x == _ANY else _literal_regex(x, nocase) if isinstance(x, bytes)
+                else _class_regex(x) for x in items)
+        self.regex = None if self.literal is not None else re.compile(self.source, re.DOTALL)
 
 
 def _never(s: bytes) -> bool:
@@ -266,38 +257,17 @@ def _compile(pattern: bytes, nocase: bool, longest: int | None) -> Matcher:
     if not middle and last.length == 0 and first.length:
         regex = first.regex  # S0* with classes or ?: S0 at the start is all it takes
         return lambda s: regex.match(s) is not None
-    if all(seg.literal is not None for seg in segs):
-        head, tail = first.literal, last.literal
-        mids = [seg.literal for seg in middle]
-
-        def match_literals(s: bytes) -> bool:
-            if len(s) < least or not s or not s.startswith(head) or not s.endswith(tail):
-                return False
-            pos, end = len(head), len(s) - len(tail)
-            for lit in mids:
-                pos = s.find(lit, pos, end)
-                if pos < 0:
-                    return False
-                pos += len(lit)
-            return True
-
-        return match_literals
-
-    def match(s: bytes) -> bool:
-        n = len(s)
-        if n < least or not s:
-            return False
-        end = n - last.length
-        if not first.at(s, 0) or not last.at(s, end):
-            return False
-        pos = first.length
-        for seg in middle:
-            pos = seg.find(s, pos, end)
-            if pos < 0:
-                return False
-        return True
-
-    return match
+    # Everything else as one regex: S0 at the start, each middle segment in
+    # an atomic group at its leftmost place after the one before (the group is
+    # never re-entered, so a failure never backtracks across stars), and the
+    # last segment at the end: O(len(pattern) * len(string)) in the worst case.
+    source = (first.source
+              + b"".join(b"(?>.*?" + seg.source + b")" for seg in middle)
+              + b".*" + last.source + b"\\Z")
+    regex = re.compile(source, re.DOTALL)
+    if least == 0:
+        return lambda s: s != b"" and regex.match(s) is not None
+    return lambda s: regex.match(s) is not None
 
 
 _CACHE: dict[tuple[bytes, bool], Matcher] = {}
