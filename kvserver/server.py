@@ -17,6 +17,7 @@ import fcntl
 import ipaddress
 import logging
 import os
+import resource
 import socket
 import ssl
 import time
@@ -133,9 +134,8 @@ _malloc_trim = _load_malloc_trim()
 
 def _nofile() -> int | str:
     try:
-        import resource
         return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, OSError):
+    except OSError:
         return "unknown"
 
 
