@@ -327,3 +327,23 @@ def test_long_patterns_are_compiled_only_as_far_as_the_keys_reach(kv):
                               (b"*" + b"?" * (n - 1), {key}), (b"?" * 10**6, set())):
         assert _keys(kv.port, pattern) == expected, len(pattern)
         assert {k for k in (key, b"short") if matcher_for(pattern, [key, b"short"])(k)} == expected
+
+
+NOCASE_PATTERNS = [b"GET*", b"g?T", b"[A-Z]et", b"[Z-a]*", b"[\\G]et", b"[\\g]et", b"*SET*",
+                   b"[^S]ET", b"[a-F]*", b"h*", b"*", b"[G][E][T]", b"x*", b"C*|*"]
+
+
+def _command_list(port: int, pattern: bytes) -> set[bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(b"*5\r\n$7\r\nCOMMAND\r\n$4\r\nLIST\r\n$8\r\nFILTERBY\r\n$7\r\nPATTERN\r\n"
+                     b"$%d\r\n%s\r\n" % (len(pattern), pattern))
+        return set(_read_array(sock.makefile("rb")))
+
+
+def test_command_list_nocase_like_redis(kv, redis_server):
+    """COMMAND LIST FILTERBY PATTERN matches without case, as Redis's does
+    (compared on the commands both servers have; Redis lists subcommands too)."""
+    ours = _command_list(kv.port, b"*")
+    for pattern in NOCASE_PATTERNS:
+        theirs = _command_list(redis_server, pattern)
+        assert _command_list(kv.port, pattern) == theirs & ours, pattern
