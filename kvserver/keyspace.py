@@ -23,7 +23,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-import re
 import time
 from typing import Callable, Iterator
 
@@ -248,63 +247,3 @@ class Keyspace:
         # Mostly expired keys: keep the last candidate rather than loop forever
         # (Redis returns an expired key in the same situation).
         return next(iter(db.data), None)
-
-
-# --- Redis glob patterns (KEYS, SCAN MATCH) -------------------------------
-
-_GLOB_CACHE: dict[bytes, "re.Pattern[bytes]"] = {}
-
-
-def glob_to_regex(pattern: bytes) -> "re.Pattern[bytes]":
-    """Compile a Redis glob (``* ? [abc] [^a-z] \\x``) to a regex matching whole keys."""
-    cached = _GLOB_CACHE.get(pattern)
-    if cached is not None:
-        return cached
-    out = bytearray()
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == 42:  # *
-            out += b".*"
-        elif c == 63:  # ?
-            out += b"."
-        elif c == 92 and i + 1 < n:  # backslash escapes the next byte
-            i += 1
-            out += re.escape(pattern[i:i + 1])
-        elif c == 91:  # [
-            i += 1
-            negate = i < n and pattern[i] == 94
-            if negate:
-                i += 1
-            items = bytearray()
-            while i < n and pattern[i] != 93:
-                if pattern[i] == 92 and i + 1 < n:
-                    i += 1
-                    items += re.escape(pattern[i:i + 1])
-                elif i + 2 < n and pattern[i + 1] == 45:
-                    # A range, even "a-]": Redis's stringmatchlen takes the
-                    # "]" as the range's end and the class goes on.
-                    lo, hi = sorted((pattern[i], pattern[i + 2]))
-                    items += b"%s-%s" % (re.escape(bytes([lo])), re.escape(bytes([hi])))
-                    i += 2
-                else:
-                    items += re.escape(pattern[i:i + 1])
-                i += 1
-            if not items:
-                out += b"(?!)" if not negate else b"."
-            else:
-                out += b"[" + (b"^" if negate else b"") + bytes(items) + b"]"
-        else:
-            out += re.escape(pattern[i:i + 1])
-        i += 1
-    compiled = re.compile(bytes(out) + b"\\Z", re.DOTALL)
-    if len(_GLOB_CACHE) > 256:
-        _GLOB_CACHE.clear()
-    _GLOB_CACHE[pattern] = compiled
-    return compiled
-
-
-def glob_match(pattern: bytes, key: bytes) -> bool:
-    if pattern == b"*":
-        return True
-    return glob_to_regex(pattern).match(key) is not None

@@ -17,8 +17,11 @@ import fcntl
 import ipaddress
 import logging
 import os
+import resource
 import socket
+import ssl
 import time
+from dataclasses import replace
 from typing import Any
 
 from . import REDIS_COMPAT_VERSION, __version__
@@ -28,10 +31,11 @@ from .connection import Connection, hot_table
 from .core import Core
 from .errors import CorruptionError, StorageError
 from .exitcodes import EXIT_DATA, EXIT_FAILURE, EXIT_USAGE
+from .fdlimit import FileLimitError, fit_maxclients
 from .fs import FileSystem, OSFileSystem
 from .recovery import Progress, Recovered, recover_steps
 from .redis_directives import REDIS_COMMANDS
-from .tls import HANDSHAKE_TIMEOUT, TLSConfigError, server_context
+from .tls import HANDSHAKE_TIMEOUT, TLSConfigError, serve_tls, server_context
 from .wal import WAL
 from .writer import Writer
 
@@ -50,6 +54,26 @@ CLIENTS_CRON_MIN = 5
 _SKIPPABLE_BIND_ERRORS = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT,
                           errno.ENOPROTOOPT, errno.ESOCKTNOSUPPORT, errno.EOPNOTSUPP)
 _MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
+_SHUTTING_DOWN_REPLY = b"-ERR server is shutting down\r\n"
+#: Listen queue length (Redis's tcp-backlog default).
+LISTEN_BACKLOG = 511
+#: Most connections taken per wakeup of a listener (Redis's
+#: MAX_ACCEPTS_PER_CALL), so a flood of connects cannot starve the clients
+#: already connected.
+MAX_ACCEPTS_PER_CALL = 1000
+#: When accept() fails (EMFILE, ENFILE, ENOBUFS, ENOMEM...) the listening
+#: socket stays readable, so retrying at once would spin: accepting pauses
+#: this long, doubling up to ACCEPT_PAUSE_MAX while it keeps failing, back to
+#: the minimum after the next success.
+ACCEPT_PAUSE_MIN = 0.01
+ACCEPT_PAUSE_MAX = 1.0
+#: accept() failures are logged at most once per this many seconds, with a count.
+ACCEPT_ERROR_LOG_PERIOD = 60.0
+#: Once this many connections have gone since the most there were, the
+#: server's cycle hands free heap memory back to the system (malloc_trim):
+#: thousands of short-lived connections (a flood of TLS handshakes) otherwise
+#: leave the heap fragmented and the RSS high long after they are gone.
+TRIM_AFTER_CONNECTIONS_GONE = 256
 #: Redis 7.0's reply, byte for byte, to a non-loopback client in protected mode.
 _PROTECTED_MODE_REPLY = (
     b"-DENIED Redis is running in protected mode because protected mode is enabled and no "
@@ -113,6 +137,69 @@ def set_keepalive(sock: socket.socket, interval: int) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
+def _load_malloc_trim() -> Any:
+    """glibc's malloc_trim, or None (another libc, no ctypes)."""
+    try:
+        import ctypes
+        trim = ctypes.CDLL(None).malloc_trim
+    except (ImportError, OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def _nofile() -> int | str:
+    try:
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except OSError:
+        return "unknown"
+
+
+class _Listener:
+    """A listening socket, and the TLS context of its clients (None: plain)."""
+
+    __slots__ = ("sock", "tls")
+
+    def __init__(self, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
+        self.sock = sock
+        self.tls = tls
+
+
+def _bind_tcp(hosts: list[str], port: int, tls: ssl.SSLContext | None,
+              backlog: int = LISTEN_BACKLOG) -> list[_Listener]:
+    """Listen on every address of ``hosts`` (one port for all, chosen by the first
+    bind when ``port`` is 0) with a listen queue of ``backlog`` (tcp-backlog).
+    Raises OSError; sockets bound so far are closed."""
+    listeners: list[_Listener] = []
+    seen = set()
+    try:
+        for host in hosts or [None]:
+            for family, kind, proto, _, addr in socket.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+                if (family, addr) in seen:
+                    continue
+                seen.add((family, addr))
+                sock = socket.socket(family, kind, proto)
+                listeners.append(_Listener(sock, tls))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(listeners) > 1:
+                    addr = (addr[0], listeners[0].sock.getsockname()[1], *addr[2:])
+                sock.bind(addr)
+                sock.listen(backlog)
+                sock.setblocking(False)
+    except BaseException:
+        for listener in listeners:
+            listener.sock.close()
+        raise
+    return listeners
+
+
 class StartupError(Exception):
     """The server cannot start (data dir locked, corrupt data, cannot bind).
 
@@ -154,7 +241,20 @@ class Server:
         self.writer: Any = _NotYetWriter()
         self.recovered: Recovered | None = None
         self.exit_code = 0
-        self._servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[_Listener] = []
+        # Accepted connections that are not clients yet (TLS before its
+        # handshake, any socket before connection_made): they count against
+        # maxclients. One token each; _unregistered maps a Connection to its own.
+        self._pending: set[object] = set()
+        self._unregistered: dict[Connection, object] = {}
+        self._starting: set[asyncio.Task] = set()
+        self._accept_pause = ACCEPT_PAUSE_MIN
+        self._accept_resume: asyncio.TimerHandle | None = None
+        self._accept_error_logged = -ACCEPT_ERROR_LOG_PERIOD
+        self._accept_errors_unlogged = 0
+        #: The most connections (clients + pending) since the heap was last trimmed.
+        self._connections_peak = 0
+        self._trim_due = False
         self._lock_fd: int | None = None
         self._lock_created = False
         self._expire_task: asyncio.Task | None = None
@@ -175,8 +275,11 @@ class Server:
         cfg = core.config
         transport = conn.transport
         assert transport is not None
-        if len(core.clients) >= cfg.maxclients or self._stopping:
-            reply = b"-ERR server is shutting down\r\n" if self._stopping else _MAX_CLIENTS_REPLY
+        token = self._unregistered.pop(conn, None)
+        self._pending.discard(token)
+        # Admission was decided at accept(); this catches a maxclients lowered since.
+        if len(core.clients) + len(self._pending) >= cfg.maxclients or self._stopping:
+            reply = _SHUTTING_DOWN_REPLY if self._stopping else _MAX_CLIENTS_REPLY
         elif protected_mode_denies(cfg, transport.get_extra_info("peername")):
             reply = _PROTECTED_MODE_REPLY
         else:
@@ -226,6 +329,8 @@ class Server:
             ssl_context = server_context(cfg) if cfg.tls_port else None
         except TLSConfigError as exc:
             raise StartupError(str(exc), exit_code=EXIT_USAGE) from None
+        self._fit_maxclients()
+        cfg = self.config
         # Listen before touching the data directory: a start that fails on
         # a busy port leaves no directory and no LOCK behind. Clients that
         # connect in between get -LOADING until recovery is done.
@@ -280,7 +385,8 @@ class Server:
         self._expire_task = loop.create_task(self._active_expire(), name="kvserver-expire")
 
     async def _listen(self, loop: asyncio.AbstractEventLoop, ssl_context: Any = None) -> None:
-        """Listen on the TCP (and TLS) port of every ``bind`` address.
+        """Bind the TCP (and TLS) port of every ``bind`` address; accepting starts
+        once the data directory is ours (_listen_unix), clients get -LOADING.
 
         As in Redis 7, an address written with a leading ``-`` is optional:
         if it cannot be used (no IPv6, say) it is skipped, not fatal.
@@ -290,42 +396,166 @@ class Server:
         ports = [(cfg.port, None)]
         if ssl_context is not None:
             ports.append((cfg.tls_port, ssl_context))
-        for port, ssl in ports:
-            extra = ({"ssl": ssl, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT}
-                     if ssl is not None else {})
+        for port, tls in ports:
+            bound = []
             if required:
-                server = await loop.create_server(lambda: Connection(self), required,
-                                                  port, reuse_address=True,
-                                                  backlog=cfg.tcp_backlog, **extra)
-                self._servers.append(server)
-                if ssl is None:
-                    self.port = port = server.sockets[0].getsockname()[1]
+                bound = _bind_tcp(required, port, tls, cfg.tcp_backlog)
+                self._listeners += bound
+                if port == 0:
+                    port = bound[0].sock.getsockname()[1]
             for host in optional:
                 try:
-                    server = await loop.create_server(lambda: Connection(self), host, port,
-                                                      reuse_address=True,
-                                                      backlog=cfg.tcp_backlog, **extra)
+                    more = _bind_tcp([host], port, tls, cfg.tcp_backlog)
                 except OSError as exc:
                     if exc.errno not in _SKIPPABLE_BIND_ERRORS:
                         raise
                     log.warning("could not listen on optional address %s: %s (skipped)",
                                 host, exc.strerror)
                     continue
-                self._servers.append(server)
-                if ssl is None and not required and port == 0:
-                    self.port = port = server.sockets[0].getsockname()[1]
-        if not self._servers:
-            raise OSError(errno.EADDRNOTAVAIL, "none of the bind addresses is available")
+                self._listeners += more
+                bound += more
+                if port == 0:
+                    port = more[0].sock.getsockname()[1]
+            if tls is None:
+                if not bound:
+                    raise OSError(errno.EADDRNOTAVAIL, "none of the bind addresses is available")
+                self.port = port
 
     async def _listen_unix(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The Unix socket, once the data dir is ours (the old socket file is replaced)."""
+        """The Unix socket, once the data dir is ours (the old socket file is replaced);
+        then every listener starts accepting."""
         cfg = self.config
         if cfg.unixsocket:
             if os.path.exists(cfg.unixsocket):
                 os.unlink(cfg.unixsocket)
-            userver = await loop.create_unix_server(lambda: Connection(self), cfg.unixsocket)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listeners.append(_Listener(sock, None))
+            sock.bind(cfg.unixsocket)
             os.chmod(cfg.unixsocket, cfg.unixsocketperm)
-            self._servers.append(userver)
+            sock.listen(cfg.tcp_backlog)
+            sock.setblocking(False)
+        self._resume_accepting()
+
+    # --- accept ----------------------------------------------------------------
+    #
+    # Our own accept loop rather than loop.create_server(): asyncio's logs a
+    # traceback for every failed accept() and, on EMFILE, retries up to its
+    # backlog times per wakeup (each arming another retry timer), which turned
+    # a low `ulimit -n` into hundreds of thousands of log lines a second. Here a
+    # client over maxclients is told so and closed before it costs anything
+    # else, and failures pause accepting (ACCEPT_PAUSE_MIN..MAX) with one log
+    # line per ACCEPT_ERROR_LOG_PERIOD.
+
+    def _resume_accepting(self) -> None:
+        self._accept_resume = None
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            loop.add_reader(listener.sock.fileno(), self._accept, listener)
+
+    def _accept(self, listener: "_Listener") -> None:
+        for _ in range(MAX_ACCEPTS_PER_CALL):
+            try:
+                sock, _ = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the client gave up while queued
+            except OSError as exc:
+                self._pause_accepting(exc)
+                return
+            self._accept_pause = ACCEPT_PAUSE_MIN
+            self._admit(listener, sock)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            loop.remove_reader(listener.sock.fileno())
+        pause = self._accept_pause
+        self._accept_pause = min(pause * 2, ACCEPT_PAUSE_MAX)
+        self._accept_resume = loop.call_later(pause, self._resume_accepting)
+        now = time.monotonic()
+        if now - self._accept_error_logged < ACCEPT_ERROR_LOG_PERIOD:
+            self._accept_errors_unlogged += 1
+            return
+        self._accept_error_logged = now
+        also = (f"; {self._accept_errors_unlogged} more failures since the last report"
+                if self._accept_errors_unlogged else "")
+        self._accept_errors_unlogged = 0
+        hint = (f" (open file limit {_nofile()}, {len(self.core.clients)} clients, "
+                f"maxclients {self.core.config.maxclients})"
+                if exc.errno in (errno.EMFILE, errno.ENFILE) else "")
+        log.warning("Error accepting a client connection: %s%s; pausing accepts for up to "
+                    "%.2f s at a time, reported at most every %.0f s%s",
+                    exc.strerror or exc, hint, ACCEPT_PAUSE_MAX, ACCEPT_ERROR_LOG_PERIOD, also)
+
+    def _admit(self, listener: "_Listener", sock: socket.socket) -> None:
+        """A new socket: refuse it at once (over maxclients, shutting down) or start it.
+
+        Connections not yet clients (``_pending``: a TLS handshake, or the
+        turn before connection_made) count against maxclients like clients do.
+        """
+        core = self.core
+        if self._stopping or len(core.clients) + len(self._pending) >= core.config.maxclients:
+            core.stats.rejected_connections += 1
+            if listener.tls is None:  # a TLS client could not read a plain-text reply
+                try:
+                    sock.send(_SHUTTING_DOWN_REPLY if self._stopping else _MAX_CLIENTS_REPLY)
+                except OSError:
+                    pass
+            sock.close()
+            return
+        sock.setblocking(False)
+        token = object()
+        self._pending.add(token)
+        self._connections_peak = max(self._connections_peak,
+                                     len(core.clients) + len(self._pending))
+        task = asyncio.get_running_loop().create_task(self._start_client(listener, sock, token))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _start_client(self, listener: "_Listener", sock: socket.socket,
+                            token: object) -> None:
+        made: list[Connection] = []
+
+        def new_connection() -> Connection:
+            conn = Connection(self)
+            made.append(conn)
+            self._unregistered[conn] = token
+            return conn
+
+        try:
+            if listener.tls is None:
+                await asyncio.get_running_loop().connect_accepted_socket(new_connection, sock)
+            else:
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                    await serve_tls(sock, new_connection, listener.tls)
+        except (OSError, asyncio.TimeoutError) as exc:
+            # A failed or slow handshake, a peer gone already: only this client's business.
+            sock.close()
+            log.debug("client connection not started: %r", exc)
+            # Its traceback holds serve_tls's frame, whose future holds the
+            # exception: a cycle only the cyclic GC frees, late, with the whole
+            # TLS state in it. Cut it so the memory goes now.
+            exc.__traceback__ = None
+        finally:
+            self._pending.discard(token)
+            for conn in made:
+                self._unregistered.pop(conn, None)
+
+    def _fit_maxclients(self) -> None:
+        """Redis's adjustOpenFilesLimit: make room for maxclients, or lower it to fit."""
+        try:
+            fit = fit_maxclients(self.config.maxclients)
+        except FileLimitError as exc:
+            raise StartupError(str(exc)) from None
+        if fit.notice:
+            log.info("%s", fit.notice)
+        if fit.warning:
+            log.warning("%s", fit.warning)
+            self.config = replace(self.config, maxclients=fit.maxclients)
+            self.core.set_config(self.config)
 
     async def _recover(self) -> Recovered:
         started = time.monotonic()
@@ -396,12 +626,28 @@ class Server:
             now = time.monotonic()
             self.core.ops_samples.append((now, self.core.stats.total_commands))
             self._clients_cron(now)
+            self._trim_heap()
             self.core.sample_memory()
             deadline = now + period / 4
             while ks.active_expire_cycle(EXPIRE_SLICE_KEYS) == EXPIRE_SLICE_KEYS:
                 if time.monotonic() >= deadline:
                     break
                 await asyncio.sleep(0)
+
+    def _trim_heap(self) -> None:
+        """Give free heap pages back once many connections have come and gone.
+
+        The trim runs one tick after the drop is seen: a connection leaves the
+        count a little before the last of its objects is freed.
+        """
+        if self._trim_due:
+            self._trim_due = False
+            if _malloc_trim is not None:
+                _malloc_trim(0)
+        now_open = len(self.core.clients) + len(self._pending)
+        if self._connections_peak - now_open >= TRIM_AFTER_CONNECTIONS_GONE:
+            self._connections_peak = now_open
+            self._trim_due = True
 
     def _clients_cron(self, now: float) -> None:
         """Close idle clients (``timeout``) and clients over their output buffer soft limit.
@@ -442,9 +688,17 @@ class Server:
         return self.exit_code
 
     async def _close_listeners(self) -> None:
-        for server in self._servers:
-            server.close()
-        self._servers = []
+        self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._accept_resume is not None:
+            self._accept_resume.cancel()
+            self._accept_resume = None
+        for listener in self._listeners:
+            loop.remove_reader(listener.sock.fileno())
+            listener.sock.close()
+        self._listeners = []
 
     async def stop(self, save: bool | None = None) -> None:
         """Stop accepting, finish in-flight requests, optionally checkpoint, close."""
@@ -457,10 +711,10 @@ class Server:
             "final checkpoint" if checkpoint else
             "no final checkpoint (SHUTDOWN NOSAVE)" if save is False else
             "no final checkpoint (checkpoint-on-shutdown no)"))
-        # Stop accepting new clients. (Server.wait_closed() would wait for
-        # every open connection to end, which is not what we want here.)
-        for server in self._servers:
-            server.close()
+        # Stop accepting new clients; drop those still in their TLS handshake.
+        self._stop_listening()
+        for task in list(self._starting):
+            task.cancel()
         if self._expire_task is not None:
             self._expire_task.cancel()
         if isinstance(self.writer, Writer):

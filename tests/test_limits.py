@@ -79,6 +79,9 @@ def test_maxclients(kv_config) -> None:
         wait_for(lambda: len(clients(kv)) == 2, timeout=WAIT)
         with connect(kv.port) as again:
             assert ask(again, b"PING\r\n") == b"+PONG\r\n"
+        # The cap is checked at accept (as Redis does): wait until the server
+        # has seen that close, or the next client may find the slot still taken.
+        wait_for(lambda: len(clients(kv)) == 2, timeout=WAIT)
         info = redis.Redis(host="127.0.0.1", port=kv.port)
         held[0].close()
         assert info.info("stats")["rejected_connections"] == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..errors import DB_INDEX, INVALID_EXPIRE, NO_SUCH_KEY, NOT_INTEGER, SYNTAX, CommandError
-from ..keyspace import glob_match
+from ..glob import matcher_for
 from ..numbers import INT64_MAX, INT64_MIN, parse_int
 from ..protocol import OK, Simple
 from . import command
@@ -190,10 +190,10 @@ def cmd_keys(s, argv):
     db = s.db
     now = ks.clock()
     expires = db.expires
-    if pattern == b"*":
+    if pattern == b"*":  # Redis's allkeys: unlike stringmatchlen, it takes the empty key
         candidates = list(db.data)
     else:
-        candidates = [k for k in db.data if glob_match(pattern, k)]
+        candidates = list(filter(matcher_for(pattern, db.data), db.data))
     # Filter expired keys without deleting them here: KEYS is a read of many
     # keys, and Redis's KEYS skips expired keys the same way.
     if expires and ks.expiry_enabled:
@@ -246,9 +246,12 @@ def cmd_scan(s, argv):
     ks = s.core.keyspace
     db = s.db
     next_cursor, keys = db.scan(cursor, count)
+    # The one-byte pattern "*" is no filter at all (Redis's use_pattern), so
+    # it takes the empty key, which stringmatchlen would not.
+    matches = matcher_for(pattern, keys) if pattern is not None and pattern != b"*" else None
     out = []
     for key in keys:
-        if pattern is not None and not glob_match(pattern, key):
+        if matches is not None and not matches(key):
             continue
         if ks.expire_if_needed(db, key):
             continue

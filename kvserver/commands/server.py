@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import os
 import re
 import tempfile
@@ -10,6 +12,7 @@ import time
 from .. import REDIS_COMPAT_VERSION
 from ..config import OPTIONS_BY_NAME, ConfigError, rewrite
 from ..errors import DB_INDEX, SYNTAX, CommandError
+from ..fdlimit import FileLimitError, fit_maxclients
 from ..numbers import parse_int
 from ..protocol import NO_REPLY, OK, PONG, Simple
 from . import TABLE, Command, command, dispatch_subcommand
@@ -561,8 +564,24 @@ def cmd_config_set(s, argv):
         except ConfigError as exc:
             raise CommandError(f"ERR CONFIG SET failed (possibly related to argument "
                                f"'{name}') - {exc.reason}") from None
+    if config.maxclients > s.core.config.maxclients:
+        _check_maxclients(config.maxclients)
     s.core.set_config(config)
     return OK
+
+
+def _check_maxclients(maxclients: int) -> None:
+    """Redis's updateMaxclients: raise the open file limit for more clients, or refuse."""
+    try:
+        fit = fit_maxclients(maxclients)
+    except FileLimitError:
+        fit = None
+    if fit is None or fit.maxclients < maxclients:
+        if fit is not None:
+            logging.getLogger("kvserver").warning("%s", fit.warning)
+        raise CommandError("ERR CONFIG SET failed (possibly related to argument 'maxclients') - "
+                           "The operating system is not able to handle the specified number "
+                           f"of clients, try with {fit.maxclients if fit else 1}")
 
 
 @command("resetstat", 2, "admin noscript loading stale", parent="config", group="server",
@@ -819,8 +838,10 @@ def cmd_command_list(s, argv):
         raise CommandError(SYNTAX)
     kind, value = argv[3].upper(), argv[4].decode("utf-8", "replace")
     if kind == b"PATTERN":
-        from ..keyspace import glob_match
-        return [n for n in names if glob_match(argv[4].lower(), n.encode())]
+        from ..glob import matcher_for
+        encoded = [n.encode() for n in names]
+        matches = matcher_for(argv[4], encoded, nocase=True)  # Redis: stringmatchlen(..., 1)
+        return [n for n, e in zip(names, encoded) if matches(e)]
     if kind == b"ACLCAT":
         cat = "@" + value.lower().lstrip("@")
         return [n for n in names if cat in TABLE[n].acl]
