@@ -241,7 +241,11 @@ class RequestParser:
                         break
                     nl = find(b"\r\n", p)
                     digits = buf[p + 1:nl]
-                    if nl < 0 or not digits.isdigit() or (digits[0] == 48 and nl - p > 2):
+                    # At most 10 digits (MAX_BULK_LEN has 9): a longer run
+                    # is refused by the exact parser, and int() of one past
+                    # 4300 digits would raise ValueError.
+                    if nl < 0 or not digits.isdigit() or (digits[0] == 48 and nl - p > 2) \
+                            or nl - p > 11:
                         break
                     start = nl + 2
                     stop = start + int(digits)
@@ -439,18 +443,22 @@ class RequestParser:
 
 
 # What Redis's string2ll accepts: "0", or an optional minus and digits without
-# a leading zero (at most 19, the width of a long long).
+# a leading zero (at most 19, the width of a long long), within its range.
 _HEADER_INT = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
 
 
 def _header_int(digits: bytearray) -> int | None:
     """The number in a ``*``/``$`` header, or None if Redis would refuse it.
 
-    Python's int() alone would also take spaces, ``+`` and ``_``.
+    Python's int() alone would also take spaces, ``+`` and ``_``, and raise
+    ValueError past 4300 digits; the pattern caps the length first.
     """
     if not _HEADER_INT.fullmatch(digits):
         return None
-    return int(digits)
+    value = int(digits)
+    return value if _INT64_MIN <= value <= _INT64_MAX else None
 
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
 _SPACE = b" \t\n\r\v\f\x00"
@@ -650,13 +658,17 @@ class ReplyParser:
         self._buf += data
 
     def next_reply(self) -> Any:
-        """Return the next complete reply, or NEED_DATA. Raises ProtocolError on garbage."""
+        """Return the next complete reply, or NEED_DATA.
+
+        Raises ProtocolError on anything that is not a reply, and only that:
+        whatever a server sends, a client never sees another exception.
+        """
         try:
-            value, pos = self._parse(self._pos)
+            value, pos = self._parse(self._pos, 0)
         except _Incomplete:
             return NEED_DATA
         except ValueError as exc:  # a length or number that is not one
-            raise ProtocolError(f"invalid reply: {exc}") from None
+            raise ProtocolError(f"invalid reply: {str(exc)[:200]}") from None
         self._pos = pos
         return value
 
@@ -666,10 +678,12 @@ class ReplyParser:
             raise _Incomplete
         return bytes(self._buf[pos:nl]), nl + 2
 
-    def _parse(self, pos: int) -> tuple[Any, int]:
+    def _parse(self, pos: int, depth: int) -> tuple[Any, int]:
         buf = self._buf
         if pos >= len(buf):
             raise _Incomplete
+        if depth > MAX_REPLY_DEPTH:
+            raise ProtocolError(f"reply nested more than {MAX_REPLY_DEPTH} deep")
         kind = buf[pos]
         line, pos = self._line(pos + 1)
         if kind == 43:  # +
@@ -696,19 +710,21 @@ class ReplyParser:
             if count < 0:
                 return None, pos
             items = []
+            depth += 1
             for _ in range(count):
-                item, pos = self._parse(pos)
+                item, pos = self._parse(pos, depth)
                 items.append(item)
             return items, pos
         if kind == 37 or kind == 124:  # % map, | attribute
             count = int(line)
             result = {}
+            depth += 1
             for _ in range(count):
-                k, pos = self._parse(pos)
-                v, pos = self._parse(pos)
-                result[k if not isinstance(k, list) else tuple(k)] = v
+                k, pos = self._parse(pos, depth)
+                v, pos = self._parse(pos, depth)
+                result[_hashable(k)] = v
             if kind == 124:  # attributes annotate the next reply; we drop them
-                return self._parse(pos)
+                return self._parse(pos, depth - 1)
             return result, pos
         if kind == 95:  # _
             return None, pos
@@ -718,6 +734,21 @@ class ReplyParser:
         if kind == 35:  # #
             return line == b"t", pos
         raise ProtocolError(f"unknown reply type byte {chr(kind)!r}")
+
+
+#: Aggregates nested deeper than this in a reply are refused: the parser
+#: recurses per level, and a hostile server must get a ProtocolError, not a
+#: RecursionError. Redis's deepest replies (COMMAND DOCS) nest about 8 deep.
+MAX_REPLY_DEPTH = 100
+
+
+def _hashable(key: Any) -> Any:
+    """A map key as a dict key: arrays become tuples, maps tuples of pairs, all the way down."""
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    if isinstance(key, dict):
+        return tuple((k, _hashable(v)) for k, v in key.items())
+    return key
 
 
 class _Incomplete(Exception):

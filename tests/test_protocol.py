@@ -367,6 +367,40 @@ def test_invalid_bulk_length(header):
         [], "ERR Protocol error: invalid bulk length")
 
 
+#: Header digits for every length/count field: far past Python's 4300-digit
+#: int() limit, past int64 both ways, signs, spaces, leading zeros.
+ABSURD_NUMBERS = [b"9" * 5000, b"1" * 4301, b"-" + b"9" * 5000, b"9" * 20, b"-" + b"9" * 19,
+                  b"9223372036854775808", b"-9223372036854775809", b"0" * 5000 + b"1",
+                  b"+5", b" 5", b"5 ", b"5\t", b"--5", b"5-", b"0x5", b"\xd9\xa5"]
+
+
+@pytest.mark.parametrize("digits", ABSURD_NUMBERS, ids=lambda d: repr(d[:24]))
+def test_absurd_multibulk_counts_are_invalid_multibulk_length(digits):
+    data = encode_command([b"PING"]) + b"*" + digits + b"\r\n$4\r\nPING\r\n"
+    expected = ([[b"PING"]], "ERR Protocol error: invalid multibulk length")
+    assert _one_by_one(data) == expected
+    assert _batched(data) == expected  # take_requests' fast stages hand it over
+    assert _batched_reads([data[:7], data[7:]]) == expected
+
+
+@pytest.mark.parametrize("digits", ABSURD_NUMBERS, ids=lambda d: repr(d[:24]))
+def test_absurd_bulk_lengths_are_invalid_bulk_length(digits):
+    data = encode_command([b"PING"]) + b"*2\r\n$3\r\nGET\r\n$" + digits + b"\r\nk\r\n"
+    expected = ([[b"PING"]], "ERR Protocol error: invalid bulk length")
+    assert _one_by_one(data) == expected
+    # The second stage used to call int() on any run of digits: ValueError
+    # past 4300 of them instead of the protocol error.
+    assert _batched(data) == expected
+    assert _batched_reads([data[:20], data[20:]]) == expected
+
+
+def test_a_multibulk_count_below_int64_is_an_error_not_an_empty_request():
+    # string2ll refuses what does not fit a long long; only then is <= 0 skipped.
+    assert protocol_error(b"*-9223372036854775809\r\n") == (
+        [], "ERR Protocol error: invalid multibulk length")
+    assert feed_three_ways(b"*-9223372036854775808\r\nPING\r\n") == [[b"PING"]]
+
+
 def test_bulk_length_over_max_bulk_len():
     assert feed_three_ways(b"*1\r\n$10\r\n0123456789\r\n", max_bulk_len=10) == [[b"0123456789"]]
     assert protocol_error(b"*1\r\n$11\r\n0123456789a\r\n", max_bulk_len=10) == (
@@ -664,6 +698,59 @@ def test_reply_parser_garbage_is_a_protocol_error(data):
     parser.feed(data)
     with pytest.raises(ProtocolError):
         parser.next_reply()
+
+
+@pytest.mark.parametrize("data", [
+    b"$" + b"9" * 5000 + b"\r\n",           # past int()'s 4300 digits
+    b"*" + b"1" * 4400 + b"\r\n",
+    b":" + b"1" * 4400 + b"\r\n",
+    b"*1\r\n" * 5000 + b":1\r\n",           # nested past the recursion limit
+    b"%1\r\n*1\r\n*0\r\n:1\r\n",           # an array of arrays as a map key
+    b"%1\r\n%1\r\n:1\r\n:2\r\n:3\r\n",      # a map as a map key
+    b"|1\r\n*1\r\n*0\r\n:1\r\n:2\r\n",      # an attribute with such a key
+    b",\xff\r\n",
+    b"*2\r\n$-5\r\n:x\r\n",
+], ids=lambda d: repr(d[:20]))
+def test_reply_parser_survives_a_hostile_server(data):
+    # Nothing but a reply or a ProtocolError, whatever the server sends.
+    parser = ReplyParser()
+    parser.feed(data)
+    try:
+        value = parser.next_reply()
+    except ProtocolError:
+        return
+    assert value is not NEED_DATA
+
+
+def test_reply_parser_map_keys_of_any_shape():
+    parser = ReplyParser()
+    parser.feed(b"%1\r\n*2\r\n*1\r\n:1\r\n%1\r\n+a\r\n:2\r\n+v\r\n")
+    assert parser.next_reply() == {((1,), (("a", 2),)): "v"}
+
+
+def test_reply_parser_nesting_limit():
+    ok = b"*1\r\n" * protocol.MAX_REPLY_DEPTH + b":1\r\n"
+    parser = ReplyParser()
+    parser.feed(ok)
+    value = parser.next_reply()
+    for _ in range(protocol.MAX_REPLY_DEPTH):
+        value = value[0]
+    assert value == 1
+    parser.feed(b"*1\r\n" + ok)
+    with pytest.raises(ProtocolError, match="nested"):
+        parser.next_reply()
+
+
+@given(st.binary(max_size=60))
+@settings(max_examples=400, deadline=None)
+def test_reply_parser_raises_only_protocol_errors(data):
+    parser = ReplyParser()
+    parser.feed(data)
+    try:
+        while parser.next_reply() is not NEED_DATA:
+            pass
+    except ProtocolError:
+        pass
 
 
 def test_need_data_repr():
