@@ -31,7 +31,7 @@ from .commands import Command, unknown_command_line
 from .commands import strings
 from .commands.introspection import after_command
 from .errors import CommandError, ProtocolError, wrong_arity
-from .protocol import ErrorReply, Raw, RequestParser, encode, encode3
+from .protocol import ErrorReply, Raw, RequestParser, encode, encode3, error_line
 from .session import Session
 
 log = logging.getLogger("kvserver.connection")
@@ -366,11 +366,10 @@ class Connection(Session, asyncio.Protocol):
         if error is not None:
             # Fail-stop: none of the held replies may be sent; each request
             # gets an error instead, then the connection closes.
-            text = str(error).replace("\r", " ").replace("\n", " ")
             count = sum(item[2] for item in self._held if isinstance(item, list))
             self._held.clear()
             if self.transport is not None and count:
-                self.transport.write((f"-ERR {text}\r\n" * count).encode())
+                self.transport.write(error_line(f"ERR {error}") * count)
             self._close()
             return
         self._flush_held()

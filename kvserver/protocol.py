@@ -567,6 +567,22 @@ def format_double(value: float) -> bytes:
     return (b"%.17g" % value)
 
 
+def error_line(message: str | bytes) -> bytes:
+    """The wire form of an error reply: ``-<message>\\r\\n``, with no CR or LF inside.
+
+    Every error reply goes through here (encode(), encode3(), and the few
+    lines built by hand). Messages quote client input (an unknown
+    subcommand, a CONFIG SET name, an EXPIRE option), and a raw CR or LF
+    would end the line early and put the rest of the reply stream out of
+    step. As Redis's addReplyErrorFormat does: CR/LF at the ends are
+    trimmed, the others become spaces.
+    """
+    data = message.encode() if type(message) is not bytes else message
+    if b"\r" in data or b"\n" in data:
+        data = data.strip(b"\r\n").replace(b"\r", b" ").replace(b"\n", b" ")
+    return b"-%s\r\n" % data
+
+
 def _bulk(v: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(v), v)
 
@@ -585,7 +601,7 @@ def encode(value: Any) -> bytes:
     if t is Simple:
         return b"+%s\r\n" % value.encode()
     if t is ErrorReply:
-        return b"-%s\r\n" % value.encode()
+        return error_line(value)
     if t is str:
         return _bulk(value.encode())
     if t is list or t is tuple:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import CommandError, wrong_arity
-from ..protocol import ErrorReply
+from ..protocol import ErrorReply, error_line
 
 Handler = Callable[[Any, list], Any]
 
@@ -111,8 +111,7 @@ def unknown_command_line(argv: list[bytes]) -> bytes:
             break
         args += b"'%s' " % arg.split(b"\0", 1)[0][: 128 - len(args)]
     name = argv[0].split(b"\0", 1)[0][:128]
-    line = b"ERR unknown command '%s', with args beginning with: %s" % (name, args)
-    return b"-" + line.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
+    return error_line(b"ERR unknown command '%s', with args beginning with: %s" % (name, args))
 
 
 def unknown_command(argv: list[bytes]) -> CommandError:
