@@ -2,9 +2,14 @@
 
 A command is a function ``(session, argv) -> reply`` registered with
 :func:`command`. It checks its arguments, applies itself to the keyspace,
-logs its deterministic effect with ``session.log(argv)`` when it changed
-something, and returns a reply value (see :mod:`kvserver.protocol`) or raises
+logs its deterministic effect with ``session.log([b"NAME", ...])`` when it
+changed something, and returns a reply value (see :mod:`kvserver.protocol`) or raises
 :class:`~kvserver.errors.CommandError`. Commands never touch files or sockets.
+
+A logged argv always starts with the command's real name, never with
+``argv[0]`` as the client sent it: under ``rename-command SET put`` the
+client's ``argv[0]`` is ``put``, and WAL replay runs through the real table,
+whatever renaming is in force when the server restarts.
 
 Arity follows Redis: a positive number is exact, a negative one means "at
 least" (the command name counts). :func:`dispatch` checks it, once, for all.

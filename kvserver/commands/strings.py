@@ -91,7 +91,7 @@ def cmd_set(s, argv):
             s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
             db.persist(key)
         db.store(key, value)
-        s.log(argv)
+        s.log([b"SET", key, value])  # the real name: argv[0] may be a rename-command alias
         return OK
     nx = xx = get = keep_ttl = False
     expire: tuple[bytes, int, bool] | None = None
@@ -218,8 +218,10 @@ def hot_set(s, argv) -> bytes:
     if db.expires:
         s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
         db.persist(key)
-    db.store(key, argv[2])
-    s.core.log(s.db_index, argv)  # s.log(argv), one frame less
+    value = argv[2]
+    db.store(key, value)
+    # s.log(), one frame less; the real name, whatever argv[0] the client used.
+    s.core.log(s.db_index, [b"SET", key, value])
     return b"+OK\r\n"
 
 
@@ -333,7 +335,7 @@ def cmd_mset(s, argv):
     for i in range(1, len(argv), 2):
         s.core.keyspace.lookup(s.db, argv[i])
         set_value(s, argv[i], argv[i + 1])
-    s.log(argv)
+    s.log([b"MSET"] + argv[1:])
     return OK
 
 
@@ -430,7 +432,7 @@ def cmd_append(s, argv):
             raise CommandError(_TOO_BIG)
         new = old + extra
     s.db.store(key, new)
-    s.log(argv)
+    s.log([b"APPEND", key, extra])
     return len(new)
 
 
@@ -493,5 +495,5 @@ def cmd_setrange(s, argv):
         old = old + b"\x00" * (offset - len(old))
     new = old[:offset] + patch + old[offset + len(patch):]
     s.db.store(key, new)
-    s.log(argv)
+    s.log([b"SETRANGE", key, argv[2], patch])
     return len(new)
