@@ -58,9 +58,12 @@ UNAUTHENTICATED_MAX_MULTIBULK = 10
 UNAUTHENTICATED_MAX_BULK = 16 * 1024
 #: Unparsed bytes held for one client: Redis's ``client-query-buffer-limit``.
 MAX_QUERY_BUFFER = 1024 * 1024 * 1024
-#: Bulk strings at least this big are copied out of the buffer through a
-#: memoryview (one copy instead of two); the name and size follow Redis's
-#: PROTO_MBULK_BIG_ARG, its threshold for special-casing big arguments.
+#: Bulk strings at least this big are special-cased, as Redis does past its
+#: PROTO_MBULK_BIG_ARG (same name and size): one that is whole in the buffer
+#: is copied out through a memoryview (one copy instead of two); one that is
+#: not yet whole is collected as the reads arrive, each read kept as it came
+#: (no copy), and joined once when complete (see RequestParser.feed). So a
+#: 400 MB value costs one copy of itself, never a growing buffer plus a copy.
 _BIG_ARG = 32 * 1024
 
 _CRLF = b"\r\n"
@@ -130,7 +133,8 @@ class RequestParser:
     """
 
     __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query",
-                 "_bulk_headers", "_split_skip", "pending_error", "unauthenticated")
+                 "_bulk_headers", "_split_skip", "pending_error", "unauthenticated",
+                 "_big", "_big_need", "_big_have")
 
     def __init__(self, max_bulk_len: int = MAX_BULK_LEN,
                  max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
@@ -161,14 +165,25 @@ class RequestParser:
         # request at a time, so the request after an AUTH is parsed with the
         # limits the AUTH lifted (Redis parses and runs one by one).
         self.unauthenticated = False
+        # A big bulk argument being collected (see _BIG_ARG): the reads that
+        # hold its bytes so far, how many bytes it still lacks (its CRLF is
+        # not part of it: that is parsed from _buf once the bytes are in),
+        # and how many it has.
+        self._big: list[bytes] | None = None
+        self._big_need = 0
+        self._big_have = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet parsed (the query buffer length)."""
-        return len(self._buf) - self._pos
+        return len(self._buf) - self._pos + self._big_have
 
     def feed(self, data: bytes) -> None:
         """Add bytes read from the peer. Raises ProtocolError past the query buffer limit."""
+        if self._big is not None:
+            data = self._feed_big(data)
+            if not data:
+                return
         buf, pos = self._buf, self._pos
         rest = len(buf) - pos
         if not rest:
@@ -189,8 +204,27 @@ class RequestParser:
             self._buf = grown
             self._scan = max(0, self._scan - pos)
         self._pos = 0
-        if len(self._buf) > self._max_query:
+        if len(self._buf) + self._big_have > self._max_query:
             raise ProtocolError("query buffer limit exceeded")
+
+    def _feed_big(self, data: bytes) -> bytes:
+        """Collect the bytes of a big bulk argument; returns what follows them (or b"")."""
+        if type(data) is not bytes:
+            data = bytes(data)  # a caller's buffer may change: keep our own
+        need = self._big_need
+        big = self._big
+        if len(data) <= need:
+            big.append(data)  # the usual case: the read is all value, kept as it came
+            rest = b""
+        else:
+            big.append(data[:need])
+            rest = data[need:]
+        taken = len(data) - len(rest)
+        self._big_need -= taken
+        self._big_have += taken
+        if self._big_have + len(rest) > self._max_query:
+            raise ProtocolError("query buffer limit exceeded")
+        return rest
 
     def take_requests(self) -> list[list[bytes]]:
         """Every complete request buffered now, in order ([] if none is complete).
@@ -388,6 +422,19 @@ class RequestParser:
         pos = self._pos
         end = len(buf)
         want = self._want
+        big = self._big
+        if big is not None:
+            # The bytes of a big argument are all in (feed() collected
+            # them); what is left of it is its CRLF, at the buffer's start.
+            if self._big_need or end - pos < 2:
+                return None
+            if buf[pos] != 13 or buf[pos + 1] != 10:
+                raise ProtocolError("expected CRLF after bulk string")
+            argv.append(big[0] if len(big) == 1 else b"".join(big))  # the one copy
+            self._big = None
+            self._big_have = 0
+            pos += 2
+            want -= 1
         while want:
             if pos >= end:
                 break
@@ -409,6 +456,16 @@ class RequestParser:
             start = nl + 2
             stop = start + size
             if stop + 2 > end:
+                if size >= _BIG_ARG and stop > end:
+                    # Collect the value read by read (feed() does) rather
+                    # than grow the buffer and copy the value out of it.
+                    have = bytes(memoryview(buf)[start:end])
+                    self._big = [have] if have else []
+                    self._big_need = size - len(have)
+                    self._big_have = len(have)
+                    self._buf = b""
+                    self._scan = 0
+                    pos = 0
                 break
             if buf[stop] != 13 or buf[stop + 1] != 10:
                 raise ProtocolError("expected CRLF after bulk string")

@@ -214,6 +214,87 @@ def test_large_bulk_in_small_chunks():
     assert parser.buffered == 0
 
 
+def _feed_in_reads(parser, data: bytes, size: int) -> list:
+    out = []
+    for i in range(0, len(data), size):
+        parser.feed(data[i:i + size])
+        while batch := parser.take_requests():
+            out.extend(batch)
+    return out
+
+
+@pytest.mark.parametrize("read", [1000, 65536, 65537])
+def test_big_bulk_collected_across_reads_with_requests_around_it(read):
+    value = bytes(range(256)) * 1024 + b"\r\n"  # past _BIG_ARG, CR/LF inside and at the end
+    data = (encode_command([b"GET", b"a"]) + encode_command([b"SET", b"big", value])
+            + encode_command([b"GET", b"big"]))
+    parser = RequestParser()
+    assert _feed_in_reads(parser, data, read) == [[b"GET", b"a"], [b"SET", b"big", value],
+                                                 [b"GET", b"big"]]
+    assert parser.buffered == 0
+    # A value that ends exactly where a read ends, its CRLF in the next read.
+    head = encode_command([b"SET", b"big", value])[:-2]
+    parser.feed(head[:100])
+    assert parser.take_requests() == []
+    parser.feed(head[100:])
+    assert parser.take_requests() == [] and parser.buffered == len(value)
+    parser.feed(b"\r")
+    assert parser.take_requests() == []
+    parser.feed(b"\nPING\r\n")
+    assert parser.take_requests() == [[b"SET", b"big", value], [b"PING"]]
+
+
+def test_big_bulk_not_followed_by_crlf():
+    data = b"*2\r\n$4\r\nECHO\r\n$40000\r\n" + b"v" * 40000 + b"xx"
+    parser = RequestParser()
+    with pytest.raises(ProtocolError, match="expected CRLF after bulk string"):
+        _feed_in_reads(parser, data, 4096)
+
+
+def test_big_bulk_counts_toward_the_query_buffer_limit():
+    parser = RequestParser(max_query_buffer=100_000)
+    parser.feed(b"*2\r\n$4\r\nECHO\r\n$200000\r\n")
+    parser.take_requests()
+    parser.feed(b"v" * 60_000)
+    assert parser.take_requests() == [] and parser.buffered == 60_000
+    with pytest.raises(ProtocolError, match="query buffer limit exceeded"):
+        parser.feed(b"v" * 50_000)
+
+
+def test_big_bulk_is_copied_once():
+    # The value arrives in many reads; the parser keeps those reads and joins
+    # them once: new memory is about one value, not a grown buffer plus a copy.
+    import tracemalloc
+    value = b"\x07" * (4 * 1024 * 1024)
+    data = encode_command([b"SET", b"big", value])
+    reads = [data[i:i + 65536] for i in range(0, len(data), 65536)]
+    parser = RequestParser()
+    tracemalloc.start()
+    try:
+        out = []
+        for chunk in reads:
+            parser.feed(chunk)
+            out.extend(parser.take_requests())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out == [[b"SET", b"big", value]]
+    assert peak < 1.3 * len(value), peak
+
+
+def test_bytearray_fed_is_not_kept():
+    # feed() keeps the bytes of a big value as they came: a caller's
+    # mutable buffer must be copied, or changing it would change the value.
+    parser = RequestParser()
+    parser.feed(b"*2\r\n$4\r\nECHO\r\n$40000\r\n")
+    parser.take_requests()
+    chunk = bytearray(b"a" * 40000)
+    parser.feed(chunk)
+    chunk[:] = b"b" * 40000
+    parser.feed(b"\r\n")
+    assert parser.take_requests() == [[b"ECHO", b"a" * 40000]]
+
+
 def test_buffered_counts_unparsed_bytes_only():
     parser = RequestParser()
     parser.feed(b"PING\r\nGET k")
