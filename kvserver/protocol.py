@@ -101,6 +101,66 @@ class Raw(bytes):
     __slots__ = ()
 
 
+class Parts:
+    """An encoded reply held in pieces, so a big value among them is never copied.
+
+    ``len()`` is its size in bytes. Built by :func:`bulk_parts` for a bulk
+    reply of at least :data:`BIG_REPLY` bytes, and by :func:`join_replies`
+    when such a reply is batched with others; the connection writes the
+    pieces out a slice at a time.
+    """
+
+    __slots__ = ("pieces", "nbytes")
+
+    def __init__(self, pieces: list) -> None:
+        self.pieces = pieces
+        self.nbytes = sum(map(len, pieces))
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+#: A bulk reply at least this big is encoded as Parts (header, the value
+#: itself, CRLF) instead of one new bytes object: formatting a 400 MB value
+#: into its reply would copy it, and the transport would copy it again.
+#: Past MAX_BATCH_REPLY_BYTES (256 KiB) a reply is sent on its own anyway.
+BIG_REPLY = 256 * 1024
+
+
+def bulk_parts(value: bytes) -> Parts:
+    """A bulk reply (RESP2 and RESP3 alike) whose value is referenced, not copied."""
+    return Parts([b"$%d\r\n" % len(value), value, b"\r\n"])
+
+
+def join_replies(replies: list) -> bytes | Parts:
+    """Encoded replies as one chunk: ``bytes`` if all are bytes, else Parts.
+
+    In Parts, runs of small replies are joined and big pieces kept as they are.
+    """
+    pieces: list = []
+    run: list = []
+    for reply in replies:
+        if type(reply) is Parts:
+            for piece in reply.pieces:
+                if len(piece) >= BIG_REPLY:
+                    if run:
+                        pieces.append(b"".join(run))
+                        run = []
+                    pieces.append(piece)
+                else:
+                    run.append(piece)
+        else:
+            run.append(reply)
+    if not pieces:
+        return b"".join(run)
+    if run:
+        pieces.append(b"".join(run))
+    return Parts(pieces)
+
+
 class _NullArray:
     __slots__ = ()
 

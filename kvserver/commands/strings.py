@@ -12,7 +12,7 @@ from ..errors import (INVALID_EXPIRE, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX,
                       WRONGTYPE, CommandError)
 from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add,
                        parse_int, parse_long_double)
-from ..protocol import OK
+from ..protocol import BIG_REPLY, OK, bulk_parts
 from . import command
 
 _TOO_BIG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
@@ -207,7 +207,9 @@ def hot_get(s, argv) -> bytes:
         return b"$-1\r\n" if s.resp == 2 else b"_\r\n"
     ks.keyspace_hits += 1
     if type(value) is bytes:
-        return b"$%d\r\n%s\r\n" % (len(value), value)
+        if len(value) < BIG_REPLY:
+            return b"$%d\r\n%s\r\n" % (len(value), value)
+        return bulk_parts(value)  # what the general path sends for it (no copy)
     raise CommandError(WRONGTYPE)
 
 
