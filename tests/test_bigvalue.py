@@ -15,6 +15,7 @@ import os
 import socket
 
 from conftest import start_threaded, wait_for
+from test_security import certs  # noqa: F401 - the fixture
 from kvserver.config import Config
 from kvserver.connection import STREAM_SLICE
 from kvserver.core import Core
@@ -138,3 +139,20 @@ def test_big_wal_records_reference_their_arguments_and_replay(tmp_path):
     core = Core(Config(dir=d))
     recover(fs, d, core)
     assert core.keyspace.dbs[0].data == {b"s": b"1", b"k": value, b"a": value, b"b": b"small"}
+
+
+def test_big_replies_over_tls(kv_config, certs):
+    from test_security import tls_client, tls_server
+    server = tls_server(kv_config, certs)
+    try:
+        r = tls_client(server, certs)
+        value = VALUE[:3 * 1024 * 1024 + 7]
+        assert r.set("big", value) is True
+        pipe = r.pipeline(transaction=False)
+        for _ in range(3):
+            pipe.get("big")
+            pipe.incr("n")
+        assert pipe.execute() == [value, 1, value, 2, value, 3]
+        r.close()
+    finally:
+        server.stop()
