@@ -476,6 +476,11 @@ class Connection(Session, asyncio.Protocol):
         self._stream_bytes += len(data)
         if not self._write_paused and not self._pump_scheduled:
             self._pump()
+        # A reply still going out is backpressure, like a full transport
+        # buffer: stop reading and running this client's requests until it
+        # is out, or a pipeline of big replies built fresh (GETRANGE...)
+        # would pile up here while the socket keeps taking slices.
+        self._update_reading()
 
     def _pump(self) -> None:
         """Hand queued reply bytes to the transport until it pushes back or the turn's share is out.
@@ -508,11 +513,14 @@ class Connection(Session, asyncio.Protocol):
         self._stream = None
         if self._close_when_sent:
             transport.close()
+        else:
+            self._update_reading()  # the requests that waited behind it run now
 
     def _update_reading(self) -> None:
         if self.transport is None or self._closed:
             return
-        want_pause = self._write_paused or self._held_bytes > MAX_HELD_BYTES
+        want_pause = (self._write_paused or self._stream is not None
+                      or self._held_bytes > MAX_HELD_BYTES)
         if want_pause and not self._paused:
             self._paused = True
             self.transport.pause_reading()

@@ -11,18 +11,22 @@ and that everything round-trips, with other clients served meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+
+import pytest
 
 from conftest import start_threaded, wait_for
 from test_security import certs  # noqa: F401 - the fixture
 from kvserver.config import Config
-from kvserver.connection import STREAM_SLICE
+from kvserver.connection import STREAM_SLICE, STREAM_TURN_BYTES, Connection
 from kvserver.core import Core
 from kvserver.fs import OSFileSystem
 from kvserver.protocol import (BIG_REPLY, NEED_DATA, ErrorReply, Parts, ReplyParser, bulk_parts,
                                encode, encode3, encode_command, join_replies)
 from kvserver.recovery import recover
+from kvserver.server import Server
 from kvserver.wal import (BIG_ARG, WAL, encode_commit, encode_record, encode_record_parts,
                           join_records, list_segments, scan_segment)
 
@@ -156,3 +160,60 @@ def test_big_replies_over_tls(kv_config, certs):
         r.close()
     finally:
         server.stop()
+
+
+class _Sink:
+    """A transport whose socket takes everything at once: it never pushes back."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.reading = True
+
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 6379)}.get(name)
+
+    def write(self, data) -> None:
+        self.chunks.append(bytes(data))
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.asyncio
+async def test_a_reply_going_out_holds_back_the_next_requests(tmp_path):
+    # Fresh big replies (GETRANGE builds each anew): if the requests after
+    # one kept running while it streams, their replies would pile up in
+    # memory however fast the socket is. They wait until it is out.
+    server = Server(Config(port=0, bind="127.0.0.1", dir=str(tmp_path), appendfsync="no"))
+    await server.start()
+    try:
+        value = VALUE[:8 * STREAM_TURN_BYTES]
+        server.core.keyspace.dbs[0].store(b"big", value)
+        conn = Connection(server)
+        sink = _Sink()
+        conn.connection_made(sink)  # type: ignore[arg-type]
+        conn.data_received(b"GETRANGE big 0 -1\r\n" * 5 + b"PING\r\n")
+        assert not sink.reading and conn._backlog and len(conn._backlog) == 5
+        assert conn.output_pending() <= len(value)  # one reply queued, not five
+        for _ in range(1000):
+            if not conn._backlog and conn._stream is None:
+                break
+            assert conn.output_pending() <= len(value)
+            await asyncio.sleep(0)
+        data = b"".join(sink.chunks)
+        assert data == encode(value) * 5 + b"+PONG\r\n" and sink.reading
+        conn.connection_lost(None)
+    finally:
+        await server.stop()
