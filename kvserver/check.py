@@ -13,10 +13,39 @@ import os
 import sys
 
 from .checkpoint import list_checkpoints, load_checkpoint
+from .commands import lookup
 from .errors import CorruptionError
 from .fs import OSFileSystem
 from .recovery import recover
-from .wal import list_segments, scan_segment
+from .wal import decode_argv, list_segments, scan_segment
+
+
+def _first_unreplayable(fs: OSFileSystem, segments: list, after_lsn: int) -> str | None:
+    """Why replay would refuse the first record past ``after_lsn`` it cannot run, or None.
+
+    Recovery without a keyspace (what check runs) checks framing, CRCs and
+    LSNs only; replay also needs every record to name a real command with
+    a fitting number of arguments (rename-command aliases never qualify).
+    """
+    for first, path in segments:
+        try:
+            scan = scan_segment(fs.read(path), path, first)
+        except CorruptionError:
+            continue  # reported above
+        for rec in scan.records:
+            if rec.lsn <= after_lsn:
+                continue
+            where = f"{path} at offset {rec.offset} (LSN {rec.lsn})"
+            try:
+                argv = decode_argv(rec.payload)
+            except ValueError as exc:
+                return f"wal: undecodable record payload ({exc}): {where}"
+            cmd = lookup(argv[0]) if argv else None
+            if cmd is None or not cmd.arity_ok(len(argv)):
+                what = "unknown command" if cmd is None else "wrong number of arguments for"
+                name = argv[0].decode("utf-8", "replace") if argv else ""
+                return f"wal: {what} '{name}': {where}"
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -61,6 +90,10 @@ def main(argv: list[str]) -> int:
     if result.fresh:
         print("RESULT: empty data directory")
         return 0
+    refused = _first_unreplayable(fs, segments, result.checkpoint_lsn)
+    if refused is not None:
+        print(f"RESULT: recovery would refuse to start: {refused}")
+        return 1
     if result.torn_tail is not None:
         path, offset, size = result.torn_tail
         print(f"RESULT: torn tail of {size} bytes in {path} at offset {offset} "

@@ -32,7 +32,8 @@ from .commands import Command, Rejected, unknown_command_line
 from .commands import strings
 from .commands.introspection import after_command
 from .errors import CommandError, ProtocolError, wrong_arity
-from .protocol import ErrorReply, Raw, RequestParser, encode, encode3
+from .protocol import (BIG_REPLY, ErrorReply, Parts, Raw, RequestParser, bulk_parts, encode,
+                       encode3, error_line, join_replies)
 from .session import REPLY_OFF, REPLY_ON, REPLY_SKIP, REPLY_SKIP_NEXT, Session
 
 log = logging.getLogger("kvserver.connection")
@@ -44,6 +45,15 @@ MAX_HELD_BYTES = 64 * 1024 * 1024
 #: at the end: a pipeline of big GETs must not build its whole answer in
 #: memory before the transport (and the client's reading) gets a say.
 MAX_BATCH_REPLY_BYTES = 256 * 1024
+#: A big reply (see protocol.BIG_REPLY) goes to the transport this many bytes
+#: at a time, the next slice once the transport has drained below its
+#: low-water mark: the transport copies what it cannot send at once, and a
+#: slice bounds that copy. 256 KiB is what one socket read brings in.
+STREAM_SLICE = 256 * 1024
+#: At most this much of a big reply is handed to the transport per turn of
+#: the loop, even if the socket takes it all: other clients get their turn
+#: between slices, so one client's 400 MB GET does not stall them.
+STREAM_TURN_BYTES = 4 * 1024 * 1024
 #: Commands a client may run before authenticating (as in Redis).
 _NO_AUTH_NEEDED = frozenset({"auth", "hello", "quit"})
 _LOADING = ErrorReply("LOADING Redis is loading the dataset in memory")
@@ -102,7 +112,8 @@ class Connection(Session, asyncio.Protocol):
 
     __slots__ = ("transport", "parser", "writer", "_held", "_held_bytes", "_paused",
                  "_write_paused", "_closed", "_blocked", "_executing", "server", "_commands",
-                 "_soft_limit_since", "_backlog", "_hot", "_obl", "_pause_wait")
+                 "_soft_limit_since", "_backlog", "_hot", "_obl", "_pause_wait", "_stream",
+                 "_stream_bytes", "_close_when_sent", "_pump_scheduled")
 
     def __init__(self, server: Any) -> None:
         core = server.core
@@ -131,6 +142,13 @@ class Connection(Session, asyncio.Protocol):
         # Requests already parsed but not run yet (we stopped mid-read: SAVE
         # blocked us, or the client stopped reading its replies).
         self._backlog: list | None = None
+        # Reply bytes not yet given to the transport, in order (memoryviews
+        # and bytes): set while a big reply goes out a slice at a time;
+        # every write waits behind it. _stream_bytes is their total.
+        self._stream: deque | None = None
+        self._stream_bytes = 0
+        self._close_when_sent = False
+        self._pump_scheduled = False
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -149,6 +167,8 @@ class Connection(Session, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._held.clear()
+        self._stream = None
+        self._stream_bytes = 0
         self.core.monitors.discard(self)
         self.core.paused_clients.discard(self)
         self.server.client_disconnected(self)
@@ -162,6 +182,8 @@ class Connection(Session, asyncio.Protocol):
         # The client is reading what we send: that counts as activity for
         # `timeout`, as a successful write does in Redis.
         self.last_interaction = time.monotonic()
+        if self._stream:
+            self._pump()
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -271,7 +293,10 @@ class Connection(Session, asyncio.Protocol):
                             self._backlog = batch[i + 1:] or None
                             stop = True
                             break
-                        data = encode(reply) if self.resp == 2 else encode3(reply)
+                        if type(reply) is bytes and len(reply) >= BIG_REPLY:
+                            data = bulk_parts(reply)  # sent without copying the value
+                        else:
+                            data = encode(reply) if self.resp == 2 else encode3(reply)
                     out.append(data)
                     count += 1
                     if self.close_after_reply:
@@ -487,7 +512,13 @@ class Connection(Session, asyncio.Protocol):
     def _emit(self, out: list[bytes], count: int) -> None:
         """Send (or hold until durable) one chunk of replies, keeping order."""
         if count:
-            chunk = b"".join(out) if len(out) > 1 else out[0]
+            if len(out) > 1:
+                try:
+                    chunk = b"".join(out)
+                except TypeError:  # a big reply (Parts) among them: keep it in pieces
+                    chunk = join_replies(out)
+            else:
+                chunk = out[0]
             writer = self.writer
             # Held: behind earlier held chunks; after a fail-stop (nothing is
             # sent: when_durable answers with the error); or under ``always``
@@ -511,11 +542,10 @@ class Connection(Session, asyncio.Protocol):
         if error is not None:
             # Fail-stop: none of the held replies may be sent; each request
             # gets an error instead, then the connection closes.
-            text = str(error).replace("\r", " ").replace("\n", " ")
             count = sum(item[2] for item in self._held if isinstance(item, list))
             self._held.clear()
-            if self.transport is not None and count:
-                self.transport.write((f"-ERR {text}\r\n" * count).encode())
+            if count:
+                self._write(error_line(f"ERR {error}") * count)
             self._close()
             return
         self._flush_held()
@@ -538,7 +568,10 @@ class Connection(Session, asyncio.Protocol):
             self._held_bytes -= len(item[1])
             ready.append(item[1])
         if ready:
-            self._write(b"".join(ready))
+            try:
+                self._write(b"".join(ready))
+            except TypeError:  # a big reply (Parts) among them
+                self._write(join_replies(ready))
         self._update_reading()
         if self.close_after_reply and not held:
             self._close()
@@ -566,19 +599,76 @@ class Connection(Session, asyncio.Protocol):
         self.close_after_reply = True
         self._emit(out, count + 1)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | Parts) -> None:
         if self.transport is not None and not self._closed:
             stats = self.core.stats
             stats.net_output_bytes += len(data)
             stats.writes_processed += 1
-            self.transport.write(data)
+            if self._stream is not None or type(data) is Parts:
+                self._queue(data)
+            else:
+                self.transport.write(data)
             if self._write_paused:
                 self._check_output_limit(time.monotonic(), self.core.config)
+
+    def _queue(self, data: bytes | Parts) -> None:
+        """Send ``data`` after what is queued, a slice at a time (see STREAM_SLICE)."""
+        stream = self._stream
+        if stream is None:
+            stream = self._stream = deque()
+        if type(data) is Parts:
+            for piece in data.pieces:
+                stream.append(memoryview(piece) if len(piece) > STREAM_SLICE else piece)
+        else:
+            stream.append(data)
+        self._stream_bytes += len(data)
+        if not self._write_paused and not self._pump_scheduled:
+            self._pump()
+        # A reply still going out is backpressure, like a full transport
+        # buffer: stop reading and running this client's requests until it
+        # is out, or a pipeline of big replies built fresh (GETRANGE...)
+        # would pile up here while the socket keeps taking slices.
+        self._update_reading()
+
+    def _pump(self) -> None:
+        """Hand queued reply bytes to the transport until it pushes back or the turn's share is out.
+
+        The transport calls pause_writing() from inside write() once its
+        buffer passes the high-water mark; resume_writing() brings us back.
+        If the socket took this turn's share without pushing back, the rest
+        goes at the next turn, after other clients' callbacks.
+        """
+        self._pump_scheduled = False
+        stream = self._stream
+        transport = self.transport
+        if stream is None or transport is None or self._closed:
+            return
+        budget = STREAM_TURN_BYTES
+        while stream and not self._write_paused and budget > 0:
+            piece = stream[0]
+            if len(piece) > STREAM_SLICE:
+                piece, stream[0] = piece[:STREAM_SLICE], piece[STREAM_SLICE:]
+            else:
+                stream.popleft()
+            self._stream_bytes -= len(piece)
+            budget -= len(piece)
+            transport.write(piece)
+        if stream:
+            if not self._write_paused:
+                self._pump_scheduled = True
+                asyncio.get_running_loop().call_soon(self._pump)
+            return
+        self._stream = None
+        if self._close_when_sent:
+            transport.close()
+        else:
+            self._update_reading()  # the requests that waited behind it run now
 
     def _update_reading(self) -> None:
         if self.transport is None or self._closed:
             return
-        want_pause = self._write_paused or self._held_bytes > MAX_HELD_BYTES
+        want_pause = (self._write_paused or self._stream is not None
+                      or self._held_bytes > MAX_HELD_BYTES)
         if want_pause and not self._paused:
             self._paused = True
             self.transport.pause_reading()
@@ -598,7 +688,9 @@ class Connection(Session, asyncio.Protocol):
             self._process()
 
     def _close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self._stream is not None:
+            self._close_when_sent = True  # _pump closes once the last byte is handed over
+        elif self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     # --- limits (called rarely: when the transport is backed up, and by the server's cycle) ---
@@ -607,7 +699,7 @@ class Connection(Session, asyncio.Protocol):
         """Reply bytes not yet taken by the client: the transport's buffer plus held chunks."""
         transport = self.transport
         buffered = transport.get_write_buffer_size() if transport is not None else 0
-        return buffered + self._held_bytes
+        return buffered + self._held_bytes + self._stream_bytes
 
     def _check_output_limit(self, now: float, cfg: Any) -> bool:
         """Drop this client if it is over ``client-output-buffer-limit normal``; True if dropped.
@@ -653,6 +745,8 @@ class Connection(Session, asyncio.Protocol):
         self._closed = True
         self._held.clear()
         self._held_bytes = 0
+        self._stream = None
+        self._stream_bytes = 0
         if self.transport is not None:
             self.transport.abort()
 
@@ -662,6 +756,8 @@ class Connection(Session, asyncio.Protocol):
             self.close_after_reply = True
         else:
             self._held.clear()
+            self._stream = None  # as Redis: the rest of a big reply is not sent
+            self._stream_bytes = 0
             self._close()
 
 

@@ -58,9 +58,12 @@ UNAUTHENTICATED_MAX_MULTIBULK = 10
 UNAUTHENTICATED_MAX_BULK = 16 * 1024
 #: Unparsed bytes held for one client: Redis's ``client-query-buffer-limit``.
 MAX_QUERY_BUFFER = 1024 * 1024 * 1024
-#: Bulk strings at least this big are copied out of the buffer through a
-#: memoryview (one copy instead of two); the name and size follow Redis's
-#: PROTO_MBULK_BIG_ARG, its threshold for special-casing big arguments.
+#: Bulk strings at least this big are special-cased, as Redis does past its
+#: PROTO_MBULK_BIG_ARG (same name and size): one that is whole in the buffer
+#: is copied out through a memoryview (one copy instead of two); one that is
+#: not yet whole is collected as the reads arrive, each read kept as it came
+#: (no copy), and joined once when complete (see RequestParser.feed). So a
+#: 400 MB value costs one copy of itself, never a growing buffer plus a copy.
 _BIG_ARG = 32 * 1024
 
 _CRLF = b"\r\n"
@@ -98,6 +101,66 @@ class Raw(bytes):
     __slots__ = ()
 
 
+class Parts:
+    """An encoded reply held in pieces, so a big value among them is never copied.
+
+    ``len()`` is its size in bytes. Built by :func:`bulk_parts` for a bulk
+    reply of at least :data:`BIG_REPLY` bytes, and by :func:`join_replies`
+    when such a reply is batched with others; the connection writes the
+    pieces out a slice at a time.
+    """
+
+    __slots__ = ("pieces", "nbytes")
+
+    def __init__(self, pieces: list) -> None:
+        self.pieces = pieces
+        self.nbytes = sum(map(len, pieces))
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+#: A bulk reply at least this big is encoded as Parts (header, the value
+#: itself, CRLF) instead of one new bytes object: formatting a 400 MB value
+#: into its reply would copy it, and the transport would copy it again.
+#: Past MAX_BATCH_REPLY_BYTES (256 KiB) a reply is sent on its own anyway.
+BIG_REPLY = 256 * 1024
+
+
+def bulk_parts(value: bytes) -> Parts:
+    """A bulk reply (RESP2 and RESP3 alike) whose value is referenced, not copied."""
+    return Parts([b"$%d\r\n" % len(value), value, b"\r\n"])
+
+
+def join_replies(replies: list) -> bytes | Parts:
+    """Encoded replies as one chunk: ``bytes`` if all are bytes, else Parts.
+
+    In Parts, runs of small replies are joined and big pieces kept as they are.
+    """
+    pieces: list = []
+    run: list = []
+    for reply in replies:
+        if type(reply) is Parts:
+            for piece in reply.pieces:
+                if len(piece) >= BIG_REPLY:
+                    if run:
+                        pieces.append(b"".join(run))
+                        run = []
+                    pieces.append(piece)
+                else:
+                    run.append(piece)
+        else:
+            run.append(reply)
+    if not pieces:
+        return b"".join(run)
+    if run:
+        pieces.append(b"".join(run))
+    return Parts(pieces)
+
+
 class _NullArray:
     __slots__ = ()
 
@@ -130,7 +193,8 @@ class RequestParser:
     """
 
     __slots__ = ("_buf", "_pos", "_scan", "_argv", "_want", "_max_bulk", "_max_query",
-                 "_bulk_headers", "_split_skip", "pending_error", "unauthenticated")
+                 "_bulk_headers", "_split_skip", "pending_error", "unauthenticated",
+                 "_big", "_big_need", "_big_have")
 
     def __init__(self, max_bulk_len: int = MAX_BULK_LEN,
                  max_query_buffer: int = MAX_QUERY_BUFFER) -> None:
@@ -161,14 +225,25 @@ class RequestParser:
         # request at a time, so the request after an AUTH is parsed with the
         # limits the AUTH lifted (Redis parses and runs one by one).
         self.unauthenticated = False
+        # A big bulk argument being collected (see _BIG_ARG): the reads that
+        # hold its bytes so far, how many bytes it still lacks (its CRLF is
+        # not part of it: that is parsed from _buf once the bytes are in),
+        # and how many it has.
+        self._big: list[bytes] | None = None
+        self._big_need = 0
+        self._big_have = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet parsed (the query buffer length)."""
-        return len(self._buf) - self._pos
+        return len(self._buf) - self._pos + self._big_have
 
     def feed(self, data: bytes) -> None:
         """Add bytes read from the peer. Raises ProtocolError past the query buffer limit."""
+        if self._big is not None:
+            data = self._feed_big(data)
+            if not data:
+                return
         buf, pos = self._buf, self._pos
         rest = len(buf) - pos
         if not rest:
@@ -189,8 +264,27 @@ class RequestParser:
             self._buf = grown
             self._scan = max(0, self._scan - pos)
         self._pos = 0
-        if len(self._buf) > self._max_query:
+        if len(self._buf) + self._big_have > self._max_query:
             raise ProtocolError("query buffer limit exceeded")
+
+    def _feed_big(self, data: bytes) -> bytes:
+        """Collect the bytes of a big bulk argument; returns what follows them (or b"")."""
+        if type(data) is not bytes:
+            data = bytes(data)  # a caller's buffer may change: keep our own
+        need = self._big_need
+        big = self._big
+        if len(data) <= need:
+            big.append(data)  # the usual case: the read is all value, kept as it came
+            rest = b""
+        else:
+            big.append(data[:need])
+            rest = data[need:]
+        taken = len(data) - len(rest)
+        self._big_need -= taken
+        self._big_have += taken
+        if self._big_have + len(rest) > self._max_query:
+            raise ProtocolError("query buffer limit exceeded")
+        return rest
 
     def take_requests(self) -> list[list[bytes]]:
         """Every complete request buffered now, in order ([] if none is complete).
@@ -241,7 +335,11 @@ class RequestParser:
                         break
                     nl = find(b"\r\n", p)
                     digits = buf[p + 1:nl]
-                    if nl < 0 or not digits.isdigit() or (digits[0] == 48 and nl - p > 2):
+                    # At most 10 digits (MAX_BULK_LEN has 9): a longer run
+                    # is refused by the exact parser, and int() of one past
+                    # 4300 digits would raise ValueError.
+                    if nl < 0 or not digits.isdigit() or (digits[0] == 48 and nl - p > 2) \
+                            or nl - p > 11:
                         break
                     start = nl + 2
                     stop = start + int(digits)
@@ -384,6 +482,19 @@ class RequestParser:
         pos = self._pos
         end = len(buf)
         want = self._want
+        big = self._big
+        if big is not None:
+            # The bytes of a big argument are all in (feed() collected
+            # them); what is left of it is its CRLF, at the buffer's start.
+            if self._big_need or end - pos < 2:
+                return None
+            if buf[pos] != 13 or buf[pos + 1] != 10:
+                raise ProtocolError("expected CRLF after bulk string")
+            argv.append(big[0] if len(big) == 1 else b"".join(big))  # the one copy
+            self._big = None
+            self._big_have = 0
+            pos += 2
+            want -= 1
         while want:
             if pos >= end:
                 break
@@ -405,6 +516,16 @@ class RequestParser:
             start = nl + 2
             stop = start + size
             if stop + 2 > end:
+                if size >= _BIG_ARG and stop > end:
+                    # Collect the value read by read (feed() does) rather
+                    # than grow the buffer and copy the value out of it.
+                    have = bytes(memoryview(buf)[start:end])
+                    self._big = [have] if have else []
+                    self._big_need = size - len(have)
+                    self._big_have = len(have)
+                    self._buf = b""
+                    self._scan = 0
+                    pos = 0
                 break
             if buf[stop] != 13 or buf[stop + 1] != 10:
                 raise ProtocolError("expected CRLF after bulk string")
@@ -439,18 +560,22 @@ class RequestParser:
 
 
 # What Redis's string2ll accepts: "0", or an optional minus and digits without
-# a leading zero (at most 19, the width of a long long).
+# a leading zero (at most 19, the width of a long long), within its range.
 _HEADER_INT = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
 
 
 def _header_int(digits: bytearray) -> int | None:
     """The number in a ``*``/``$`` header, or None if Redis would refuse it.
 
-    Python's int() alone would also take spaces, ``+`` and ``_``.
+    Python's int() alone would also take spaces, ``+`` and ``_``, and raise
+    ValueError past 4300 digits; the pattern caps the length first.
     """
     if not _HEADER_INT.fullmatch(digits):
         return None
-    return int(digits)
+    value = int(digits)
+    return value if _INT64_MIN <= value <= _INT64_MAX else None
 
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
 _SPACE = b" \t\n\r\v\f\x00"
@@ -559,6 +684,22 @@ def format_double(value: float) -> bytes:
     return (b"%.17g" % value)
 
 
+def error_line(message: str | bytes) -> bytes:
+    """The wire form of an error reply: ``-<message>\\r\\n``, with no CR or LF inside.
+
+    Every error reply goes through here (encode(), encode3(), and the few
+    lines built by hand). Messages quote client input (an unknown
+    subcommand, a CONFIG SET name, an EXPIRE option), and a raw CR or LF
+    would end the line early and put the rest of the reply stream out of
+    step. As Redis's addReplyErrorFormat does: CR/LF at the ends are
+    trimmed, the others become spaces.
+    """
+    data = message.encode() if type(message) is not bytes else message
+    if b"\r" in data or b"\n" in data:
+        data = data.strip(b"\r\n").replace(b"\r", b" ").replace(b"\n", b" ")
+    return b"-%s\r\n" % data
+
+
 def _bulk(v: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(v), v)
 
@@ -577,7 +718,7 @@ def encode(value: Any) -> bytes:
     if t is Simple:
         return b"+%s\r\n" % value.encode()
     if t is ErrorReply:
-        return b"-%s\r\n" % value.encode()
+        return error_line(value)
     if t is str:
         return _bulk(value.encode())
     if t is list or t is tuple:
@@ -650,13 +791,17 @@ class ReplyParser:
         self._buf += data
 
     def next_reply(self) -> Any:
-        """Return the next complete reply, or NEED_DATA. Raises ProtocolError on garbage."""
+        """Return the next complete reply, or NEED_DATA.
+
+        Raises ProtocolError on anything that is not a reply, and only that:
+        whatever a server sends, a client never sees another exception.
+        """
         try:
-            value, pos = self._parse(self._pos)
+            value, pos = self._parse(self._pos, 0)
         except _Incomplete:
             return NEED_DATA
         except ValueError as exc:  # a length or number that is not one
-            raise ProtocolError(f"invalid reply: {exc}") from None
+            raise ProtocolError(f"invalid reply: {str(exc)[:200]}") from None
         self._pos = pos
         return value
 
@@ -666,10 +811,12 @@ class ReplyParser:
             raise _Incomplete
         return bytes(self._buf[pos:nl]), nl + 2
 
-    def _parse(self, pos: int) -> tuple[Any, int]:
+    def _parse(self, pos: int, depth: int) -> tuple[Any, int]:
         buf = self._buf
         if pos >= len(buf):
             raise _Incomplete
+        if depth > MAX_REPLY_DEPTH:
+            raise ProtocolError(f"reply nested more than {MAX_REPLY_DEPTH} deep")
         kind = buf[pos]
         line, pos = self._line(pos + 1)
         if kind == 43:  # +
@@ -696,19 +843,21 @@ class ReplyParser:
             if count < 0:
                 return None, pos
             items = []
+            depth += 1
             for _ in range(count):
-                item, pos = self._parse(pos)
+                item, pos = self._parse(pos, depth)
                 items.append(item)
             return items, pos
         if kind == 37 or kind == 124:  # % map, | attribute
             count = int(line)
             result = {}
+            depth += 1
             for _ in range(count):
-                k, pos = self._parse(pos)
-                v, pos = self._parse(pos)
-                result[k if not isinstance(k, list) else tuple(k)] = v
+                k, pos = self._parse(pos, depth)
+                v, pos = self._parse(pos, depth)
+                result[_hashable(k)] = v
             if kind == 124:  # attributes annotate the next reply; we drop them
-                return self._parse(pos)
+                return self._parse(pos, depth - 1)
             return result, pos
         if kind == 95:  # _
             return None, pos
@@ -718,6 +867,21 @@ class ReplyParser:
         if kind == 35:  # #
             return line == b"t", pos
         raise ProtocolError(f"unknown reply type byte {chr(kind)!r}")
+
+
+#: Aggregates nested deeper than this in a reply are refused: the parser
+#: recurses per level, and a hostile server must get a ProtocolError, not a
+#: RecursionError. Redis's deepest replies (COMMAND DOCS) nest about 8 deep.
+MAX_REPLY_DEPTH = 100
+
+
+def _hashable(key: Any) -> Any:
+    """A map key as a dict key: arrays become tuples, maps tuples of pairs, all the way down."""
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    if isinstance(key, dict):
+        return tuple((k, _hashable(v)) for k, v in key.items())
+    return key
 
 
 class _Incomplete(Exception):

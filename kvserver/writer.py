@@ -66,7 +66,7 @@ from typing import Any, Callable
 from .checkpoint import KEEP, CheckpointWriter, encode_entries, list_checkpoints
 from .errors import StorageError
 from .fs import FileSystem
-from .wal import SEGMENT_HEADER_SIZE, WAL, encode_commit, encode_record
+from .wal import SEGMENT_HEADER_SIZE, WAL, encode_commit, encode_record_parts, join_records
 
 log = logging.getLogger("kvserver.writer")
 
@@ -141,7 +141,7 @@ class Writer:
     def append(self, db: int, argv: list[bytes]) -> None:
         """Log one mutation, already applied in memory, as the next LSN."""
         self.applied_lsn += 1
-        self._pending.append(encode_record(self.applied_lsn, db, argv))
+        self._pending.append(encode_record_parts(self.applied_lsn, db, argv))
         if not self._flush_scheduled:
             self._schedule_flush()
 
@@ -299,7 +299,7 @@ class Writer:
         self._pending = []
         last = self.applied_lsn
         pending.append(encode_commit(last - len(pending) + 1, last))
-        return b"".join(pending), len(pending) - 1, last
+        return join_records(pending), len(pending) - 1, last
 
     async def _commit(self, batch: tuple[bytes, int, int]) -> None:
         if not self.sync_in_thread:
@@ -322,7 +322,8 @@ class Writer:
     def _committed(self, data: bytes, count: int, last: int, sync: bool, started: float) -> None:
         self.batches += 1
         self.written_lsn = last
-        self.wal_bytes_since_checkpoint += len(data)
+        self.wal_bytes_since_checkpoint += (
+            len(data) if type(data) is not list else sum(map(len, data)))
         if sync:
             self._synced(last, count, time.perf_counter() - started)
         else:

@@ -187,6 +187,28 @@ def test_proto_max_bulk_len(kv_config) -> None:
         kv.stop()
 
 
+#: Length and count fields no client sends: Redis answers each with a
+#: protocol error and closes the connection.
+ABSURD_HEADERS = [
+    b"*" + b"9" * 5000, b"*1\r\n$" + b"9" * 5000, b"*1\r\n$" + b"1" * 4301,
+    b"*-" + b"9" * 19, b"*1\r\n$-" + b"9" * 19, b"*1\r\n$" + b"9" * 20, b"*+1", b"*1\r\n$ 4",
+    b"*1\r\n$4 ", b"*1\r\n$0004", b"*2147483648",
+]
+
+
+def test_absurd_length_fields_get_redis_protocol_errors(kv, redis_server, caplog) -> None:
+    for header in ABSURD_HEADERS:
+        payload = resp("PING") + header + b"\r\nPING\r\n"
+        ours = raw_exchange(kv.port, payload, until_close=True)
+        theirs = raw_exchange(redis_server, payload, until_close=True)
+        assert ours == theirs, header[:30]
+        assert ours.startswith(b"+PONG\r\n-ERR Protocol error: invalid "), header[:30]
+    # Each was a protocol error of that client alone: no traceback, server fine.
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    assert raw_exchange(kv.port, b"PING\r\n") == b"+PONG\r\n"
+    assert redis.Redis(port=kv.port).info("stats")["total_protocol_errors"] == len(ABSURD_HEADERS)
+
+
 def test_client_query_buffer_limit(kv_config) -> None:
     kv = start_threaded(kv_config, client_query_buffer_limit=1024 * 1024)
     try:

@@ -214,6 +214,87 @@ def test_large_bulk_in_small_chunks():
     assert parser.buffered == 0
 
 
+def _feed_in_reads(parser, data: bytes, size: int) -> list:
+    out = []
+    for i in range(0, len(data), size):
+        parser.feed(data[i:i + size])
+        while batch := parser.take_requests():
+            out.extend(batch)
+    return out
+
+
+@pytest.mark.parametrize("read", [1000, 65536, 65537])
+def test_big_bulk_collected_across_reads_with_requests_around_it(read):
+    value = bytes(range(256)) * 1024 + b"\r\n"  # past _BIG_ARG, CR/LF inside and at the end
+    data = (encode_command([b"GET", b"a"]) + encode_command([b"SET", b"big", value])
+            + encode_command([b"GET", b"big"]))
+    parser = RequestParser()
+    assert _feed_in_reads(parser, data, read) == [[b"GET", b"a"], [b"SET", b"big", value],
+                                                 [b"GET", b"big"]]
+    assert parser.buffered == 0
+    # A value that ends exactly where a read ends, its CRLF in the next read.
+    head = encode_command([b"SET", b"big", value])[:-2]
+    parser.feed(head[:100])
+    assert parser.take_requests() == []
+    parser.feed(head[100:])
+    assert parser.take_requests() == [] and parser.buffered == len(value)
+    parser.feed(b"\r")
+    assert parser.take_requests() == []
+    parser.feed(b"\nPING\r\n")
+    assert parser.take_requests() == [[b"SET", b"big", value], [b"PING"]]
+
+
+def test_big_bulk_not_followed_by_crlf():
+    data = b"*2\r\n$4\r\nECHO\r\n$40000\r\n" + b"v" * 40000 + b"xx"
+    parser = RequestParser()
+    with pytest.raises(ProtocolError, match="expected CRLF after bulk string"):
+        _feed_in_reads(parser, data, 4096)
+
+
+def test_big_bulk_counts_toward_the_query_buffer_limit():
+    parser = RequestParser(max_query_buffer=100_000)
+    parser.feed(b"*2\r\n$4\r\nECHO\r\n$200000\r\n")
+    parser.take_requests()
+    parser.feed(b"v" * 60_000)
+    assert parser.take_requests() == [] and parser.buffered == 60_000
+    with pytest.raises(ProtocolError, match="query buffer limit exceeded"):
+        parser.feed(b"v" * 50_000)
+
+
+def test_big_bulk_is_copied_once():
+    # The value arrives in many reads; the parser keeps those reads and joins
+    # them once: new memory is about one value, not a grown buffer plus a copy.
+    import tracemalloc
+    value = b"\x07" * (4 * 1024 * 1024)
+    data = encode_command([b"SET", b"big", value])
+    reads = [data[i:i + 65536] for i in range(0, len(data), 65536)]
+    parser = RequestParser()
+    tracemalloc.start()
+    try:
+        out = []
+        for chunk in reads:
+            parser.feed(chunk)
+            out.extend(parser.take_requests())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out == [[b"SET", b"big", value]]
+    assert peak < 1.3 * len(value), peak
+
+
+def test_bytearray_fed_is_not_kept():
+    # feed() keeps the bytes of a big value as they came: a caller's
+    # mutable buffer must be copied, or changing it would change the value.
+    parser = RequestParser()
+    parser.feed(b"*2\r\n$4\r\nECHO\r\n$40000\r\n")
+    parser.take_requests()
+    chunk = bytearray(b"a" * 40000)
+    parser.feed(chunk)
+    chunk[:] = b"b" * 40000
+    parser.feed(b"\r\n")
+    assert parser.take_requests() == [[b"ECHO", b"a" * 40000]]
+
+
 def test_buffered_counts_unparsed_bytes_only():
     parser = RequestParser()
     parser.feed(b"PING\r\nGET k")
@@ -365,6 +446,40 @@ def test_multibulk_arg_not_a_bulk_never_puts_newlines_in_the_reply():
 def test_invalid_bulk_length(header):
     assert protocol_error(b"*1\r\n" + header + b"\r\na\r\n") == (
         [], "ERR Protocol error: invalid bulk length")
+
+
+#: Header digits for every length/count field: far past Python's 4300-digit
+#: int() limit, past int64 both ways, signs, spaces, leading zeros.
+ABSURD_NUMBERS = [b"9" * 5000, b"1" * 4301, b"-" + b"9" * 5000, b"9" * 20, b"-" + b"9" * 19,
+                  b"9223372036854775808", b"-9223372036854775809", b"0" * 5000 + b"1",
+                  b"+5", b" 5", b"5 ", b"5\t", b"--5", b"5-", b"0x5", b"\xd9\xa5"]
+
+
+@pytest.mark.parametrize("digits", ABSURD_NUMBERS, ids=lambda d: repr(d[:24]))
+def test_absurd_multibulk_counts_are_invalid_multibulk_length(digits):
+    data = encode_command([b"PING"]) + b"*" + digits + b"\r\n$4\r\nPING\r\n"
+    expected = ([[b"PING"]], "ERR Protocol error: invalid multibulk length")
+    assert _one_by_one(data) == expected
+    assert _batched(data) == expected  # take_requests' fast stages hand it over
+    assert _batched_reads([data[:7], data[7:]]) == expected
+
+
+@pytest.mark.parametrize("digits", ABSURD_NUMBERS, ids=lambda d: repr(d[:24]))
+def test_absurd_bulk_lengths_are_invalid_bulk_length(digits):
+    data = encode_command([b"PING"]) + b"*2\r\n$3\r\nGET\r\n$" + digits + b"\r\nk\r\n"
+    expected = ([[b"PING"]], "ERR Protocol error: invalid bulk length")
+    assert _one_by_one(data) == expected
+    # The second stage used to call int() on any run of digits: ValueError
+    # past 4300 of them instead of the protocol error.
+    assert _batched(data) == expected
+    assert _batched_reads([data[:20], data[20:]]) == expected
+
+
+def test_a_multibulk_count_below_int64_is_an_error_not_an_empty_request():
+    # string2ll refuses what does not fit a long long; only then is <= 0 skipped.
+    assert protocol_error(b"*-9223372036854775809\r\n") == (
+        [], "ERR Protocol error: invalid multibulk length")
+    assert feed_three_ways(b"*-9223372036854775808\r\nPING\r\n") == [[b"PING"]]
 
 
 def test_bulk_length_over_max_bulk_len():
@@ -664,6 +779,59 @@ def test_reply_parser_garbage_is_a_protocol_error(data):
     parser.feed(data)
     with pytest.raises(ProtocolError):
         parser.next_reply()
+
+
+@pytest.mark.parametrize("data", [
+    b"$" + b"9" * 5000 + b"\r\n",           # past int()'s 4300 digits
+    b"*" + b"1" * 4400 + b"\r\n",
+    b":" + b"1" * 4400 + b"\r\n",
+    b"*1\r\n" * 5000 + b":1\r\n",           # nested past the recursion limit
+    b"%1\r\n*1\r\n*0\r\n:1\r\n",           # an array of arrays as a map key
+    b"%1\r\n%1\r\n:1\r\n:2\r\n:3\r\n",      # a map as a map key
+    b"|1\r\n*1\r\n*0\r\n:1\r\n:2\r\n",      # an attribute with such a key
+    b",\xff\r\n",
+    b"*2\r\n$-5\r\n:x\r\n",
+], ids=lambda d: repr(d[:20]))
+def test_reply_parser_survives_a_hostile_server(data):
+    # Nothing but a reply or a ProtocolError, whatever the server sends.
+    parser = ReplyParser()
+    parser.feed(data)
+    try:
+        value = parser.next_reply()
+    except ProtocolError:
+        return
+    assert value is not NEED_DATA
+
+
+def test_reply_parser_map_keys_of_any_shape():
+    parser = ReplyParser()
+    parser.feed(b"%1\r\n*2\r\n*1\r\n:1\r\n%1\r\n+a\r\n:2\r\n+v\r\n")
+    assert parser.next_reply() == {((1,), (("a", 2),)): "v"}
+
+
+def test_reply_parser_nesting_limit():
+    ok = b"*1\r\n" * protocol.MAX_REPLY_DEPTH + b":1\r\n"
+    parser = ReplyParser()
+    parser.feed(ok)
+    value = parser.next_reply()
+    for _ in range(protocol.MAX_REPLY_DEPTH):
+        value = value[0]
+    assert value == 1
+    parser.feed(b"*1\r\n" + ok)
+    with pytest.raises(ProtocolError, match="nested"):
+        parser.next_reply()
+
+
+@given(st.binary(max_size=60))
+@settings(max_examples=400, deadline=None)
+def test_reply_parser_raises_only_protocol_errors(data):
+    parser = ReplyParser()
+    parser.feed(data)
+    try:
+        while parser.next_reply() is not NEED_DATA:
+            pass
+    except ProtocolError:
+        pass
 
 
 def test_need_data_repr():

@@ -2,9 +2,14 @@
 
 A command is a function ``(session, argv) -> reply`` registered with
 :func:`command`. It checks its arguments, applies itself to the keyspace,
-logs its deterministic effect with ``session.log(argv)`` when it changed
-something, and returns a reply value (see :mod:`kvserver.protocol`) or raises
+logs its deterministic effect with ``session.log([b"NAME", ...])`` when it
+changed something, and returns a reply value (see :mod:`kvserver.protocol`) or raises
 :class:`~kvserver.errors.CommandError`. Commands never touch files or sockets.
+
+A logged argv always starts with the command's real name, never with
+``argv[0]`` as the client sent it: under ``rename-command SET put`` the
+client's ``argv[0]`` is ``put``, and WAL replay runs through the real table,
+whatever renaming is in force when the server restarts.
 
 Arity follows Redis: a positive number is exact, a negative one means "at
 least" (the command name counts). :func:`dispatch` checks it, once, for all.
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import CommandError, wrong_arity
-from ..protocol import ErrorReply
+from ..protocol import ErrorReply, error_line
 
 Handler = Callable[[Any, list], Any]
 
@@ -111,8 +116,7 @@ def unknown_command_line(argv: list[bytes]) -> bytes:
             break
         args += b"'%s' " % arg.split(b"\0", 1)[0][: 128 - len(args)]
     name = argv[0].split(b"\0", 1)[0][:128]
-    line = b"ERR unknown command '%s', with args beginning with: %s" % (name, args)
-    return b"-" + line.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
+    return error_line(b"ERR unknown command '%s', with args beginning with: %s" % (name, args))
 
 
 def unknown_command(argv: list[bytes]) -> CommandError:

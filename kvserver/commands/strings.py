@@ -12,7 +12,7 @@ from ..errors import (INVALID_EXPIRE, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX,
                       WRONGTYPE, CommandError)
 from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add,
                        parse_int, parse_long_double)
-from ..protocol import OK
+from ..protocol import BIG_REPLY, OK, bulk_parts
 from . import command
 
 _TOO_BIG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
@@ -91,7 +91,7 @@ def cmd_set(s, argv):
             s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
             db.persist(key)
         db.store(key, value)
-        s.log(argv)
+        s.log([b"SET", key, value])  # the real name: argv[0] may be a rename-command alias
         return OK
     nx = xx = get = keep_ttl = False
     expire: tuple[bytes, int, bool] | None = None
@@ -207,7 +207,9 @@ def hot_get(s, argv) -> bytes:
         return b"$-1\r\n" if s.resp == 2 else b"_\r\n"
     ks.keyspace_hits += 1
     if type(value) is bytes:
-        return b"$%d\r\n%s\r\n" % (len(value), value)
+        if len(value) < BIG_REPLY:
+            return b"$%d\r\n%s\r\n" % (len(value), value)
+        return bulk_parts(value)  # what the general path sends for it (no copy)
     raise CommandError(WRONGTYPE)
 
 
@@ -218,8 +220,10 @@ def hot_set(s, argv) -> bytes:
     if db.expires:
         s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
         db.persist(key)
-    db.store(key, argv[2])
-    s.core.log(s.db_index, argv)  # s.log(argv), one frame less
+    value = argv[2]
+    db.store(key, value)
+    # s.log(), one frame less; the real name, whatever argv[0] the client used.
+    s.core.log(s.db_index, [b"SET", key, value])
     return b"+OK\r\n"
 
 
@@ -333,7 +337,7 @@ def cmd_mset(s, argv):
     for i in range(1, len(argv), 2):
         s.core.keyspace.lookup(s.db, argv[i])
         set_value(s, argv[i], argv[i + 1])
-    s.log(argv)
+    s.log([b"MSET"] + argv[1:])
     return OK
 
 
@@ -430,7 +434,7 @@ def cmd_append(s, argv):
             raise CommandError(_TOO_BIG)
         new = old + extra
     s.db.store(key, new)
-    s.log(argv)
+    s.log([b"APPEND", key, extra])
     return len(new)
 
 
@@ -493,7 +497,7 @@ def cmd_setrange(s, argv):
         old = old + b"\x00" * (offset - len(old))
     new = old[:offset] + patch + old[offset + len(patch):]
     s.db.store(key, new)
-    s.log(argv)
+    s.log([b"SETRANGE", key, argv[2], patch])
     return len(new)
 
 
