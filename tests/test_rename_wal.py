@@ -35,7 +35,8 @@ WRITES = {
     "pexpireat": [b"k", b"99999999999999"], "psetex": [b"k", b"1000", b"w"],
     "rename": [b"k", b"k3"], "renamenx": [b"k", b"k4"], "set": [b"k", b"w"],
     "setex": [b"k", b"10", b"w"], "setnx": [b"new", b"w"], "setrange": [b"k", b"0", b"abc"],
-    "swapdb": [b"0", b"1"], "unlink": [b"k"],
+    "swapdb": [b"0", b"1"], "unlink": [b"k"], "setbit": [b"k", b"100", b"1"],
+    "bitfield": [b"k", b"SET", b"u8", b"0", b"200"], "bitop": [b"AND", b"dest", b"k", b"n"],
 }
 
 
