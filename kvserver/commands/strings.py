@@ -52,6 +52,19 @@ def set_value(s, key: bytes, value: bytes, expire_at: int | None = None,
         db.persist(key)
 
 
+def store_plain(db, key: bytes, value: bytes) -> None:
+    """The effect of ``SET key value`` (no options): store the string, drop any TTL.
+
+    The one place that meaning is written: cmd_set's three-argument form,
+    the connection's fast lane and WAL replay's plain-SET lane all call it
+    (a lazy expiry of the old value, which must be logged first, is the
+    caller's business; replay has expiry off).
+    """
+    if db.expires:
+        db.persist(key)
+    db.store(key, value)
+
+
 def expire_time_ms(s, arg: bytes, unit_ms: int, relative: bool, cmd: str) -> int:
     """Turn an EX/PX/EXAT/PXAT argument into absolute Unix ms, with Redis's checks."""
     value = parse_int(arg)
@@ -89,8 +102,7 @@ def cmd_set(s, argv):
         db = s.db
         if db.expires:
             s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
-            db.persist(key)
-        db.store(key, value)
+        store_plain(db, key, value)
         s.log([b"SET", key, value])  # the real name: argv[0] may be a rename-command alias
         return OK
     nx = xx = get = keep_ttl = False
@@ -219,9 +231,8 @@ def hot_set(s, argv) -> bytes:
     db = s.db
     if db.expires:
         s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
-        db.persist(key)
     value = argv[2]
-    db.store(key, value)
+    store_plain(db, key, value)
     # s.log(), one frame less; the real name, whatever argv[0] the client used.
     s.core.log(s.db_index, [b"SET", key, value])
     return b"+OK\r\n"
