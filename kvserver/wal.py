@@ -56,6 +56,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -363,6 +364,14 @@ class WAL:
         self.current = current
         self.segment_bytes = segment_bytes
         self.closed = False
+        #: The first failure (OSError from a write, sync or rotation, or the
+        #: writer's fail-stop): latched, every later write/sync/rotate raises.
+        self.failed: BaseException | None = None
+        #: Held across each write, sync and rotation, and by whoever must not
+        #: act after a WAL failure (a checkpoint's sync/rename, dropping old
+        #: files): so "after the first failure" is exact across threads.
+        #: Uncontended on the commit path (~0.1 µs against a ~100 µs sync).
+        self.lock = threading.Lock()
 
     @classmethod
     def create(cls, fs: FileSystem, dirpath: str, db_id: int, first_lsn: int,
@@ -384,11 +393,40 @@ class WAL:
         return self.current.offset
 
     def write(self, data: bytes) -> None:
-        """Append encoded records. OSError propagates: the caller fails stop."""
-        self.current.write(data)
+        """Append encoded records. OSError propagates: the caller fails stop.
+
+        After the first failure nothing more reaches the file (fail-stop is
+        enforced here, at the bottom, whoever calls): a write that failed may
+        have left part of its batch, and a later batch written after it would
+        leave an LSN gap that no start-up accepts.
+        """
+        with self.lock:
+            self._check_failed()
+            try:
+                self.current.write(data)
+            except OSError as exc:
+                self.failed = exc
+                raise
 
     def sync(self) -> None:
-        self.current.sync()
+        with self.lock:
+            self._check_failed()
+            try:
+                self.current.sync()
+            except OSError as exc:
+                self.failed = exc
+                raise
+
+    def fail(self, exc: BaseException) -> None:
+        """Latch a failure found elsewhere (the writer's fail-stop): no more I/O."""
+        if self.failed is None:
+            self.failed = exc
+
+    def _check_failed(self) -> None:
+        if self.failed is not None:
+            raise StorageError(f"wal: the log failed earlier ({self.failed}); nothing more "
+                               "is written to it (fail-stop)", path=self.current.path,
+                               offset=self.current.offset)
 
     def needs_rotation(self) -> bool:
         return self.current.offset >= self.segment_bytes
@@ -399,8 +437,14 @@ class WAL:
         The sealed segment loses its preallocated space first (durably), so
         only the last segment ever ends in zeros.
         """
-        self.current.seal()
-        new = _create_segment(self.fs, self.dir, self.db_id, first_lsn)
+        with self.lock:
+            self._check_failed()
+            try:
+                self.current.seal()
+                new = _create_segment(self.fs, self.dir, self.db_id, first_lsn)
+            except OSError as exc:
+                self.failed = exc
+                raise
         old = self.current
         self.current = new
         self.segments.append((first_lsn, new.path))

@@ -54,6 +54,7 @@ before the previous one and the WAL segments only it needed are dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno as errno_mod
 import itertools
 import logging
@@ -61,7 +62,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .checkpoint import KEEP, CheckpointWriter, encode_entries, list_checkpoints
 from .errors import StorageError
@@ -139,8 +140,14 @@ class Writer:
     # --- called from command execution (synchronous, on the loop) -------------
 
     def append(self, db: int, argv: list[bytes]) -> None:
-        """Log one mutation, already applied in memory, as the next LSN."""
+        """Log one mutation, already applied in memory, as the next LSN.
+
+        After a fail-stop the record is dropped: its reply gets the error
+        (when_durable), and nothing more may reach the log.
+        """
         self.applied_lsn += 1
+        if self.failed is not None:
+            return
         self._pending.append(encode_record(self.applied_lsn, db, argv))
         if not self._flush_scheduled:
             self._schedule_flush()
@@ -244,7 +251,7 @@ class Writer:
 
     async def _run(self) -> None:
         try:
-            while True:
+            while self.failed is None:
                 if not self._pending and not self._work_due():
                     if self._stopping:
                         break
@@ -257,6 +264,8 @@ class Writer:
                             await asyncio.wait_for(self._wake.wait(), timeout)
                         except asyncio.TimeoutError:
                             pass
+                if self.failed is not None:
+                    break  # failed while we waited: commit nothing more
                 self._busy = True
                 try:
                     if self._checkpoint_due():
@@ -291,6 +300,8 @@ class Writer:
 
     def _take(self) -> tuple[bytes, int, int]:
         """Every pending record, closed by the batch's commit marker (see wal.py)."""
+        if self.failed is not None:  # the WAL latches this too; fail before encoding
+            raise self.failed
         pending = self._pending
         self._pending = []
         last = self.applied_lsn
@@ -452,23 +463,30 @@ class Writer:
                     buffered += len(chunk)
                     entries += len(keys)
                     if buffered >= CHECKPOINT_WRITE_BYTES:
+                        self._check_not_failed()
                         await loop.run_in_executor(self._ckpt_io, writer.write,
                                                    b"".join(chunks), entries)
                         chunks, buffered, entries = [], 0, 0
                     else:
                         await asyncio.sleep(0)  # let clients in between slices
+            self._check_not_failed()
             if chunks:
                 await loop.run_in_executor(self._ckpt_io, writer.write, b"".join(chunks), entries)
-            size = await loop.run_in_executor(self._ckpt_io, writer.commit)
+            self._check_not_failed()
+            size = await loop.run_in_executor(self._ckpt_io, writer.commit, self._unless_failed)
             writer = None
             del snapshot
+            self._check_not_failed()
             await self._drop_old(lsn)
         except (OSError, StorageError) as exc:
             self.last_checkpoint_status = "err"
             log.error("checkpoint at LSN %d failed: %s (the WAL still holds everything)", lsn, exc)
             if writer is not None:
                 try:
-                    await loop.run_in_executor(self._ckpt_io, writer.abort)
+                    # After a fail-stop the disk is left alone: recovery
+                    # deletes the .tmp.
+                    await loop.run_in_executor(self._ckpt_io, writer.abort,
+                                               self.failed is None and self.wal.failed is None)
                 except OSError:
                     pass
             self._finish_checkpoint_waiters(exc)
@@ -486,11 +504,32 @@ class Writer:
         self._finish_checkpoint_waiters(None)
         self._wake.set()
 
+    def _check_not_failed(self) -> None:
+        """Raise the fail-stop error, if any: a checkpoint stops at its next step.
+
+        Reads the WAL's latch, set in the thread that saw the failure, not
+        only ``self.failed``, set once the loop hears of it.
+        """
+        failed = self.failed or self.wal.failed
+        if failed is not None:
+            raise StorageError(f"checkpoint abandoned: {failed}")
+
+    @contextlib.contextmanager
+    def _unless_failed(self) -> Iterator[None]:
+        """Hold the WAL lock and raise if the WAL has failed (see WAL.lock)."""
+        with self.wal.lock:
+            self._check_not_failed()
+            yield
+
     async def _drop_old(self, lsn: int) -> None:
         """Keep the KEEP newest checkpoints and the WAL the older of them needs."""
         loop = asyncio.get_running_loop()
 
         def drop() -> None:
+            with self._unless_failed():
+                drop_files()
+
+        def drop_files() -> None:
             checkpoints = list_checkpoints(self.fs, self.dir)
             keep = checkpoints[-KEEP:]
             for _l, path in checkpoints[:-KEEP]:
@@ -520,6 +559,8 @@ class Writer:
         if self.failed is not None:
             return
         self.failed = exc
+        self.wal.fail(exc)  # latched at the bottom too: no write or sync after this one
+        self._pending = []
         log.critical("%s -- stopping: the WAL is not trustworthy past offset %s, no retry "
                      "(fail-stop)", exc, exc.offset)
         waiters, self._waiters = self._waiters, deque()
