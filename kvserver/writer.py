@@ -67,7 +67,7 @@ from typing import Any, Callable, Iterator
 from .checkpoint import KEEP, CheckpointWriter, encode_entries, list_checkpoints
 from .errors import StorageError
 from .fs import FileSystem
-from .wal import SEGMENT_HEADER_SIZE, WAL, encode_commit, encode_record
+from .wal import WAL, SegmentError, encode_commit, encode_record
 
 log = logging.getLogger("kvserver.writer")
 
@@ -208,7 +208,9 @@ class Writer:
         if self.failed is not None:
             self._pending = []  # nothing more reaches the log after a fail-stop
             return
-        if self._busy or self.sync_in_thread or self.wal.closed:
+        if self._busy or self.sync_in_thread or self.wal.closed or self.wal.current is None:
+            # (No open segment: this batch creates the next one, several
+            # syncs, so the task does it off the loop; once per rotation.)
             self._wake.set()
             return
         try:
@@ -309,13 +311,13 @@ class Writer:
         return b"".join(pending), len(pending) - 1, last
 
     async def _commit(self, batch: tuple[bytes, int, int]) -> None:
-        if not self.sync_in_thread:
+        if not self.sync_in_thread and self.wal.current is not None:
             self._commit_now(batch)
             return
         data, count, last = batch
         sync = self.core.config.appendfsync == "always"
         started = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(self._io, self._write, data, sync)
+        await asyncio.get_running_loop().run_in_executor(self._io, self._write, data, last, sync)
         self._committed(data, count, last, sync, started)
 
     def _commit_now(self, batch: tuple[bytes, int, int]) -> None:
@@ -323,7 +325,7 @@ class Writer:
         data, count, last = batch
         sync = self.core.config.appendfsync == "always"
         started = time.perf_counter()
-        self._write(data, sync)
+        self._write(data, last, sync)
         self._committed(data, count, last, sync, started)
 
     def _committed(self, data: bytes, count: int, last: int, sync: bool, started: float) -> None:
@@ -335,11 +337,11 @@ class Writer:
         else:
             self._release(last)  # nothing waits under everysec/no, but keep it uniform
 
-    def _write(self, data: bytes, sync: bool) -> None:
+    def _write(self, data: bytes, last: int, sync: bool) -> None:
         """Runs on the WAL thread: one write, then (policy always) one sync."""
-        offset = self.wal.current.offset
+        offset = self.wal.size
         try:
-            self.wal.write(data)
+            self.wal.write(data, last)
         except OSError as exc:
             raise self._storage_error("write", exc, offset) from exc
         if sync:
@@ -349,14 +351,18 @@ class Writer:
         try:
             self.wal.sync()
         except OSError as exc:
-            raise self._storage_error("fsync", exc, self.wal.current.offset) from exc
+            raise self._storage_error("fsync", exc, self.wal.size) from exc
 
     def _storage_error(self, what: str, exc: OSError, offset: int) -> StorageError:
+        """The fail-stop error for an OSError, naming the step, file and offset that failed."""
         name = errno_mod.errorcode.get(exc.errno or 0, str(exc.errno))
+        path = self.wal.path
+        if isinstance(exc, SegmentError):  # a step of rotation names its own file
+            what = f"segment rotation: {exc.step}"
+            path, offset = exc.path, exc.offset
         return StorageError(
-            f"wal: {what} failed on {self.wal.current.path} at offset {offset}: "
-            f"{exc.strerror or exc} ({name})",
-            path=self.wal.current.path, offset=offset, errno=exc.errno)
+            f"wal: {what} failed on {path} at offset {offset}: "
+            f"{exc.strerror or exc} ({name})", path=path, offset=offset, errno=exc.errno)
 
     def _synced(self, last: int, count: int, seconds: float) -> None:
         self.syncs += 1
@@ -384,16 +390,17 @@ class Writer:
             await self._rotate()
 
     async def _rotate(self) -> None:
-        """Seal the current segment (synced first, whatever the policy) and open the next."""
+        """Seal the current segment (synced first, whatever the policy); the next
+        batch creates the next segment (WAL.write)."""
         loop = asyncio.get_running_loop()
         last = self.written_lsn
 
         def seal_and_rotate() -> None:
             self._sync_now()
             try:
-                self.wal.rotate(last + 1)
+                self.wal.rotate()
             except OSError as exc:
-                raise self._storage_error("segment creation", exc, 0) from exc
+                raise self._storage_error("seal", exc, self.wal.size) from exc
         await loop.run_in_executor(self._io, seal_and_rotate)
         if last > self.durable_lsn:
             self._synced(last, 0, 0.0)
@@ -436,7 +443,7 @@ class Writer:
         if self.written_lsn > self.durable_lsn:
             await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
             self._synced(self.written_lsn, 0, 0.0)
-        if self.wal.size > SEGMENT_HEADER_SIZE:  # else the current segment starts at L+1
+        if self.wal.current is not None:  # else the next segment starts at L+1 already
             await self._rotate()
         self.wal_bytes_since_checkpoint = 0
         log.info("checkpoint at LSN %d started (%d keys, snapshot copy %.1f ms)", lsn,
@@ -473,7 +480,8 @@ class Writer:
             if chunks:
                 await loop.run_in_executor(self._ckpt_io, writer.write, b"".join(chunks), entries)
             self._check_not_failed()
-            size = await loop.run_in_executor(self._ckpt_io, writer.commit, self._unless_failed)
+            size = await loop.run_in_executor(self._ckpt_io, writer.commit,
+                                              lambda: self._unless_failed(list_after=lsn))
             writer = None
             del snapshot
             self._check_not_failed()
@@ -515,11 +523,22 @@ class Writer:
             raise StorageError(f"checkpoint abandoned: {failed}")
 
     @contextlib.contextmanager
-    def _unless_failed(self) -> Iterator[None]:
-        """Hold the WAL lock and raise if the WAL has failed (see WAL.lock)."""
+    def _unless_failed(self, list_after: int | None = None) -> Iterator[None]:
+        """Hold the WAL lock and raise if the WAL has failed (see WAL.lock).
+
+        With ``list_after``, the checkpoint at that LSN (just renamed into
+        place and its directory synced) is then listed in the MANIFEST.
+        """
         with self.wal.lock:
             self._check_not_failed()
             yield
+            if list_after is not None:
+                before = self.wal.checkpoints
+                try:
+                    self.wal.set_checkpoints(before + [list_after])
+                except BaseException:
+                    self.wal.checkpoints = before
+                    raise
 
     async def _drop_old(self, lsn: int) -> None:
         """Keep the KEEP newest checkpoints and the WAL the older of them needs."""
@@ -530,15 +549,17 @@ class Writer:
                 drop_files()
 
         def drop_files() -> None:
+            # The MANIFEST stops listing a file before the file goes.
             checkpoints = list_checkpoints(self.fs, self.dir)
             keep = checkpoints[-KEEP:]
-            for _l, path in checkpoints[:-KEEP]:
-                self.fs.unlink(path)
+            if checkpoints[:-KEEP]:
+                self.wal.set_checkpoints([lsn for lsn, _p in keep])
+                for _l, path in checkpoints[:-KEEP]:
+                    self.fs.unlink(path)
             if len(keep) >= KEEP:
                 # Records up to the oldest kept checkpoint are no longer needed.
                 self.wal.remove_segments_before(keep[0][0] + 1)
-            else:
-                self.fs.sync_dir(self.dir)
+            self.fs.sync_dir(self.dir)
         await loop.run_in_executor(self._io, drop)
 
     def _finish_checkpoint_waiters(self, exc: BaseException | None) -> None:
@@ -610,7 +631,8 @@ class Writer:
     def wal_size(self) -> int:
         """Bytes of log on disk (the open segment's preallocated zeros not counted)."""
         total = self.wal.size
-        for _first, path in self.wal.segments[:-1]:
+        sealed = self.wal.segments[:-1] if self.wal.current is not None else self.wal.segments
+        for _first, path in sealed:
             try:
                 total += os.path.getsize(path)
             except OSError:

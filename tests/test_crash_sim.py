@@ -29,9 +29,14 @@ from kvserver.errors import CorruptionError
 from kvserver.server import Server
 from kvserver.wal import WAL, encode_record, list_segments, scan_segment
 from simfs import (DB_ID, Checker, Client, SimFileSystem, Trace, recover_data, run_workload,
-                   sim_config, write_checkpoint, write_wal)
+                   sim_config, write_checkpoint, write_wal, make_v1, drop_segments_before)
 
 D = "/sim/data"
+
+
+def manifest_of(fs: SimFileSystem) -> dict:
+    """The MANIFEST of directory D as a from_files entry."""
+    return {f"{D}/MANIFEST": fs.read(f"{D}/MANIFEST")}
 
 
 def sets(n: int, start: int = 0) -> list[list[bytes]]:
@@ -56,15 +61,15 @@ def test_torn_tail_at_every_byte_of_last_record():
     _lsn, path, offset, length = records[-1]
     whole = fs.read(path)
     for cut in range(length):
-        disk = SimFileSystem.from_files({path: whole[:offset + cut]})
+        disk = SimFileSystem.from_files({path: whole[:offset + cut], **manifest_of(fs)})
         data, rec = recover_data(disk, D)
         assert data == model(sets(4)), cut
         assert rec.last_lsn == 4
         assert rec.torn_tail == ((path, offset, cut) if cut else None)
         assert disk.read(path) == whole[:offset]   # the tail is cut off on disk
         # The log goes on from the cut: a new LSN 5 lands right after LSN 4.
-        wal = WAL.open(disk, D, DB_ID, list_segments(disk, D))
-        wal.write(encode_record(5, 0, [b"SET", b"after", b"crash"]))
+        wal = WAL.open(disk, D, DB_ID, list_segments(disk, D), 5)
+        wal.write(encode_record(5, 0, [b"SET", b"after", b"crash"]), 5)
         wal.sync()
         data, rec = recover_data(disk, D)
         assert data == {**model(sets(4)), b"after": b"crash"} and rec.torn_tail is None
@@ -82,7 +87,7 @@ def test_zero_filled_tail():
         "a sector of zeros past a partial record": whole[:offset + 3] + bytes(512),
     }
     for name, content in variants.items():
-        disk = SimFileSystem.from_files({path: content})
+        disk = SimFileSystem.from_files({path: content, **manifest_of(fs)})
         data, rec = recover_data(disk, D)
         survivors = 5 if name == "zeros after the last record" else 4
         assert data == model(sets(survivors)), name
@@ -102,9 +107,9 @@ def test_preallocated_tail_of_a_sealed_segment_is_corruption():
     fs = SimFileSystem()
     write_wal(fs, D, sets(3))
     first = list_segments(fs, D)[0][1]
-    wal = WAL.open(fs, D, DB_ID, list_segments(fs, D))
-    wal.rotate(4)
-    wal.write(encode_record(4, 0, [b"SET", b"k4", b"v4"]))
+    wal = WAL.open(fs, D, DB_ID, list_segments(fs, D), 4)
+    wal.rotate()
+    wal.write(encode_record(4, 0, [b"SET", b"k4", b"v4"]), 4)
     wal.sync()
     wal.close()
     fs.put(first, fs.read(first) + bytes(4096))
@@ -194,6 +199,11 @@ def test_missing_middle_segment_lsn_gap_refuses():
     write_wal(fs, D, sets(9), per_segment=3)
     segs = list_segments(fs, D)
     fs.remove(segs[1][1])
+    with pytest.raises(CorruptionError, match="the MANIFEST lists are missing") as info:
+        recover_data(fs, D)
+    assert_names_file_offset_lsn(info.value, segs[1][1], 0, 4)
+    # Without the MANIFEST (a directory from before it), the LSN chain still shows the gap.
+    make_v1(fs, D)
     with pytest.raises(CorruptionError, match="LSN gap: expected LSN 4") as info:
         recover_data(fs, D)
     assert_names_file_offset_lsn(info.value, segs[2][1], 0, 4)
@@ -237,7 +247,7 @@ def test_corrupt_newest_checkpoint_refuses_when_no_older_valid():
     write_wal(fs, D, sets(12), per_segment=3)
     old = write_checkpoint(fs, D, 4, model(sets(4)))
     new = write_checkpoint(fs, D, 8, model(sets(8)))
-    fs.remove(list_segments(fs, D)[0][1])           # as after a later checkpoint's clean-up
+    drop_segments_before(fs, D, 5)                   # as after a later checkpoint's clean-up
     assert recover_data(fs.copy(), D)[0] == model(sets(12))
     fs.flip(new, 60)
     assert recover_data(fs.copy(), D)[0] == model(sets(12))
@@ -250,7 +260,7 @@ def test_corrupt_newest_checkpoint_refuses_when_no_older_valid():
     solo = SimFileSystem()
     write_wal(solo, D, sets(6), per_segment=3)
     only = write_checkpoint(solo, D, 3, model(sets(3)))
-    solo.remove(list_segments(solo, D)[0][1])
+    drop_segments_before(solo, D, 4)
     solo.put(only, solo.read(only)[:-1])
     with pytest.raises(CorruptionError, match="no valid checkpoint") as info:
         recover_data(solo, D)

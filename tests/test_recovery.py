@@ -220,7 +220,8 @@ def test_records_for_other_databases_replay_there():
     fs = SimFileSystem()
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
-    wal.write(encode_record(1, 3, [b"SET", b"a", b"3"]) + encode_record(2, 0, [b"SET", b"a", b"0"]))
+    wal.write(encode_record(1, 3, [b"SET", b"a", b"3"]) + encode_record(2, 0, [b"SET", b"a", b"0"]),
+              2)
     wal.sync()
     core = Core(Config(dir=D))
     recover(fs, D, core)
@@ -253,7 +254,7 @@ def test_replay_shortcut_for_plain_set_equals_the_command_table():
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
     for lsn, (db, argv) in enumerate(log, 1):
-        wal.write(encode_record(lsn, db, argv) + encode_commit(lsn, lsn))
+        wal.write(encode_record(lsn, db, argv) + encode_commit(lsn, lsn), lsn)
     wal.sync()
     wal.close()
     replayed = Core(Config(dir=D))
@@ -367,10 +368,10 @@ def test_check_names_zeros_ending_a_sealed_segment_as_damage(tmp_path, capsys):
 
     d = str(tmp_path)
     wal = WAL.create(OSFileSystem(), d, DB_ID, 1)
-    wal.write(encode_record(1, 0, [b"SET", b"a", b"1"]) + encode_commit(1, 1))
+    wal.write(encode_record(1, 0, [b"SET", b"a", b"1"]) + encode_commit(1, 1), 1)
     wal.sync()
-    wal.rotate(2)
-    wal.write(encode_record(2, 0, [b"SET", b"b", b"2"]) + encode_commit(2, 2))
+    wal.rotate()
+    wal.write(encode_record(2, 0, [b"SET", b"b", b"2"]) + encode_commit(2, 2), 2)
     wal.sync()
     wal.close()
     sealed, last = [p for _l, p in list_segments(OSFileSystem(), d)]
