@@ -27,9 +27,11 @@ import pytest
 from kvserver.checkpoint import list_checkpoints
 from kvserver.errors import CorruptionError
 from kvserver.server import Server
-from kvserver.wal import WAL, encode_record, list_segments, scan_segment
+from kvserver.manifest import read_manifest
+from kvserver.wal import WAL, encode_record, list_segments, scan_segment, segment_name
 from simfs import (DB_ID, Checker, Client, SimFileSystem, Trace, recover_data, run_workload,
-                   sim_config, write_checkpoint, write_wal, make_v1, drop_segments_before)
+                   sim_config, write_checkpoint, write_wal, make_v1, drop_segments_before,
+                   dump)
 
 D = "/sim/data"
 
@@ -501,3 +503,128 @@ def test_old_segments_are_dropped_after_a_restart(tmp_path):
         # Every segment left holds a record the older checkpoint still needs.
         for (first, _path), (nxt, _p) in zip(segments, segments[1:]):
             assert nxt > oldest_needed, (seed, [f for f, _ in segments], oldest_needed)
+
+
+# --- issue 11 items 3 and 4: a missing WAL tail, refusals that change nothing -----
+
+def _dir_hash(fs: SimFileSystem) -> tuple:
+    """Every file name and content (the directory as an operator would see it)."""
+    return tuple(sorted(fs.files(D).items()))
+
+
+def _served_dir() -> SimFileSystem:
+    """Three segments, a checkpoint, a MANIFEST: what a running server leaves."""
+    fs = SimFileSystem()
+    write_wal(fs, D, sets(9), per_segment=3)
+    write_checkpoint(fs, D, 3, model(sets(3)))
+    return fs
+
+
+@pytest.mark.parametrize("damage", ["newest-deleted", "all-segments-deleted",
+                                    "newest-cut-to-header", "everything-deleted",
+                                    "checkpoint-deleted"])
+def test_missing_or_emptied_wal_tail_refuses_and_check_agrees(tmp_path, capsys, damage):
+    fs = _served_dir()
+    segs = list_segments(fs, D)
+    assert recover_data(fs.copy(), D)[0] == model(sets(9))
+    if damage == "newest-deleted":
+        fs.remove(segs[-1][1])
+        path, lsn, match = segs[-1][1], 7, "MANIFEST lists are missing"
+    elif damage == "all-segments-deleted":
+        for _lsn, p in segs:
+            fs.remove(p)
+        path, lsn, match = segs[0][1], 1, "MANIFEST lists are missing"
+    elif damage == "newest-cut-to-header":
+        fs.put(segs[-1][1], fs.read(segs[-1][1])[:32])
+        path, lsn, match = segs[-1][1], 7, "segment holds no record"
+    elif damage == "checkpoint-deleted":
+        ck = list_checkpoints(fs, D)[0][1]
+        fs.remove(ck)
+        path, lsn, match = ck, 3, "MANIFEST lists are missing"
+    else:
+        for name in list(fs.files(D)):
+            if name != "MANIFEST":
+                fs.remove(f"{D}/{name}")
+        path, lsn, match = segs[0][1], 1, "MANIFEST lists are missing"
+    before = _dir_hash(fs)
+    with pytest.raises(CorruptionError, match=match) as info:
+        recover_data(fs, D)
+    assert info.value.path == path and info.value.lsn == lsn and f"{path} at offset" in str(info.value)
+    assert _dir_hash(fs) == before
+    # kvserver check gives the same verdict.
+    from kvserver.check import main as check_main
+    real = str(tmp_path / "copy")
+    dump(fs, D, real)
+    capsys.readouterr()
+    assert check_main([real]) == 1
+    out = capsys.readouterr().out
+    assert "RESULT: recovery would refuse to start" in out and match in out
+
+
+def test_manifest_deleted_from_a_new_directory_refuses():
+    fs = _served_dir()
+    fs.remove(f"{D}/MANIFEST")
+    before = _dir_hash(fs)
+    with pytest.raises(CorruptionError, match="the MANIFEST is missing"):
+        recover_data(fs, D)
+    assert _dir_hash(fs) == before
+
+
+def test_directory_from_before_the_manifest_loads_and_gets_one(caplog):
+    """v1 segments, no MANIFEST, an empty newest segment (the old eager rotation)."""
+    fs = _served_dir()
+    make_v1(fs, D, empty_last=True)
+    assert "MANIFEST" not in fs.files(D) and segment_name(10) in fs.files(D)
+    with caplog.at_level("INFO", logger="kvserver.recovery"):
+        data, rec = recover_data(fs, D)
+    assert data == model(sets(9)) and rec.last_lsn == 9
+    assert "a directory made before kvserver kept a MANIFEST" in caplog.text
+    assert segment_name(10) not in fs.files(D)     # empty: removed before listing
+    manifest = read_manifest(fs, D)
+    assert manifest.segments == [1, 4, 7] and manifest.checkpoints == [3]
+    # From now on it is a MANIFEST directory: losing its tail refuses.
+    assert recover_data(fs.copy(), D)[0] == model(sets(9))
+    fs.remove(list_segments(fs, D)[-1][1])
+    with pytest.raises(CorruptionError, match="MANIFEST lists are missing"):
+        recover_data(fs, D)
+
+
+@pytest.mark.parametrize("damage", ["newest-checkpoint-flipped", "torn-tail-and-gap",
+                                    "tmp-files-and-torn-tail-and-missing"])
+def test_a_refused_start_leaves_the_directory_unchanged(damage):
+    """Issue 11 item 4: no repair (.tmp removal, .corrupt rename, tail cut) before a refusal."""
+    fs = SimFileSystem()
+    write_wal(fs, D, sets(12), per_segment=3)
+    old = write_checkpoint(fs, D, 4, model(sets(4)))
+    new = write_checkpoint(fs, D, 8, model(sets(8)))
+    segs = list_segments(fs, D)
+    fs.put(f"{D}/{segment_name(13)}.tmp", b"unfinished")
+    fs.put(new + ".tmp", b"unfinished")
+    last = segs[-1][1]
+    fs.put(last, fs.read(last) + b"\x01\x02torn")
+    if damage == "newest-checkpoint-flipped":
+        fs.flip(new, 60)
+        fs.flip(old, 60)                          # no fallback: refuses
+        drop_segments_before(fs, D, 5)
+        fs.put(last, fs.read(last) + b"\x01\x02torn")
+    elif damage == "torn-tail-and-gap":
+        fs.flip(new, 60)                          # would be set aside...
+        fs.put(segs[2][1], fs.read(segs[2][1])[:-5])  # ...but a sealed segment is damaged
+    else:
+        fs.remove(segs[1][1])
+    before = _dir_hash(fs)
+    with pytest.raises(CorruptionError):
+        recover_data(fs, D)
+    assert _dir_hash(fs) == before
+
+
+def test_torn_tail_log_says_it_may_have_been_acknowledged(caplog):
+    fs = SimFileSystem()
+    records = write_wal(fs, D, sets(5))
+    _lsn, path, offset, length = records[-1]
+    fs.flip(path, offset + length - 3)             # bit rot in the last (synced) record
+    with caplog.at_level("WARNING", logger="kvserver.recovery"):
+        data, rec = recover_data(fs, D)
+    assert rec.torn_tail is not None and data == model(sets(4))
+    assert "never acknowledged" not in caplog.text
+    assert "may have been acknowledged" in caplog.text and "record checksum mismatch" in caplog.text

@@ -125,6 +125,15 @@ def test_segment_creation_failure_fails_stop(tmp_path, kind):
     trace = asyncio.run(run_workload(config, sim, scripts=scripts(3, 40), on_started=inject,
                                      segment_bytes=250, expect_exit=1))
     assert trace.errors and all("ENOSPC" in m for _a, m in trace.errors)
+    # The step, file and offset that failed (issue 11 item 4), not "segment
+    # creation failed on wal-...log at offset 0".
+    step, where = {"create": ("create (openat)", r"\.log\.tmp at offset 0"),
+                   "sync": ("fsync", r"\.log\.tmp at offset [1-9]"),
+                   "rename": ("rename", r"\d\.log at offset [1-9]"),
+                   "sync_dir": ("directory fsync", r"data at offset [1-9]")}[kind]
+    import re
+    assert any(f"segment rotation: {step} failed on" in m and re.search(where, m)
+               for _a, m in trace.errors), trace.errors
     Checker(trace).check_points(range(len(sim.history)))
     Checker(trace).check_state(sim.copy(), max(lsn for _m, lsn in trace.acks), "clean exit")
 

@@ -15,7 +15,8 @@ from kvserver.core import Core
 from kvserver.errors import CorruptionError
 from kvserver.recovery import Progress, recover, recover_steps
 from kvserver.wal import SEGMENT_HEADER_SIZE, encode_segment_header, list_segments, segment_name
-from simfs import DB_ID, SimFileSystem, dump, recover_data, write_checkpoint, write_wal
+from simfs import (DB_ID, SimFileSystem, dump, make_v1, recover_data, write_checkpoint,
+                   write_wal)
 
 D = "/sim/data"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -384,3 +385,32 @@ def test_check_names_zeros_ending_a_sealed_segment_as_damage(tmp_path, capsys):
     assert "preallocated" not in sealed_line and "zeroed bytes at offset" in sealed_line
     assert "preallocated space" in last_line  # the open segment's reserve, as written
     assert "would refuse" in out
+
+
+def test_check_prints_one_result_line_and_says_what_is_damaged(tmp_path, capsys):
+    """Issue 12: one RESULT line for a torn tail; no "LSN 10..9" for a segment
+    without records; an unneeded damaged sealed segment is named in RESULT."""
+    fs = SimFileSystem()
+    [*_, (_, path, offset, _n)] = write_wal(fs, D, sets(9), per_segment=3)
+    write_checkpoint(fs, D, 6, {b"k%d" % i: b"v%d" % i for i in range(6)})
+    fs.put(path, fs.read(path)[:offset + 7])                      # torn tail
+    first = list_segments(fs, D)[0][1]
+    fs.flip(first, 40)                                            # not needed (checkpoint 6)
+    target = _real_dir(tmp_path, fs)
+    capsys.readouterr()
+    assert check_main([target]) == 0
+    out = capsys.readouterr().out
+    results = [line for line in out.splitlines() if line.startswith("RESULT")]
+    assert len(results) == 1, out
+    assert results[0].startswith("RESULT: OK, recovers to LSN 8")
+    assert "torn tail of 7 bytes" in results[0] and "may have been acknowledged" in results[0]
+    assert f"damaged but not needed to recover: {os.path.basename(first)}" in results[0]
+    # A directory from before the MANIFEST with its empty newest segment.
+    old = SimFileSystem()
+    write_wal(old, D, sets(9))
+    make_v1(old, D, empty_last=True)
+    target = str(tmp_path / "old")
+    dump(old, D, target)
+    assert check_main([target]) == 0
+    out = capsys.readouterr().out
+    assert "LSN 10..9" not in out and "no record (first LSN 10)" in out
