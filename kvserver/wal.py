@@ -43,8 +43,13 @@ refuses to start. (Bit rot inside the last synced batch, with nothing after
 it, looks exactly like a torn write; no log format can tell them apart
 without another sync per batch.)
 
-Segment creation is atomic: the header is written to ``<name>.tmp``, synced,
-renamed into place, and the directory synced, before any record goes in.
+Segment creation is atomic and lazy: rotation seals the old segment, and the
+next batch creates the new one *with the batch in it* (``<name>.tmp``,
+synced, renamed into place, directory synced), then lists it in the MANIFEST
+(kvserver/manifest.py) before any reply is released. So a named segment
+always holds a synced record; one without (cut back to its header) is damage.
+Fail-stop is enforced here: after the first write/sync/rotation error the
+WAL refuses every later one (:attr:`WAL.failed`).
 
 The API, kept small on purpose (after etcd's wal): :class:`WAL` with
 ``create``/``open``, ``write``, ``sync``, ``rotate``, ``remove_segments_before``,

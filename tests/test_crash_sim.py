@@ -628,3 +628,35 @@ def test_torn_tail_log_says_it_may_have_been_acknowledged(caplog):
     assert rec.torn_tail is not None and data == model(sets(4))
     assert "never acknowledged" not in caplog.text
     assert "may have been acknowledged" in caplog.text and "record checksum mismatch" in caplog.text
+
+
+def test_crash_around_every_manifest_update(checker, trace):
+    """Every point from a new segment's creation, or a checkpoint's rename, to
+    the end of the MANIFEST update after it: listed files always exist, and a
+    segment renamed but not yet listed is accepted (its records were never
+    acknowledged, and recovery lists it)."""
+    updates = trace.points("rename", "MANIFEST")
+    assert len(updates) >= 8
+    points = set()
+    for k in updates:
+        j = k
+        while j > 0 and not (trace.sim.ops[j][0] in ("create", "rename")
+                             and ("wal-" in trace.sim.ops[j][1]
+                                  or "checkpoint-" in trace.sim.ops[j][1])):
+            j -= 1
+        points.update(range(j, k + 3))
+    checker.check_points(points, cuts="bytes")
+
+
+def test_no_ack_before_the_new_segment_is_listed(trace):
+    """Lazy rotation: the batch that creates a segment is acknowledged only after
+    the MANIFEST lists it (else deleting that segment would go unnoticed)."""
+    ops = trace.sim.ops
+    for k in trace.points("create", "wal-"):
+        listed = next(j for j in range(k, len(ops))
+                      if ops[j][0] == "rename" and ops[j][1].endswith("MANIFEST"))
+        synced = next(j for j in range(listed, len(ops)) if ops[j][0] == "sync_dir")
+        first = int(os.path.basename(ops[k][1])[4:24])
+        # No acknowledgement of the segment's first LSN before the MANIFEST
+        # rename's directory sync.
+        assert all(lsn < first for mutations, lsn in trace.acks if mutations <= synced), k
