@@ -276,3 +276,50 @@ def test_nothing_reaches_the_wal_after_the_first_failure(tmp_path, kind, segment
         missing = [k for k in acked if data.get(k) != b"v"]
         assert not missing, f"{len(missing)} acknowledged writes lost"
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["write", "sync"])
+def test_a_record_applied_after_the_failure_is_never_committed(tmp_path, kind):
+    """The exact sequence behind issue 11 item 2: the batch fails, the loop drops
+    the records queued after it, then the writer task (woken by shutdown) commits
+    a later record, after the LSNs it dropped: a gap no start-up accepts.
+    After the first failure nothing may reach the WAL, whichever path asks."""
+    from kvserver.config import Config
+    from kvserver.wal import WAL
+    from kvserver.writer import Writer
+
+    async def main() -> None:
+        d = str(tmp_path / "data")
+        sim = SimFileSystem()
+        core = Core(Config(dir=d))
+        sim.makedirs(d)
+        wal = WAL.create(sim, d, 7, 1)
+        writer = Writer(core, sim, d, wal, 0)
+        core.log_sink = writer.append
+        core.persistence = writer
+        writer.start()
+        loop = asyncio.get_running_loop()
+
+        async def durable(lsn: int):
+            fut = loop.create_future()
+            writer.when_durable(lsn, fut.set_result)
+            return await asyncio.wait_for(fut, 10)
+
+        writer.append(0, [b"SET", b"a", b"1"])
+        assert await durable(1) is None
+        fault = sim.inject(kind, err=errno.EIO, path="wal-", sticky=False)
+        writer.append(0, [b"SET", b"b", b"2"])
+        assert await durable(2) is not None                  # the failed batch
+        writer.append(0, [b"SET", b"c", b"3"])               # queued after it
+        await asyncio.sleep(0)
+        writer._wake.set()                                   # shutdown wakes the task...
+        writer.append(0, [b"SET", b"d", b"4"])               # ...with a record pending
+        await asyncio.sleep(0.05)
+        await writer.close()
+        assert fault.fired == 1
+        after = [e for e in sim.log[fault.log_index + 1:]
+                 if e[0] in ("write", "sync", "create", "rename") and "wal-" in e[1]]
+        assert after == [], after
+        data, rec = recover_data(sim.copy(), d)
+        assert data.get(b"a") == b"1" and b"c" not in data and b"d" not in data
+    asyncio.run(main())
