@@ -443,12 +443,14 @@ class WAL:
         leave an LSN gap that no start-up accepts.
         """
         with self.lock:
-            self._check_failed()
+            if self.failed is not None:
+                self._check_failed()
+            current = self.current
             try:
-                if self.current is None:
+                if current is None:
                     self._open_next(data)
                 else:
-                    self.current.write(data)
+                    current.write(data)
             except OSError as exc:
                 self.failed = exc
                 raise
@@ -456,11 +458,13 @@ class WAL:
 
     def sync(self) -> None:
         with self.lock:
-            self._check_failed()
-            if self.current is None:
+            if self.failed is not None:
+                self._check_failed()
+            current = self.current
+            if current is None:
                 return  # sealed (synced) and nothing written since
             try:
-                self.current.sync()
+                current.sync()
             except OSError as exc:
                 self.failed = exc
                 raise
