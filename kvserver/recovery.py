@@ -132,7 +132,7 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
         yield result
         return
     if manifest is None:
-        _check_unlisted_directory(fs, dirpath, checkpoints, segments)
+        _check_unlisted_directory(dirpath, checkpoints, segments)
 
     checkpoint = None
     first_error: CorruptionError | None = None
@@ -192,6 +192,8 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
         last = index == len(needed) - 1
         data = fs.read(path)
         db_id, seg_first = parse_segment_header(data, path, first_lsn)
+        if manifest is None and segment_version(data) >= 2:
+            raise _manifest_lost(dirpath, path, seg_first)
         if checkpoint is None and index == 0 and not result.db_id:
             result.db_id = db_id
         if db_id != result.db_id:
@@ -288,7 +290,7 @@ def _check_listed_files_exist(manifest: Manifest, dirpath: str,
             path=path, offset=0, lsn=lsn)
 
 
-def _check_unlisted_directory(fs: FileSystem, dirpath: str, checkpoints: list[tuple[int, str]],
+def _check_unlisted_directory(dirpath: str, checkpoints: list[tuple[int, str]],
                               segments: list[tuple[int, str]]) -> None:
     """A directory without a MANIFEST is one made before it existed: it must look it."""
     manifest_path = os.path.join(dirpath, MANIFEST_NAME)
@@ -296,28 +298,29 @@ def _check_unlisted_directory(fs: FileSystem, dirpath: str, checkpoints: list[tu
         raise CorruptionError(
             "checkpoints but no WAL segment and no MANIFEST (files were removed?)",
             path=manifest_path, offset=0, lsn=checkpoints[-1][0])
-    for lsn, path in segments:
-        data = fs.read(path)[:SEGMENT_HEADER_SIZE]
-        parse_segment_header(data, path, lsn)
-        if segment_version(data) >= 2:
-            raise CorruptionError(
-                f"the MANIFEST is missing, but {os.path.basename(path)} was written by a "
-                "kvserver that keeps one (it was deleted?)", path=manifest_path, offset=0,
-                lsn=lsn)
+    # (Segments written since the MANIFEST exists are version 2: the replay
+    # loop refuses one found without a MANIFEST, see _manifest_lost.)
+
+
+def _manifest_lost(dirpath: str, path: str, lsn: int) -> CorruptionError:
+    return CorruptionError(
+        f"the MANIFEST is missing, but {os.path.basename(path)} was written by a kvserver "
+        "that keeps one (it was deleted?)", path=os.path.join(dirpath, MANIFEST_NAME),
+        offset=0, lsn=lsn)
 
 
 def _repair(fs: FileSystem, dirpath: str, result: Recovered, repair: bool) -> None:
-    """Do the repairs recovery decided on (only once it knows it will start)."""
+    """Do the repairs recovery decided on (only once it knows it will start).
+
+    Ordered so that a crash part-way leaves a directory that recovers the
+    same way: the MANIFEST stops listing a damaged checkpoint before it is
+    renamed aside, and an empty pre-MANIFEST segment goes before the first
+    MANIFEST is written (under a MANIFEST an empty segment is damage).
+    """
     if not repair:
         return
     for path in result.removed_tmp:
         fs.unlink(path)
-    for path in result.skipped_checkpoints:
-        # Set damaged checkpoints aside (kept for inspection): counted among
-        # the KEEP newest, one would let the writer drop the older valid
-        # checkpoint and its WAL, leaving no fallback if the next one fails.
-        fs.rename(path, path + CORRUPT_SUFFIX)
-        log.warning("damaged checkpoint %s renamed to %s%s", path, path, CORRUPT_SUFFIX)
     if result.torn_tail is not None:
         path, offset, size = result.torn_tail
         fs.truncate(path, offset)
@@ -336,24 +339,33 @@ def _repair(fs: FileSystem, dirpath: str, result: Recovered, repair: bool) -> No
                  "space after it trimmed", path, offset, result.zero_tail_lsn, size)
     if result.empty_segment:
         # Made by a kvserver before the MANIFEST, which created segments
-        # empty: it holds nothing, and under the MANIFEST an empty segment
-        # is damage, so it goes before the MANIFEST is written.
+        # empty: it holds nothing. Gone for good (directory synced) before
+        # the MANIFEST appears, which would make it damage.
         fs.unlink(result.empty_segment)
+        fs.sync_dir(dirpath)
         log.info("removed %s: an empty segment (no record) from before the MANIFEST",
                  result.empty_segment)
+    dir_changed = bool(result.removed_tmp) and not result.empty_segment
     if not result.fresh or result.manifest:
         listed = Manifest(result.db_id, [lsn for lsn, _p in result.segments],
                           list(result.checkpoints))
         current = read_manifest(fs, dirpath) if result.manifest else None
         if current != listed:
-            write_manifest(fs, dirpath, listed)
+            write_manifest(fs, dirpath, listed)  # syncs the directory
+            dir_changed = False
             if not result.manifest:
                 log.info("wrote %s listing %d segment(s) and %d checkpoint(s) (a directory "
                          "made before kvserver kept a MANIFEST)", os.path.join(
                              dirpath, MANIFEST_NAME), len(listed.segments),
                          len(listed.checkpoints))
-            return
-    if result.removed_tmp or result.skipped_checkpoints or result.empty_segment:
+    for path in result.skipped_checkpoints:
+        # Set damaged checkpoints aside (kept for inspection): counted among
+        # the KEEP newest, one would let the writer drop the older valid
+        # checkpoint and its WAL, leaving no fallback if the next one fails.
+        fs.rename(path, path + CORRUPT_SUFFIX)
+        log.warning("damaged checkpoint %s renamed to %s%s", path, path, CORRUPT_SUFFIX)
+        dir_changed = True
+    if dir_changed:
         fs.sync_dir(dirpath)
 
 

@@ -535,15 +535,19 @@ class WAL:
         is covered when segment i+1 starts at or before ``lsn``. The MANIFEST
         stops listing them before they go. Call under ``lock``.
         """
-        removed = []
-        while len(self.segments) > 1 and self.segments[1][0] <= lsn:
-            _first, path = self.segments.pop(0)
-            removed.append(path)
-        if removed:
-            self._write_manifest()
-            for path in removed:
-                self.fs.unlink(path)
-            self.fs.sync_dir(self.dir)
+        count = 0
+        while count + 1 < len(self.segments) and self.segments[count + 1][0] <= lsn:
+            count += 1
+        if not count:
+            return []
+        removed = [path for _first, path in self.segments[:count]]
+        kept = self.segments[count:]
+        write_manifest(self.fs, self.dir, Manifest(
+            self.db_id, [first for first, _p in kept], list(self.checkpoints)))
+        self.segments = kept  # only once the MANIFEST no longer lists them
+        for path in removed:
+            self.fs.unlink(path)
+        self.fs.sync_dir(self.dir)
         return removed
 
     def close(self) -> None:

@@ -660,3 +660,25 @@ def test_no_ack_before_the_new_segment_is_listed(trace):
         # No acknowledgement of the segment's first LSN before the MANIFEST
         # rename's directory sync.
         assert all(lsn < first for mutations, lsn in trace.acks if mutations <= synced), k
+
+
+@pytest.mark.parametrize("case", ["damaged-newest-checkpoint", "old-directory-empty-segment"])
+def test_repairs_interrupted_by_a_crash_recover_the_same(case):
+    """Setting a listed checkpoint aside, or giving an old directory its MANIFEST,
+    crashed at any step: recovery again gives the same result (never a refusal
+    for a file the MANIFEST still lists)."""
+    fs = _served_dir()
+    write_checkpoint(fs, D, 6, model(sets(6)))
+    if case == "damaged-newest-checkpoint":
+        fs.flip(list_checkpoints(fs, D)[-1][1], 60)
+    else:
+        make_v1(fs, D, empty_last=True)
+    expected = recover_data(fs.copy(), D)
+    run = fs.copy()
+    run.start_recording()
+    recover_data(run, D)
+    assert run.mutations > 0
+    for image in run.history:
+        for again in image.crash_states(cuts="ends"):
+            data, rec = recover_data(again, D)
+            assert (data, rec.last_lsn) == (expected[0], expected[1].last_lsn)
