@@ -229,6 +229,54 @@ def test_corrupt_wal_refuses_to_start_and_names_the_damage(kv_process):
             for name in os.listdir(server.dir)} == before
 
 
+def _dir_contents(path: str) -> dict:
+    """Every file's bytes, except LOCK (each start takes it and writes its pid there)."""
+    out = {}
+    for name in sorted(os.listdir(path)):
+        if name != "LOCK":
+            with open(os.path.join(path, name), "rb") as f:
+                out[name] = f.read()
+    return out
+
+
+@pytest.mark.parametrize("damage", ["delete-newest", "cut-newest-to-header", "delete-all-wal"])
+def test_lost_wal_tail_refuses_to_start_and_check_agrees(kv_process, damage):
+    """Issue 11 item 3, as reported: after kill -9, delete the newest segment (or
+    every segment, or cut the newest to its header): the server must refuse,
+    naming the file, leave the directory as it was, and ``kvserver check`` say so."""
+    args = ("--checkpoint-wal-size", "4kb")         # a few checkpoints and segments
+    server = kv_process(*args)
+    client = SyncClient(server.port)
+    for i in range(300):
+        assert client.call("SET", f"k{i}", "v" * 40) == "OK"
+    client.close()
+    server.kill9()
+    segments = list_segments(OSFileSystem(), server.dir)
+    assert len(segments) >= 2
+    newest = segments[-1][1]
+    if damage == "delete-newest":
+        os.unlink(newest)
+        expect = f"{newest} at offset 0 (LSN {segments[-1][0]})"
+    elif damage == "cut-newest-to-header":
+        os.truncate(newest, 32)
+        expect = f"{newest} at offset 32 (LSN {segments[-1][0]})"
+    else:
+        for _first, path in segments:
+            os.unlink(path)
+        expect = f"{segments[0][1]} at offset 0 (LSN {segments[0][0]})"
+    before = _dir_contents(server.dir)
+    broken = spawn_kvserver(server.dir, *args, expect_ready=False)
+    try:
+        out, _ = broken.proc.communicate(timeout=30)
+    finally:
+        if broken.proc.poll() is None:
+            broken.kill9()
+    assert broken.proc.returncode == 1, out
+    assert expect in out, out
+    assert _dir_contents(server.dir) == before
+    assert check_main([server.dir]) == 1
+
+
 STRACE = shutil.which("strace")
 
 
