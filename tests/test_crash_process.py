@@ -277,6 +277,42 @@ def test_lost_wal_tail_refuses_to_start_and_check_agrees(kv_process, damage):
     assert check_main([server.dir]) == 1
 
 
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def test_directory_from_before_the_manifest_starts(kv_process, tmp_path):
+    """A directory the previous kvserver wrote (tests/fixtures/v1-kill9: v1
+    segments, no MANIFEST, an empty preallocated newest segment) starts, gets its
+    MANIFEST (logged once), and from then on a lost tail refuses."""
+    data_dir = str(tmp_path / "old")
+    shutil.copytree(os.path.join(FIXTURES, "v1-kill9"), data_dir,
+                    ignore=shutil.ignore_patterns("README.md"))
+    with open(os.path.join(data_dir, "wal-00000000000000000033.log"), "ab") as f:
+        f.write(bytes(1 << 20))                     # the preallocated zeros it had
+    assert check_main([data_dir]) == 0
+    server = kv_process(data_dir=data_dir)
+    keys = [f"k{i}" for i in range(1, 31)] + ["n"]
+    got = read_keys(server.port, keys)
+    assert got == {**{f"k{i}": b"v%d" % i for i in range(2, 31)}, "k1": b"v1-x", "n": b"5"}
+    assert sum("a directory made before kvserver kept a MANIFEST" in line
+               for line in server.log) == 1
+    client = SyncClient(server.port)
+    assert client.call("SET", "after", "1") == "OK"
+    client.close()
+    assert server.terminate() == 0
+    assert os.path.exists(os.path.join(data_dir, "MANIFEST"))
+    assert not os.path.exists(os.path.join(data_dir, "wal-00000000000000000033.log"))
+    again = kv_process(data_dir=data_dir)
+    assert read_keys(again.port, ["after", "k1"]) == {"after": b"1", "k1": b"v1-x"}
+    assert not any("MANIFEST" in line for line in again.log)
+    again.kill9()
+    newest = list_segments(OSFileSystem(), data_dir)[-1][1]
+    os.unlink(newest)
+    broken = spawn_kvserver(data_dir, expect_ready=False)
+    out, _ = broken.proc.communicate(timeout=30)
+    assert broken.proc.returncode == 1 and f"{newest} at offset 0" in out, out
+
+
 STRACE = shutil.which("strace")
 
 
