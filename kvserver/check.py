@@ -59,18 +59,21 @@ def main(argv: list[str]) -> int:
     if not os.path.isdir(args.dir):
         print(f"{args.dir}: not a directory", file=sys.stderr)
         return 1
+    damaged: list[str] = []  # files with damage that recovery may not need
     for lsn, path in list_checkpoints(fs, args.dir):
         try:
             ck = load_checkpoint(fs, path)
             print(f"checkpoint {path}: OK, LSN {ck.lsn}, {ck.entries} keys")
         except CorruptionError as exc:
             print(f"checkpoint {path}: BAD: {exc}")
+            damaged.append(os.path.basename(path))
     segments = list_segments(fs, args.dir)
     for first, path in segments:
         try:
             scan = scan_segment(fs.read(path), path, first)
         except CorruptionError as exc:
             print(f"segment {path}: BAD: {exc}")
+            damaged.append(os.path.basename(path))
             continue
         last = scan.records[-1].lsn if scan.records else first - 1
         status = "OK"
@@ -81,31 +84,44 @@ def main(argv: list[str]) -> int:
             offset, reason = scan.bad
             status = (f"{reason} at offset {offset} ({scan.torn_tail_bytes} bytes"
                       f"{', a later batch follows: corruption' if scan.valid_after_bad else ''})")
-        print(f"segment {path}: LSN {first}..{last}, {len(scan.records)} records: {status}")
+            if path != segments[-1][1] or scan.valid_after_bad:
+                damaged.append(os.path.basename(path))
+        span = f"LSN {first}..{last}" if scan.records else f"no record (first LSN {first})"
+        print(f"segment {path}: {span}, {len(scan.records)} records: {status}")
     try:
         result = recover(fs, args.dir, None, repair=False)
     except CorruptionError as exc:
         print(f"RESULT: recovery would refuse to start: {exc}")
         return 1
     if result.fresh:
-        print("RESULT: empty data directory")
+        print("RESULT: empty data directory" if not result.manifest else
+              "RESULT: OK, an empty database (the MANIFEST lists no file)")
         return 0
     refused = _first_unreplayable(fs, segments, result.checkpoint_lsn)
     if refused is not None:
         print(f"RESULT: recovery would refuse to start: {refused}")
         return 1
+    notes = []
     if result.torn_tail is not None:
         path, offset, size = result.torn_tail
-        print(f"RESULT: torn tail of {size} bytes in {path} at offset {offset} "
-              "(never acknowledged; start-up will cut it)")
-        if args.fix:
-            if not args.yes:
-                answer = input(f"Cut {path} to {offset} bytes? [y/N] ").strip().lower()
-                if answer not in ("y", "yes"):
-                    print("not changed")
-                    return 0
-            fs.truncate(path, offset)
-            print(f"cut {path} to {offset} bytes")
+        notes.append(f"start-up will cut a torn tail of {size} bytes from {path} at offset "
+                     f"{offset} (after LSN {result.torn_tail_lsn}: an unfinished write, or "
+                     "damage to the last synced batch, which may have been acknowledged)")
+    if damaged:
+        notes.append(f"damaged but not needed to recover: {', '.join(damaged)} (recovery "
+                     "skips them; kept only as a fallback)")
+    if not result.manifest:
+        notes.append("no MANIFEST yet (a directory from an older kvserver; start-up writes it)")
     print(f"RESULT: OK, recovers to LSN {result.last_lsn} (checkpoint LSN "
-          f"{result.checkpoint_lsn}, {result.records_replayed} WAL records after it)")
+          f"{result.checkpoint_lsn}, {result.records_replayed} WAL records after it)"
+          + "".join(f"; {n}" for n in notes))
+    if result.torn_tail is not None and args.fix:
+        path, offset, _size = result.torn_tail
+        if not args.yes:
+            answer = input(f"Cut {path} to {offset} bytes? [y/N] ").strip().lower()
+            if answer not in ("y", "yes"):
+                print("not changed")
+                return 0
+        fs.truncate(path, offset)
+        print(f"cut {path} to {offset} bytes")
     return 0

@@ -24,13 +24,14 @@ WAL is still on disk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, ContextManager, Iterable, Iterator
 
 from .errors import CorruptionError
 from .fs import AppendFile, FileSystem
@@ -106,23 +107,30 @@ class CheckpointWriter:
         self._body += len(chunk)
         self.entries += entries
 
-    def commit(self) -> int:
-        """Finish, sync, rename into place, sync the directory. Returns the file size."""
+    def commit(self, guard: Callable[[], ContextManager] | None = None) -> int:
+        """Finish, sync, rename into place, sync the directory. Returns the file size.
+
+        The rename and directory sync run inside ``guard()`` if given (the
+        writer's: it holds the WAL lock and raises after a WAL failure, so
+        no checkpoint appears once the log has failed).
+        """
         end = bytes([KIND_END])
         self.write(end, 0)
         self._file.write(TRAILER.pack(self._body, self.entries, self._crc, END_MAGIC))
         self._file.sync()
         size = self._file.offset
         self._file.close()
-        self.fs.rename(self.tmp, self.path)
-        self.fs.sync_dir(self.dir)
+        with guard() if guard is not None else contextlib.nullcontext():
+            self.fs.rename(self.tmp, self.path)
+            self.fs.sync_dir(self.dir)
         return size
 
-    def abort(self) -> None:
+    def abort(self, remove: bool = True) -> None:
+        """Close the unfinished file and (with ``remove``) delete it."""
         try:
             self._file.close()
         finally:
-            if self.fs.exists(self.tmp):
+            if remove and self.fs.exists(self.tmp):
                 self.fs.unlink(self.tmp)
 
 

@@ -29,15 +29,17 @@ import zlib
 from typing import Generator, Iterator
 
 from . import commands
-from .checkpoint import list_checkpoints, load_checkpoint
+from .checkpoint import checkpoint_name, list_checkpoints, load_checkpoint
 from .core import Core
 from .errors import CorruptionError
 from .fs import FileSystem
+from .manifest import NAME as MANIFEST_NAME
+from .manifest import Manifest, read_manifest, write_manifest
 from .protocol import ErrorReply
 from .session import Session
 from .wal import (RECORD_COMMAND, RECORD_HEADER, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE,
                   Record, SegmentScan, decode_argv, finish_scan, list_segments, next_record,
-                  parse_segment_header)
+                  parse_segment_header, segment_name, segment_version)
 
 log = logging.getLogger("kvserver.recovery")
 
@@ -70,6 +72,16 @@ class Recovered:
     skipped_checkpoints: list[str] = field(default_factory=list)
     removed_tmp: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: LSN after which the torn tail starts, and why its bytes do not parse.
+    torn_tail_lsn: int = 0
+    torn_tail_reason: str = ""
+    zero_tail_lsn: int = 0
+    #: The directory had a MANIFEST.
+    manifest: bool = False
+    #: LSNs of the checkpoints kept (damaged ones set aside are not).
+    checkpoints: list[int] = field(default_factory=list)
+    #: An empty last segment of a directory from before the MANIFEST (removed).
+    empty_segment: str = ""
 
 
 @dataclass
@@ -89,29 +101,38 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
     """Recover ``dirpath`` into ``core``, yielding Progress now and then, Recovered last.
 
     With ``core=None`` nothing is applied (``kvserver check``). With
-    ``repair=False`` a torn tail is reported but not cut.
-    Raises CorruptionError when recovery must refuse.
+    ``repair=False`` nothing on disk changes (a torn tail is reported, not cut).
+    Raises CorruptionError when recovery must refuse; **a refusal changes
+    nothing on disk**: every repair (deleting ``*.tmp``, cutting a torn tail,
+    trimming preallocated zeros, setting a damaged checkpoint aside, writing
+    the MANIFEST) is only decided while reading and done at the very end,
+    once recovery knows it will start.
     """
     started = time.monotonic()
-    fs.makedirs(dirpath)
     result = Recovered(db_id=0, fresh=False)
+    if not fs.exists(dirpath):
+        fs.makedirs(dirpath)
     for name in sorted(fs.listdir(dirpath)):
-        if name.endswith(".tmp") and (name.startswith("wal-") or name.startswith("checkpoint-")):
-            path = os.path.join(dirpath, name)
-            if repair:
-                fs.unlink(path)
-            result.removed_tmp.append(path)
-    if result.removed_tmp and repair:
-        fs.sync_dir(dirpath)
+        if name.endswith(".tmp") and (name.startswith("wal-") or name.startswith("checkpoint-")
+                                      or name == MANIFEST_NAME + ".tmp"):
+            result.removed_tmp.append(os.path.join(dirpath, name))
 
+    manifest = read_manifest(fs, dirpath)
+    result.manifest = manifest is not None
     checkpoints = list_checkpoints(fs, dirpath)
     segments = list_segments(fs, dirpath)
+    if manifest is not None:
+        _check_listed_files_exist(manifest, dirpath, checkpoints, segments)
+        result.db_id = manifest.db_id
     if not checkpoints and not segments:
-        result.db_id = secrets.randbits(63) or 1
+        result.db_id = result.db_id or secrets.randbits(63) or 1
         result.fresh = True
+        _repair(fs, dirpath, result, repair)
         result.seconds = time.monotonic() - started
         yield result
         return
+    if manifest is None:
+        _check_unlisted_directory(dirpath, checkpoints, segments)
 
     checkpoint = None
     first_error: CorruptionError | None = None
@@ -130,15 +151,12 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
             "no valid checkpoint (newest fails its checksum and no older one is valid); "
             "refusing to start. Run 'kvserver check " + dirpath + "' for details. First error",
             path=first_error.path, offset=first_error.offset, lsn=first_error.lsn)
-
-    if repair and result.skipped_checkpoints:
-        # Set damaged checkpoints aside (kept for inspection): counted among
-        # the KEEP newest, one would let the writer drop the older valid
-        # checkpoint and its WAL, leaving no fallback if the next one fails.
-        for path in result.skipped_checkpoints:
-            fs.rename(path, path + CORRUPT_SUFFIX)
-            log.warning("damaged checkpoint %s renamed to %s%s", path, path, CORRUPT_SUFFIX)
-        fs.sync_dir(dirpath)
+    if checkpoint is not None and result.db_id and checkpoint.db_id != result.db_id:
+        raise CorruptionError(
+            f"checkpoint belongs to database id {checkpoint.db_id:x}, not {result.db_id:x} "
+            "(the MANIFEST's)", path=checkpoint.path, offset=0, lsn=checkpoint.lsn)
+    skipped = set(result.skipped_checkpoints)
+    result.checkpoints = [lsn for lsn, path in checkpoints if path not in skipped]
 
     ks = core.keyspace if core is not None else None
     session = Session(core) if core is not None else None
@@ -174,6 +192,8 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
         last = index == len(needed) - 1
         data = fs.read(path)
         db_id, seg_first = parse_segment_header(data, path, first_lsn)
+        if manifest is None and segment_version(data) >= 2:
+            raise _manifest_lost(dirpath, path, seg_first)
         if checkpoint is None and index == 0 and not result.db_id:
             result.db_id = db_id
         if db_id != result.db_id:
@@ -204,25 +224,30 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
         preallocated = scan.bad is not None and scan.zero_tail and last
         if scan.bad is not None and not preallocated:
             _check_bad(scan, last)
+        if scan.last_lsn < seg_first:
+            # No record. A segment is named only once its first batch is in
+            # it and synced (wal._create_segment), so under a MANIFEST this is
+            # damage: the file was cut back to its header, or its first
+            # batch was damaged on disk. (A directory from before the
+            # MANIFEST made segments empty; only its last can be, see below.)
+            if manifest is not None or not last:
+                what = (f"; then {scan.bad[1]} ({scan.torn_tail_bytes} bytes)"
+                        if scan.bad is not None else "")
+                raise CorruptionError(
+                    f"wal: segment holds no record (cut back to its header, or its first "
+                    f"batch is damaged{what}); its records may have been acknowledged",
+                    path=path, offset=scan.good_end, lsn=seg_first)
+            result.empty_segment = path
         if preallocated:
             # The open segment's reserved space (wal.PREALLOCATE_BYTES), or a
             # write that extended the file and never landed: no record is
             # there. Trimmed so the WAL reopens at its end and reserves anew.
             result.zero_tail = (path, scan.good_end, scan.torn_tail_bytes)
-            if repair:
-                fs.truncate(path, scan.good_end)
-                # Logged (not at debug) so that a disk that zeroed the end of
-                # the log shows up as a number to compare with the step.
-                log.info("WAL %s ends at offset %d (LSN %d); %d zero bytes of preallocated "
-                         "space after it trimmed", path, scan.good_end, scan.last_lsn,
-                         scan.torn_tail_bytes)
+            result.zero_tail_lsn = scan.last_lsn
         elif scan.bad is not None:
             result.torn_tail = (path, scan.good_end, scan.torn_tail_bytes)
-            if repair:
-                fs.truncate(path, scan.good_end)
-                log.warning("cut a torn tail of %d bytes from %s at offset %d (LSN %d was "
-                            "never acknowledged)", scan.torn_tail_bytes, path, scan.good_end,
-                            expected)
+            result.torn_tail_lsn = scan.last_lsn
+            result.torn_tail_reason = scan.bad[1]
         # Where the log really ends: records the checkpoint covers are skipped
         # above, so ``expected`` alone cannot tell a WAL that stops short of it.
         wal_end = scan.last_lsn
@@ -237,11 +262,111 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
     result.last_lsn = max(expected - 1, base_lsn)
     # All of them, not just those replayed: the writer drops the older ones
     # once later checkpoints cover them, which it can only do if it knows them.
-    result.segments = segments
+    result.segments = [s for s in segments if s[1] != result.empty_segment]
+    # Recovery will start: only now is anything on disk changed.
+    _repair(fs, dirpath, result, repair)
     if core is not None:
         ks.expiry_enabled = True
     result.seconds = time.monotonic() - started
     yield result
+
+
+def _check_listed_files_exist(manifest: Manifest, dirpath: str,
+                              checkpoints: list[tuple[int, str]],
+                              segments: list[tuple[int, str]]) -> None:
+    """Refuse if a file the MANIFEST lists is not there (deleted, or a lost tail)."""
+    have_segments = {lsn for lsn, _p in segments}
+    have_checkpoints = {lsn for lsn, _p in checkpoints}
+    missing = [(lsn, os.path.join(dirpath, segment_name(lsn))) for lsn in manifest.segments
+               if lsn not in have_segments]
+    missing += [(lsn, os.path.join(dirpath, checkpoint_name(lsn)))
+                for lsn in manifest.checkpoints if lsn not in have_checkpoints]
+    if missing:
+        lsn, path = min(missing)
+        names = ", ".join(os.path.basename(p) for _l, p in sorted(missing))
+        raise CorruptionError(
+            f"{len(missing)} file(s) the MANIFEST lists are missing ({names}); the "
+            "acknowledged writes they held would be lost, refusing to start. First missing",
+            path=path, offset=0, lsn=lsn)
+
+
+def _check_unlisted_directory(dirpath: str, checkpoints: list[tuple[int, str]],
+                              segments: list[tuple[int, str]]) -> None:
+    """A directory without a MANIFEST is one made before it existed: it must look it."""
+    manifest_path = os.path.join(dirpath, MANIFEST_NAME)
+    if not segments:
+        raise CorruptionError(
+            "checkpoints but no WAL segment and no MANIFEST (files were removed?)",
+            path=manifest_path, offset=0, lsn=checkpoints[-1][0])
+    # (Segments written since the MANIFEST exists are version 2: the replay
+    # loop refuses one found without a MANIFEST, see _manifest_lost.)
+
+
+def _manifest_lost(dirpath: str, path: str, lsn: int) -> CorruptionError:
+    return CorruptionError(
+        f"the MANIFEST is missing, but {os.path.basename(path)} was written by a kvserver "
+        "that keeps one (it was deleted?)", path=os.path.join(dirpath, MANIFEST_NAME),
+        offset=0, lsn=lsn)
+
+
+def _repair(fs: FileSystem, dirpath: str, result: Recovered, repair: bool) -> None:
+    """Do the repairs recovery decided on (only once it knows it will start).
+
+    Ordered so that a crash part-way leaves a directory that recovers the
+    same way: the MANIFEST stops listing a damaged checkpoint before it is
+    renamed aside, and an empty pre-MANIFEST segment goes before the first
+    MANIFEST is written (under a MANIFEST an empty segment is damage).
+    """
+    if not repair:
+        return
+    for path in result.removed_tmp:
+        fs.unlink(path)
+    if result.torn_tail is not None:
+        path, offset, size = result.torn_tail
+        fs.truncate(path, offset)
+        log.warning(
+            "cut %d bytes that do not parse (%s) from the end of %s at offset %d, after LSN "
+            "%d: the end of a batch whose write never completed (not acknowledged), or damage "
+            "to the last synced batch (which may have been acknowledged); the log cannot tell "
+            "these apart (docs/persistence.md, recovery rule 4)", size, result.torn_tail_reason,
+            path, offset, result.torn_tail_lsn)
+    if result.zero_tail is not None:
+        path, offset, size = result.zero_tail
+        fs.truncate(path, offset)
+        # Logged (not at debug) so that a disk that zeroed the end of the log
+        # shows up as a number to compare with the step.
+        log.info("WAL %s ends at offset %d (LSN %d); %d zero bytes of preallocated "
+                 "space after it trimmed", path, offset, result.zero_tail_lsn, size)
+    if result.empty_segment:
+        # Made by a kvserver before the MANIFEST, which created segments
+        # empty: it holds nothing. Gone for good (directory synced) before
+        # the MANIFEST appears, which would make it damage.
+        fs.unlink(result.empty_segment)
+        fs.sync_dir(dirpath)
+        log.info("removed %s: an empty segment (no record) from before the MANIFEST",
+                 result.empty_segment)
+    dir_changed = bool(result.removed_tmp) and not result.empty_segment
+    if not result.fresh or result.manifest:
+        listed = Manifest(result.db_id, [lsn for lsn, _p in result.segments],
+                          list(result.checkpoints))
+        current = read_manifest(fs, dirpath) if result.manifest else None
+        if current != listed:
+            write_manifest(fs, dirpath, listed)  # syncs the directory
+            dir_changed = False
+            if not result.manifest:
+                log.info("wrote %s listing %d segment(s) and %d checkpoint(s) (a directory "
+                         "made before kvserver kept a MANIFEST)", os.path.join(
+                             dirpath, MANIFEST_NAME), len(listed.segments),
+                         len(listed.checkpoints))
+    for path in result.skipped_checkpoints:
+        # Set damaged checkpoints aside (kept for inspection): counted among
+        # the KEEP newest, one would let the writer drop the older valid
+        # checkpoint and its WAL, leaving no fallback if the next one fails.
+        fs.rename(path, path + CORRUPT_SUFFIX)
+        log.warning("damaged checkpoint %s renamed to %s%s", path, path, CORRUPT_SUFFIX)
+        dir_changed = True
+    if dir_changed:
+        fs.sync_dir(dirpath)
 
 
 def _check_bad(scan: SegmentScan, last: bool) -> None:

@@ -583,8 +583,10 @@ class Server:
 
     def _open_wal(self, rec: Recovered) -> WAL:
         if rec.segments:
-            return WAL.open(self.fs, self.config.dir, rec.db_id, rec.segments)
-        return WAL.create(self.fs, self.config.dir, rec.db_id, rec.last_lsn + 1)
+            return WAL.open(self.fs, self.config.dir, rec.db_id, rec.segments, rec.last_lsn + 1,
+                            rec.checkpoints)
+        return WAL.create(self.fs, self.config.dir, rec.db_id, rec.last_lsn + 1,
+                          checkpoints=rec.checkpoints)
 
     def _lock(self) -> None:
         path = os.path.join(self.config.dir, LOCK_NAME)

@@ -54,6 +54,7 @@ before the previous one and the WAL segments only it needed are dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno as errno_mod
 import itertools
 import logging
@@ -61,12 +62,12 @@ import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .checkpoint import KEEP, CheckpointWriter, encode_entries, list_checkpoints
 from .errors import StorageError
 from .fs import FileSystem
-from .wal import SEGMENT_HEADER_SIZE, WAL, encode_commit, encode_record_parts, join_records
+from .wal import WAL, SegmentError, encode_commit, encode_record_parts, join_records
 
 log = logging.getLogger("kvserver.writer")
 
@@ -139,8 +140,14 @@ class Writer:
     # --- called from command execution (synchronous, on the loop) -------------
 
     def append(self, db: int, argv: list[bytes]) -> None:
-        """Log one mutation, already applied in memory, as the next LSN."""
+        """Log one mutation, already applied in memory, as the next LSN.
+
+        After a fail-stop the record is dropped: its reply gets the error
+        (when_durable), and nothing more may reach the log.
+        """
         self.applied_lsn += 1
+        if self.failed is not None:
+            return
         self._pending.append(encode_record_parts(self.applied_lsn, db, argv))
         if not self._flush_scheduled:
             self._schedule_flush()
@@ -201,7 +208,9 @@ class Writer:
         if self.failed is not None:
             self._pending = []  # nothing more reaches the log after a fail-stop
             return
-        if self._busy or self.sync_in_thread or self.wal.closed:
+        if self._busy or self.sync_in_thread or self.wal.closed or self.wal.current is None:
+            # (No open segment: this batch creates the next one, several
+            # syncs, so the task does it off the loop; once per rotation.)
             self._wake.set()
             return
         try:
@@ -245,7 +254,7 @@ class Writer:
 
     async def _run(self) -> None:
         try:
-            while True:
+            while self.failed is None:
                 if not self._pending and not self._work_due():
                     if self._stopping:
                         break
@@ -258,6 +267,8 @@ class Writer:
                             await asyncio.wait_for(self._wake.wait(), timeout)
                         except asyncio.TimeoutError:
                             pass
+                if self.failed is not None:
+                    break  # failed while we waited: commit nothing more
                 self._busy = True
                 try:
                     if self._checkpoint_due():
@@ -295,6 +306,8 @@ class Writer:
 
     def _take(self) -> tuple[bytes, int, int]:
         """Every pending record, closed by the batch's commit marker (see wal.py)."""
+        if self.failed is not None:  # the WAL latches this too; fail before encoding
+            raise self.failed
         pending = self._pending
         self._pending = []
         last = self.applied_lsn
@@ -302,13 +315,13 @@ class Writer:
         return join_records(pending), len(pending) - 1, last
 
     async def _commit(self, batch: tuple[bytes, int, int]) -> None:
-        if not self.sync_in_thread:
+        if not self.sync_in_thread and self.wal.current is not None:
             self._commit_now(batch)
             return
         data, count, last = batch
         sync = self.core.config.appendfsync == "always"
         started = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(self._io, self._write, data, sync)
+        await asyncio.get_running_loop().run_in_executor(self._io, self._write, data, last, sync)
         self._committed(data, count, last, sync, started)
 
     def _commit_now(self, batch: tuple[bytes, int, int]) -> None:
@@ -316,7 +329,7 @@ class Writer:
         data, count, last = batch
         sync = self.core.config.appendfsync == "always"
         started = time.perf_counter()
-        self._write(data, sync)
+        self._write(data, last, sync)
         self._committed(data, count, last, sync, started)
 
     def _committed(self, data: bytes, count: int, last: int, sync: bool, started: float) -> None:
@@ -329,11 +342,11 @@ class Writer:
         else:
             self._release(last)  # nothing waits under everysec/no, but keep it uniform
 
-    def _write(self, data: bytes, sync: bool) -> None:
+    def _write(self, data: bytes, last: int, sync: bool) -> None:
         """Runs on the WAL thread: one write, then (policy always) one sync."""
-        offset = self.wal.current.offset
+        offset = self.wal.size
         try:
-            self.wal.write(data)
+            self.wal.write(data, last)
         except OSError as exc:
             raise self._storage_error("write", exc, offset) from exc
         if sync:
@@ -343,14 +356,18 @@ class Writer:
         try:
             self.wal.sync()
         except OSError as exc:
-            raise self._storage_error("fsync", exc, self.wal.current.offset) from exc
+            raise self._storage_error("fsync", exc, self.wal.size) from exc
 
     def _storage_error(self, what: str, exc: OSError, offset: int) -> StorageError:
+        """The fail-stop error for an OSError, naming the step, file and offset that failed."""
         name = errno_mod.errorcode.get(exc.errno or 0, str(exc.errno))
+        path = self.wal.path
+        if isinstance(exc, SegmentError):  # a step of rotation names its own file
+            what = f"segment rotation: {exc.step}"
+            path, offset = exc.path, exc.offset
         return StorageError(
-            f"wal: {what} failed on {self.wal.current.path} at offset {offset}: "
-            f"{exc.strerror or exc} ({name})",
-            path=self.wal.current.path, offset=offset, errno=exc.errno)
+            f"wal: {what} failed on {path} at offset {offset}: "
+            f"{exc.strerror or exc} ({name})", path=path, offset=offset, errno=exc.errno)
 
     def _synced(self, last: int, count: int, seconds: float) -> None:
         self.syncs += 1
@@ -378,16 +395,17 @@ class Writer:
             await self._rotate()
 
     async def _rotate(self) -> None:
-        """Seal the current segment (synced first, whatever the policy) and open the next."""
+        """Seal the current segment (synced first, whatever the policy); the next
+        batch creates the next segment (WAL.write)."""
         loop = asyncio.get_running_loop()
         last = self.written_lsn
 
         def seal_and_rotate() -> None:
             self._sync_now()
             try:
-                self.wal.rotate(last + 1)
+                self.wal.rotate()
             except OSError as exc:
-                raise self._storage_error("segment creation", exc, 0) from exc
+                raise self._storage_error("seal", exc, self.wal.size) from exc
         await loop.run_in_executor(self._io, seal_and_rotate)
         if last > self.durable_lsn:
             self._synced(last, 0, 0.0)
@@ -432,7 +450,7 @@ class Writer:
         if self.written_lsn > self.durable_lsn:
             await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
             self._synced(self.written_lsn, 0, 0.0)
-        if self.wal.size > SEGMENT_HEADER_SIZE:  # else the current segment starts at L+1
+        if self.wal.current is not None:  # else the next segment starts at L+1 already
             await self._rotate()
         self.wal_bytes_since_checkpoint = 0
         log.info("checkpoint at LSN %d started (%d keys, snapshot copy %.1f ms)", lsn,
@@ -459,23 +477,31 @@ class Writer:
                     buffered += len(chunk)
                     entries += len(keys)
                     if buffered >= CHECKPOINT_WRITE_BYTES:
+                        self._check_not_failed()
                         await loop.run_in_executor(self._ckpt_io, writer.write,
                                                    b"".join(chunks), entries)
                         chunks, buffered, entries = [], 0, 0
                     else:
                         await asyncio.sleep(0)  # let clients in between slices
+            self._check_not_failed()
             if chunks:
                 await loop.run_in_executor(self._ckpt_io, writer.write, b"".join(chunks), entries)
-            size = await loop.run_in_executor(self._ckpt_io, writer.commit)
+            self._check_not_failed()
+            size = await loop.run_in_executor(self._ckpt_io, writer.commit,
+                                              lambda: self._unless_failed(list_after=lsn))
             writer = None
             del snapshot
+            self._check_not_failed()
             await self._drop_old(lsn)
         except (OSError, StorageError) as exc:
             self.last_checkpoint_status = "err"
             log.error("checkpoint at LSN %d failed: %s (the WAL still holds everything)", lsn, exc)
             if writer is not None:
                 try:
-                    await loop.run_in_executor(self._ckpt_io, writer.abort)
+                    # After a fail-stop the disk is left alone: recovery
+                    # deletes the .tmp.
+                    await loop.run_in_executor(self._ckpt_io, writer.abort,
+                                               self.failed is None and self.wal.failed is None)
                 except OSError:
                     pass
             self._finish_checkpoint_waiters(exc)
@@ -493,20 +519,54 @@ class Writer:
         self._finish_checkpoint_waiters(None)
         self._wake.set()
 
+    def _check_not_failed(self) -> None:
+        """Raise the fail-stop error, if any: a checkpoint stops at its next step.
+
+        Reads the WAL's latch, set in the thread that saw the failure, not
+        only ``self.failed``, set once the loop hears of it.
+        """
+        failed = self.failed or self.wal.failed
+        if failed is not None:
+            raise StorageError(f"checkpoint abandoned: {failed}")
+
+    @contextlib.contextmanager
+    def _unless_failed(self, list_after: int | None = None) -> Iterator[None]:
+        """Hold the WAL lock and raise if the WAL has failed (see WAL.lock).
+
+        With ``list_after``, the checkpoint at that LSN (just renamed into
+        place and its directory synced) is then listed in the MANIFEST.
+        """
+        with self.wal.lock:
+            self._check_not_failed()
+            yield
+            if list_after is not None:
+                before = self.wal.checkpoints
+                try:
+                    self.wal.set_checkpoints(before + [list_after])
+                except BaseException:
+                    self.wal.checkpoints = before
+                    raise
+
     async def _drop_old(self, lsn: int) -> None:
         """Keep the KEEP newest checkpoints and the WAL the older of them needs."""
         loop = asyncio.get_running_loop()
 
         def drop() -> None:
+            with self._unless_failed():
+                drop_files()
+
+        def drop_files() -> None:
+            # The MANIFEST stops listing a file before the file goes.
             checkpoints = list_checkpoints(self.fs, self.dir)
             keep = checkpoints[-KEEP:]
-            for _l, path in checkpoints[:-KEEP]:
-                self.fs.unlink(path)
+            if checkpoints[:-KEEP]:
+                self.wal.set_checkpoints([lsn for lsn, _p in keep])
+                for _l, path in checkpoints[:-KEEP]:
+                    self.fs.unlink(path)
             if len(keep) >= KEEP:
                 # Records up to the oldest kept checkpoint are no longer needed.
                 self.wal.remove_segments_before(keep[0][0] + 1)
-            else:
-                self.fs.sync_dir(self.dir)
+            self.fs.sync_dir(self.dir)
         await loop.run_in_executor(self._io, drop)
 
     def _finish_checkpoint_waiters(self, exc: BaseException | None) -> None:
@@ -527,6 +587,8 @@ class Writer:
         if self.failed is not None:
             return
         self.failed = exc
+        self.wal.fail(exc)  # latched at the bottom too: no write or sync after this one
+        self._pending = []
         log.critical("%s -- stopping: the WAL is not trustworthy past offset %s, no retry "
                      "(fail-stop)", exc, exc.offset)
         waiters, self._waiters = self._waiters, deque()
@@ -576,7 +638,8 @@ class Writer:
     def wal_size(self) -> int:
         """Bytes of log on disk (the open segment's preallocated zeros not counted)."""
         total = self.wal.size
-        for _first, path in self.wal.segments[:-1]:
+        sealed = self.wal.segments[:-1] if self.wal.current is not None else self.wal.segments
+        for _first, path in sealed:
             try:
                 total += os.path.getsize(path)
             except OSError:

@@ -541,7 +541,7 @@ def write_wal(fs: FileSystem, dirpath: str, commands: list[list[bytes]], *, db_i
     With ``per_segment`` a new segment starts every that many records.
     Returns (LSN, segment path, offset, record length) per record.
     """
-    from kvserver.wal import WAL, encode_commit, encode_record
+    from kvserver.wal import SEGMENT_HEADER_SIZE, WAL, encode_commit, encode_record, segment_name
 
     fs.makedirs(dirpath)
     wal = WAL.create(fs, dirpath, db_id, first_lsn)
@@ -549,26 +549,74 @@ def write_wal(fs: FileSystem, dirpath: str, commands: list[list[bytes]], *, db_i
     lsn = first_lsn
     for i, argv in enumerate(commands):
         if per_segment and i and i % per_segment == 0:
-            wal.rotate(lsn)
+            wal.rotate()
         record = encode_record(lsn, 0, argv)
-        out.append((lsn, wal.current.path, wal.current.offset, len(record)))
-        wal.write(record + encode_commit(lsn, lsn))  # one batch per record, as synced
+        if wal.current is None:  # this batch creates the segment
+            path, offset = os.path.join(dirpath, segment_name(lsn)), SEGMENT_HEADER_SIZE
+        else:
+            path, offset = wal.current.path, wal.current.offset
+        out.append((lsn, path, offset, len(record)))
+        wal.write(record + encode_commit(lsn, lsn), lsn)  # one batch per record, as synced
         wal.sync()
         lsn += 1
     wal.close()
     return out
 
 
+def make_v1(fs: "SimFileSystem", dirpath: str, *, empty_last: bool = False) -> None:
+    """Turn a directory into what kvserver wrote before the MANIFEST: version 1
+    segment headers, no MANIFEST, and (``empty_last``) an empty newest segment
+    (the old code created each segment with its header only)."""
+    import struct
+    import zlib
+
+    from kvserver.wal import (MAGIC, SEGMENT_HEADER, SEGMENT_HEADER_SIZE, list_segments,
+                              segment_name)
+
+    def header(db_id: int, first: int) -> bytes:
+        head = SEGMENT_HEADER.pack(MAGIC, 1, db_id, first)
+        return head + struct.pack("<I", zlib.crc32(head))
+
+    fs.remove(os.path.join(dirpath, "MANIFEST"))
+    last_end = 1
+    db_id = DB_ID
+    for first, path in list_segments(fs, dirpath):
+        data = fs.read(path)
+        db_id = SEGMENT_HEADER.unpack_from(data, 0)[2]
+        fs.put(path, header(db_id, first) + data[SEGMENT_HEADER_SIZE:])
+        from kvserver.wal import scan_segment
+        last_end = scan_segment(fs.read(path), path).last_lsn + 1
+    if empty_last:
+        fs.put(os.path.join(dirpath, segment_name(last_end)), header(db_id, last_end))
+
+
 def write_checkpoint(fs: FileSystem, dirpath: str, lsn: int, data: dict[bytes, bytes], *,
                      db_id: int = DB_ID) -> str:
     """Write a checkpoint of database 0 holding ``data`` at ``lsn``. Returns its path."""
     from kvserver.checkpoint import CheckpointWriter, encode_entries
+    from kvserver.manifest import read_manifest, write_manifest
 
     fs.makedirs(dirpath)
     writer = CheckpointWriter(fs, dirpath, db_id, lsn)
     writer.write(encode_entries(0, data, {}, list(data)), len(data))
     writer.commit()
+    manifest = read_manifest(fs, dirpath)
+    if manifest is not None:  # list it, as the writer does
+        manifest.checkpoints = sorted(manifest.checkpoints + [lsn])
+        write_manifest(fs, dirpath, manifest)
     return writer.path
+
+
+def drop_segments_before(fs: FileSystem, dirpath: str, lsn: int, db_id: int = DB_ID) -> None:
+    """Remove the segments a checkpoint at ``lsn - 1`` covers, as the writer does
+    (the MANIFEST first)."""
+    from kvserver.checkpoint import list_checkpoints
+    from kvserver.wal import WAL, list_segments
+
+    segs = list_segments(fs, dirpath)
+    wal = WAL.open(fs, dirpath, db_id, segs, 0, [c for c, _p in list_checkpoints(fs, dirpath)])
+    wal.remove_segments_before(lsn)
+    wal.close()
 
 
 def recover_data(fs: FileSystem, dirpath: str, config: Config | None = None,

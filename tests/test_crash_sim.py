@@ -27,11 +27,18 @@ import pytest
 from kvserver.checkpoint import list_checkpoints
 from kvserver.errors import CorruptionError
 from kvserver.server import Server
-from kvserver.wal import WAL, encode_record, list_segments, scan_segment
+from kvserver.manifest import read_manifest
+from kvserver.wal import WAL, encode_record, list_segments, scan_segment, segment_name
 from simfs import (DB_ID, Checker, Client, SimFileSystem, Trace, recover_data, run_workload,
-                   sim_config, write_checkpoint, write_wal)
+                   sim_config, write_checkpoint, write_wal, make_v1, drop_segments_before,
+                   dump)
 
 D = "/sim/data"
+
+
+def manifest_of(fs: SimFileSystem) -> dict:
+    """The MANIFEST of directory D as a from_files entry."""
+    return {f"{D}/MANIFEST": fs.read(f"{D}/MANIFEST")}
 
 
 def sets(n: int, start: int = 0) -> list[list[bytes]]:
@@ -56,15 +63,15 @@ def test_torn_tail_at_every_byte_of_last_record():
     _lsn, path, offset, length = records[-1]
     whole = fs.read(path)
     for cut in range(length):
-        disk = SimFileSystem.from_files({path: whole[:offset + cut]})
+        disk = SimFileSystem.from_files({path: whole[:offset + cut], **manifest_of(fs)})
         data, rec = recover_data(disk, D)
         assert data == model(sets(4)), cut
         assert rec.last_lsn == 4
         assert rec.torn_tail == ((path, offset, cut) if cut else None)
         assert disk.read(path) == whole[:offset]   # the tail is cut off on disk
         # The log goes on from the cut: a new LSN 5 lands right after LSN 4.
-        wal = WAL.open(disk, D, DB_ID, list_segments(disk, D))
-        wal.write(encode_record(5, 0, [b"SET", b"after", b"crash"]))
+        wal = WAL.open(disk, D, DB_ID, list_segments(disk, D), 5)
+        wal.write(encode_record(5, 0, [b"SET", b"after", b"crash"]), 5)
         wal.sync()
         data, rec = recover_data(disk, D)
         assert data == {**model(sets(4)), b"after": b"crash"} and rec.torn_tail is None
@@ -82,7 +89,7 @@ def test_zero_filled_tail():
         "a sector of zeros past a partial record": whole[:offset + 3] + bytes(512),
     }
     for name, content in variants.items():
-        disk = SimFileSystem.from_files({path: content})
+        disk = SimFileSystem.from_files({path: content, **manifest_of(fs)})
         data, rec = recover_data(disk, D)
         survivors = 5 if name == "zeros after the last record" else 4
         assert data == model(sets(survivors)), name
@@ -102,9 +109,9 @@ def test_preallocated_tail_of_a_sealed_segment_is_corruption():
     fs = SimFileSystem()
     write_wal(fs, D, sets(3))
     first = list_segments(fs, D)[0][1]
-    wal = WAL.open(fs, D, DB_ID, list_segments(fs, D))
-    wal.rotate(4)
-    wal.write(encode_record(4, 0, [b"SET", b"k4", b"v4"]))
+    wal = WAL.open(fs, D, DB_ID, list_segments(fs, D), 4)
+    wal.rotate()
+    wal.write(encode_record(4, 0, [b"SET", b"k4", b"v4"]), 4)
     wal.sync()
     wal.close()
     fs.put(first, fs.read(first) + bytes(4096))
@@ -194,6 +201,11 @@ def test_missing_middle_segment_lsn_gap_refuses():
     write_wal(fs, D, sets(9), per_segment=3)
     segs = list_segments(fs, D)
     fs.remove(segs[1][1])
+    with pytest.raises(CorruptionError, match="the MANIFEST lists are missing") as info:
+        recover_data(fs, D)
+    assert_names_file_offset_lsn(info.value, segs[1][1], 0, 4)
+    # Without the MANIFEST (a directory from before it), the LSN chain still shows the gap.
+    make_v1(fs, D)
     with pytest.raises(CorruptionError, match="LSN gap: expected LSN 4") as info:
         recover_data(fs, D)
     assert_names_file_offset_lsn(info.value, segs[2][1], 0, 4)
@@ -237,7 +249,7 @@ def test_corrupt_newest_checkpoint_refuses_when_no_older_valid():
     write_wal(fs, D, sets(12), per_segment=3)
     old = write_checkpoint(fs, D, 4, model(sets(4)))
     new = write_checkpoint(fs, D, 8, model(sets(8)))
-    fs.remove(list_segments(fs, D)[0][1])           # as after a later checkpoint's clean-up
+    drop_segments_before(fs, D, 5)                   # as after a later checkpoint's clean-up
     assert recover_data(fs.copy(), D)[0] == model(sets(12))
     fs.flip(new, 60)
     assert recover_data(fs.copy(), D)[0] == model(sets(12))
@@ -250,7 +262,7 @@ def test_corrupt_newest_checkpoint_refuses_when_no_older_valid():
     solo = SimFileSystem()
     write_wal(solo, D, sets(6), per_segment=3)
     only = write_checkpoint(solo, D, 3, model(sets(3)))
-    solo.remove(list_segments(solo, D)[0][1])
+    drop_segments_before(solo, D, 4)
     solo.put(only, solo.read(only)[:-1])
     with pytest.raises(CorruptionError, match="no valid checkpoint") as info:
         recover_data(solo, D)
@@ -491,3 +503,182 @@ def test_old_segments_are_dropped_after_a_restart(tmp_path):
         # Every segment left holds a record the older checkpoint still needs.
         for (first, _path), (nxt, _p) in zip(segments, segments[1:]):
             assert nxt > oldest_needed, (seed, [f for f, _ in segments], oldest_needed)
+
+
+# --- issue 11 items 3 and 4: a missing WAL tail, refusals that change nothing -----
+
+def _dir_hash(fs: SimFileSystem) -> tuple:
+    """Every file name and content (the directory as an operator would see it)."""
+    return tuple(sorted(fs.files(D).items()))
+
+
+def _served_dir() -> SimFileSystem:
+    """Three segments, a checkpoint, a MANIFEST: what a running server leaves."""
+    fs = SimFileSystem()
+    write_wal(fs, D, sets(9), per_segment=3)
+    write_checkpoint(fs, D, 3, model(sets(3)))
+    return fs
+
+
+@pytest.mark.parametrize("damage", ["newest-deleted", "all-segments-deleted",
+                                    "newest-cut-to-header", "everything-deleted",
+                                    "checkpoint-deleted"])
+def test_missing_or_emptied_wal_tail_refuses_and_check_agrees(tmp_path, capsys, damage):
+    fs = _served_dir()
+    segs = list_segments(fs, D)
+    assert recover_data(fs.copy(), D)[0] == model(sets(9))
+    if damage == "newest-deleted":
+        fs.remove(segs[-1][1])
+        path, lsn, match = segs[-1][1], 7, "MANIFEST lists are missing"
+    elif damage == "all-segments-deleted":
+        for _lsn, p in segs:
+            fs.remove(p)
+        path, lsn, match = segs[0][1], 1, "MANIFEST lists are missing"
+    elif damage == "newest-cut-to-header":
+        fs.put(segs[-1][1], fs.read(segs[-1][1])[:32])
+        path, lsn, match = segs[-1][1], 7, "segment holds no record"
+    elif damage == "checkpoint-deleted":
+        ck = list_checkpoints(fs, D)[0][1]
+        fs.remove(ck)
+        path, lsn, match = ck, 3, "MANIFEST lists are missing"
+    else:
+        for name in list(fs.files(D)):
+            if name != "MANIFEST":
+                fs.remove(f"{D}/{name}")
+        path, lsn, match = segs[0][1], 1, "MANIFEST lists are missing"
+    before = _dir_hash(fs)
+    with pytest.raises(CorruptionError, match=match) as info:
+        recover_data(fs, D)
+    assert info.value.path == path and info.value.lsn == lsn and f"{path} at offset" in str(info.value)
+    assert _dir_hash(fs) == before
+    # kvserver check gives the same verdict.
+    from kvserver.check import main as check_main
+    real = str(tmp_path / "copy")
+    dump(fs, D, real)
+    capsys.readouterr()
+    assert check_main([real]) == 1
+    out = capsys.readouterr().out
+    assert "RESULT: recovery would refuse to start" in out and match in out
+
+
+def test_manifest_deleted_from_a_new_directory_refuses():
+    fs = _served_dir()
+    fs.remove(f"{D}/MANIFEST")
+    before = _dir_hash(fs)
+    with pytest.raises(CorruptionError, match="the MANIFEST is missing"):
+        recover_data(fs, D)
+    assert _dir_hash(fs) == before
+
+
+def test_directory_from_before_the_manifest_loads_and_gets_one(caplog):
+    """v1 segments, no MANIFEST, an empty newest segment (the old eager rotation)."""
+    fs = _served_dir()
+    make_v1(fs, D, empty_last=True)
+    assert "MANIFEST" not in fs.files(D) and segment_name(10) in fs.files(D)
+    with caplog.at_level("INFO", logger="kvserver.recovery"):
+        data, rec = recover_data(fs, D)
+    assert data == model(sets(9)) and rec.last_lsn == 9
+    assert "a directory made before kvserver kept a MANIFEST" in caplog.text
+    assert segment_name(10) not in fs.files(D)     # empty: removed before listing
+    manifest = read_manifest(fs, D)
+    assert manifest.segments == [1, 4, 7] and manifest.checkpoints == [3]
+    # From now on it is a MANIFEST directory: losing its tail refuses.
+    assert recover_data(fs.copy(), D)[0] == model(sets(9))
+    fs.remove(list_segments(fs, D)[-1][1])
+    with pytest.raises(CorruptionError, match="MANIFEST lists are missing"):
+        recover_data(fs, D)
+
+
+@pytest.mark.parametrize("damage", ["newest-checkpoint-flipped", "torn-tail-and-gap",
+                                    "tmp-files-and-torn-tail-and-missing"])
+def test_a_refused_start_leaves_the_directory_unchanged(damage):
+    """Issue 11 item 4: no repair (.tmp removal, .corrupt rename, tail cut) before a refusal."""
+    fs = SimFileSystem()
+    write_wal(fs, D, sets(12), per_segment=3)
+    old = write_checkpoint(fs, D, 4, model(sets(4)))
+    new = write_checkpoint(fs, D, 8, model(sets(8)))
+    segs = list_segments(fs, D)
+    fs.put(f"{D}/{segment_name(13)}.tmp", b"unfinished")
+    fs.put(new + ".tmp", b"unfinished")
+    last = segs[-1][1]
+    fs.put(last, fs.read(last) + b"\x01\x02torn")
+    if damage == "newest-checkpoint-flipped":
+        fs.flip(new, 60)
+        fs.flip(old, 60)                          # no fallback: refuses
+        drop_segments_before(fs, D, 5)
+        fs.put(last, fs.read(last) + b"\x01\x02torn")
+    elif damage == "torn-tail-and-gap":
+        fs.flip(new, 60)                          # would be set aside...
+        fs.put(segs[2][1], fs.read(segs[2][1])[:-5])  # ...but a sealed segment is damaged
+    else:
+        fs.remove(segs[1][1])
+    before = _dir_hash(fs)
+    with pytest.raises(CorruptionError):
+        recover_data(fs, D)
+    assert _dir_hash(fs) == before
+
+
+def test_torn_tail_log_says_it_may_have_been_acknowledged(caplog):
+    fs = SimFileSystem()
+    records = write_wal(fs, D, sets(5))
+    _lsn, path, offset, length = records[-1]
+    fs.flip(path, offset + length - 3)             # bit rot in the last (synced) record
+    with caplog.at_level("WARNING", logger="kvserver.recovery"):
+        data, rec = recover_data(fs, D)
+    assert rec.torn_tail is not None and data == model(sets(4))
+    assert "never acknowledged" not in caplog.text
+    assert "may have been acknowledged" in caplog.text and "record checksum mismatch" in caplog.text
+
+
+def test_crash_around_every_manifest_update(checker, trace):
+    """Every point from a new segment's creation, or a checkpoint's rename, to
+    the end of the MANIFEST update after it: listed files always exist, and a
+    segment renamed but not yet listed is accepted (its records were never
+    acknowledged, and recovery lists it)."""
+    updates = trace.points("rename", "MANIFEST")
+    assert len(updates) >= 8
+    points = set()
+    for k in updates:
+        j = k
+        while j > 0 and not (trace.sim.ops[j][0] in ("create", "rename")
+                             and ("wal-" in trace.sim.ops[j][1]
+                                  or "checkpoint-" in trace.sim.ops[j][1])):
+            j -= 1
+        points.update(range(j, k + 3))
+    checker.check_points(points, cuts="bytes")
+
+
+def test_no_ack_before_the_new_segment_is_listed(trace):
+    """Lazy rotation: the batch that creates a segment is acknowledged only after
+    the MANIFEST lists it (else deleting that segment would go unnoticed)."""
+    ops = trace.sim.ops
+    for k in trace.points("create", "wal-"):
+        listed = next(j for j in range(k, len(ops))
+                      if ops[j][0] == "rename" and ops[j][1].endswith("MANIFEST"))
+        synced = next(j for j in range(listed, len(ops)) if ops[j][0] == "sync_dir")
+        first = int(os.path.basename(ops[k][1])[4:24])
+        # No acknowledgement of the segment's first LSN before the MANIFEST
+        # rename's directory sync.
+        assert all(lsn < first for mutations, lsn in trace.acks if mutations <= synced), k
+
+
+@pytest.mark.parametrize("case", ["damaged-newest-checkpoint", "old-directory-empty-segment"])
+def test_repairs_interrupted_by_a_crash_recover_the_same(case):
+    """Setting a listed checkpoint aside, or giving an old directory its MANIFEST,
+    crashed at any step: recovery again gives the same result (never a refusal
+    for a file the MANIFEST still lists)."""
+    fs = _served_dir()
+    write_checkpoint(fs, D, 6, model(sets(6)))
+    if case == "damaged-newest-checkpoint":
+        fs.flip(list_checkpoints(fs, D)[-1][1], 60)
+    else:
+        make_v1(fs, D, empty_last=True)
+    expected = recover_data(fs.copy(), D)
+    run = fs.copy()
+    run.start_recording()
+    recover_data(run, D)
+    assert run.mutations > 0
+    for image in run.history:
+        for again in image.crash_states(cuts="ends"):
+            data, rec = recover_data(again, D)
+            assert (data, rec.last_lsn) == (expected[0], expected[1].last_lsn)

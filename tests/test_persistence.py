@@ -137,7 +137,7 @@ def test_clients_get_loading_while_a_big_wal_replays(tmp_path):
         batch.append(encode_record(lsn, 0, [b"INCR", b"counter"]))
         if len(batch) == 10_000:
             batch.append(encode_commit(lsn - 9_999, lsn))
-            wal.write(b"".join(batch))
+            wal.write(b"".join(batch), lsn)
             batch = []
     wal.sync()
     wal.close()

@@ -15,7 +15,8 @@ from kvserver.core import Core
 from kvserver.errors import CorruptionError
 from kvserver.recovery import Progress, recover, recover_steps
 from kvserver.wal import SEGMENT_HEADER_SIZE, encode_segment_header, list_segments, segment_name
-from simfs import DB_ID, SimFileSystem, dump, recover_data, write_checkpoint, write_wal
+from simfs import (DB_ID, SimFileSystem, dump, make_v1, recover_data, write_checkpoint,
+                   write_wal)
 
 D = "/sim/data"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -220,7 +221,8 @@ def test_records_for_other_databases_replay_there():
     fs = SimFileSystem()
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
-    wal.write(encode_record(1, 3, [b"SET", b"a", b"3"]) + encode_record(2, 0, [b"SET", b"a", b"0"]))
+    wal.write(encode_record(1, 3, [b"SET", b"a", b"3"]) + encode_record(2, 0, [b"SET", b"a", b"0"]),
+              2)
     wal.sync()
     core = Core(Config(dir=D))
     recover(fs, D, core)
@@ -253,7 +255,7 @@ def test_replay_shortcut_for_plain_set_equals_the_command_table():
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
     for lsn, (db, argv) in enumerate(log, 1):
-        wal.write(encode_record(lsn, db, argv) + encode_commit(lsn, lsn))
+        wal.write(encode_record(lsn, db, argv) + encode_commit(lsn, lsn), lsn)
     wal.sync()
     wal.close()
     replayed = Core(Config(dir=D))
@@ -367,10 +369,10 @@ def test_check_names_zeros_ending_a_sealed_segment_as_damage(tmp_path, capsys):
 
     d = str(tmp_path)
     wal = WAL.create(OSFileSystem(), d, DB_ID, 1)
-    wal.write(encode_record(1, 0, [b"SET", b"a", b"1"]) + encode_commit(1, 1))
+    wal.write(encode_record(1, 0, [b"SET", b"a", b"1"]) + encode_commit(1, 1), 1)
     wal.sync()
-    wal.rotate(2)
-    wal.write(encode_record(2, 0, [b"SET", b"b", b"2"]) + encode_commit(2, 2))
+    wal.rotate()
+    wal.write(encode_record(2, 0, [b"SET", b"b", b"2"]) + encode_commit(2, 2), 2)
     wal.sync()
     wal.close()
     sealed, last = [p for _l, p in list_segments(OSFileSystem(), d)]
@@ -383,3 +385,32 @@ def test_check_names_zeros_ending_a_sealed_segment_as_damage(tmp_path, capsys):
     assert "preallocated" not in sealed_line and "zeroed bytes at offset" in sealed_line
     assert "preallocated space" in last_line  # the open segment's reserve, as written
     assert "would refuse" in out
+
+
+def test_check_prints_one_result_line_and_says_what_is_damaged(tmp_path, capsys):
+    """Issue 12: one RESULT line for a torn tail; no "LSN 10..9" for a segment
+    without records; an unneeded damaged sealed segment is named in RESULT."""
+    fs = SimFileSystem()
+    [*_, (_, path, offset, _n)] = write_wal(fs, D, sets(9), per_segment=3)
+    write_checkpoint(fs, D, 6, {b"k%d" % i: b"v%d" % i for i in range(6)})
+    fs.put(path, fs.read(path)[:offset + 7])                      # torn tail
+    first = list_segments(fs, D)[0][1]
+    fs.flip(first, 40)                                            # not needed (checkpoint 6)
+    target = _real_dir(tmp_path, fs)
+    capsys.readouterr()
+    assert check_main([target]) == 0
+    out = capsys.readouterr().out
+    results = [line for line in out.splitlines() if line.startswith("RESULT")]
+    assert len(results) == 1, out
+    assert results[0].startswith("RESULT: OK, recovers to LSN 8")
+    assert "torn tail of 7 bytes" in results[0] and "may have been acknowledged" in results[0]
+    assert f"damaged but not needed to recover: {os.path.basename(first)}" in results[0]
+    # A directory from before the MANIFEST with its empty newest segment.
+    old = SimFileSystem()
+    write_wal(old, D, sets(9))
+    make_v1(old, D, empty_last=True)
+    target = str(tmp_path / "old")
+    dump(old, D, target)
+    assert check_main([target]) == 0
+    out = capsys.readouterr().out
+    assert "LSN 10..9" not in out and "no record (first LSN 10)" in out

@@ -12,6 +12,7 @@ from kvserver.wal import (MAGIC, MAX_RECORD, RECORD_COMMAND, RECORD_HEADER, RECO
                           SEGMENT_HEADER_SIZE, WAL, decode_argv, encode_argv, encode_commit, encode_record,
                           encode_segment_header, list_segments, parse_segment_header,
                           scan_segment, segment_name)
+from kvserver.manifest import Manifest, read_manifest
 from simfs import DB_ID, SimFileSystem, write_wal
 
 D = "/sim/data"
@@ -71,8 +72,8 @@ def test_segment_header_round_trip_and_damage():
         assert info.value.path == "/d/wal-x.log" and info.value.offset == 0
     with pytest.raises(CorruptionError, match=r"wal-x.log at offset 0 \(LSN 17\)"):
         scan_segment(head[:10], "/d/wal-x.log", 17)
-    v2 = struct.pack("<8sIQQ", MAGIC, 2, DB_ID, 1)
-    with pytest.raises(CorruptionError, match="unsupported segment version 2"):
+    v2 = struct.pack("<8sIQQ", MAGIC, 3, DB_ID, 1)
+    with pytest.raises(CorruptionError, match="unsupported segment version 3"):
         parse_segment_header(v2 + struct.pack("<I", zlib.crc32(v2)), "p")
 
 
@@ -175,32 +176,50 @@ def test_list_segments_orders_by_first_lsn_and_ignores_other_files():
                                     (100, f"{D}/{segment_name(100)}")]
 
 
-def test_create_makes_the_segment_atomically():
+def test_create_writes_the_manifest_and_no_segment_until_the_first_batch():
     fs = SimFileSystem()
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
+    assert sorted(fs.files(D)) == ["MANIFEST"] and wal.current is None and wal.size == 0
+    assert read_manifest(fs, D) == Manifest(DB_ID, [], [])
+
+
+def test_a_segment_is_created_with_its_first_batch_then_listed():
+    """tmp (header + batch), sync, rename, dir sync, then the MANIFEST: a
+    segment that exists under its name always holds a synced record."""
+    fs = SimFileSystem()
+    fs.makedirs(D)
+    wal = WAL.create(fs, D, DB_ID, 1)
+    fs.ops.clear()
+    batch = rec(1, b"SET", b"k", b"v") + encode_commit(1, 1)
+    wal.write(batch, 1)
     path = f"{D}/{segment_name(1)}"
     tmp = path + ".tmp"
-    assert fs.ops == [("create", tmp), ("write", tmp), ("sync", tmp), ("rename", path),
-                      ("sync_dir", D)]
-    assert fs.files(D) == {segment_name(1): encode_segment_header(DB_ID, 1)}
-    assert wal.size == SEGMENT_HEADER_SIZE and wal.segments == [(1, path)]
+    m, mtmp = f"{D}/MANIFEST", f"{D}/MANIFEST.tmp"
+    assert fs.ops[:9] == [("create", tmp), ("write", tmp), ("sync", tmp), ("rename", path),
+                          ("sync_dir", D), ("create", mtmp), ("write", mtmp), ("sync", mtmp),
+                          ("rename", m)]
+    assert fs.ops[9] == ("sync_dir", D)
+    assert fs.files(D)[segment_name(1)] == encode_segment_header(DB_ID, 1) + batch
+    assert read_manifest(fs, D) == Manifest(DB_ID, [1], [])
+    assert wal.size == SEGMENT_HEADER_SIZE + len(batch) and wal.segments == [(1, path)]
 
 
 def test_create_replaces_a_leftover_tmp():
     fs = SimFileSystem()
     fs.makedirs(D)
     fs.put(f"{D}/{segment_name(1)}.tmp", b"half a header")
-    WAL.create(fs, D, DB_ID, 1)
-    assert sorted(fs.files(D)) == [segment_name(1)]
+    wal = WAL.create(fs, D, DB_ID, 1)
+    wal.write(rec(1, b"SET", b"k", b"v"), 1)
+    assert sorted(fs.files(D)) == ["MANIFEST", segment_name(1)]
 
 
 def test_write_sync_and_open_continues_at_the_end():
     fs = SimFileSystem()
     write_wal(fs, D, [[b"SET", b"a", b"1"], [b"SET", b"b", b"2"]])
-    wal = WAL.open(fs, D, DB_ID, list_segments(fs, D))
+    wal = WAL.open(fs, D, DB_ID, list_segments(fs, D), 3)
     before = wal.size
-    wal.write(rec(3, b"SET", b"c", b"3"))
+    wal.write(rec(3, b"SET", b"c", b"3"), 3)
     wal.sync()
     assert wal.size > before
     scan = scan_segment(fs.read(f"{D}/{segment_name(1)}"), "p")
@@ -208,21 +227,23 @@ def test_write_sync_and_open_continues_at_the_end():
     assert fs.image().inodes[fs.image().entries[f"{D}/{segment_name(1)}"]][1] == ()  # all synced
 
 
-def test_rotate_seals_and_starts_the_next_segment():
+def test_rotate_seals_and_the_next_write_starts_the_next_segment():
     fs = SimFileSystem()
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1, segment_bytes=SEGMENT_HEADER_SIZE + 10)
     assert not wal.needs_rotation()
+    wal.write(rec(1, b"SET", b"k", b"v"), 1)
     old = wal.current
-    wal.write(rec(1, b"SET", b"k", b"v"))
     assert wal.needs_rotation()
     wal.sync()
-    wal.rotate(2)
-    assert old.closed and wal.current is not old
+    wal.rotate()
+    assert old.closed and wal.current is None and not wal.needs_rotation()
+    assert [lsn for lsn, _ in wal.segments] == [1]
+    wal.write(rec(2, b"SET", b"k", b"w"), 2)
     assert [lsn for lsn, _ in wal.segments] == [1, 2]
-    assert wal.size == SEGMENT_HEADER_SIZE and not wal.needs_rotation()
     assert list_segments(fs, D) == wal.segments
     assert parse_segment_header(fs.read(wal.segments[1][1]), "p") == (DB_ID, 2)
+    assert read_manifest(fs, D).segments == [1, 2]
 
 
 def test_remove_segments_before_drops_only_fully_covered_sealed_segments():
@@ -230,12 +251,15 @@ def test_remove_segments_before_drops_only_fully_covered_sealed_segments():
     write_wal(fs, D, [[b"SET", b"k", b"%d" % i] for i in range(1, 10)], per_segment=3)
     segs = list_segments(fs, D)
     assert [lsn for lsn, _ in segs] == [1, 4, 7]
-    wal = WAL.open(fs, D, DB_ID, segs)
+    wal = WAL.open(fs, D, DB_ID, segs, 10)
     assert wal.remove_segments_before(3) == []        # LSN 3 is not below 3
     assert wal.remove_segments_before(4) == [segs[0][1]]
     assert fs.ops[-1] == ("sync_dir", D)
+    # The MANIFEST stopped listing it before it went.
+    assert fs.ops.index(("rename", f"{D}/MANIFEST")) < fs.ops.index(("unlink", segs[0][1]))
     assert wal.remove_segments_before(100) == [segs[1][1]]  # never the current segment
     assert list_segments(fs, D) == [segs[2]] == wal.segments
+    assert read_manifest(fs, D).segments == [7]
 
 
 @settings(max_examples=150, deadline=None)
@@ -271,8 +295,8 @@ def test_open_segment_is_preallocated_and_recovery_takes_the_zeros_as_its_end(tm
 
     fs, d = OSFileSystem(), str(tmp_path)
     wal = WAL.create(fs, d, DB_ID, 1)
+    wal.write(rec(1, b"SET", b"a", b"1") + encode_commit(1, 1), 1)
     path = wal.current.path
-    wal.write(rec(1, b"SET", b"a", b"1") + encode_commit(1, 1))
     wal.sync()
     end = wal.size
     if os.path.getsize(path) == end:
@@ -286,16 +310,16 @@ def test_open_segment_is_preallocated_and_recovery_takes_the_zeros_as_its_end(tm
     assert os.path.getsize(path) == end      # trimmed; the WAL reserves anew on open
     assert core.keyspace.dbs[0].data == {b"a": b"1"}
 
-    wal = WAL.open(fs, d, DB_ID, result.segments)
+    wal = WAL.open(fs, d, DB_ID, result.segments, 2)
     assert wal.size == end and os.path.getsize(path) == PREALLOCATE_BYTES
     # A batch bigger than the reserve grows it in whole steps.
     big = rec(2, b"SET", b"b", b"x" * PREALLOCATE_BYTES) + encode_commit(2, 2)
-    wal.write(big)
+    wal.write(big, 2)
     wal.sync()
     assert os.path.getsize(path) == 2 * PREALLOCATE_BYTES
-    wal.rotate(3)
+    wal.rotate()
     assert os.path.getsize(path) == end + len(big)  # sealed: no zeros left
-    wal.write(rec(3, b"SET", b"c", b"3") + encode_commit(3, 3))
+    wal.write(rec(3, b"SET", b"c", b"3") + encode_commit(3, 3), 3)
     wal.sync()
     wal.close()
     core = Core(Config(dir=d))
