@@ -272,7 +272,7 @@ def test_lost_wal_tail_refuses_to_start_and_check_agrees(kv_process, damage):
     finally:
         if broken.proc.poll() is None:
             broken.kill9()
-    assert broken.proc.returncode == 1, out
+    assert broken.proc.returncode == EXIT_DATA, out
     assert expect in out, out
     assert _dir_contents(server.dir) == before
     assert check_main([server.dir]) == 1
@@ -311,7 +311,7 @@ def test_directory_from_before_the_manifest_starts(kv_process, tmp_path):
     os.unlink(newest)
     broken = spawn_kvserver(data_dir, expect_ready=False)
     out, _ = broken.proc.communicate(timeout=30)
-    assert broken.proc.returncode == 1 and f"{newest} at offset 0" in out, out
+    assert broken.proc.returncode == EXIT_DATA and f"{newest} at offset 0" in out, out
 
 
 STRACE = shutil.which("strace")
