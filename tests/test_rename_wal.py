@@ -69,7 +69,7 @@ def _write_wal(dirpath: str, argvs: list[list[bytes]]) -> None:
     os.makedirs(dirpath, exist_ok=True)
     wal = WAL.create(fs, dirpath, 1234, 1)
     wal.write(b"".join(encode_record(i, 0, argv) for i, argv in enumerate(argvs, 1))
-              + encode_commit(1, len(argvs)))
+              + encode_commit(1, len(argvs)), len(argvs))
     wal.sync()
     wal.close()
 
