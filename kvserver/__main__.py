@@ -99,8 +99,10 @@ def log_config_notices(config: Config) -> None:
     for notice in config.notices:
         log.warning("%s", notice)
     if not config.appendonly:
-        log.warning("appendonly no: kvserver always logs every write to its WAL before "
-                    "replying (appendfsync %s); the setting has no effect", config.appendfsync)
+        log.warning("appendonly no: kvserver always logs every write to its WAL (synced %s); "
+                    "the setting has no effect", {"always": "before each reply",
+                                                  "everysec": "once a second",
+                                                  "no": "by the OS"}[config.appendfsync])
     if config.dbfilename != Config.dbfilename:
         log.info("dbfilename %s: checkpoints are named checkpoint-<LSN>.kvs in %s",
                  config.dbfilename, config.dir)
