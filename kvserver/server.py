@@ -379,6 +379,7 @@ class Server:
         for conn in self.core.clients.values():
             conn.writer = writer  # type: ignore[attr-defined]
         self.core.log_sink = writer.append
+        self.core.unit_sink = writer.append_unit
         self.core.persistence = writer
         writer.start()
         self.core.loading = False

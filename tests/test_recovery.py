@@ -217,12 +217,12 @@ def test_record_that_fails_on_replay_refuses():
 
 
 def test_records_for_other_databases_replay_there():
-    from kvserver.wal import WAL, encode_record
+    from kvserver.wal import WAL, encode_batch, encode_effect
     fs = SimFileSystem()
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
-    wal.write(encode_record(1, 3, [b"SET", b"a", b"3"]) + encode_record(2, 0, [b"SET", b"a", b"0"]),
-              2)
+    wal.write(encode_batch(1, [encode_effect(3, [b"SET", b"a", b"3"]),
+                               encode_effect(0, [b"SET", b"a", b"0"])]), 2)
     wal.sync()
     core = Core(Config(dir=D))
     recover(fs, D, core)
@@ -237,7 +237,7 @@ def test_replay_shortcut_for_plain_set_equals_the_command_table():
     around that shortcut must end exactly as running the commands does."""
     from kvserver.commands import execute
     from kvserver.session import Session
-    from kvserver.wal import WAL, encode_commit, encode_record
+    from kvserver.wal import WAL, encode_batch, encode_effect
 
     log = [  # (database, argv) as the server logs them
         (0, [b"SET", b"a", b"0"]), (1, [b"FLUSHALL"]), (1, [b"SET", b"after-flush", b"1"]),
@@ -255,7 +255,7 @@ def test_replay_shortcut_for_plain_set_equals_the_command_table():
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
     for lsn, (db, argv) in enumerate(log, 1):
-        wal.write(encode_record(lsn, db, argv) + encode_commit(lsn, lsn), lsn)
+        wal.write(encode_batch(lsn, [encode_effect(db, argv)]), lsn)
     wal.sync()
     wal.close()
     replayed = Core(Config(dir=D))
@@ -365,14 +365,14 @@ def test_check_names_zeros_ending_a_sealed_segment_as_damage(tmp_path, capsys):
     """Only the open (last) segment is preallocated; zeros ending a sealed one
     are damage, and check must not call them preallocated space."""
     from kvserver.fs import OSFileSystem
-    from kvserver.wal import WAL, encode_commit, encode_record
+    from kvserver.wal import WAL, encode_batch, encode_effect
 
     d = str(tmp_path)
     wal = WAL.create(OSFileSystem(), d, DB_ID, 1)
-    wal.write(encode_record(1, 0, [b"SET", b"a", b"1"]) + encode_commit(1, 1), 1)
+    wal.write(encode_batch(1, [encode_effect(0, [b"SET", b"a", b"1"])]), 1)
     wal.sync()
     wal.rotate()
-    wal.write(encode_record(2, 0, [b"SET", b"b", b"2"]) + encode_commit(2, 2), 2)
+    wal.write(encode_batch(2, [encode_effect(0, [b"SET", b"b", b"2"])]), 2)
     wal.sync()
     wal.close()
     sealed, last = [p for _l, p in list_segments(OSFileSystem(), d)]
