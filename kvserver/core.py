@@ -269,19 +269,25 @@ class Core:
         logged even when the command failed half-way.
         """
         depth = self.unit_depth - 1
-        if depth < 0:
-            raise RuntimeError("end_unit without begin_unit")
-        self.unit_depth = depth
-        if depth or not self._unit:
+        if depth:
+            if depth < 0:
+                raise RuntimeError("end_unit without begin_unit")
+            self.unit_depth = depth
             return
+        self.unit_depth = 0
         effects = self._unit
-        self._unit = []
+        if not effects:
+            return  # a read, or a write that changed nothing
         sink = self.log_sink
+        if len(effects) == 1:  # the common case: no new list, one call
+            db_index, argv = effects.pop()
+            if sink is not None:
+                sink(db_index, argv)
+            return
+        self._unit = []
         if sink is None:
             return
-        if len(effects) == 1:
-            sink(*effects[0])
-        elif self.unit_sink is not None:
+        if self.unit_sink is not None:
             self.unit_sink(effects)
         else:
             for db_index, argv in effects:
