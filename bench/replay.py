@@ -23,6 +23,8 @@ from kvserver.recovery import recover
 from kvserver.wal import WAL
 from kvserver.writer import Writer
 
+from .procs import key16, value16
+
 BATCH = 100
 
 
@@ -34,17 +36,22 @@ async def _write(d: str, n: int) -> None:
     writer.start()
     for start in range(0, n, BATCH):
         for i in range(start, min(n, start + BATCH)):
-            writer.append(0, [b"SET", b"key:%012d" % i, b"val:%012d" % i])
+            writer.append(0, [b"SET", key16(i), value16(i)])
         while writer.written_lsn < writer.applied_lsn:
             await asyncio.sleep(0)
     await writer.close()
+
+
+def write_log(d: str, n: int) -> None:
+    """A data directory holding a WAL of ``n`` SET records (also --profile recovery's)."""
+    asyncio.run(_write(d, n))
 
 
 def main(argv: list[str]) -> int:
     n = int(argv[0]) if argv else 1_000_000
     d = tempfile.mkdtemp(prefix="kvreplay-")
     try:
-        asyncio.run(_write(d, n))
+        write_log(d, n)
         best = float("inf")
         for _ in range(3):
             core = Core(Config(dir=d))
