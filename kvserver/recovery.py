@@ -81,6 +81,8 @@ class Recovered:
     checkpoints: list[int] = field(default_factory=list)
     #: An empty last segment of a directory from before the MANIFEST (removed).
     empty_segment: str = ""
+    #: Format version of the last segment (an older one is not appended to).
+    last_version: int = 0
 
 
 @dataclass
@@ -191,6 +193,8 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
         last = index == len(needed) - 1
         data = fs.read(path)
         db_id, seg_first = parse_segment_header(data, path, first_lsn)
+        if last:
+            result.last_version = segment_version(data)
         if manifest is None and segment_version(data) >= 2:
             raise _manifest_lost(dirpath, path, seg_first)
         if checkpoint is None and index == 0 and not result.db_id:

@@ -798,9 +798,17 @@ class WAL:
     @classmethod
     def open(cls, fs: FileSystem, dirpath: str, db_id: int, segments: list[tuple[int, str]],
              next_lsn: int, checkpoints: list[int] | None = None,
-             segment_bytes: int = SEGMENT_BYTES) -> "WAL":
+             segment_bytes: int = SEGMENT_BYTES, last_version: int = VERSION) -> "WAL":
         """Continue appending to the newest of ``segments`` (already checked by recovery,
-        which also wrote the MANIFEST listing them)."""
+        which also wrote the MANIFEST listing them).
+
+        A newest segment of an older format version (``last_version``) is
+        left as it is (recovery trimmed it): the next write starts a new
+        segment of the current version, since one segment holds one format.
+        """
+        if last_version != VERSION:
+            return cls(fs, dirpath, db_id, list(segments), None, next_lsn, checkpoints,
+                       segment_bytes)
         current = fs.open_append(segments[-1][1], PREALLOCATE_BYTES)
         return cls(fs, dirpath, db_id, list(segments), current, next_lsn, checkpoints,
                    segment_bytes)

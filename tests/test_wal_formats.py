@@ -1,7 +1,7 @@
 """Data directories written by older kvservers still load (WAL format versions).
 
 tests/fixtures/v2-batches: version 2 segments (per-record CRC, RESP payloads,
-commit markers), written by tests/fixtures/make_wal_fixture.py at 4f43bb2.
+commit markers), written by tests/fixtures/make_wal_fixture.py at c66aae5 (v2 code).
 tests/fixtures/v1-kill9: version 1, before the MANIFEST (see its README;
 its process-level test is in test_crash_process.py).
 """
@@ -57,3 +57,37 @@ def test_v1_directory_recovers(tmp_path):
     recover(OSFileSystem(), d, core)
     data = core.keyspace.dbs[0].data
     assert data == {**{b"k%d" % i: b"v%d" % i for i in range(2, 31)}, b"k1": b"v1-x", b"n": b"5"}
+
+
+def _serve_and_write(d: str, writes: list[tuple]) -> None:
+    import asyncio
+
+    from kvserver.server import Server
+    from simfs import Client, sim_config
+
+    async def run() -> None:
+        server = Server(sim_config(d), fs=OSFileSystem())
+        await server.start()
+        client = await Client.connect(server.port)
+        for argv in writes:
+            assert await client.call(*argv) is not None
+        client.close()
+        await server.stop(False)
+        assert await server.wait_stopped() == 0
+    asyncio.run(run())
+
+
+def test_an_old_directory_gets_new_segments_and_still_loads(tmp_path):
+    """A server on a v2 (or v1) directory never appends v3 batches to the old
+    segment: its first write starts a new, version-3 segment."""
+    for name in ("v2-batches", "v1-kill9"):
+        d = _copy(name, tmp_path)
+        _serve_and_write(d, [("SET", "after", "1"), ("INCR", "n")])
+        fs = OSFileSystem()
+        versions = [segment_version(fs.read(p)) for _f, p in list_segments(fs, d)]
+        assert versions[-1] == 3 and set(versions[:-1]) <= {1, 2}, (name, versions)
+        assert check_main([d]) == 0
+        core = Core(Config(dir=d))
+        recover(fs, d, core)
+        assert core.keyspace.dbs[0].data[b"after"] == b"1", name
+        assert core.keyspace.dbs[0].data[b"n"] == (b"7" if name == "v2-batches" else b"6")
