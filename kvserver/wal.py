@@ -122,7 +122,7 @@ PREALLOCATE_BYTES = 8 * 1024 * 1024
 
 #: An argument at least this big is not copied into its record: the record
 #: is returned as a list of buffers with the argument itself among them,
-#: its CRC computed piece by piece, and written piece by piece. A 400 MB
+#: its batch's CRC computed piece by piece, and written piece by piece. A 400 MB
 #: SET used to be copied three times here (payload, header + payload, CRC +
 #: the rest) and once more to join the batch.
 BIG_ARG = 256 * 1024
@@ -386,7 +386,8 @@ class SegmentScan:
     size: int
     #: Set when bytes after good_end do not parse: (offset, reason).
     bad: tuple[int, str] | None = None
-    #: True if a valid commit marker of a later batch follows the bad bytes,
+    #: True if a whole later batch (v1/v2: the valid commit marker of a
+    #: later batch) follows the bad bytes,
     #: which makes them corruption rather than a torn tail (see the module doc).
     valid_after_bad: bool = False
     torn_tail_bytes: int = field(default=0)
@@ -827,7 +828,7 @@ class WAL:
 
     def write(self, data: bytes | list[bytes], last_lsn: int) -> None:
         """Append encoded records ending at ``last_lsn``: a buffer, or
-        join_records()' list of them (big values kept by reference).
+        encode_batch()'s list of them (big values kept by reference).
         OSError propagates: the caller fails stop (and the error carries the
         path and offset, see :class:`SegmentError`).
 
