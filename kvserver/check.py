@@ -14,6 +14,7 @@ import sys
 
 from .checkpoint import list_checkpoints, load_checkpoint
 from .commands import lookup
+from .config import DEFAULT_DATABASES
 from .errors import CorruptionError
 from .fs import OSFileSystem
 from .recovery import recover
@@ -24,17 +25,24 @@ class _Unreplayable(Exception):
     pass
 
 
-def _first_unreplayable(fs: OSFileSystem, segments: list, after_lsn: int) -> str | None:
+def _first_unreplayable(fs: OSFileSystem, segments: list, after_lsn: int,
+                        databases: int = DEFAULT_DATABASES) -> str | None:
     """Why replay would refuse the first record past ``after_lsn`` it cannot run, or None.
 
     Recovery without a keyspace (what check runs) checks framing, CRCs,
     LSNs and that records decode; replay also needs every effect to name a
     real command with a fitting number of arguments (rename-command aliases
-    never qualify). The same reader (wal.read_segment) hands the effects over.
+    never qualify) in one of the ``databases`` the server is configured with.
+    The same reader (wal.read_segment) hands the effects over.
     """
     for first, path in segments:
         def check_unit(lsn: int, offset: int, effects: list) -> None:
-            for _db, argv in effects:
+            for db, argv in effects:
+                if db >= databases:
+                    raise _Unreplayable(
+                        f"record for database {db} but only {databases} are configured "
+                        f"(start with --databases {db + 1} or more; check --databases "
+                        f"N says the same): {path} at offset {offset} (LSN {lsn})")
                 cmd = lookup(argv[0]) if argv else None
                 if cmd is None or not cmd.arity_ok(len(argv)):
                     what = "unknown command" if cmd is None else "wrong number of arguments for"
@@ -62,6 +70,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("dir")
     parser.add_argument("--fix", action="store_true", help="cut a torn WAL tail")
     parser.add_argument("--yes", action="store_true", help="do not ask before --fix")
+    parser.add_argument("--databases", type=int, default=DEFAULT_DATABASES,
+                        help="the server's --databases (records must fit them; default "
+                             f"{DEFAULT_DATABASES})")
     args = parser.parse_args(argv)
     fs = OSFileSystem()
     if not os.path.isdir(args.dir):
@@ -106,7 +117,7 @@ def main(argv: list[str]) -> int:
         print("RESULT: empty data directory" if not result.manifest else
               "RESULT: OK, an empty database (the MANIFEST lists no file)")
         return 0
-    refused = _first_unreplayable(fs, segments, result.checkpoint_lsn)
+    refused = _first_unreplayable(fs, segments, result.checkpoint_lsn, args.databases)
     if refused is not None:
         print(f"RESULT: recovery would refuse to start: {refused}")
         return 1

@@ -414,3 +414,41 @@ def test_check_prints_one_result_line_and_says_what_is_damaged(tmp_path, capsys)
     assert check_main([target]) == 0
     out = capsys.readouterr().out
     assert "LSN 10..9" not in out and "no record (first LSN 10)" in out
+
+
+@pytest.mark.parametrize("damage", ["undecodable", "wrong-count", "unknown-command", "db-range"])
+def test_a_whole_v3_batch_that_cannot_be_replayed_refuses_and_check_agrees(tmp_path, capsys,
+                                                                           damage):
+    """A batch whose CRC holds was written whole: if its records do not decode
+    (or cannot run), that is corruption, never a torn tail, at start-up and in
+    ``kvserver check`` alike, and nothing on disk changes."""
+    import struct
+
+    from kvserver.fs import OSFileSystem
+    from kvserver.wal import WAL, encode_batch, encode_effect
+
+    def framed(body: bytes, count: int, first: int) -> bytes:
+        span = struct.pack("<QQI", len(body), first, count)
+        return b"KVB3" + struct.pack("<I", zlib.crc32(body, zlib.crc32(span))) + span + body
+
+    d = str(tmp_path)
+    fs = OSFileSystem()
+    wal = WAL.create(fs, d, DB_ID, 1)
+    wal.write(encode_batch(1, [encode_effect(0, [b"SET", b"a", b"1"])]), 1)
+    good = encode_effect(0, [b"SET", b"b", b"2"])
+    bad = {"undecodable": framed(b"\x09" + good[1:], 1, 2),
+           "wrong-count": framed(good, 2, 2),
+           "unknown-command": encode_batch(2, [encode_effect(0, [b"NOSUCH", b"x"])]),
+           "db-range": encode_batch(2, [encode_effect(40, [b"SET", b"b", b"2"])])}[damage]
+    wal.write(bad, 2)
+    wal.sync()
+    wal.close()
+    before = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+    with pytest.raises(CorruptionError) as info:
+        recover(fs, d, Core(Config(dir=d)))
+    assert info.value.lsn == 2 and info.value.path.endswith(segment_name(1))
+    assert check_main([d]) == 1
+    assert "would refuse" in capsys.readouterr().out
+    assert {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)} == before
+    if damage == "db-range":  # start-up with --databases 41 would run it: so does check
+        assert check_main([d, "--databases", "41"]) == 0
