@@ -739,18 +739,23 @@ def unit_scripts(clients: int, ops: int, seed: int) -> list[list[tuple]]:
     return scripts
 
 
-@pytest.mark.parametrize("seed,segment_bytes", [(11, 300), (12, 5000)])
-def test_every_crash_point_keeps_each_unit_whole(unitset, tmp_path, seed, segment_bytes):
+@pytest.mark.parametrize("seed,segment_bytes,sync_in_thread", [(11, 300, False),
+                                                               (12, 5000, False),
+                                                               (13, 400, True)])
+def test_every_crash_point_keeps_each_unit_whole(unitset, tmp_path, seed, segment_bytes,
+                                                 sync_in_thread):
     """Issue 13: a torn tail never keeps part of a unit. Every recovered state,
     at every crash point and every byte cut of unsynced appends, must equal the
     history after some whole number of units (the models step once per unit)."""
     config = sim_config(str(tmp_path / "data"), checkpoint_wal_size=2500)
     sim = SimFileSystem(record=True)
     trace = asyncio.run(run_workload(config, sim, scripts=unit_scripts(4, 30, seed),
-                                     segment_bytes=segment_bytes))
+                                     segment_bytes=segment_bytes,
+                                     sync_in_thread=sync_in_thread))
     assert not trace.errors
-    # Units really were one record each: the models step once per command.
-    assert any(len(m) for m in trace.models)
+    assert trace.points("rename", "checkpoint-") and trace.points("rename", "wal-")
+    # (Units were one record each, or Instrument.models would have failed:
+    # the models step once per command, a UNITSET included.)
     checker = Checker(trace)
     checker.check_points(range(len(sim.history)))
     checker.check_points(range(len(sim.history)), cuts="bytes", limit=60)
