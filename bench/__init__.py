@@ -20,5 +20,10 @@ Modules, one job each:
 * :mod:`bench.wal_thread` -- kvserver with its WAL synced in a thread (the
   alternative to the default, re-measured by the group-commit benchmark);
 * :mod:`bench.report`  -- the table (text, Markdown, JSON, PNG);
-* :mod:`bench.cli`     -- options and the order of things.
+* :mod:`bench.cli`     -- options and the order of things;
+* :mod:`bench.hotpath` -- µs of server CPU per request, in process;
+* :mod:`bench.replay`  -- WAL replay records/s, in process.
+
+Finished experiments, kept runnable, live in :mod:`bench.experiments`
+(their figures are in docs/performance.md).
 """

@@ -55,7 +55,7 @@ def origin(workdir: Workdir, quick: bool, log: Log) -> dict:
     from kvserver.core import Core
     from kvserver.fs import OSFileSystem
     from kvserver.session import Session
-    from kvserver.wal import WAL, encode_record
+    from kvserver.wal import WAL, encode_batch, encode_effect
     from kvserver.writer import Writer
 
     pairs = [(b"key%d" % i, b"%d" % i) for i in range(ORIGIN_PAIRS)]
@@ -132,7 +132,7 @@ def origin(workdir: Workdir, quick: bool, log: Log) -> dict:
         for k, v in pairs:
             lsn += 1
             with open(path, "ab") as f:
-                f.write(encode_record(lsn, 0, [b"SET", k, v]))
+                f.write(encode_batch(lsn, [encode_effect(0, [b"SET", k, v])]))
             table[k] = v
             table.get(k)
         times["naive"].append(time.perf_counter() - t)

@@ -8,7 +8,7 @@ encoding), minus the one thing being measured: every logged mutation is
 written and synced on the spot, on the event loop thread, before the next
 command runs and before its reply is queued. kvserver cannot be configured
 to do this (group commit is not optional), so the bench carries this small
-server instead. The segment it writes is a valid kvserver WAL segment.
+server instead. Its records are kvserver's WAL encoding (each its own batch).
 
 Because the sync blocks the loop, nothing can be batched: N writes cost N
 syncs whatever the number of clients, which is exactly the baseline wanted.
@@ -28,7 +28,7 @@ from kvserver.config import Config
 from kvserver.core import Core
 from kvserver.protocol import RequestParser, encode
 from kvserver.session import Session
-from kvserver.wal import encode_record, encode_segment_header, segment_name
+from kvserver.wal import encode_batch, encode_effect, encode_segment_header, segment_name
 
 
 class SyncEveryWrite:
@@ -49,7 +49,8 @@ class SyncEveryWrite:
 
     def __call__(self, db: int, argv: list) -> None:
         self.lsn += 1
-        data = memoryview(encode_record(self.lsn, db, argv))
+        batch = encode_batch(self.lsn, [encode_effect(db, argv)])  # a batch of one
+        data = memoryview(batch if type(batch) is bytes else b"".join(batch))
         while data:
             data = data[os.write(self.fd, data):]
         os.fdatasync(self.fd)

@@ -14,37 +14,53 @@ import sys
 
 from .checkpoint import list_checkpoints, load_checkpoint
 from .commands import lookup
+from .config import DEFAULT_DATABASES
 from .errors import CorruptionError
 from .fs import OSFileSystem
 from .recovery import recover
-from .wal import decode_argv, list_segments, scan_segment
+from .wal import list_segments, parse_segment_header, read_segment, run_reader
 
 
-def _first_unreplayable(fs: OSFileSystem, segments: list, after_lsn: int) -> str | None:
+class _Unreplayable(Exception):
+    pass
+
+
+def _first_unreplayable(fs: OSFileSystem, segments: list, after_lsn: int,
+                        databases: int = DEFAULT_DATABASES) -> str | None:
     """Why replay would refuse the first record past ``after_lsn`` it cannot run, or None.
 
-    Recovery without a keyspace (what check runs) checks framing, CRCs and
-    LSNs only; replay also needs every record to name a real command with
-    a fitting number of arguments (rename-command aliases never qualify).
+    Recovery without a keyspace (what check runs) checks framing, CRCs,
+    LSNs and that records decode; replay also needs every effect to name a
+    real command with a fitting number of arguments (rename-command aliases
+    never qualify) in one of the ``databases`` the server is configured with.
+    The same reader (wal.read_segment) hands the effects over.
     """
     for first, path in segments:
+        def check_unit(lsn: int, offset: int, effects: list) -> None:
+            for db, argv in effects:
+                if db >= databases:
+                    raise _Unreplayable(
+                        f"record for database {db} but only {databases} are configured "
+                        f"(start with --databases {db + 1} or more; check --databases "
+                        f"N says the same): {path} at offset {offset} (LSN {lsn})")
+                cmd = lookup(argv[0]) if argv else None
+                if cmd is None or not cmd.arity_ok(len(argv)):
+                    what = "unknown command" if cmd is None else "wrong number of arguments for"
+                    name = argv[0].decode("utf-8", "replace") if argv else ""
+                    raise _Unreplayable(f"wal: {what} '{name}': {path} at offset {offset} "
+                                        f"(LSN {lsn})")
+        data = fs.read(path)
         try:
-            scan = scan_segment(fs.read(path), path, first)
+            parse_segment_header(data, path, first)
         except CorruptionError:
             continue  # reported above
-        for rec in scan.records:
-            if rec.lsn <= after_lsn:
-                continue
-            where = f"{path} at offset {rec.offset} (LSN {rec.lsn})"
-            try:
-                argv = decode_argv(rec.payload)
-            except ValueError as exc:
-                return f"wal: undecodable record payload ({exc}): {where}"
-            cmd = lookup(argv[0]) if argv else None
-            if cmd is None or not cmd.arity_ok(len(argv)):
-                what = "unknown command" if cmd is None else "wrong number of arguments for"
-                name = argv[0].decode("utf-8", "replace") if argv else ""
-                return f"wal: {what} '{name}': {where}"
+        try:
+            run_reader(read_segment(data, path, first, skip_below=after_lsn + 1,
+                                    on_unit=check_unit))
+        except CorruptionError as exc:
+            return str(exc)
+        except _Unreplayable as exc:
+            return str(exc)
     return None
 
 
@@ -54,6 +70,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("dir")
     parser.add_argument("--fix", action="store_true", help="cut a torn WAL tail")
     parser.add_argument("--yes", action="store_true", help="do not ask before --fix")
+    parser.add_argument("--databases", type=int, default=DEFAULT_DATABASES,
+                        help="the server's --databases (records must fit them; default "
+                             f"{DEFAULT_DATABASES})")
     args = parser.parse_args(argv)
     fs = OSFileSystem()
     if not os.path.isdir(args.dir):
@@ -70,12 +89,13 @@ def main(argv: list[str]) -> int:
     segments = list_segments(fs, args.dir)
     for first, path in segments:
         try:
-            scan = scan_segment(fs.read(path), path, first)
+            scan = run_reader(read_segment(fs.read(path), path, first))
         except CorruptionError as exc:
             print(f"segment {path}: BAD: {exc}")
             damaged.append(os.path.basename(path))
             continue
-        last = scan.records[-1].lsn if scan.records else first - 1
+        last = scan.last_lsn
+        count = last - first + 1
         status = "OK"
         if scan.bad is not None and scan.zero_tail and path == segments[-1][1]:
             # Only the open (last) segment is preallocated; rotation trims the rest.
@@ -86,8 +106,8 @@ def main(argv: list[str]) -> int:
                       f"{', a later batch follows: corruption' if scan.valid_after_bad else ''})")
             if path != segments[-1][1] or scan.valid_after_bad:
                 damaged.append(os.path.basename(path))
-        span = f"LSN {first}..{last}" if scan.records else f"no record (first LSN {first})"
-        print(f"segment {path}: {span}, {len(scan.records)} records: {status}")
+        span = f"LSN {first}..{last}" if count else f"no record (first LSN {first})"
+        print(f"segment {path}: {span}, {count} records: {status}")
     try:
         result = recover(fs, args.dir, None, repair=False)
     except CorruptionError as exc:
@@ -97,7 +117,7 @@ def main(argv: list[str]) -> int:
         print("RESULT: empty data directory" if not result.manifest else
               "RESULT: OK, an empty database (the MANIFEST lists no file)")
         return 0
-    refused = _first_unreplayable(fs, segments, result.checkpoint_lsn)
+    refused = _first_unreplayable(fs, segments, result.checkpoint_lsn, args.databases)
     if refused is not None:
         print(f"RESULT: recovery would refuse to start: {refused}")
         return 1

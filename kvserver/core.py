@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 LogSink = Callable[[int, list], None]
+UnitSink = Callable[[list], None]
 
 
 def process_rss() -> int:
@@ -165,6 +166,14 @@ class Core:
         #: Where mutations go, in apply order: the WAL writer's append, or
         #: None while replaying the WAL (the records are already on disk).
         self.log_sink: LogSink | None = None
+        #: Where a unit of several effects goes as one record (the writer's
+        #: append_unit); set with log_sink. Without it (a test recorder) the
+        #: effects reach log_sink one by one.
+        self.unit_sink: UnitSink | None = None
+        #: Execution units (begin_unit/end_unit): how deep, and what the
+        #: open unit has logged so far, as (db, argv).
+        self.unit_depth = 0
+        self._unit: list[tuple[int, list]] = []
         #: The durability engine (kvserver.writer.Writer) once started; gives
         #: INFO persistence, SAVE/BGSAVE and LASTSAVE.
         self.persistence: Any = None
@@ -247,10 +256,51 @@ class Core:
         for conn in waiting:
             conn.resume_after_pause()
 
+    def begin_unit(self) -> None:
+        """Open an execution unit (nestable): until the outermost end_unit, every
+        effect logged is collected, then written as ONE record with ONE LSN."""
+        self.unit_depth += 1
+
+    def end_unit(self) -> None:
+        """Close a unit; the outermost hands its effects to the writer (nothing
+        if none, a plain record if one, a multi-effect record if several).
+
+        Call it in a ``finally``: effects already applied in memory must be
+        logged even when the command failed half-way.
+        """
+        depth = self.unit_depth - 1
+        if depth:
+            if depth < 0:
+                raise RuntimeError("end_unit without begin_unit")
+            self.unit_depth = depth
+            return
+        self.unit_depth = 0
+        effects = self._unit
+        if not effects:
+            return  # a read, or a write that changed nothing
+        sink = self.log_sink
+        if len(effects) == 1:  # the common case: no new list, one call
+            db_index, argv = effects.pop()
+            if sink is not None:
+                sink(db_index, argv)
+            return
+        self._unit = []
+        if sink is None:
+            return
+        if self.unit_sink is not None:
+            self.unit_sink(effects)
+        else:
+            for db_index, argv in effects:
+                sink(db_index, argv)
+
     def log(self, db_index: int, argv: list) -> None:
+        """Log one effect: into the open unit, or (none open) as a unit of its own."""
         sink = self.log_sink
         if sink is not None:
-            sink(db_index, argv)
+            if self.unit_depth:
+                self._unit.append((db_index, argv))
+            else:
+                sink(db_index, argv)
 
     def _log_expired(self, db_index: int, key: bytes) -> None:
         self.log(db_index, [b"DEL", key])

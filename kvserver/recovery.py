@@ -25,8 +25,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-import zlib
-from typing import Generator, Iterator
+from typing import Iterator
 
 from . import commands
 from .checkpoint import checkpoint_name, list_checkpoints, load_checkpoint
@@ -37,9 +36,9 @@ from .manifest import NAME as MANIFEST_NAME
 from .manifest import Manifest, read_manifest, write_manifest
 from .protocol import ErrorReply
 from .session import Session
-from .wal import (RECORD_COMMAND, RECORD_HEADER, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE,
-                  Record, SegmentScan, decode_argv, finish_scan, list_segments, next_record,
-                  parse_segment_header, segment_name, segment_version)
+from .commands.strings import store_plain
+from .wal import (SegmentScan, list_segments, parse_segment_header, read_segment,
+                  segment_name, segment_version)
 
 log = logging.getLogger("kvserver.recovery")
 
@@ -82,6 +81,8 @@ class Recovered:
     checkpoints: list[int] = field(default_factory=list)
     #: An empty last segment of a directory from before the MANIFEST (removed).
     empty_segment: str = ""
+    #: Format version of the last segment (an older one is not appended to).
+    last_version: int = 0
 
 
 @dataclass
@@ -192,6 +193,8 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
         last = index == len(needed) - 1
         data = fs.read(path)
         db_id, seg_first = parse_segment_header(data, path, first_lsn)
+        if last:
+            result.last_version = segment_version(data)
         if manifest is None and segment_version(data) >= 2:
             raise _manifest_lost(dirpath, path, seg_first)
         if checkpoint is None and index == 0 and not result.db_id:
@@ -210,7 +213,12 @@ def recover_steps(fs: FileSystem, dirpath: str, core: Core | None,
         # Check and apply in one pass. Records before damage that turns out
         # to be corruption are applied too, but then start-up refuses, and
         # nothing applied is ever served.
-        replaying = _apply_segment(session, data, path, db_id, seg_first, expected)
+        if session is not None:
+            replaying = read_segment(data, path, first_lsn, skip_below=expected,
+                                     on_unit=_replayer(session, path), dbs=ks.dbs,
+                                     store_plain=store_plain, progress_every=PROGRESS_EVERY)
+        else:
+            replaying = read_segment(data, path, first_lsn, skip_below=expected)
         while True:
             try:
                 replayed = next(replaying)
@@ -382,117 +390,24 @@ def _check_bad(scan: SegmentScan, last: bool) -> None:
                               path=scan.path, offset=offset, lsn=lsn)
 
 
-#: The payload prefix of a plain ``SET key value`` record, the most common one;
-#: replay applies it without building an argv or dispatching.
-_PLAIN_SET = b"*3\r\n$3\r\nSET\r\n$"
+def _replayer(session: Session, path: str):
+    """on_unit for wal.read_segment: apply a unit's effects in order through the
+    command table (client checks off), refusing a record that fails."""
+    dbs = session.core.keyspace.dbs
 
-
-def _apply_segment(session: Session | None, data: bytes, path: str, db_id: int,
-                   first_lsn: int, skip_below: int) -> Generator[int, None, SegmentScan]:
-    """Check every record of one segment and apply those with LSN >= ``skip_below``.
-
-    Yields how many were applied so far every PROGRESS_EVERY, and returns
-    the SegmentScan (where the good records end, what follows them). With
-    ``session=None`` nothing is applied (``kvserver check``).
-
-    One loop over the file image, with no per-record objects, that also
-    does :func:`~kvserver.wal.scan_segment`'s checks (the same inline fast
-    test for the common record, :func:`~kvserver.wal.next_record` for the
-    rest): a second pass cost a quarter of replay. Plain ``SET key value``
-    records (most of a log) go straight into the dict with exactly cmd_set's
-    effect (store, drop the TTL); every other record is replayed through the
-    command table.
-    """
-    pos = SEGMENT_HEADER_SIZE
-    size = len(data)
-    expected = first_lsn
-    bad = None
-    unpack = RECORD_HEADER.unpack_from
-    crc32 = zlib.crc32
-    startswith = data.startswith
-    index = data.index
-    view = memoryview(data)
-    applied = 0
-    countdown = PROGRESS_EVERY
-    apply = session is not None
-    if apply:
-        db_index, store, expires, plain = _bind(session)
-    while pos < size:
-        if pos + RECORD_HEADER_SIZE <= size:
-            crc, length, lsn, rtype, dbi = unpack(data, pos)
-            start = pos + RECORD_HEADER_SIZE
-            stop = start + length
-            if (rtype == RECORD_COMMAND and lsn == expected and stop <= size
-                    and crc32(view[pos + 4:stop]) == crc):
-                expected += 1
-                if apply and lsn >= skip_below:
-                    # A plain SET: *3 $3 SET $<klen> key $<vlen> value. The
-                    # CRC vouches for the bytes and our encoder for their
-                    # shape, so the value is simply what precedes the final
-                    # CRLF; anything unexpected goes the general way.
-                    value_at = 0
-                    if plain and dbi == db_index and startswith(_PLAIN_SET, start):
-                        try:
-                            nl = index(b"\r\n", start + 14, stop)
-                            key_at = nl + 2
-                            key_end = key_at + int(data[start + 14:nl])
-                            value_at = index(b"\r\n", key_end + 3, stop) + 2
-                        except ValueError:
-                            value_at = 0  # the general decoder below names the damage
-                    if value_at:
-                        key = data[key_at:key_end]
-                        store[key] = data[value_at:stop - 2]
-                        if expires:
-                            expires.pop(key, None)
-                    else:
-                        _replay(session, Record(lsn, dbi, pos, view[start:stop]), path)
-                        # SELECT, SWAPDB, FLUSH* may have changed the database.
-                        db_index, store, expires, plain = _bind(session)
-                    applied += 1
-                    countdown -= 1
-                    if not countdown:
-                        countdown = PROGRESS_EVERY
-                        yield applied
-                pos = stop
-                continue
-        step = next_record(data, pos, expected)
-        if type(step) is str:
-            bad = (pos, step)
-            break
-        lsn, dbi, stop = step
-        if lsn:  # a command record the inline test did not take (none today)
-            expected += 1
-            if apply and lsn >= skip_below:
-                _replay(session, Record(lsn, dbi, pos, view[pos + RECORD_HEADER_SIZE:stop]), path)
-                db_index, store, expires, plain = _bind(session)
-                applied += 1
-        pos = stop
-    return finish_scan(data, path, db_id, first_lsn, pos, bad, expected)
-
-
-def _bind(session: Session) -> tuple:
-    """What the plain-SET path writes to: the session's database as it is now."""
-    db = session.db
-    # A database with a SCAN index must go through Database.store to keep it.
-    return session.db_index, db.data, db.expires, db._scan is None
-
-
-def _replay(session: Session, rec, path: str) -> None:
-    try:
-        argv = decode_argv(rec.payload)
-    except ValueError as exc:
-        raise CorruptionError(f"wal: undecodable record payload ({exc})", path=path,
-                              offset=rec.offset, lsn=rec.lsn) from None
-    if session.db_index != rec.db:
-        if rec.db >= len(session.core.keyspace.dbs):
-            raise CorruptionError(
-                f"record for database {rec.db} but only {len(session.core.keyspace.dbs)} "
-                "are configured (raise --databases)", path=path, offset=rec.offset, lsn=rec.lsn)
-        session.select(rec.db)
-    reply = commands.execute(session, argv)
-    if type(reply) is ErrorReply:
-        raise CorruptionError(f"wal: replaying {argv[0]!r} failed with '{reply}'", path=path,
-                              offset=rec.offset, lsn=rec.lsn)
+    def replay_unit(lsn: int, offset: int, effects: list) -> None:
+        for db, argv in effects:
+            if session.db_index != db:
+                if db >= len(dbs):
+                    raise CorruptionError(
+                        f"record for database {db} but only {len(dbs)} are configured "
+                        "(raise --databases)", path=path, offset=offset, lsn=lsn)
+                session.select(db)
+            reply = commands.execute(session, argv)
+            if type(reply) is ErrorReply:
+                raise CorruptionError(f"wal: replaying {argv[0]!r} failed with '{reply}'",
+                                      path=path, offset=offset, lsn=lsn)
+    return replay_unit
 
 
 def recover(fs: FileSystem, dirpath: str, core: Core | None, repair: bool = True) -> Recovered:

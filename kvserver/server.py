@@ -379,6 +379,7 @@ class Server:
         for conn in self.core.clients.values():
             conn.writer = writer  # type: ignore[attr-defined]
         self.core.log_sink = writer.append
+        self.core.unit_sink = writer.append_unit
         self.core.persistence = writer
         writer.start()
         self.core.loading = False
@@ -584,7 +585,7 @@ class Server:
     def _open_wal(self, rec: Recovered) -> WAL:
         if rec.segments:
             return WAL.open(self.fs, self.config.dir, rec.db_id, rec.segments, rec.last_lsn + 1,
-                            rec.checkpoints)
+                            rec.checkpoints, last_version=rec.last_version)
         return WAL.create(self.fs, self.config.dir, rec.db_id, rec.last_lsn + 1,
                           checkpoints=rec.checkpoints)
 

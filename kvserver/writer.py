@@ -3,10 +3,13 @@
 How a write becomes durable
 ---------------------------
 Commands run one at a time on the event loop thread, so the order in which
-they apply to the keyspace is total. Each mutation calls :meth:`Writer.append`
-in the same synchronous step that applied it: the record gets the next LSN
-(``applied_lsn``) and joins ``_pending``. WAL order is therefore apply order,
-by construction.
+they apply to the keyspace is total. Each execution unit (a command; later
+an EXEC or a script: core.begin_unit/end_unit) hands what it logged to
+:meth:`Writer.append` (one effect) or :meth:`Writer.append_unit` (several)
+in the same synchronous step that applied it: the unit gets ONE record with
+the next LSN (``applied_lsn``) and joins ``_pending``. WAL order is
+therefore apply order, by construction, and recovery keeps a unit whole or
+not at all.
 
 The first append of a loop turn schedules the commit (:meth:`Writer._flush`,
 a ``call_soon`` callback), which runs before the next turn reads anything:
@@ -67,7 +70,7 @@ from typing import Any, Callable, Iterator
 from .checkpoint import KEEP, CheckpointWriter, encode_entries, list_checkpoints
 from .errors import StorageError
 from .fs import FileSystem
-from .wal import WAL, SegmentError, encode_commit, encode_record_parts, join_records
+from .wal import WAL, SegmentError, encode_batch, encode_effect, encode_unit
 
 log = logging.getLogger("kvserver.writer")
 
@@ -140,7 +143,7 @@ class Writer:
     # --- called from command execution (synchronous, on the loop) -------------
 
     def append(self, db: int, argv: list[bytes]) -> None:
-        """Log one mutation, already applied in memory, as the next LSN.
+        """Log a unit of one mutation, already applied in memory, as the next LSN.
 
         After a fail-stop the record is dropped: its reply gets the error
         (when_durable), and nothing more may reach the log.
@@ -148,7 +151,17 @@ class Writer:
         self.applied_lsn += 1
         if self.failed is not None:
             return
-        self._pending.append(encode_record_parts(self.applied_lsn, db, argv))
+        self._pending.append(encode_effect(db, argv))
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def append_unit(self, effects: list[tuple[int, list[bytes]]]) -> None:
+        """Log an execution unit of several mutations as ONE record with ONE LSN
+        (core.end_unit): recovery keeps all of them or none."""
+        self.applied_lsn += 1
+        if self.failed is not None:
+            return
+        self._pending.append(encode_unit(effects))
         if not self._flush_scheduled:
             self._schedule_flush()
 
@@ -304,15 +317,14 @@ class Writer:
             return True
         return self._needs_sync()
 
-    def _take(self) -> tuple[bytes, int, int]:
-        """Every pending record, closed by the batch's commit marker (see wal.py)."""
+    def _take(self) -> tuple[bytes | list[bytes], int, int]:
+        """Every pending record as one batch with one CRC (see wal.py): (data, count, last)."""
         if self.failed is not None:  # the WAL latches this too; fail before encoding
             raise self.failed
         pending = self._pending
         self._pending = []
         last = self.applied_lsn
-        pending.append(encode_commit(last - len(pending) + 1, last))
-        return join_records(pending), len(pending) - 1, last
+        return encode_batch(last - len(pending) + 1, pending), len(pending), last
 
     async def _commit(self, batch: tuple[bytes, int, int]) -> None:
         if not self.sync_in_thread and self.wal.current is not None:

@@ -539,9 +539,10 @@ def write_wal(fs: FileSystem, dirpath: str, commands: list[list[bytes]], *, db_i
     """Log ``commands`` (argv lists, database 0) as LSNs ``first_lsn``..., each synced.
 
     With ``per_segment`` a new segment starts every that many records.
-    Returns (LSN, segment path, offset, record length) per record.
+    Returns (LSN, segment path, offset, batch length) per record (each
+    record is its own batch).
     """
-    from kvserver.wal import SEGMENT_HEADER_SIZE, WAL, encode_commit, encode_record, segment_name
+    from kvserver.wal import SEGMENT_HEADER_SIZE, WAL, encode_batch, encode_effect, segment_name
 
     fs.makedirs(dirpath)
     wal = WAL.create(fs, dirpath, db_id, first_lsn)
@@ -550,13 +551,13 @@ def write_wal(fs: FileSystem, dirpath: str, commands: list[list[bytes]], *, db_i
     for i, argv in enumerate(commands):
         if per_segment and i and i % per_segment == 0:
             wal.rotate()
-        record = encode_record(lsn, 0, argv)
+        record = encode_batch(lsn, [encode_effect(0, argv)])  # one batch per record, as synced
         if wal.current is None:  # this batch creates the segment
             path, offset = os.path.join(dirpath, segment_name(lsn)), SEGMENT_HEADER_SIZE
         else:
             path, offset = wal.current.path, wal.current.offset
         out.append((lsn, path, offset, len(record)))
-        wal.write(record + encode_commit(lsn, lsn), lsn)  # one batch per record, as synced
+        wal.write(record, lsn)
         wal.sync()
         lsn += 1
     wal.close()
@@ -565,8 +566,9 @@ def write_wal(fs: FileSystem, dirpath: str, commands: list[list[bytes]], *, db_i
 
 def make_v1(fs: "SimFileSystem", dirpath: str, *, empty_last: bool = False) -> None:
     """Turn a directory into what kvserver wrote before the MANIFEST: version 1
-    segment headers, no MANIFEST, and (``empty_last``) an empty newest segment
-    (the old code created each segment with its header only)."""
+    segments (the records re-encoded in that format, one batch each), no
+    MANIFEST, and (``empty_last``) an empty newest segment (the old code
+    created each segment with its header only)."""
     import struct
     import zlib
 
@@ -583,9 +585,12 @@ def make_v1(fs: "SimFileSystem", dirpath: str, *, empty_last: bool = False) -> N
     for first, path in list_segments(fs, dirpath):
         data = fs.read(path)
         db_id = SEGMENT_HEADER.unpack_from(data, 0)[2]
-        fs.put(path, header(db_id, first) + data[SEGMENT_HEADER_SIZE:])
-        from kvserver.wal import scan_segment
-        last_end = scan_segment(fs.read(path), path).last_lsn + 1
+        from kvserver.wal import encode_commit, encode_record, scan_segment
+        scan = scan_segment(data, path)
+        body = b"".join(encode_record(rec.lsn, db, argv) + encode_commit(rec.lsn, rec.lsn)
+                        for rec in scan.records for db, argv in rec.effects)
+        fs.put(path, header(db_id, first) + body)
+        last_end = scan.last_lsn + 1
     if empty_last:
         fs.put(os.path.join(dirpath, segment_name(last_end)), header(db_id, last_end))
 
@@ -701,6 +706,9 @@ def apply_model(state: dict, argv) -> None:
         state[argv[1]] = state.get(argv[1], b"") + argv[2]
     elif name == b"DEL":
         del state[argv[1]]
+    elif name == b"UNITSET":  # the test-only command of test_crash_sim's unit tests
+        for i in range(1, len(argv), 2):
+            state[argv[i]] = argv[i + 1]
     else:
         raise AssertionError(f"{argv!r} changed the keyspace but has no model")
 
@@ -721,8 +729,10 @@ class Instrument:
         self._saved: list = []
 
     def __enter__(self) -> "Instrument":
-        for name in self.NAMES:
-            cmd = COMMANDS[name]
+        for name in self.NAMES + (b"unitset",):
+            cmd = COMMANDS.get(name)
+            if cmd is None:  # (unitset: registered only by the tests that use it)
+                continue
             self._saved.append((cmd, cmd.func))
             cmd.func = self._wrap(cmd.func)
         return self

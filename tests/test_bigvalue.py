@@ -27,8 +27,8 @@ from kvserver.protocol import (BIG_REPLY, NEED_DATA, ErrorReply, Parts, ReplyPar
                                encode, encode3, encode_command, join_replies)
 from kvserver.recovery import recover
 from kvserver.server import Server
-from kvserver.wal import (BIG_ARG, WAL, encode_commit, encode_record, encode_record_parts,
-                          join_records, list_segments, scan_segment)
+from kvserver.wal import (BIG_ARG, WAL, decode_record, encode_batch, encode_effect,
+                          list_segments, scan_segment)
 
 VALUE = bytes(range(256)) * (64 * 1024 * 4)  # 64 MiB, CR and LF among its bytes
 
@@ -122,14 +122,16 @@ def test_big_replies_are_the_same_bytes_in_pieces():
 
 def test_big_wal_records_reference_their_arguments_and_replay(tmp_path):
     value = os.urandom(BIG_ARG + 1)
-    record = encode_record_parts(2, 0, [b"SET", b"k", value])
+    record = encode_effect(0, [b"SET", b"k", value])
     assert type(record) is list and any(piece is value for piece in record)
-    assert b"".join(record) == encode_record(2, 0, [b"SET", b"k", value])
-    mset = encode_record_parts(3, 0, [b"MSET", b"a", value, b"b", b"small"])
-    assert type(mset) is list and b"".join(mset) == encode_record(3, 0, [b"MSET", b"a", value,
-                                                                          b"b", b"small"])
-    first = join_records([encode_record(1, 0, [b"SET", b"s", b"1"]), encode_commit(1, 1)])
-    batch = join_records([record, mset, encode_commit(2, 3)])
+    joined = b"".join(record)
+    assert decode_record(joined, 0) == ([(0, [b"SET", b"k", value])], len(joined))
+    mset = encode_effect(0, [b"MSET", b"a", value, b"b", b"small"])
+    joined = b"".join(mset)
+    assert type(mset) is list and decode_record(joined, 0) == (
+        [(0, [b"MSET", b"a", value, b"b", b"small"])], len(joined))
+    first = encode_batch(1, [encode_effect(0, [b"SET", b"s", b"1"])])
+    batch = encode_batch(2, [record, mset])
     assert type(batch) is list and any(piece is value for piece in batch)
     fs = OSFileSystem()
     d = str(tmp_path / "data")

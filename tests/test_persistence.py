@@ -126,7 +126,7 @@ def test_info_persistence_fields(kv):
 
 def test_clients_get_loading_while_a_big_wal_replays(tmp_path):
     from kvserver.fs import OSFileSystem
-    from kvserver.wal import WAL, encode_commit, encode_record
+    from kvserver.wal import WAL, encode_batch, encode_effect
 
     data_dir = str(tmp_path / "data")
     os.makedirs(data_dir)
@@ -134,10 +134,9 @@ def test_clients_get_loading_while_a_big_wal_replays(tmp_path):
     records = 600_000
     batch = []
     for lsn in range(1, records + 1):
-        batch.append(encode_record(lsn, 0, [b"INCR", b"counter"]))
+        batch.append(encode_effect(0, [b"INCR", b"counter"]))
         if len(batch) == 10_000:
-            batch.append(encode_commit(lsn - 9_999, lsn))
-            wal.write(b"".join(batch), lsn)
+            wal.write(encode_batch(lsn - 9_999, batch), lsn)
             batch = []
     wal.sync()
     wal.close()

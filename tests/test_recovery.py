@@ -217,12 +217,12 @@ def test_record_that_fails_on_replay_refuses():
 
 
 def test_records_for_other_databases_replay_there():
-    from kvserver.wal import WAL, encode_record
+    from kvserver.wal import WAL, encode_batch, encode_effect
     fs = SimFileSystem()
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
-    wal.write(encode_record(1, 3, [b"SET", b"a", b"3"]) + encode_record(2, 0, [b"SET", b"a", b"0"]),
-              2)
+    wal.write(encode_batch(1, [encode_effect(3, [b"SET", b"a", b"3"]),
+                               encode_effect(0, [b"SET", b"a", b"0"])]), 2)
     wal.sync()
     core = Core(Config(dir=D))
     recover(fs, D, core)
@@ -237,7 +237,7 @@ def test_replay_shortcut_for_plain_set_equals_the_command_table():
     around that shortcut must end exactly as running the commands does."""
     from kvserver.commands import execute
     from kvserver.session import Session
-    from kvserver.wal import WAL, encode_commit, encode_record
+    from kvserver.wal import WAL, encode_batch, encode_effect
 
     log = [  # (database, argv) as the server logs them
         (0, [b"SET", b"a", b"0"]), (1, [b"FLUSHALL"]), (1, [b"SET", b"after-flush", b"1"]),
@@ -255,7 +255,7 @@ def test_replay_shortcut_for_plain_set_equals_the_command_table():
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
     for lsn, (db, argv) in enumerate(log, 1):
-        wal.write(encode_record(lsn, db, argv) + encode_commit(lsn, lsn), lsn)
+        wal.write(encode_batch(lsn, [encode_effect(db, argv)]), lsn)
     wal.sync()
     wal.close()
     replayed = Core(Config(dir=D))
@@ -365,14 +365,14 @@ def test_check_names_zeros_ending_a_sealed_segment_as_damage(tmp_path, capsys):
     """Only the open (last) segment is preallocated; zeros ending a sealed one
     are damage, and check must not call them preallocated space."""
     from kvserver.fs import OSFileSystem
-    from kvserver.wal import WAL, encode_commit, encode_record
+    from kvserver.wal import WAL, encode_batch, encode_effect
 
     d = str(tmp_path)
     wal = WAL.create(OSFileSystem(), d, DB_ID, 1)
-    wal.write(encode_record(1, 0, [b"SET", b"a", b"1"]) + encode_commit(1, 1), 1)
+    wal.write(encode_batch(1, [encode_effect(0, [b"SET", b"a", b"1"])]), 1)
     wal.sync()
     wal.rotate()
-    wal.write(encode_record(2, 0, [b"SET", b"b", b"2"]) + encode_commit(2, 2), 2)
+    wal.write(encode_batch(2, [encode_effect(0, [b"SET", b"b", b"2"])]), 2)
     wal.sync()
     wal.close()
     sealed, last = [p for _l, p in list_segments(OSFileSystem(), d)]
@@ -414,3 +414,41 @@ def test_check_prints_one_result_line_and_says_what_is_damaged(tmp_path, capsys)
     assert check_main([target]) == 0
     out = capsys.readouterr().out
     assert "LSN 10..9" not in out and "no record (first LSN 10)" in out
+
+
+@pytest.mark.parametrize("damage", ["undecodable", "wrong-count", "unknown-command", "db-range"])
+def test_a_whole_v3_batch_that_cannot_be_replayed_refuses_and_check_agrees(tmp_path, capsys,
+                                                                           damage):
+    """A batch whose CRC holds was written whole: if its records do not decode
+    (or cannot run), that is corruption, never a torn tail, at start-up and in
+    ``kvserver check`` alike, and nothing on disk changes."""
+    import struct
+
+    from kvserver.fs import OSFileSystem
+    from kvserver.wal import WAL, encode_batch, encode_effect
+
+    def framed(body: bytes, count: int, first: int) -> bytes:
+        span = struct.pack("<QQI", len(body), first, count)
+        return b"KVB3" + struct.pack("<I", zlib.crc32(body, zlib.crc32(span))) + span + body
+
+    d = str(tmp_path)
+    fs = OSFileSystem()
+    wal = WAL.create(fs, d, DB_ID, 1)
+    wal.write(encode_batch(1, [encode_effect(0, [b"SET", b"a", b"1"])]), 1)
+    good = encode_effect(0, [b"SET", b"b", b"2"])
+    bad = {"undecodable": framed(b"\x09" + good[1:], 1, 2),
+           "wrong-count": framed(good, 2, 2),
+           "unknown-command": encode_batch(2, [encode_effect(0, [b"NOSUCH", b"x"])]),
+           "db-range": encode_batch(2, [encode_effect(40, [b"SET", b"b", b"2"])])}[damage]
+    wal.write(bad, 2)
+    wal.sync()
+    wal.close()
+    before = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+    with pytest.raises(CorruptionError) as info:
+        recover(fs, d, Core(Config(dir=d)))
+    assert info.value.lsn == 2 and info.value.path.endswith(segment_name(1))
+    assert check_main([d]) == 1
+    assert "would refuse" in capsys.readouterr().out
+    assert {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)} == before
+    if damage == "db-range":  # start-up with --databases 41 would run it: so does check
+        assert check_main([d, "--databases", "41"]) == 0

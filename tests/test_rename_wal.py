@@ -21,7 +21,7 @@ from kvserver.config import Config
 from kvserver.core import Core
 from kvserver.fs import OSFileSystem
 from kvserver.session import Session
-from kvserver.wal import WAL, decode_argv, encode_commit, encode_record, list_segments, scan_segment
+from kvserver.wal import WAL, encode_batch, encode_effect, list_segments, scan_segment
 
 #: One invocation of every write command that makes it log something (the
 #: keys exist: k = "v" with a TTL, n = "5", and database 1 is empty).
@@ -68,8 +68,7 @@ def _write_wal(dirpath: str, argvs: list[list[bytes]]) -> None:
     fs = OSFileSystem()
     os.makedirs(dirpath, exist_ok=True)
     wal = WAL.create(fs, dirpath, 1234, 1)
-    wal.write(b"".join(encode_record(i, 0, argv) for i, argv in enumerate(argvs, 1))
-              + encode_commit(1, len(argvs)), len(argvs))
+    wal.write(encode_batch(1, [encode_effect(0, argv) for argv in argvs]), len(argvs))
     wal.sync()
     wal.close()
 
@@ -90,7 +89,7 @@ def _wal_names(data_dir: str) -> set[bytes]:
     names = set()
     for first, path in list_segments(fs, data_dir):
         for rec in scan_segment(fs.read(path), path, first).records:
-            names.add(decode_argv(rec.payload)[0])
+            names.update(argv[0] for _db, argv in rec.effects)
     return names
 
 

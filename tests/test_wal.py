@@ -1,4 +1,7 @@
-"""The WAL record and segment format, and the small WAL API (after etcd's wal tests)."""
+"""The WAL record and segment format, and the small WAL API (after etcd's wal tests).
+
+Version 3 (batches, binary records, units) is what is written; the tests of
+the version 1/2 record format (still read) build version-2 segments."""
 
 import struct
 import zlib
@@ -8,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvserver.errors import CorruptionError, StorageError
-from kvserver.wal import (MAGIC, MAX_RECORD, RECORD_COMMAND, RECORD_HEADER, RECORD_HEADER_SIZE,
-                          SEGMENT_HEADER_SIZE, WAL, decode_argv, encode_argv, encode_commit, encode_record,
-                          encode_segment_header, list_segments, parse_segment_header,
-                          scan_segment, segment_name)
+from kvserver.wal import (BATCH_HEADER, BATCH_HEADER_SIZE, MAGIC, MAX_RECORD, RECORD_COMMAND,
+                          RECORD_HEADER, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, WAL,
+                          decode_argv, decode_record, encode_argv, encode_batch, encode_commit,
+                          encode_effect, encode_record, encode_segment_header, encode_unit,
+                          list_segments, parse_segment_header, scan_segment, segment_name)
 from kvserver.manifest import Manifest, read_manifest
 from simfs import DB_ID, SimFileSystem, write_wal
 
@@ -19,11 +23,21 @@ D = "/sim/data"
 
 
 def segment(records: list[bytes], first_lsn: int = 1) -> bytes:
-    return encode_segment_header(DB_ID, first_lsn) + b"".join(records)
+    """A version-2 segment (the per-record format, still read)."""
+    return encode_segment_header(DB_ID, first_lsn, version=2) + b"".join(records)
 
 
 def rec(lsn: int, *argv: bytes, db: int = 0) -> bytes:
     return encode_record(lsn, db, list(argv))
+
+
+def batch(first_lsn: int, *argvs: list[bytes], db: int = 0) -> bytes:
+    """A version-3 batch of one-effect records."""
+    return encode_batch(first_lsn, [encode_effect(db, list(argv)) for argv in argvs])
+
+
+def segment3(batches: list[bytes], first_lsn: int = 1) -> bytes:
+    return encode_segment_header(DB_ID, first_lsn) + b"".join(batches)
 
 
 # --- record payload ---------------------------------------------------------------
@@ -72,9 +86,9 @@ def test_segment_header_round_trip_and_damage():
         assert info.value.path == "/d/wal-x.log" and info.value.offset == 0
     with pytest.raises(CorruptionError, match=r"wal-x.log at offset 0 \(LSN 17\)"):
         scan_segment(head[:10], "/d/wal-x.log", 17)
-    v2 = struct.pack("<8sIQQ", MAGIC, 3, DB_ID, 1)
-    with pytest.raises(CorruptionError, match="unsupported segment version 3"):
-        parse_segment_header(v2 + struct.pack("<I", zlib.crc32(v2)), "p")
+    v4 = struct.pack("<8sIQQ", MAGIC, 4, DB_ID, 1)
+    with pytest.raises(CorruptionError, match="unsupported segment version 4"):
+        parse_segment_header(v4 + struct.pack("<I", zlib.crc32(v4)), "p")
 
 
 def test_scan_reads_every_record_with_offsets():
@@ -85,8 +99,7 @@ def test_scan_reads_every_record_with_offsets():
     assert scan.bad is None and scan.good_end == len(data) == scan.size
     offset = SEGMENT_HEADER_SIZE
     for r, raw in zip(scan.records, records):
-        assert r.offset == offset and r.db == 0
-        assert decode_argv(r.payload)[1] == b"k%d" % r.lsn
+        assert r.offset == offset and r.effects == [(0, [b"SET", b"k%d" % r.lsn, b"v"])]
         offset += len(raw)
 
 
@@ -161,7 +174,7 @@ def test_length_beyond_max_record_is_a_bad_length():
 def test_encode_refuses_a_record_over_the_limit(monkeypatch):
     monkeypatch.setattr("kvserver.wal.MAX_RECORD", 10)
     with pytest.raises(StorageError, match="exceeds"):
-        encode_record(1, 0, [b"SET", b"k", b"0123456789"])
+        encode_effect(0, [b"MSET", b"k", b"0123456789"])
 
 
 # --- segments on a (simulated) disk ---------------------------------------------------
@@ -191,8 +204,8 @@ def test_a_segment_is_created_with_its_first_batch_then_listed():
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1)
     fs.ops.clear()
-    batch = rec(1, b"SET", b"k", b"v") + encode_commit(1, 1)
-    wal.write(batch, 1)
+    first = batch(1, [b"SET", b"k", b"v"])
+    wal.write(first, 1)
     path = f"{D}/{segment_name(1)}"
     tmp = path + ".tmp"
     m, mtmp = f"{D}/MANIFEST", f"{D}/MANIFEST.tmp"
@@ -200,9 +213,9 @@ def test_a_segment_is_created_with_its_first_batch_then_listed():
                           ("sync_dir", D), ("create", mtmp), ("write", mtmp), ("sync", mtmp),
                           ("rename", m)]
     assert fs.ops[9] == ("sync_dir", D)
-    assert fs.files(D)[segment_name(1)] == encode_segment_header(DB_ID, 1) + batch
+    assert fs.files(D)[segment_name(1)] == encode_segment_header(DB_ID, 1) + first
     assert read_manifest(fs, D) == Manifest(DB_ID, [1], [])
-    assert wal.size == SEGMENT_HEADER_SIZE + len(batch) and wal.segments == [(1, path)]
+    assert wal.size == SEGMENT_HEADER_SIZE + len(first) and wal.segments == [(1, path)]
 
 
 def test_create_replaces_a_leftover_tmp():
@@ -210,7 +223,7 @@ def test_create_replaces_a_leftover_tmp():
     fs.makedirs(D)
     fs.put(f"{D}/{segment_name(1)}.tmp", b"half a header")
     wal = WAL.create(fs, D, DB_ID, 1)
-    wal.write(rec(1, b"SET", b"k", b"v"), 1)
+    wal.write(batch(1, [b"SET", b"k", b"v"]), 1)
     assert sorted(fs.files(D)) == ["MANIFEST", segment_name(1)]
 
 
@@ -219,7 +232,7 @@ def test_write_sync_and_open_continues_at_the_end():
     write_wal(fs, D, [[b"SET", b"a", b"1"], [b"SET", b"b", b"2"]])
     wal = WAL.open(fs, D, DB_ID, list_segments(fs, D), 3)
     before = wal.size
-    wal.write(rec(3, b"SET", b"c", b"3"), 3)
+    wal.write(batch(3, [b"SET", b"c", b"3"]), 3)
     wal.sync()
     assert wal.size > before
     scan = scan_segment(fs.read(f"{D}/{segment_name(1)}"), "p")
@@ -232,14 +245,14 @@ def test_rotate_seals_and_the_next_write_starts_the_next_segment():
     fs.makedirs(D)
     wal = WAL.create(fs, D, DB_ID, 1, segment_bytes=SEGMENT_HEADER_SIZE + 10)
     assert not wal.needs_rotation()
-    wal.write(rec(1, b"SET", b"k", b"v"), 1)
+    wal.write(batch(1, [b"SET", b"k", b"v"]), 1)
     old = wal.current
     assert wal.needs_rotation()
     wal.sync()
     wal.rotate()
     assert old.closed and wal.current is None and not wal.needs_rotation()
     assert [lsn for lsn, _ in wal.segments] == [1]
-    wal.write(rec(2, b"SET", b"k", b"w"), 2)
+    wal.write(batch(2, [b"SET", b"k", b"w"]), 2)
     assert [lsn for lsn, _ in wal.segments] == [1, 2]
     assert list_segments(fs, D) == wal.segments
     assert parse_segment_header(fs.read(wal.segments[1][1]), "p") == (DB_ID, 2)
@@ -295,7 +308,7 @@ def test_open_segment_is_preallocated_and_recovery_takes_the_zeros_as_its_end(tm
 
     fs, d = OSFileSystem(), str(tmp_path)
     wal = WAL.create(fs, d, DB_ID, 1)
-    wal.write(rec(1, b"SET", b"a", b"1") + encode_commit(1, 1), 1)
+    wal.write(batch(1, [b"SET", b"a", b"1"]), 1)
     path = wal.current.path
     wal.sync()
     end = wal.size
@@ -313,16 +326,135 @@ def test_open_segment_is_preallocated_and_recovery_takes_the_zeros_as_its_end(tm
     wal = WAL.open(fs, d, DB_ID, result.segments, 2)
     assert wal.size == end and os.path.getsize(path) == PREALLOCATE_BYTES
     # A batch bigger than the reserve grows it in whole steps.
-    big = rec(2, b"SET", b"b", b"x" * PREALLOCATE_BYTES) + encode_commit(2, 2)
+    big = b"".join(batch(2, [b"SET", b"b", b"x" * PREALLOCATE_BYTES]))
     wal.write(big, 2)
     wal.sync()
     assert os.path.getsize(path) == 2 * PREALLOCATE_BYTES
     wal.rotate()
     assert os.path.getsize(path) == end + len(big)  # sealed: no zeros left
-    wal.write(rec(3, b"SET", b"c", b"3") + encode_commit(3, 3), 3)
+    wal.write(batch(3, [b"SET", b"c", b"3"]), 3)
     wal.sync()
     wal.close()
     core = Core(Config(dir=d))
     result = recover(fs, d, core)
     assert result.last_lsn == 3 and result.torn_tail is None
     assert sorted(core.keyspace.dbs[0].data) == [b"a", b"b", b"c"]
+
+
+# --- version 3: batches, binary records, units -------------------------------------------
+
+EFFECTS = [
+    (0, [b"SET", b"k", b"v"]),
+    (3, [b"SET", b"", b""]),
+    (1, [b"SET", b"bin\r\n\x00\xff", b"$3\r\n*1\r\n"]),
+    (0, [b"DEL", b"k"]),
+    (0, [b"DEL", b"a", b"b"]),                       # not the one-key form: generic
+    (2, [b"SET", b"k", b"v", b"PXAT", b"99"]),        # not plain: generic
+    (0, [b"FLUSHALL"]),
+    (0, [b"MSET"] + [b"k%d" % i for i in range(100)]),
+    (0, [b"SET", b"big", b"x" * 100_000]),
+    (65535, [b"set", b"lower", b"case"]),            # not the canonical name: generic
+]
+
+
+@pytest.mark.parametrize("db,argv", EFFECTS)
+def test_effect_round_trip(db, argv):
+    data = encode_effect(db, argv)
+    assert decode_record(data, 0) == ([(db, argv)], len(data))
+
+
+def test_compact_forms_for_set_and_del():
+    assert encode_effect(0, [b"SET", b"key", b"val"])[0] == 1
+    assert len(encode_effect(0, [b"SET", b"key", b"val"])) == 11 + 6
+    assert encode_effect(0, [b"DEL", b"key"])[0] == 2
+    assert encode_effect(0, [b"INCRBY", b"n", b"1"])[0] == 3
+
+
+def test_unit_round_trip_is_one_record():
+    data = encode_unit(EFFECTS)
+    assert decode_record(data, 0) == (EFFECTS, len(data))
+    seg = segment3([encode_batch(1, [encode_effect(0, [b"SET", b"a", b"1"]), data,
+                                     encode_effect(0, [b"DEL", b"a"])])])
+    scan = scan_segment(seg, "p")
+    assert [r.lsn for r in scan.records] == [1, 2, 3] and scan.records[1].effects == EFFECTS
+
+
+def test_batch_layout_one_crc_over_everything_after_it():
+    data = batch(7, [b"SET", b"a", b"1"], [b"DEL", b"a"])
+    magic, crc, length, first, count = BATCH_HEADER.unpack_from(data, 0)
+    assert data[:4] == b"KVB3" and (length, first, count) == (len(data) - BATCH_HEADER_SIZE, 7, 2)
+    assert crc == zlib.crc32(data[8:])
+
+
+@pytest.mark.parametrize("tail,reason", [
+    (b"KVB", "short batch header"),
+    (bytes(64), "zeroed bytes"),
+    (batch(3, [b"SET", b"k", b"v"])[:-1], "batch length runs past the end of the file"),
+    (b"XXXX" + bytes(60), "bad batch magic"),
+])
+def test_v3_scan_reports_where_a_bad_tail_starts(tail, reason):
+    good = segment3([batch(1, [b"A"]), batch(2, [b"B"])])
+    scan = scan_segment(good + tail, "p")
+    assert [r.lsn for r in scan.records] == [1, 2]
+    assert scan.bad == (len(good), reason)
+    assert scan.good_end == len(good) and scan.torn_tail_bytes == len(tail)
+    assert not scan.valid_after_bad
+
+
+def test_v3_checksum_mismatch_followed_by_a_later_batch_is_flagged():
+    b1, b2, b3 = batch(1, [b"A"]), batch(2, [b"SET", b"k", b"v"], [b"B"]), batch(4, [b"C"])
+    bad = bytearray(b2)
+    bad[-3] ^= 0x10
+    scan = scan_segment(segment3([b1, bytes(bad), b3]), "p")
+    assert scan.bad == (SEGMENT_HEADER_SIZE + len(b1), "batch checksum mismatch")
+    assert scan.valid_after_bad and scan.last_lsn == 1
+    # The same damage in the last batch is a torn tail: nothing after it.
+    scan = scan_segment(segment3([b1, bytes(bad)]), "p")
+    assert scan.bad[1] == "batch checksum mismatch" and not scan.valid_after_bad
+
+
+def test_v3_whole_batch_with_the_wrong_lsn_stops_the_scan():
+    scan = scan_segment(segment3([batch(1, [b"A"]), batch(3, [b"B"])]), "p")
+    assert [r.lsn for r in scan.records] == [1]
+    assert scan.bad[1] == "LSN 3 where 2 was expected"
+
+
+def test_v3_whole_batch_that_does_not_decode_is_corruption():
+    import struct as st
+    for body, count in [(b"\x09junk", 1),                                  # unknown kind
+                        (encode_effect(0, [b"SET", b"k", b"v"])[:-1], 1),  # short record
+                        (encode_effect(0, [b"SET", b"k", b"v"]), 2)]:     # count too high
+        span = st.pack("<QQI", len(body), 1, count)
+        data = b"KVB3" + st.pack("<I", zlib.crc32(body, zlib.crc32(span))) + span + body
+        with pytest.raises(CorruptionError, match="wal: (undecodable record|batch of)"):
+            scan_segment(segment3([data]), "/d/wal-x.log")
+
+
+@settings(max_examples=150, deadline=None)
+@given(units=st.lists(st.lists(st.binary(max_size=40), min_size=1, max_size=4), min_size=1,
+                      max_size=8), per_batch=st.integers(1, 3), data=st.data())
+def test_v3_any_cut_or_zero_fill_keeps_whole_batches_only(units, per_batch, data):
+    """Units of several effects, several units per batch: a cut anywhere keeps
+    exactly the batches that are whole, so never a part of a unit."""
+    records = [encode_unit([(0, [b"SET", b"k%d" % j, v]) for j, v in enumerate(vals)])
+               if len(vals) > 1 else encode_effect(0, [b"SET", b"k", vals[0]]) for vals in units]
+    batches, lsn = [], 1
+    for i in range(0, len(records), per_batch):
+        batches.append(encode_batch(lsn, records[i:i + per_batch]))
+        lsn += len(records[i:i + per_batch])
+    whole = segment3(batches)
+    cut = data.draw(st.integers(SEGMENT_HEADER_SIZE, len(whole)))
+    zeros = data.draw(st.integers(0, 64))
+    scan = scan_segment(whole[:cut] + bytes(zeros), "p")
+    kept, end = 0, SEGMENT_HEADER_SIZE
+    for b in batches:
+        if end + len(b) > cut:
+            break
+        end += len(b)
+        kept += 1
+    lsns = sum(len(records[i:i + per_batch]) for i in range(0, kept * per_batch, per_batch))
+    assert [r.lsn for r in scan.records] == list(range(1, lsns + 1))
+    for r in scan.records:
+        assert len(r.effects) == len(units[r.lsn - 1])
+    assert scan.good_end == end and not scan.valid_after_bad
+    assert (scan.bad is None) == (end == cut and zeros == 0)

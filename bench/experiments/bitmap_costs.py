@@ -1,4 +1,4 @@
-"""``python -m bench.bitmap_costs``: what one bitmap or LCS command costs, in process.
+"""``python -m bench.experiments.bitmap_costs``: what one bitmap or LCS command costs, in process.
 
 Each row runs one command through the command table
 (``kvserver.commands.execute`` on a bare Session: no socket, no WAL) on a
@@ -11,8 +11,8 @@ Redis edits in place), and LCS at the shapes that cost most under Redis's
 own limit (its uint32 table must fit in proto-max-bulk-len, 512 MiB:
 about 134 million cells). Bounded: a few seconds in all.
 
-    python -m bench.bitmap_costs
-    python -m bench.bitmap_costs --repeat 5
+    python -m bench.experiments.bitmap_costs
+    python -m bench.experiments.bitmap_costs --repeat 5
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m bench.bigvalue``: one huge value through SET and GET, and what it costs others.
+"""``python -m bench.experiments.bigvalue``: one huge value through SET and GET, and what it costs others.
 
 Starts a fresh server process (kvserver, or redis-server for comparison),
 then with redis-py: SET a value of ``--mb`` MiB, then GET it back. For each
@@ -8,9 +8,9 @@ command it reports the wall time, the server's peak RSS while it ran
 for a PING sent in a loop meanwhile (the stall a big value inflicts on
 everybody else). Bounded: two commands and one server per run.
 
-    python -m bench.bigvalue                      # kvserver, 400 MiB, appendfsync always
-    python -m bench.bigvalue --server redis       # redis-server 7, AOF always, same value
-    python -m bench.bigvalue --mb 64 --appendfsync no
+    python -m bench.experiments.bigvalue                      # kvserver, 400 MiB, appendfsync always
+    python -m bench.experiments.bigvalue --server redis       # redis-server 7, AOF always, same value
+    python -m bench.experiments.bigvalue --mb 64 --appendfsync no
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _idle(r: redis.Redis) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.bigvalue",
+    ap = argparse.ArgumentParser(prog="python -m bench.experiments.bigvalue",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--server", choices=("kvserver", "redis"), default="kvserver")
     ap.add_argument("--mb", type=int, default=400, help="value size in MiB")
