@@ -42,20 +42,21 @@ failed fsync the kernel may have dropped the dirty pages, so a retry that
 "succeeds" proves nothing). Waiting requests get ``-ERR``, the error is
 logged with file, offset and errno, and the server exits non-zero.
 
-Checkpoints run in the writer's stream: at a barrier the writer copies the
-keyspace dicts (values are immutable ``bytes``, so a shallow copy is a
-consistent snapshot; ~30 ms per million keys), writes and syncs the records
-before it, and starts a new segment at ``L+1``. The snapshot is then
-serialised in slices on the loop and written from a second thread while
-group commit carries on; when the file is safely renamed, the checkpoint
-before the previous one and the WAL segments only it needed are dropped.
+Checkpoints run in the writer's stream: the writer decides *when* (SAVE,
+BGSAVE, save rules, WAL size) and checkpoint.py *how*. At a barrier the
+writer takes a :class:`checkpoint.Snapshot` at ``L = applied_lsn`` (the key
+lists; later writes keep their pre-images, see checkpoint.py), writes and
+syncs the records before it, and starts a new segment at ``L+1``. The
+snapshot is then serialised in slices on the loop and written from a second
+thread while group commit carries on; when the file is safely renamed, the
+checkpoint before the previous one and the WAL segments only it needed are
+dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno as errno_mod
-import itertools
 import logging
 import os
 import time
@@ -63,20 +64,13 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from .checkpoint import KEEP, CheckpointWriter, encode_entries, list_checkpoints
+from .checkpoint import KEEP, WRITE_BYTES, CheckpointWriter, Snapshot, list_checkpoints
 from .errors import StorageError
 from .fs import FileSystem
 from .wal import SEGMENT_HEADER_SIZE, WAL, encode_commit, encode_record_parts, join_records
 
 log = logging.getLogger("kvserver.writer")
 
-#: Keys serialised per checkpoint slice before the loop gets control back:
-#: well under a millisecond of work, which bounds the delay a checkpoint adds
-#: to any request (2,000 keys, ~3 ms, cut a lone client's rate by 7x).
-CHECKPOINT_SLICE = 500
-#: Encoded slices are handed to the checkpoint thread in writes of about this
-#: size, so the per-write thread hand-off is paid rarely.
-CHECKPOINT_WRITE_BYTES = 1024 * 1024
 #: Sync latencies kept for the p50/p99 in INFO persistence.
 LATENCY_SAMPLES = 1024
 
@@ -424,23 +418,34 @@ class Writer:
         self._checkpoint_requested = False
         started = time.monotonic()
         lsn = self.applied_lsn
-        snapshot = [(db.index, db.data.copy(), db.expires.copy()) for db in self.core.keyspace.dbs
-                    if db.data]
+        # No await between reading the LSN and taking the snapshot.
+        snapshot = Snapshot(self.core.keyspace, lsn)
         stall = time.monotonic() - started
-        if self._pending:
-            await self._commit(self._take())
-        if self.written_lsn > self.durable_lsn:
-            await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
-            self._synced(self.written_lsn, 0, 0.0)
-        if self.wal.size > SEGMENT_HEADER_SIZE:  # else the current segment starts at L+1
-            await self._rotate()
+        try:
+            if self._pending:
+                await self._commit(self._take())
+            if self.written_lsn > self.durable_lsn:
+                await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
+                self._synced(self.written_lsn, 0, 0.0)
+            if self.wal.size > SEGMENT_HEADER_SIZE:  # else the current segment starts at L+1
+                await self._rotate()
+        except BaseException:
+            snapshot.close()
+            raise
         self.wal_bytes_since_checkpoint = 0
+        # "snapshot copy": the synchronous part (the key lists), as before.
         log.info("checkpoint at LSN %d started (%d keys, snapshot copy %.1f ms)", lsn,
-                 sum(len(d) for _, d, _ in snapshot), stall * 1000)
+                 snapshot.keys, stall * 1000)
         self._checkpoint_task = asyncio.get_running_loop().create_task(
             self._write_checkpoint(lsn, snapshot, started), name="kvserver-checkpoint")
 
-    async def _write_checkpoint(self, lsn: int, snapshot: list, started: float) -> None:
+    async def _write_checkpoint(self, lsn: int, snapshot: Snapshot, started: float) -> None:
+        try:
+            await self._write_snapshot(lsn, snapshot, started)
+        finally:
+            snapshot.close()  # whatever happened: no pre-images kept after this
+
+    async def _write_snapshot(self, lsn: int, snapshot: Snapshot, started: float) -> None:
         loop = asyncio.get_running_loop()
         writer = None
         try:
@@ -448,27 +453,21 @@ class Writer:
                 self._ckpt_io, CheckpointWriter, self.fs, self.dir, self.wal.db_id, lsn)
             chunks: list[bytes] = []
             buffered = entries = 0
-            for index, data, expires in snapshot:
-                items = iter(data)
-                while True:
-                    keys = list(itertools.islice(items, CHECKPOINT_SLICE))
-                    if not keys:
-                        break
-                    chunk = encode_entries(index, data, expires, keys)
-                    chunks.append(chunk)
-                    buffered += len(chunk)
-                    entries += len(keys)
-                    if buffered >= CHECKPOINT_WRITE_BYTES:
-                        await loop.run_in_executor(self._ckpt_io, writer.write,
-                                                   b"".join(chunks), entries)
-                        chunks, buffered, entries = [], 0, 0
-                    else:
-                        await asyncio.sleep(0)  # let clients in between slices
+            for chunk, count in snapshot.slices():
+                chunks.append(chunk)
+                buffered += len(chunk)
+                entries += count
+                if buffered >= WRITE_BYTES:
+                    await loop.run_in_executor(self._ckpt_io, writer.write,
+                                               b"".join(chunks), entries)
+                    chunks, buffered, entries = [], 0, 0
+                else:
+                    await asyncio.sleep(0)  # let clients in between slices
+            snapshot.close()
             if chunks:
                 await loop.run_in_executor(self._ckpt_io, writer.write, b"".join(chunks), entries)
             size = await loop.run_in_executor(self._ckpt_io, writer.commit)
             writer = None
-            del snapshot
             await self._drop_old(lsn)
         except (OSError, StorageError) as exc:
             self.last_checkpoint_status = "err"
