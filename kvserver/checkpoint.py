@@ -179,8 +179,10 @@ class Snapshot:
         part.side[key] = (value, part.expires.get(key))
         self.preserved += 1
 
-    def slices(self, target: int = SLICE_BYTES) -> Iterator[tuple[bytes, int]]:
-        """(encoded entries, entry count) of about ``target`` bytes each, in order."""
+    def slices(self, target: int | None = None) -> Iterator[tuple[bytes, int]]:
+        """(encoded entries, entry count) of about ``target`` (SLICE_BYTES) bytes each."""
+        if target is None:
+            target = SLICE_BYTES
         pack = ENTRY.pack
         size = ENTRY.size
         for part in self.parts:
