@@ -80,6 +80,9 @@ SLICE_BYTES = 32 * 1024
 #: this size, so the per-write thread hand-off is paid rarely.
 WRITE_BYTES = 1024 * 1024
 
+#: Keys taken off a snapshot's key list at a time (a few slices' worth).
+_KEY_BATCH = 2048
+
 _NAME_RE = re.compile(r"checkpoint-(\d{20})\.kvs\Z")
 _MISSING = object()
 
@@ -190,33 +193,40 @@ class Snapshot:
             side = part.side
             data = part.data
             get_exp = part.expires.get
+            keys = part.keys
             chunk: list[bytes] = []
             buffered = count = 0
-            for key in part.keys:
-                pre = side.get(key) if side else None
-                if pre is None:
-                    value = data[key]
-                    expire = get_exp(key, -1)
-                else:
-                    value, expire = pre
-                    if expire is None:
-                        expire = -1
-                if type(value) is bytes:
-                    payload = value
-                    kind = KIND_STRING
-                else:
-                    codec = BY_TYPE[type(value)]
-                    payload = codec.encode(value)
-                    kind = codec.kind
-                chunk.append(pack(kind, index, expire, len(key), len(payload)))
-                chunk.append(key)
-                chunk.append(payload)
-                buffered += size + len(key) + len(payload)
-                count += 1
-                if buffered >= target:
-                    yield b"".join(chunk), count
-                    chunk = []
-                    buffered = count = 0
+            # Keys are taken from the end of the list and the list is cut as
+            # they go: no memmove, and the references are dropped slice by
+            # slice rather than all at once at the end (~80 ms per 3M keys).
+            while keys:
+                batch = keys[-_KEY_BATCH:]
+                del keys[-_KEY_BATCH:]
+                for key in batch:
+                    pre = side.get(key) if side else None
+                    if pre is None:
+                        value = data[key]
+                        expire = get_exp(key, -1)
+                    else:
+                        value, expire = pre
+                        if expire is None:
+                            expire = -1
+                    if type(value) is bytes:
+                        payload = value
+                        kind = KIND_STRING
+                    else:
+                        codec = BY_TYPE[type(value)]
+                        payload = codec.encode(value)
+                        kind = codec.kind
+                    chunk.append(pack(kind, index, expire, len(key), len(payload)))
+                    chunk.append(key)
+                    chunk.append(payload)
+                    buffered += size + len(key) + len(payload)
+                    count += 1
+                    if buffered >= target:
+                        yield b"".join(chunk), count
+                        chunk = []
+                        buffered = count = 0
             if chunk:
                 yield b"".join(chunk), count
 
