@@ -46,8 +46,10 @@ WAL is still on disk.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+import signal
 import struct
 import time
 import zlib
@@ -55,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from .errors import CorruptionError
-from .fs import AppendFile, FileSystem
+from .fs import AppendFile, FileSystem, OSFileSystem
 from .types import BY_KIND, BY_TYPE, STRING
 
 MAGIC = b"KVSCKPT\n"
@@ -80,6 +82,11 @@ SLICE_BYTES = 32 * 1024
 #: this size, so the per-write thread hand-off is paid rarely.
 WRITE_BYTES = 1024 * 1024
 
+#: From this many keys on, a checkpoint on the real file system is written by a
+#: forked child (its stall is the fork, ~2-3 ms per GiB of heap) instead of in
+#: process (whose barrier lists the keys, ~8-25 ms per million): see
+#: docs/persistence.md. None: never fork.
+FORK_MIN_KEYS: int | None = 1_000_000
 #: Keys taken off a snapshot's key list at a time (a few slices' worth).
 _KEY_BATCH = 2048
 
@@ -158,14 +165,15 @@ class Snapshot:
     constructor); :meth:`close` must follow, whatever happens.
     """
 
-    def __init__(self, keyspace: Any, lsn: int) -> None:
+    def __init__(self, keyspace: Any, lsn: int, keep_pre_images: bool = True) -> None:
         self.lsn = lsn
-        self.keyspace = keyspace
+        self.keyspace = keyspace if keep_pre_images else None
         self.parts = [_Part(db.index, db.data, db.expires) for db in keyspace.dbs if db.data]
         self._by_data = {id(part.data): part for part in self.parts}
         self.keys = sum(len(part.keys) for part in self.parts)
         self.preserved = 0
-        keyspace.set_snapshot(self)
+        if keep_pre_images:
+            keyspace.set_snapshot(self)
 
     def preserve(self, db: Any, key: bytes) -> None:
         """Called by the keyspace before any write of ``key`` in ``db``."""
@@ -237,6 +245,59 @@ class Snapshot:
             self.keyspace = None
         self.parts = []
         self._by_data = {}
+
+
+def should_fork(fs: FileSystem, keyspace: Any) -> bool:
+    """Whether this checkpoint is written by a forked child (see FORK_MIN_KEYS)."""
+    return (FORK_MIN_KEYS is not None and hasattr(os, "fork") and type(fs) is OSFileSystem
+            and sum(len(db.data) for db in keyspace.dbs) >= FORK_MIN_KEYS)
+
+
+def fork_writer(fs: FileSystem, dirpath: str, db_id: int, keyspace: Any, lsn: int) -> int:
+    """Fork a child that writes and commits the checkpoint of ``keyspace`` at ``lsn``.
+
+    The child's memory is the keyspace at the moment of the fork, so it needs
+    no pre-images. It closes every inherited descriptor (the LOCK file's
+    included, so a dead parent's lock is not held), ignores the signals the
+    server handles, stops if its parent dies, and leaves with ``os._exit``:
+    status 0 once the file is renamed and the directory synced. Returns its pid.
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 70
+    try:
+        gc.disable()  # the heap is a copy; a collection would only touch (copy) pages
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_IGN if sig == signal.SIGINT else signal.SIG_DFL)
+        try:
+            signal.set_wakeup_fd(-1)
+        except ValueError:
+            pass
+        os.closerange(3, 1 << 20)
+        parent = os.getppid()
+        snapshot = Snapshot(keyspace, lsn, keep_pre_images=False)
+        writer = CheckpointWriter(fs, dirpath, db_id, lsn)
+        try:
+            for chunk, count in snapshot.slices(WRITE_BYTES):
+                writer.write(chunk, count)
+                if os.getppid() != parent:
+                    raise OSError("the server died")
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        code = 0
+    except BaseException:
+        code = 71
+    finally:
+        os._exit(code)
+
+
+def wait_child(pid: int) -> int:
+    """Wait for a checkpoint child (in a thread); its exit status (0 = committed)."""
+    _pid, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 class CheckpointWriter:

@@ -64,6 +64,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from . import checkpoint as ckpt
 from .checkpoint import KEEP, WRITE_BYTES, CheckpointWriter, Snapshot, list_checkpoints
 from .errors import StorageError
 from .fs import FileSystem
@@ -75,6 +76,36 @@ log = logging.getLogger("kvserver.writer")
 LATENCY_SAMPLES = 1024
 
 Waiter = Callable[[StorageError | None], None]
+
+
+class _Forked:
+    """A checkpoint being written by a forked child (checkpoint.fork_writer)."""
+
+    def __init__(self, pid: int, keys: int) -> None:
+        self.pid = pid
+        self.keys = keys
+
+    def wait(self, dirpath: str, lsn: int) -> int:
+        """(In the checkpoint thread.) The committed file's size; StorageError if it failed."""
+        code = ckpt.wait_child(self.pid)
+        self.pid = 0
+        path = os.path.join(dirpath, ckpt.checkpoint_name(lsn))
+        if code != 0:
+            try:
+                os.unlink(path + ".tmp")
+            except FileNotFoundError:
+                pass
+            raise StorageError(f"checkpoint: the writing child exited with status {code}")
+        return os.path.getsize(path)
+
+    def close(self) -> None:
+        if self.pid:  # abandoned (the task was cancelled): stop the child
+            try:
+                os.kill(self.pid, 9)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = 0
 
 
 class Writer:
@@ -419,7 +450,12 @@ class Writer:
         started = time.monotonic()
         lsn = self.applied_lsn
         # No await between reading the LSN and taking the snapshot.
-        snapshot = Snapshot(self.core.keyspace, lsn)
+        ks = self.core.keyspace
+        if ckpt.should_fork(self.fs, ks):
+            snapshot = _Forked(ckpt.fork_writer(self.fs, self.dir, self.wal.db_id, ks, lsn),
+                               sum(len(db.data) for db in ks.dbs))
+        else:
+            snapshot = Snapshot(ks, lsn)
         stall = time.monotonic() - started
         try:
             if self._pending:
@@ -439,7 +475,8 @@ class Writer:
         self._checkpoint_task = asyncio.get_running_loop().create_task(
             self._write_checkpoint(lsn, snapshot, started), name="kvserver-checkpoint")
 
-    async def _write_checkpoint(self, lsn: int, snapshot: Snapshot, started: float) -> None:
+    async def _write_checkpoint(self, lsn: int, snapshot: "Snapshot | _Forked",
+                                started: float) -> None:
         try:
             await self._write_snapshot(lsn, snapshot, started)
         finally:
@@ -449,25 +486,29 @@ class Writer:
         loop = asyncio.get_running_loop()
         writer = None
         try:
-            writer = await loop.run_in_executor(
-                self._ckpt_io, CheckpointWriter, self.fs, self.dir, self.wal.db_id, lsn)
-            chunks: list[bytes] = []
-            buffered = entries = 0
-            for chunk, count in snapshot.slices():
-                chunks.append(chunk)
-                buffered += len(chunk)
-                entries += count
-                if buffered >= WRITE_BYTES:
-                    await loop.run_in_executor(self._ckpt_io, writer.write,
-                                               b"".join(chunks), entries)
-                    chunks, buffered, entries = [], 0, 0
-                else:
-                    await asyncio.sleep(0)  # let clients in between slices
-            snapshot.close()
-            if chunks:
-                await loop.run_in_executor(self._ckpt_io, writer.write, b"".join(chunks), entries)
-            size = await loop.run_in_executor(self._ckpt_io, writer.commit)
-            writer = None
+            if type(snapshot) is _Forked:
+                size = await loop.run_in_executor(self._ckpt_io, snapshot.wait, self.dir, lsn)
+            else:
+                writer = await loop.run_in_executor(
+                    self._ckpt_io, CheckpointWriter, self.fs, self.dir, self.wal.db_id, lsn)
+                chunks: list[bytes] = []
+                buffered = entries = 0
+                for chunk, count in snapshot.slices():
+                    chunks.append(chunk)
+                    buffered += len(chunk)
+                    entries += count
+                    if buffered >= WRITE_BYTES:
+                        await loop.run_in_executor(self._ckpt_io, writer.write,
+                                                   b"".join(chunks), entries)
+                        chunks, buffered, entries = [], 0, 0
+                    else:
+                        await asyncio.sleep(0)  # let clients in between slices
+                snapshot.close()
+                if chunks:
+                    await loop.run_in_executor(self._ckpt_io, writer.write, b"".join(chunks),
+                                               entries)
+                size = await loop.run_in_executor(self._ckpt_io, writer.commit)
+                writer = None
             await self._drop_old(lsn)
         except (OSError, StorageError) as exc:
             self.last_checkpoint_status = "err"

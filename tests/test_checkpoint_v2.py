@@ -251,3 +251,84 @@ def test_no_pre_images_after_close():
     snap.close()
     ks.dbs[0].store(b"a", b"2")
     assert snap.preserved == 0 and ks.dbs[0]._hook is None
+
+
+# --- a forked child writes big checkpoints on the real file system ------------------------
+
+async def _save_with_writes_around(tmp_path, fork_min):
+    """A real server (real disk): keys, BGSAVE, writes while it runs, SAVE after."""
+    import asyncio
+    from kvserver.config import Config
+    from kvserver.server import Server
+    from simfs import Client
+    with mock.patch.object(ck, "FORK_MIN_KEYS", fork_min):
+        server = Server(Config(port=0, bind="127.0.0.1", dir=str(tmp_path),
+                               appendfsync="always", checkpoint_wal_size=0))
+        await server.start()
+        forked = []
+        real_fork = ck.fork_writer
+        with mock.patch.object(ck, "fork_writer",
+                               lambda *a: forked.append(1) or real_fork(*a)):
+            try:
+                c = await Client.connect(server.port)
+                for i in range(200):
+                    await c.call("SET", f"k{i}", f"v{i}")
+                lsn_before = server.writer.applied_lsn
+                assert await c.call("BGSAVE")
+                for i in range(50):
+                    await c.call("SET", f"k{i}", "after")
+                    await c.call("DEL", f"k{100 + i}")
+                while server.writer._checkpoint_task is not None:
+                    await asyncio.sleep(0.01)
+                c.close()
+            finally:
+                await server.stop(False)
+    return lsn_before, forked
+
+
+def test_forked_checkpoint_holds_the_state_at_its_lsn(tmp_path):
+    import asyncio
+    lsn, forked = asyncio.run(_save_with_writes_around(tmp_path, 0))
+    assert forked == [1]
+    c = load_checkpoint(OSFileSystem(), os.path.join(str(tmp_path), ck.checkpoint_name(lsn)))
+    dbs = load(c)
+    assert dbs[0].data == {b"k%d" % i: b"v%d" % i for i in range(200)}
+    assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+
+
+def test_small_keyspaces_are_not_forked(tmp_path):
+    import asyncio
+    lsn, forked = asyncio.run(_save_with_writes_around(tmp_path, 1000))
+    assert forked == []
+    c = load_checkpoint(OSFileSystem(), os.path.join(str(tmp_path), ck.checkpoint_name(lsn)))
+    assert load(c)[0].data == {b"k%d" % i: b"v%d" % i for i in range(200)}
+
+
+def test_a_failing_child_reports_the_checkpoint_failed(tmp_path):
+    import asyncio
+    from kvserver.config import Config
+    from kvserver.server import Server
+    from simfs import Client
+
+    def broken_commit(self):
+        raise OSError(28, "No space left on device")
+
+    async def run():
+        with mock.patch.object(ck, "FORK_MIN_KEYS", 0), \
+                mock.patch.object(ck.CheckpointWriter, "commit", broken_commit):
+            server = Server(Config(port=0, bind="127.0.0.1", dir=str(tmp_path),
+                                   checkpoint_wal_size=0))
+            await server.start()
+            try:
+                c = await Client.connect(server.port)
+                await c.call("SET", "k", "v")
+                reply = await c.call("SAVE")
+                status = server.writer.last_checkpoint_status
+                c.close()
+            finally:
+                await server.stop(False)
+            return reply, status
+    reply, status = asyncio.run(run())
+    assert "checkpoint failed" in str(reply) and "status 71" in str(reply)
+    assert status == "err"
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("checkpoint-")]
