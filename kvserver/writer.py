@@ -451,10 +451,15 @@ class Writer:
         lsn = self.applied_lsn
         # No await between reading the LSN and taking the snapshot.
         ks = self.core.keyspace
+        snapshot: Snapshot | _Forked | None = None
         if ckpt.should_fork(self.fs, ks):
-            snapshot = _Forked(ckpt.fork_writer(self.fs, self.dir, self.wal.db_id, ks, lsn),
-                               sum(len(db.data) for db in ks.dbs))
-        else:
+            try:
+                snapshot = _Forked(ckpt.fork_writer(self.fs, self.dir, self.wal.db_id, ks, lsn),
+                                   sum(len(db.data) for db in ks.dbs))
+            except OSError as exc:  # no memory or process slot for a child: do it here
+                log.warning("checkpoint at LSN %d: fork failed (%s); writing it in process",
+                            lsn, exc)
+        if snapshot is None:
             snapshot = Snapshot(ks, lsn)
         stall = time.monotonic() - started
         try:

@@ -332,3 +332,14 @@ def test_a_failing_child_reports_the_checkpoint_failed(tmp_path):
     assert "checkpoint failed" in str(reply) and "status 71" in str(reply)
     assert status == "err"
     assert not [n for n in os.listdir(tmp_path) if n.startswith("checkpoint-")]
+
+
+def test_a_failed_fork_falls_back_to_the_in_process_snapshot(tmp_path):
+    def no_fork():
+        raise OSError(12, "Cannot allocate memory")
+    with mock.patch.object(ck.os, "fork", no_fork):
+        import asyncio
+        lsn, forked = asyncio.run(_save_with_writes_around(tmp_path, 0))
+    assert forked == [1]  # it was tried
+    c = load_checkpoint(OSFileSystem(), os.path.join(str(tmp_path), ck.checkpoint_name(lsn)))
+    assert load(c)[0].data == {b"k%d" % i: b"v%d" % i for i in range(200)}
