@@ -31,8 +31,8 @@ touched since L. FLUSHDB/FLUSHALL give a database new dict objects, so the
 snapshot keeps reading the old ones; SWAPDB moves dict objects between
 databases, so pre-images are kept per dict object, not per database index.
 
-Slicing: entries are encoded in slices of about :data:`SLICE_BYTES` (by
-codec size estimates, not key counts), the loop gets control back between
+Slicing: entries are encoded in slices of about :data:`SLICE_BYTES` (counted
+in encoded bytes, not keys), the loop gets control back between
 slices, and slices are written from a thread in writes of about
 :data:`WRITE_BYTES`.
 

@@ -11,8 +11,10 @@ Each kind is described by one :class:`Codec`, defined in its own module
 * ``encoding(value)``: the name OBJECT ENCODING reports;
 * ``encode(value) -> bytes-like`` and ``decode(buffer) -> value``: the
   checkpoint payload (and, later, replication's full sync);
-* ``size(value)``: a cheap estimate of the encoded size in bytes, so the
-  checkpoint slices by bytes and a huge aggregate is cut into many slices;
+* ``size(value)``: a cheap estimate of the encoded size in bytes, without
+  encoding (for the kinds to come: deciding to cut one huge aggregate over
+  several checkpoint slices, memory accounting); the checkpoint counts the
+  bytes it actually encoded;
 * ``snapshot_copy(value)``: a copy a running checkpoint keeps when a
   command is about to change the value in place (None for immutable kinds:
   the value itself is then the pre-image).
