@@ -28,7 +28,7 @@ from .procs import (REPO_ROOT, BenchError, Workdir, ensure_redis_tools, free_por
                     kvserver_server, pipe_load, redis_benchmark, settle)
 from .rows import ROWS, RUN_TIMEOUT, Row, _preload_file, run_rows
 
-EXTRAS = ("origin", "groupcommit", "restart", "stall", "memory")
+EXTRAS = ("origin", "groupcommit", "restart", "stall", "memory", "stall-sizes")
 DEFAULT_KEYS = 1_000_000
 QUICK_KEYS = 100_000
 
@@ -138,6 +138,9 @@ def _run(args: argparse.Namespace, workdir: Workdir) -> int:
                       lambda: ex.group_commit(workdir, args.rounds, args.quick, _log)))
     if extras & {"restart", "stall", "memory"}:  # one million-key data set serves all three
         steps.append(("big_data", lambda: ex.big_data(workdir, keys, restarts, _log)))
+    if "stall-sizes" in extras:
+        sizes = (QUICK_KEYS,) if args.quick else ex.STALL_SIZES
+        steps.append(("stall_sizes", lambda: ex.stall_sizes(workdir, sizes, _log)))
     for key, fn in steps:
         _log(f"bench: extra: {key}")
         try:

@@ -469,3 +469,65 @@ def big_data(workdir: Workdir, keys: int, restarts: int, log: Log) -> dict:
     finally:
         os.unlink(path)
     return out
+
+
+# --- 6. checkpoint stall at several keyspace sizes -------------------------------------------
+
+#: Keyspace sizes for the stall extra (``make bench``: all three; --quick: 100k only).
+STALL_SIZES = (1_000_000, 3_000_000, 10_000_000)
+#: Skip a size whose estimated server RSS (~170 B/key) plus the load file would not
+#: leave this much of MemAvailable free (the machine is shared).
+STALL_MEMORY_MARGIN = 4 * 2**30
+
+
+def _mem_available() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def stall_sizes(workdir: Workdir, sizes: tuple[int, ...], log: Log) -> dict:
+    """kvserver's worst SET stall during BGSAVE at each keyspace size.
+
+    Per size: a fresh server, ``n`` 16-byte keys loaded by pipe, the stall probe
+    (bounded by its own timeout), stop, data dir removed. Bounded in memory: a
+    size that would not fit (see STALL_MEMORY_MARGIN) is skipped and reported.
+    """
+    out: dict = {"sizes": {}, "skipped": [], "errors": []}
+    for n in sizes:
+        need = n * 170 + n * 60 + STALL_MEMORY_MARGIN
+        if _mem_available() and _mem_available() < need:
+            out["skipped"].append(n)
+            log(f"  stall at {n:,} keys skipped: needs ~{need / 2**30:.1f} GiB available")
+            continue
+        d = workdir.fresh(f"stall-{n}")
+        path = os.path.join(workdir.base, f"stall-{n}.resp")
+        write_set_file(path, ((key16(i), value16(i)) for i in range(n)))
+        srv = kvserver_server(free_port(), d, "everysec", KV_BIG_FLAGS)
+        try:
+            srv.start()
+            load_s = pipe_load(srv.port, path, n, _load_timeout(n))
+            os.unlink(path)
+            res = stall_probe(srv.port, n)
+            res["load_s"] = load_s
+            res["rss_bytes"] = srv.rss_bytes()
+            m = _KV_SNAPSHOT_COPY.search(srv.log_text())
+            if m:
+                res["server_snapshot_copy_ms"] = float(m.group(1))
+            out["sizes"][n] = res
+            log(f"  stall at {n:,} keys: worst {res['max_ms']:.1f} ms, p99 {res['p99_ms']:.2f} ms "
+                f"over {res['snapshot_s']:.2f} s (barrier {res.get('server_snapshot_copy_ms', 0):.1f} ms)")
+        except BenchError as exc:
+            out["errors"].append(f"{n}: {exc}")
+            log(f"  stall at {n:,} keys FAILED: {str(exc).splitlines()[0]}")
+        finally:
+            srv.stop()
+            if os.path.exists(path):
+                os.unlink(path)
+            workdir.remove(d)
+    return out

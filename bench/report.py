@@ -115,6 +115,17 @@ def extras_table(extras: dict) -> list[str]:
                 f"| Group commit: durable SET -c {c} | {_ops(v['kvserver'])} ops/s{batch}{inl} "
                 f"| one sync per write {_ops(v['onesync'])} ops/s; Redis always "
                 f"{_ops(v['redis'])} ops/s | {sp} vs one-sync; {vr} vs Redis | — | — |")
+    z = extras.get("stall_sizes")
+    if z:
+        for n, st in sorted((int(k), v) for k, v in z["sizes"].items()):
+            lines.append(
+                f"| Checkpoint stall at {n:,} keys: worst SET latency during BGSAVE "
+                f"| worst {st['max_ms']:.1f} ms, p99 {st['p99_ms']:.2f} ms; barrier "
+                f"{st.get('server_snapshot_copy_ms', float('nan')):.1f} ms (snapshot "
+                f"{st['snapshot_s']:.2f} s) | — | — | worst <= 50 ms | {_met(st['max_ms'] <= 50)} |")
+        for n in z.get("skipped", []):
+            lines.append(f"| Checkpoint stall at {n:,} keys | skipped: not enough free memory "
+                         f"| — | — | worst <= 50 ms | — |")
     b = extras.get("big_data")
     if b:
         lines += _big_lines(b)

@@ -1,8 +1,34 @@
 """The data: numbered databases of keys, values and expiry times.
 
 Synchronous and free of I/O; the clock is passed in so tests and WAL replay
-control time. Values are ``bytes`` (the string type); the type checks in the
-commands leave room for more types later.
+control time. Each value's Python type is its kind (``types/``: ``bytes`` is
+a string); commands reach values through the *typed accessors* of
+:class:`Keyspace`, the one place that raises WRONGTYPE and deletes an
+aggregate left empty:
+
+* :meth:`Keyspace.read` / :meth:`Keyspace.read_counted`: the live value of a
+  kind or None (lazy expiry first; the second counts hits and misses);
+* :meth:`Keyspace.write`: the same check for a command about to write; a
+  running checkpoint gets the key's pre-image first (see below);
+* :meth:`Keyspace.mutate`: a context for changing an aggregate in place: it
+  creates the value if asked, and deletes the key when the aggregate is
+  empty at the end;
+* :meth:`Database.store` / :meth:`Database.remove` / ``set_expire`` /
+  ``persist`` / ``clear`` / ``swap_contents``: the raw writes every write
+  path ends in.
+
+Write hooks
+-----------
+Every raw write tests one attribute, ``Database._hook``; it is None unless
+someone listens, so the write path pays nothing more. When set (a
+:class:`_Hooks`), a write calls ``before(db, key)`` (a running checkpoint
+saves the key's pre-image, see checkpoint.py) and then, once done, the
+``modified(db_index, key)`` listeners registered with
+:meth:`Keyspace.add_modified_listener` (WATCH, blocked clients and keyspace
+notifications will listen). ``key`` is None when a whole database changed at
+once (FLUSHDB, FLUSHALL, SWAPDB). A listener is told of every key a write
+changed, at least once per raw write (RENAME over an existing key tells
+``dst`` twice: removed, then stored), never of a key left unchanged.
 
 Expiry is done two ways, as in Redis:
 
@@ -26,6 +52,9 @@ import random
 import time
 from typing import Callable, Iterator
 
+from .errors import WRONGTYPE, CommandError
+from .types import STRING, Codec
+
 ExpireHook = Callable[[int, bytes], None]
 
 
@@ -37,7 +66,7 @@ def now_ms() -> int:
 class Database:
     """One numbered database: ``data`` maps key to value, ``expires`` key to Unix ms."""
 
-    __slots__ = ("index", "data", "expires", "_heap", "_scan")
+    __slots__ = ("index", "data", "expires", "_heap", "_scan", "_hook")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -48,6 +77,8 @@ class Database:
         self._heap: list[tuple[int, bytes]] = []
         # The SCAN index (see scan()); built on the first SCAN, then kept.
         self._scan: _ScanIndex | None = None
+        # Write hooks (see the module doc): None when nobody listens.
+        self._hook: _Hooks | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -56,12 +87,22 @@ class Database:
 
     def store(self, key: bytes, value: object) -> None:
         """Set a value; keeps any TTL (callers clear it when the command says so)."""
+        hook = self._hook
+        if hook is not None:
+            hook.before(self, key)
         if self._scan is not None and key not in self.data:
             self._scan.add(key)
         self.data[key] = value
+        if hook is not None:
+            hook.after(self.index, key)
 
     def remove(self, key: bytes) -> bool:
         """Delete a key and its TTL. Returns whether it existed."""
+        hook = self._hook
+        if hook is not None:
+            if key not in self.data:
+                return False
+            hook.before(self, key)
         try:
             del self.data[key]
         except KeyError:
@@ -69,30 +110,52 @@ class Database:
         self.expires.pop(key, None)
         if self._scan is not None:
             self._scan.discard(key)
+        if hook is not None:
+            hook.after(self.index, key)
         return True
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
+        hook = self._hook
+        if hook is not None:
+            hook.before(self, key)
         self.expires[key] = when_ms
         heapq.heappush(self._heap, (when_ms, key))
         if len(self._heap) > 2 * len(self.expires) + 1024:
             # Too many stale entries: rebuild from the live TTLs.
             self._heap = [(t, k) for k, t in self.expires.items()]
             heapq.heapify(self._heap)
+        if hook is not None:
+            hook.after(self.index, key)
 
     def persist(self, key: bytes) -> bool:
+        hook = self._hook
+        if hook is not None:
+            if key not in self.expires:
+                return False
+            hook.before(self, key)
+            self.expires.pop(key)
+            hook.after(self.index, key)
+            return True
         return self.expires.pop(key, None) is not None
 
     def clear(self) -> None:
+        # New dict objects, never dict.clear(): a running checkpoint may still
+        # be reading the old ones (they are frozen from here on).
         self.data = {}
         self.expires = {}
         self._heap = []
         self._scan = None
+        if self._hook is not None:
+            self._hook.after(self.index, None)
 
     def swap_contents(self, other: "Database") -> None:
         self.data, other.data = other.data, self.data
         self.expires, other.expires = other.expires, self.expires
         self._heap, other._heap = other._heap, self._heap
         self._scan, other._scan = other._scan, self._scan
+        if self._hook is not None:
+            self._hook.after(self.index, None)
+            self._hook.after(other.index, None)
 
     def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
         """One SCAN step: the next cursor (0 = done) and some keys.
@@ -161,6 +224,60 @@ def _rev64(v: int) -> int:
     return int(f"{v:064b}"[::-1], 2)
 
 
+class _Hooks:
+    """What a raw write calls when someone listens (see the module doc)."""
+
+    __slots__ = ("snapshot", "listeners")
+
+    def __init__(self) -> None:
+        #: The running checkpoint's pre-image keeper (checkpoint.Snapshot), or None.
+        self.snapshot = None
+        #: modified(db_index, key) callbacks.
+        self.listeners: list[Callable[[int, bytes | None], None]] = []
+
+    def before(self, db: Database, key: bytes) -> None:
+        if self.snapshot is not None:
+            self.snapshot.preserve(db, key)
+
+    def after(self, index: int, key: bytes | None) -> None:
+        for listener in self.listeners:
+            listener(index, key)
+
+    @property
+    def idle(self) -> bool:
+        return self.snapshot is None and not self.listeners
+
+
+class _Mutation:
+    """The context :meth:`Keyspace.mutate` returns (see there)."""
+
+    __slots__ = ("ks", "db", "key", "value", "created")
+
+    def __init__(self, ks: "Keyspace", db: Database, key: bytes, value: object,
+                 created: bool) -> None:
+        self.ks = ks
+        self.db = db
+        self.key = key
+        self.value = value
+        self.created = created
+
+    def __enter__(self) -> object:
+        return self.value
+
+    def __exit__(self, *exc: object) -> None:
+        db, key, value = self.db, self.key, self.value
+        if value is None:
+            return
+        if not len(value):  # type: ignore[arg-type]
+            # The rule for every aggregate: an empty one does not exist.
+            if not self.created:
+                db.remove(key)
+        elif self.created:
+            db.store(key, value)
+        elif db._hook is not None:
+            db._hook.after(db.index, key)
+
+
 class Keyspace:
     """All databases, the clock, and expiry.
 
@@ -177,6 +294,76 @@ class Keyspace:
         self.expired_keys = 0
         self.keyspace_hits = 0
         self.keyspace_misses = 0
+        self._hooks = _Hooks()
+
+    # --- write hooks --------------------------------------------------------
+
+    def add_modified_listener(self, callback: Callable[[int, bytes | None], None]) -> None:
+        """Call ``callback(db_index, key)`` after every write (key None: whole database)."""
+        self._hooks.listeners.append(callback)
+        self._arm()
+
+    def remove_modified_listener(self, callback: Callable[[int, bytes | None], None]) -> None:
+        self._hooks.listeners.remove(callback)
+        self._arm()
+
+    def set_snapshot(self, snapshot: object | None) -> None:
+        """Install (or, with None, remove) a running checkpoint's pre-image keeper."""
+        self._hooks.snapshot = snapshot
+        self._arm()
+
+    def _arm(self) -> None:
+        hook = None if self._hooks.idle else self._hooks
+        for db in self.dbs:
+            db._hook = hook
+
+    # --- typed accessors: WRONGTYPE is raised here and only here -------------
+
+    def read(self, db: Database, key: bytes, kind: Codec = STRING) -> object | None:
+        """The live value of ``key`` if it is of ``kind``, None if absent; else WRONGTYPE."""
+        if db.expires and key in db.expires:
+            self.expire_if_needed(db, key)
+        value = db.data.get(key)
+        if value is None or type(value) is kind.pytype:
+            return value
+        raise CommandError(WRONGTYPE)
+
+    def read_counted(self, db: Database, key: bytes, kind: Codec = STRING) -> object | None:
+        """:meth:`read` for read commands: also counts a keyspace hit or miss."""
+        if db.expires and key in db.expires:
+            self.expire_if_needed(db, key)
+        value = db.data.get(key)
+        if value is None:
+            self.keyspace_misses += 1
+            return None
+        self.keyspace_hits += 1
+        if type(value) is kind.pytype:
+            return value
+        raise CommandError(WRONGTYPE)
+
+    def write(self, db: Database, key: bytes, kind: Codec = STRING) -> object | None:
+        """:meth:`read` for a command that will write ``key`` (replace it with
+        :meth:`Database.store`, or change it in place through :meth:`mutate`)."""
+        return self.read(db, key, kind)
+
+    def mutate(self, db: Database, key: bytes, kind: Codec, create: bool = True) -> _Mutation:
+        """A context yielding the aggregate at ``key`` to change in place.
+
+        WRONGTYPE if ``key`` holds another kind. If it is absent, a new empty
+        value of ``kind`` (``create``) or None. A running checkpoint gets the
+        key's pre-image before the value is yielded. On exit: a value left
+        empty is deleted (a new one is never stored), a new non-empty one is
+        stored, and ``modified`` is signalled.
+        """
+        value = self.read(db, key, kind)
+        created = value is None
+        if created:
+            if not create:
+                return _Mutation(self, db, key, None, False)
+            value = kind.pytype()
+        elif db._hook is not None:
+            db._hook.before(db, key)
+        return _Mutation(self, db, key, value, created)
 
     def expire_if_needed(self, db: Database, key: bytes) -> bool:
         """Delete ``key`` if its time has come. Returns whether it was deleted."""

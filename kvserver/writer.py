@@ -45,13 +45,15 @@ failed fsync the kernel may have dropped the dirty pages, so a retry that
 "succeeds" proves nothing). Waiting requests get ``-ERR``, the error is
 logged with file, offset and errno, and the server exits non-zero.
 
-Checkpoints run in the writer's stream: at a barrier the writer copies the
-keyspace dicts (values are immutable ``bytes``, so a shallow copy is a
-consistent snapshot; ~30 ms per million keys), writes and syncs the records
-before it, and starts a new segment at ``L+1``. The snapshot is then
-serialised in slices on the loop and written from a second thread while
-group commit carries on; when the file is safely renamed, the checkpoint
-before the previous one and the WAL segments only it needed are dropped.
+Checkpoints run in the writer's stream: the writer decides *when* (SAVE,
+BGSAVE, save rules, WAL size) and checkpoint.py *how*. At a barrier the
+writer takes a :class:`checkpoint.Snapshot` at ``L = applied_lsn`` (the key
+lists; later writes keep their pre-images, see checkpoint.py), writes and
+syncs the records before it, and starts a new segment at ``L+1``. The
+snapshot is then serialised in slices on the loop and written from a second
+thread while group commit carries on; when the file is safely renamed, the
+checkpoint before the previous one and the WAL segments only it needed are
+dropped.
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno as errno_mod
-import itertools
 import logging
 import os
 import time
@@ -67,24 +68,53 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
-from .checkpoint import KEEP, CheckpointWriter, encode_entries, list_checkpoints
+from . import checkpoint as ckpt
+from .checkpoint import KEEP, WRITE_BYTES, CheckpointWriter, Snapshot, list_checkpoints
 from .errors import StorageError
 from .fs import FileSystem
 from .wal import WAL, SegmentError, encode_batch, encode_effect, encode_unit
 
 log = logging.getLogger("kvserver.writer")
 
-#: Keys serialised per checkpoint slice before the loop gets control back:
-#: well under a millisecond of work, which bounds the delay a checkpoint adds
-#: to any request (2,000 keys, ~3 ms, cut a lone client's rate by 7x).
-CHECKPOINT_SLICE = 500
-#: Encoded slices are handed to the checkpoint thread in writes of about this
-#: size, so the per-write thread hand-off is paid rarely.
-CHECKPOINT_WRITE_BYTES = 1024 * 1024
 #: Sync latencies kept for the p50/p99 in INFO persistence.
 LATENCY_SAMPLES = 1024
 
 Waiter = Callable[[StorageError | None], None]
+
+
+class _Forked:
+    """A checkpoint being written by a forked child (checkpoint.fork_writer)."""
+
+    def __init__(self, pid: int, keys: int) -> None:
+        self.pid = pid
+        self.keys = keys
+
+    def wait(self, fs: FileSystem, dirpath: str, db_id: int, lsn: int,
+             guard: Callable[[], Any]) -> int:
+        """(In the checkpoint thread.) Wait for the child, then publish its file
+        (rename + directory sync under ``guard``: the WAL lock, the fail-stop
+        latch, the MANIFEST). Returns the file's size; StorageError if it failed."""
+        code = ckpt.wait_child(self.pid)
+        self.pid = 0
+        path = os.path.join(dirpath, ckpt.checkpoint_name(lsn))
+        if code != 0:
+            try:
+                os.unlink(path + ".tmp")
+            except FileNotFoundError:
+                pass
+            raise StorageError(f"checkpoint: the writing child exited with status {code}")
+        size = os.path.getsize(path + ".tmp")
+        ckpt.publish(fs, dirpath, lsn, guard)
+        return size
+
+    def close(self) -> None:
+        if self.pid:  # abandoned (the task was cancelled): stop the child
+            try:
+                os.kill(self.pid, 9)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = 0
 
 
 class Writer:
@@ -454,54 +484,77 @@ class Writer:
         self._checkpoint_requested = False
         started = time.monotonic()
         lsn = self.applied_lsn
-        snapshot = [(db.index, db.data.copy(), db.expires.copy()) for db in self.core.keyspace.dbs
-                    if db.data]
+        # No await between reading the LSN and taking the snapshot.
+        ks = self.core.keyspace
+        snapshot: Snapshot | _Forked | None = None
+        if ckpt.should_fork(self.fs, ks):
+            try:
+                snapshot = _Forked(ckpt.fork_writer(self.fs, self.dir, self.wal.db_id, ks, lsn),
+                                   sum(len(db.data) for db in ks.dbs))
+            except OSError as exc:  # no memory or process slot for a child: do it here
+                log.warning("checkpoint at LSN %d: fork failed (%s); writing it in process",
+                            lsn, exc)
+        if snapshot is None:
+            snapshot = Snapshot(ks, lsn)
         stall = time.monotonic() - started
-        if self._pending:
-            await self._commit(self._take())
-        if self.written_lsn > self.durable_lsn:
-            await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
-            self._synced(self.written_lsn, 0, 0.0)
-        if self.wal.current is not None:  # else the next segment starts at L+1 already
-            await self._rotate()
+        try:
+            if self._pending:
+                await self._commit(self._take())
+            if self.written_lsn > self.durable_lsn:
+                await asyncio.get_running_loop().run_in_executor(self._io, self._sync_now)
+                self._synced(self.written_lsn, 0, 0.0)
+            if self.wal.current is not None:  # else the next segment starts at L+1 already
+                await self._rotate()
+        except BaseException:
+            snapshot.close()
+            raise
         self.wal_bytes_since_checkpoint = 0
+        # "snapshot copy": the synchronous part (the key lists), as before.
         log.info("checkpoint at LSN %d started (%d keys, snapshot copy %.1f ms)", lsn,
-                 sum(len(d) for _, d, _ in snapshot), stall * 1000)
+                 snapshot.keys, stall * 1000)
         self._checkpoint_task = asyncio.get_running_loop().create_task(
             self._write_checkpoint(lsn, snapshot, started), name="kvserver-checkpoint")
 
-    async def _write_checkpoint(self, lsn: int, snapshot: list, started: float) -> None:
+    async def _write_checkpoint(self, lsn: int, snapshot: "Snapshot | _Forked",
+                                started: float) -> None:
+        try:
+            await self._write_snapshot(lsn, snapshot, started)
+        finally:
+            snapshot.close()  # whatever happened: no pre-images kept after this
+
+    async def _write_snapshot(self, lsn: int, snapshot: Snapshot, started: float) -> None:
         loop = asyncio.get_running_loop()
         writer = None
         try:
-            writer = await loop.run_in_executor(
-                self._ckpt_io, CheckpointWriter, self.fs, self.dir, self.wal.db_id, lsn)
-            chunks: list[bytes] = []
-            buffered = entries = 0
-            for index, data, expires in snapshot:
-                items = iter(data)
-                while True:
-                    keys = list(itertools.islice(items, CHECKPOINT_SLICE))
-                    if not keys:
-                        break
-                    chunk = encode_entries(index, data, expires, keys)
+            if type(snapshot) is _Forked:
+                size = await loop.run_in_executor(
+                    self._ckpt_io, snapshot.wait, self.fs, self.dir, self.wal.db_id, lsn,
+                    lambda: self._unless_failed(list_after=lsn))
+            else:
+                writer = await loop.run_in_executor(
+                    self._ckpt_io, CheckpointWriter, self.fs, self.dir, self.wal.db_id, lsn)
+                chunks: list[bytes] = []
+                buffered = entries = 0
+                for chunk, count in snapshot.slices():
                     chunks.append(chunk)
                     buffered += len(chunk)
-                    entries += len(keys)
-                    if buffered >= CHECKPOINT_WRITE_BYTES:
+                    entries += count
+                    if buffered >= WRITE_BYTES:
                         self._check_not_failed()
                         await loop.run_in_executor(self._ckpt_io, writer.write,
                                                    b"".join(chunks), entries)
                         chunks, buffered, entries = [], 0, 0
                     else:
                         await asyncio.sleep(0)  # let clients in between slices
-            self._check_not_failed()
-            if chunks:
-                await loop.run_in_executor(self._ckpt_io, writer.write, b"".join(chunks), entries)
-            self._check_not_failed()
-            size = await loop.run_in_executor(self._ckpt_io, writer.commit,
-                                              lambda: self._unless_failed(list_after=lsn))
-            writer = None
+                snapshot.close()
+                self._check_not_failed()
+                if chunks:
+                    await loop.run_in_executor(self._ckpt_io, writer.write, b"".join(chunks),
+                                               entries)
+                self._check_not_failed()
+                size = await loop.run_in_executor(self._ckpt_io, writer.commit,
+                                                  lambda: self._unless_failed(list_after=lsn))
+                writer = None
             del snapshot
             self._check_not_failed()
             await self._drop_old(lsn)

@@ -8,15 +8,12 @@ from ..errors import DB_INDEX, INVALID_EXPIRE, NO_SUCH_KEY, NOT_INTEGER, SYNTAX,
 from ..glob import matcher_for
 from ..numbers import INT64_MAX, INT64_MIN, parse_int
 from ..protocol import OK, Simple
+from ..types import type_name
 from . import command
 from .strings import int_arg
 
 _SAME_OBJECT = "ERR source and destination objects are the same"
 _INT_RANGE = "ERR value is out of range, value must between -2147483648 and 2147483647"
-
-
-def type_name(value: object) -> str:
-    return "string" if type(value) is bytes else "none"
 
 
 def int32_arg(arg: bytes, error: str | None = None) -> int:

@@ -1,0 +1,76 @@
+"""Value kinds and their codecs: one module per kind, one registry.
+
+A *kind* is what a key holds (string today; hash, list, set, zset later).
+Each kind is described by one :class:`Codec`, defined in its own module
+(``string.py``) and registered here:
+
+* ``kind``: the byte that marks the kind in checkpoint entries (never reused);
+* ``name``: what TYPE, SCAN ... TYPE and OBJECT ENCODING's neighbours call it;
+* ``pytype``: the Python class of its values in the keyspace (exactly: the
+  keyspace tests ``type(value) is codec.pytype``, no subclasses);
+* ``encoding(value)``: the name OBJECT ENCODING reports;
+* ``encode(value) -> bytes-like`` and ``decode(buffer) -> value``: the
+  checkpoint payload (and, later, replication's full sync);
+* ``size(value)``: a cheap estimate of the encoded size in bytes, without
+  encoding (for the kinds to come: deciding to cut one huge aggregate over
+  several checkpoint slices, memory accounting); the checkpoint counts the
+  bytes it actually encoded;
+* ``snapshot_copy(value)``: a copy a running checkpoint keeps when a
+  command is about to change the value in place (None for immutable kinds:
+  the value itself is then the pre-image).
+
+Adding a kind: write ``types/<kind>.py`` defining its codec, import and
+``register`` it below; nothing else in the checkpoint changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True, eq=False)
+class Codec:
+    kind: int
+    name: str
+    pytype: type
+    encoding: Callable[[Any], str]
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+    size: Callable[[Any], int]
+    snapshot_copy: Callable[[Any], Any] | None = None
+
+
+#: kind byte -> codec (the checkpoint loader's table).
+BY_KIND: dict[int, Codec] = {}
+#: Python type of a value -> codec (TYPE, the checkpoint writer, the accessors).
+BY_TYPE: dict[type, Codec] = {}
+
+
+def register(codec: Codec) -> Codec:
+    if not 0 < codec.kind < 255:
+        raise ValueError(f"kind byte {codec.kind} out of range (1..254; 255 ends a checkpoint)")
+    if codec.kind in BY_KIND or codec.pytype in BY_TYPE:
+        raise ValueError(f"kind {codec.name} registered twice")
+    BY_KIND[codec.kind] = codec
+    BY_TYPE[codec.pytype] = codec
+    return codec
+
+
+def codec_of(value: object) -> Codec:
+    """The codec of a stored value (KeyError for a value no kind owns: a bug)."""
+    return BY_TYPE[type(value)]
+
+
+def type_name(value: object) -> str:
+    """What TYPE replies for a stored value (None: ``none``)."""
+    if value is None:
+        return "none"
+    return BY_TYPE[type(value)].name
+
+
+from .string import STRING  # noqa: E402  (the modules import Codec from here)
+
+register(STRING)
+
+__all__ = ["BY_KIND", "BY_TYPE", "Codec", "STRING", "codec_of", "register", "type_name"]
