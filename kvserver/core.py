@@ -10,13 +10,10 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from .config import Config
 from .keyspace import Keyspace
-
-if TYPE_CHECKING:
-    from .session import Session
 
 LogSink = Callable[[int, list], None]
 
@@ -157,7 +154,8 @@ class Core:
         kwargs = {"clock": clock} if clock is not None else {}
         self.keyspace = Keyspace(config.databases, on_expire=self._log_expired, **kwargs)
         self.stats = Stats()
-        self.clients: dict[int, "Session"] = {}
+        #: Client id -> kvserver.client.Client of every connected client.
+        self.clients: dict[int, Any] = {}
         self.start_time = time.time()
         self.start_monotonic = time.monotonic()
         self.pid = os.getpid()
@@ -188,9 +186,11 @@ class Core:
         #: Full command name (``get``, ``client|info``) -> CommandStat, made on
         #: first use; kept by the real name under rename-command, as in Redis.
         self.command_stats: dict[str, CommandStat] = {}
-        #: (a server's hot table, that table with each entry's CommandStat):
-        #: made once for the connections (connection._hot_with_stats).
-        self.hot_stats: tuple | None = None
+        #: A read-only replica refuses write commands (-READONLY): the
+        #: dispatcher's hook for replication; always False until it lands.
+        self.read_only_replica = False
+        #: Open execution units (begin_unit/end_unit nest): see begin_unit.
+        self.unit_depth = 0
         #: CLIENT PAUSE: (end, write_only) while clients are paused, else None.
         #: ``end`` is time.monotonic(). Read by every request off the hot path.
         self.client_pause: tuple[float, bool] | None = None
@@ -245,7 +245,23 @@ class Core:
             self._pause_timer = None
         waiting, self.paused_clients = self.paused_clients, set()
         for conn in waiting:
-            conn.resume_after_pause()
+            conn.resume_after_pause()  # a kvserver.client.Client
+
+    def begin_unit(self) -> None:
+        """Open an execution unit: the effects logged until the matching end_unit belong together.
+
+        The dispatcher opens one around every command that may write (EXEC
+        and scripts will open one around many). Units nest; only the
+        outermost counts. This is the interface only: each effect is still
+        handed to the log sink as it is logged (the WAL v2 work replaces
+        these two methods with ones that collect a unit's effects into one
+        record with one LSN).
+        """
+        self.unit_depth += 1
+
+    def end_unit(self) -> None:
+        """Close the unit begin_unit opened (see there)."""
+        self.unit_depth -= 1
 
     def log(self, db_index: int, argv: list) -> None:
         sink = self.log_sink

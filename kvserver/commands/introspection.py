@@ -18,6 +18,7 @@ from ..config import format_percentile
 from ..errors import SYNTAX, CommandError
 from ..numbers import parse_int
 from ..protocol import OK, Raw, Simple
+from ..client import MONITOR
 from . import command, dispatch_subcommand
 
 #: Arguments and bytes per argument kept in a slow log entry (Redis's
@@ -98,10 +99,10 @@ def _slowlog_add(session, cmd, argv: list[bytes], micros: int) -> None:
          acl="@admin @slow @dangerous",
          summary="Listen for all requests received by the server in real time", synopsis="")
 def cmd_monitor(s, argv):
-    if not hasattr(s, "send_monitor"):
+    if s.link is None:
         raise CommandError("ERR MONITOR needs a network connection")
     s.core.monitors.add(s)
-    s.kind = "monitor"
+    s.mode = MONITOR
     return OK
 
 
@@ -304,7 +305,7 @@ def _memory_section(core) -> list:
     normal = slaves = 0
     for c in core.clients.values():
         qbuf, _obl, _oll, omem, _events = c.buffer_info()
-        if c in core.monitors:
+        if c.mode == MONITOR:
             slaves += omem
         else:
             normal += qbuf + omem
