@@ -28,11 +28,11 @@ import logging
 import socket
 import time
 from collections import deque
-from time import monotonic, perf_counter_ns
+from time import monotonic
 from typing import Any
 
 from .client import BLOCKED, MONITOR, NORMAL, Client, Deferred
-from .dispatch import CLOSING, DEFERRED, DONE, FULL, MAX_BATCH_REPLY_BYTES, PAUSED, Dispatcher
+from .dispatch import DEFERRED, DONE, FULL, MAX_BATCH_REPLY_BYTES, PAUSED, Dispatcher
 from .errors import ProtocolError
 from .protocol import ErrorReply, Parts, RequestParser, encode, encode3, error_line, join_replies
 
