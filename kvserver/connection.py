@@ -219,9 +219,10 @@ class Connection(asyncio.Protocol):
         finally:
             self._executing = False
         # What the read produced (or the protocol error after it) goes out.
-        core.stats.total_commands += len(out)
+        count = len(out)
+        core.stats.total_commands += count
         if error is not None:
-            self._protocol_error(error, out, len(out))
+            self._protocol_error(error, out, count)
             return
         if len(core.clients) == 1 and self.writer.holds_replies:
             # The only client, and its replies wait for durability: nothing
@@ -229,7 +230,7 @@ class Connection(asyncio.Protocol):
             # holding (see Writer.commit_now). Under everysec/no the replies
             # go first and the write follows at the next turn, off their path.
             self.writer.commit_now()
-        self._emit(out, len(out))
+        self._emit(out, count)
 
     def resume_after_pause(self) -> None:
         """The pause ended (Core.unpause_clients): run what waited, from the loop."""

@@ -38,8 +38,8 @@ replies, WAL records, INFO, SLOWLOG and MONITOR output.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from asyncio import Future
 from time import perf_counter_ns
 from typing import Any
 
@@ -118,7 +118,7 @@ def mode_error(mode: int, resp: int, cmd: Command) -> str | None:
 def fast_entries(commands: dict[bytes, Command], core: Any) -> dict[bytes, tuple]:
     """The fast lane's table for a server's command table (rename-command applied).
 
-    Name as clients send it -> (Command, argc, CommandStat, function, is_write).
+    Name as clients send it -> (Command, argc, CommandStat, function, is_write, name).
     Built from the table clients see, so it follows rename-command: a name
     renamed away is not in it. The function is the Command's own, looked up
     here, so replacing a Command's function (a test's fault injection)
@@ -128,7 +128,8 @@ def fast_entries(commands: dict[bytes, Command], core: Any) -> dict[bytes, tuple
     for name, cmd in commands.items():
         argc = FAST_LANE.get(cmd.name)
         if argc is not None and arity_error(cmd, argc) is None:
-            table[name] = (cmd, argc, core.command_stat(cmd.name), cmd.func, cmd.is_write)
+            table[name] = (cmd, argc, core.command_stat(cmd.name), cmd.func, cmd.is_write,
+                           cmd.name)
     return table
 
 
@@ -202,25 +203,23 @@ class Dispatcher:
                 stale = False
             if entry is not None and len(argv) == entry[1]:
                 # The fast lane: what call() does once its checks have passed.
-                cmd = entry[0]
-                client.last_command = cmd.name
+                cmd, _argc, stat, func, write, client.last_command = entry
                 started = perf_counter_ns()
                 try:
-                    if entry[4] and client.db.expires:
+                    if write and client.db.expires:
                         # A write in a database with TTLs: lazy expiry may log
                         # a DEL before the command's own effect; one unit.
                         core.begin_unit()
                         try:
-                            reply = entry[3](client, argv)
+                            reply = func(client, argv)
                         finally:
                             core.end_unit()
                     else:
-                        reply = entry[3](client, argv)
+                        reply = func(client, argv)
                 except Exception as exc:  # noqa: BLE001 - as in call()
                     reply = self.failed(cmd, exc)
                 elapsed = perf_counter_ns() - started
                 # INFO commandstats/latencystats: CommandStat.record, inline.
-                stat = entry[2]
                 stat.ns += elapsed
                 x = elapsed * elapsed
                 stat.hist[(x * x).bit_length()] += 1
@@ -272,7 +271,7 @@ class Dispatcher:
             size += len(data)
             if size > MAX_BATCH_REPLY_BYTES:
                 return i, size, FULL, None
-        return len(batch), size, DONE, None
+        return i, size, DONE, None   # (i: the start when there was nothing to run)
 
     # --- one request: the general lane -------------------------------------------
 
@@ -344,7 +343,7 @@ class Dispatcher:
             if type(reply) is ErrorReply:
                 core.stats.count_error(reply)
                 failed = True
-            elif isinstance(reply, asyncio.Future):
+            elif type(reply) is Future:
                 reply = Deferred(reply)
         elapsed = perf_counter_ns() - started
         # A container (CLIENT, CONFIG...) ran a subcommand, named in last_command.

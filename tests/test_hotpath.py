@@ -121,8 +121,8 @@ def _counting(handler, calls: Counter):
 def _count_fast_lane(server: ThreadedServer, calls: Counter) -> None:
     """Wrap the functions in the server's fast-lane table (only): counts fast-lane runs."""
     dispatcher = server.server.dispatcher
-    dispatcher.fast = {name: (cmd, argc, stat, _counting(func, calls), write)
-                       for name, (cmd, argc, stat, func, write) in dispatcher.fast.items()}
+    dispatcher.fast = {name: (cmd, argc, stat, _counting(func, calls), write, real)
+                       for name, (cmd, argc, stat, func, write, real) in dispatcher.fast.items()}
 
 
 @pytest.fixture
