@@ -469,7 +469,8 @@ class Connection(asyncio.Protocol):
         soft seconds. Monitors are replicas in Redis's classes, so not checked.
         """
         hard, soft, soft_seconds = cfg.normal_output_limits
-        if not (hard or soft) or self.client.mode == MONITOR:
+        # (The registry, not the mode: a monitor stays one while a pause blocks it.)
+        if not (hard or soft) or self.client in self.core.monitors:
             return False
         pending = self.output_pending()
         if hard and pending > hard:
