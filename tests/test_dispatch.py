@@ -358,3 +358,21 @@ def test_connection_owns_a_client_and_is_its_link(tmp_path):
     conn = Connection(server)
     assert isinstance(conn.client, Client) and conn.client.link is conn
     assert not isinstance(conn, Client) and conn.client.mode == NORMAL
+
+
+def test_a_monitor_blocked_by_a_pause_stays_exempt_from_the_output_limit(tmp_path):
+    # Monitors are replicas in Redis's client classes: the normal output
+    # limit never drops them, not even while CLIENT PAUSE holds them (mode BLOCKED).
+    from types import SimpleNamespace
+
+    from kvserver.client import BLOCKED
+    server = Server(Config(port=0, dir=str(tmp_path)))
+    cfg = SimpleNamespace(normal_output_limits=(1, 0, 0))   # hard limit: 1 byte
+    monitor, other = Connection(server), Connection(server)
+    for conn in (monitor, other):
+        conn.connection_made(Recording())  # type: ignore[arg-type]
+        conn._held_bytes = 1000
+    server.core.monitors.add(monitor.client)
+    monitor.client.mode = BLOCKED
+    assert monitor._check_output_limit(0.0, cfg) is False
+    assert other._check_output_limit(0.0, cfg) is True
