@@ -10,13 +10,10 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from .config import Config
 from .keyspace import Keyspace
-
-if TYPE_CHECKING:
-    from .session import Session
 
 LogSink = Callable[[int, list], None]
 UnitSink = Callable[[list], None]
@@ -158,7 +155,8 @@ class Core:
         kwargs = {"clock": clock} if clock is not None else {}
         self.keyspace = Keyspace(config.databases, on_expire=self._log_expired, **kwargs)
         self.stats = Stats()
-        self.clients: dict[int, "Session"] = {}
+        #: Client id -> kvserver.client.Client of every connected client.
+        self.clients: dict[int, Any] = {}
         self.start_time = time.time()
         self.start_monotonic = time.monotonic()
         self.pid = os.getpid()
@@ -197,9 +195,9 @@ class Core:
         #: Full command name (``get``, ``client|info``) -> CommandStat, made on
         #: first use; kept by the real name under rename-command, as in Redis.
         self.command_stats: dict[str, CommandStat] = {}
-        #: (a server's hot table, that table with each entry's CommandStat):
-        #: made once for the connections (connection._hot_with_stats).
-        self.hot_stats: tuple | None = None
+        #: A read-only replica refuses write commands (-READONLY): the
+        #: dispatcher's hook for replication; always False until it lands.
+        self.read_only_replica = False
         #: CLIENT PAUSE: (end, write_only) while clients are paused, else None.
         #: ``end`` is time.monotonic(). Read by every request off the hot path.
         self.client_pause: tuple[float, bool] | None = None
@@ -254,7 +252,7 @@ class Core:
             self._pause_timer = None
         waiting, self.paused_clients = self.paused_clients, set()
         for conn in waiting:
-            conn.resume_after_pause()
+            conn.resume_after_pause()  # a kvserver.client.Client
 
     def begin_unit(self) -> None:
         """Open an execution unit (nestable): until the outermost end_unit, every

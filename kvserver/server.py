@@ -27,7 +27,8 @@ from typing import Any
 from . import REDIS_COMPAT_VERSION, __version__
 from .commands import TABLE, renamed_table
 from .config import Config
-from .connection import Connection, hot_table
+from .connection import Connection
+from .dispatch import Dispatcher
 from .core import Core
 from .errors import CorruptionError, StorageError
 from .exitcodes import EXIT_DATA, EXIT_FAILURE, EXIT_USAGE
@@ -264,8 +265,8 @@ class Server:
         self.port: int = config.port
         #: The command table clients see (rename-command applied); set by start().
         self.commands = renamed_table(())
-        #: Its hot commands (Connection's fast path), by the names in ``commands``.
-        self.hot_commands = hot_table(self.commands)
+        #: Runs every client's commands against that table (kvserver.dispatch).
+        self.dispatcher = Dispatcher(self.core, self.commands)
         self._cron_batch: list = []
 
     # --- clients ---------------------------------------------------------------
@@ -297,10 +298,10 @@ class Server:
             except OSError:
                 pass  # the peer may already be gone; the connection will notice
         core.stats.total_connections += 1
-        core.clients[conn.id] = conn
+        core.clients[conn.client.id] = conn.client
 
     def client_disconnected(self, conn: Connection) -> None:
-        self.core.clients.pop(conn.id, None)
+        self.core.clients.pop(conn.client.id, None)
 
     # --- start -----------------------------------------------------------------
 
@@ -321,7 +322,7 @@ class Server:
                                    "in rename-command)", exit_code=EXIT_USAGE)
         try:
             self.commands = renamed_table(tuple(renames))
-            self.hot_commands = hot_table(self.commands)
+            self.dispatcher = Dispatcher(self.core, self.commands)
         except KeyError as exc:
             raise StartupError(f"rename-command: unknown command '{exc.args[0]}'",
                                exit_code=EXIT_USAGE) from None
@@ -376,8 +377,8 @@ class Server:
                                          if recovered.checkpoint_created_ms else None),
                         sync_in_thread=self.sync_in_thread, on_fatal=self._on_fatal)
         self.writer = writer
-        for conn in self.core.clients.values():
-            conn.writer = writer  # type: ignore[attr-defined]
+        for client in self.core.clients.values():
+            client.link.writer = writer
         self.core.log_sink = writer.append
         self.core.unit_sink = writer.append_unit
         self.core.persistence = writer
@@ -669,7 +670,7 @@ class Server:
         batch = self._cron_batch
         count = max(len(core.clients) // cfg.hz, CLIENTS_CRON_MIN)
         for _ in range(min(count, len(batch))):
-            conn = batch.pop()
+            conn = batch.pop().link
             if isinstance(conn, Connection) and not conn._closed:
                 conn.cron(now, cfg)
 
@@ -728,9 +729,9 @@ class Server:
                 self.exit_code = 1
             if self.writer.failed is not None:
                 self.exit_code = 1
-        for conn in list(self.core.clients.values()):
-            if isinstance(conn, Connection):
-                conn.kill()
+        for client in list(self.core.clients.values()):
+            if isinstance(client.link, Connection):
+                client.link.kill()
         if self.config.unixsocket and os.path.exists(self.config.unixsocket):
             try:
                 os.unlink(self.config.unixsocket)

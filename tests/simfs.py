@@ -723,10 +723,37 @@ class Instrument:
     NAMES = (b"set", b"incr", b"append", b"del", b"get", b"bgsave", b"client")
 
     def __init__(self) -> None:
-        self.core = None
+        self._core = None
+        self._in_unit: list[tuple[int, list]] = []
         self.by_session: dict[int, list[int]] = {}
         self.applied: list[tuple[int, list]] = []
         self._saved: list = []
+
+    @property
+    def core(self):
+        return self._core
+
+    @core.setter
+    def core(self, core) -> None:
+        """Watch ``core``'s units too: a command's record gets its LSN when its
+        execution unit closes (core.end_unit, after the command function
+        returned), so commands run inside a unit are recorded then."""
+        self._core = core
+        if core is None:
+            return
+        orig_end = core.end_unit
+
+        def end_unit() -> None:
+            try:
+                orig_end()
+            finally:
+                if not core.unit_depth and self._in_unit:
+                    lsn = core.persistence.applied_lsn
+                    for session_id, argv in self._in_unit:
+                        self.by_session.setdefault(session_id, []).append(lsn)
+                        self.applied.append((lsn, argv))
+                    self._in_unit = []
+        core.end_unit = end_unit
 
     def __enter__(self) -> "Instrument":
         for name in self.NAMES + (b"unitset",):
@@ -740,6 +767,8 @@ class Instrument:
     def __exit__(self, *exc) -> None:
         for cmd, orig in reversed(self._saved):
             cmd.func = orig
+        if self._core is not None:
+            self._core.__dict__.pop("end_unit", None)  # the method again
 
     def _wrap(self, orig):
         def run(session, argv):
@@ -748,9 +777,12 @@ class Instrument:
             finally:
                 # Only client commands of our server (not its start-up replay).
                 if session.core is self.core and session.core.persistence is not None:
-                    lsn = session.core.persistence.applied_lsn
-                    self.by_session.setdefault(session.id, []).append(lsn)
-                    self.applied.append((lsn, list(argv)))
+                    if session.core.unit_depth:
+                        self._in_unit.append((session.id, list(argv)))
+                    else:
+                        lsn = session.core.persistence.applied_lsn
+                        self.by_session.setdefault(session.id, []).append(lsn)
+                        self.applied.append((lsn, list(argv)))
         return run
 
     def models(self, base: dict, base_lsn: int) -> list[dict]:

@@ -53,8 +53,9 @@ def _ask(sock: socket.socket, *argv) -> object:
 def _streaming(kv):
     """Connections with a big reply still going out: [(queued bytes, transport buffer)]."""
     def look():
+        conns = [c.link for c in kv.server.core.clients.values()]
         return [(c._stream_bytes, c.transport.get_write_buffer_size())
-                for c in kv.server.core.clients.values() if c._stream is not None]
+                for c in conns if c._stream is not None]
     return kv.call(look)
 
 

@@ -1222,7 +1222,7 @@ def test_client_subcommands_answer_as_redis(pair, request_):
 
 def test_client_tracking_on_is_refused(pair):
     """Redis accepts it; kvserver has no invalidation machinery and says so."""
-    from kvserver.commands.server import TRACKING_UNSUPPORTED
+    from kvserver.commands.connection import TRACKING_UNSUPPORTED
     kv, redis = pair.both("CLIENT TRACKING on")
     assert redis.raw == b"+OK\r\n"
     assert kv.raw == b"-" + TRACKING_UNSUPPORTED.encode() + b"\r\n"

@@ -1,9 +1,10 @@
-"""The hot path (GET, SET key value, INCR run without _execute) against the general path.
+"""The dispatcher's fast lane (GET, SET key value, INCR) against its general lane.
 
 Each scenario runs on two servers started alike, through real sockets: one
-with the hot path on, its handlers wrapped to count calls (so a test knows
-the hot path really ran), and one with it off (``HOT_HANDLERS`` empty: every
-request goes through ``_execute``). They must send the same bytes, count the
+with the fast lane on, the command functions in its table wrapped to count
+calls (so a test knows the fast lane really ran: the general lane calls the
+same functions unwrapped), and one with it off (``FAST_LANE`` empty: every
+request goes through ``Dispatcher.call``). They must send the same bytes, count the
 same stats, log the same WAL records in the same order, and fill the slow
 log, feed monitors and show ``cmd=`` alike. Requests go one per send and all
 in one send (one read: a batch), so the hot path's per-batch state checks
@@ -22,9 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import ThreadedServer, start_threaded, wait_for
-from kvserver import connection
+from kvserver import dispatch
 from kvserver.commands import COMMANDS, renamed_table
-from kvserver.commands.strings import cmd_get, cmd_incr, cmd_set, hot_get, hot_incr, hot_set
+from kvserver.commands.strings import cmd_get, cmd_incr, cmd_set
+from kvserver.core import Core
+from kvserver.config import Config
 from kvserver.numbers import parse_int
 from kvserver.protocol import NEED_DATA, ReplyParser, encode_command
 
@@ -54,14 +57,22 @@ class Node:
         """Record WAL appends; freeze the clock; turn active expiry off (expiry is lazy only)."""
         core = self.server.server.core
         sink = core.log_sink
+        unit_sink = core.unit_sink
         ks = core.keyspace
 
         def recording(db: int, argv: list) -> None:
             self.records.append((db, list(argv)))
             sink(db, argv)
 
+        def recording_unit(effects: list) -> None:
+            # A unit of several effects (a lazy expiry's DEL and the write):
+            # one WAL record, its effects in order.
+            self.records.extend((db, list(argv)) for db, argv in effects)
+            unit_sink(effects)
+
         def install() -> None:
             core.log_sink = recording
+            core.unit_sink = recording_unit
             ks.clock = lambda: self.clock[0]
             ks.active_expire_cycle = lambda max_keys=200: 0
         self.server.call(install)
@@ -115,22 +126,29 @@ def _counting(handler, calls: Counter):
     return counted
 
 
+def _count_fast_lane(server: ThreadedServer, calls: Counter) -> None:
+    """Wrap the functions in the server's fast-lane table (only): counts fast-lane runs."""
+    dispatcher = server.server.dispatcher
+    dispatcher.fast = {name: (cmd, argc, stat, _counting(func, calls), write, real)
+                       for name, (cmd, argc, stat, func, write, real) in dispatcher.fast.items()}
+
+
 @pytest.fixture
 def make_pair(kv_config, tmp_path, monkeypatch):
-    """Factory: two servers with the same config changes, hot path on and off."""
+    """Factory: two servers with the same config changes, fast lane on and off."""
     started: list[ThreadedServer] = []
-    original = dict(connection.HOT_HANDLERS)
+    original = dict(dispatch.FAST_LANE)
 
     def make(**changes) -> Pair:
-        monkeypatch.setattr(connection, "HOT_HANDLERS", {})
+        monkeypatch.setattr(dispatch, "FAST_LANE", {})
         general = start_threaded(kv_config, dir=str(tmp_path / f"general{len(started)}"), **changes)
         started.append(general)
         calls: Counter = Counter()
-        monkeypatch.setattr(connection, "HOT_HANDLERS", {
-            func: (argc, _counting(handler, calls)) for func, (argc, handler) in original.items()})
+        monkeypatch.setattr(dispatch, "FAST_LANE", original)
         hot = start_threaded(kv_config, dir=str(tmp_path / f"hot{len(started)}"), **changes)
         started.append(hot)
-        assert general.server.hot_commands == {} and hot.server.hot_commands
+        hot.call(_count_fast_lane, hot, calls)
+        assert general.server.dispatcher.fast == {} and hot.server.dispatcher.fast
         pair = Pair(Node(hot), Node(general), calls)
         for node in pair.nodes:
             node.watch()
@@ -220,7 +238,7 @@ def test_string_commands_agree(make_pair, pipelined):
     replies = pair.both(STRING_SCRIPT, pipelined)
     assert b"-WRONGTYPE" in replies and b"-ERR value is not an integer" in replies
     assert b"-ERR increment or decrement would overflow" in replies
-    assert pair.calls["hot_get"] and pair.calls["hot_set"] and pair.calls["hot_incr"]
+    assert pair.calls["cmd_get"] and pair.calls["cmd_set"] and pair.calls["cmd_incr"]
     pair.assert_same_effects()
 
 
@@ -258,7 +276,7 @@ def test_resp3_agrees(make_pair, pipelined):
     assert replies == (b"_\r\n+OK\r\n$1\r\nv\r\n:1\r\n-WRONGTYPE Operation against a key holding "
                        b"the wrong kind of value\r\n-ERR value is not an integer or out of range"
                        b"\r\n$-1\r\n")
-    assert pair.calls["hot_get"] >= 4
+    assert pair.calls["cmd_get"] >= 4
     pair.assert_same_effects()
 
 
@@ -271,7 +289,7 @@ def test_noauth_then_auth_in_one_batch(make_pair):
         replies = pair.both(script, pipelined)
         assert replies.startswith(b"-NOAUTH Authentication required.\r\n" * 3)
         assert replies.endswith(b"+OK\r\n+OK\r\n$1\r\nv\r\n:%d\r\n" % (1 + pipelined))
-    assert pair.calls["hot_get"] == 2 and pair.calls["hot_incr"] == 2
+    assert pair.calls["cmd_get"] == 2 and pair.calls["cmd_incr"] == 2
     pair.assert_same_effects(password="s3cret")
 
 
@@ -308,7 +326,7 @@ def test_oom_refuses_hot_writes_in_the_same_batch(make_pair):
 def test_rename_command_is_followed(make_pair):
     pair = make_pair(rename_commands=(("get", "fetch"), ("incr", "")))
     for node in pair.nodes:
-        hot_names = set(node.server.server.hot_commands)
+        hot_names = set(node.server.server.dispatcher.fast)
         assert hot_names == (set() if node is pair.general else
                              {b"fetch", b"FETCH", b"set", b"SET"})
     script = [cmd("SET", "k", "v"), cmd("GET", "k"), cmd("FETCH", "k"), cmd("fetch", "k"),
@@ -317,7 +335,7 @@ def test_rename_command_is_followed(make_pair):
         replies = pair.both(script, pipelined)
         assert replies.count(b"-ERR unknown command") == 3
         assert replies.count(b"$1\r\nv\r\n") == 2
-    assert pair.calls["hot_get"] == 4 and pair.calls["hot_incr"] == 0
+    assert pair.calls["cmd_get"] == 4 and pair.calls["cmd_incr"] == 0
     pair.assert_same_effects()
 
 
@@ -340,7 +358,7 @@ def test_slowlog_sees_every_hot_command(make_pair):
     assert args == [[b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"],
                     [b"SET", b"k", b"v" * 128 + b"... (172 more bytes)"], [b"GET", b"k"],
                     [b"INCR", b"n"], [b"GET", b"wrong"], [b"GET", b"missing"]]
-    assert pair.calls["hot_get"] == 6
+    assert pair.calls["cmd_get"] == 6
 
 
 def test_monitor_sees_every_command(make_pair):
@@ -380,7 +398,7 @@ def test_client_list_shows_the_last_hot_command(make_pair):
                 listing = exchange_value(node.port, cmd("CLIENT", "LIST"))
                 line = next(x for x in listing.split(b"\n") if b"name=watched " in x)
                 assert b" cmd=" + name + b" " in line
-    assert pair.calls["hot_get"] == 1
+    assert pair.calls["cmd_get"] == 1
 
 
 def exchange_value(port: int, request: bytes):
@@ -393,22 +411,25 @@ def exchange_value(port: int, request: bytes):
 # --- a hot command that raises ------------------------------------------------------------
 
 
-def _start_with_hot_handler(kv_config, monkeypatch, func, argc, handler) -> ThreadedServer:
-    handlers = dict(connection.HOT_HANDLERS)
-    handlers[func] = (argc, handler)
-    monkeypatch.setattr(connection, "HOT_HANDLERS", handlers)
+def _start_with_function(kv_config, monkeypatch, name: bytes, func) -> ThreadedServer:
+    """A server whose command ``name`` runs ``func`` (in both lanes: they call the same one)."""
+    monkeypatch.setattr(COMMANDS[name], "func", func)
     return start_threaded(kv_config)
 
 
 def test_a_hot_read_that_raises_answers_an_error(kv_config, monkeypatch, caplog):
+    calls: Counter = Counter()
+
     def broken_get(s, argv):
         raise RuntimeError("boom")
-    server = _start_with_hot_handler(kv_config, monkeypatch, cmd_get, 2, broken_get)
+    server = _start_with_function(kv_config, monkeypatch, b"get", broken_get)
     try:
+        server.call(_count_fast_lane, server, calls)
         before = Node(server).stats()["total_error_replies"]
         replies = exchange(server.port, [cmd("SET", "k", "v"), cmd("GET", "k"), cmd("GET", "k")],
                            pipelined=True)
         assert replies == b"+OK\r\n" + b"-ERR internal error running 'get': RuntimeError\r\n" * 2
+        assert calls["broken_get"] == 2   # in the fast lane
         assert Node(server).stats()["total_error_replies"] == before + 2
         assert "internal error running get" in caplog.text
         assert exchange(server.port, [cmd("INCR", "n")]) == b":1\r\n"  # no fail-stop for a read
@@ -419,12 +440,13 @@ def test_a_hot_read_that_raises_answers_an_error(kv_config, monkeypatch, caplog)
 def test_a_hot_write_that_raises_fails_stop(kv_config, monkeypatch):
     """As for any write (tests/test_faults.py): memory may have changed without a
     record, so no further reply may leave and the server stops."""
-    original = dict(connection.HOT_HANDLERS)
+    calls: Counter = Counter()
 
     def broken_incr(s, argv):
         s.db.store(argv[1], b"unlogged")
         raise RuntimeError("boom")
-    server = _start_with_hot_handler(kv_config, monkeypatch, cmd_incr, 2, broken_incr)
+    server = _start_with_function(kv_config, monkeypatch, b"incr", broken_incr)
+    server.call(_count_fast_lane, server, calls)
     replies = exchange(server.port, [cmd("SET", "n", "1")])
     assert replies == b"+OK\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
@@ -434,9 +456,10 @@ def test_a_hot_write_that_raises_fails_stop(kv_config, monkeypatch):
             data += chunk
     assert data.startswith(b"-ERR ") and data.count(b"\r\n") == 2  # both replies are errors
     assert b"internal error in write command 'incr'" in data and b"unlogged" not in data
+    assert calls["broken_incr"] == 1   # in the fast lane
     server._thread.join(30)
     assert server.server.exit_code == 1
-    monkeypatch.setattr(connection, "HOT_HANDLERS", original)
+    monkeypatch.undo()
     again = start_threaded(kv_config)
     try:
         assert exchange(again.port, [cmd("GET", "n")]) == b"$1\r\n1\r\n"
@@ -447,21 +470,18 @@ def test_a_hot_write_that_raises_fails_stop(kv_config, monkeypatch):
 # --- the table ------------------------------------------------------------------------------
 
 
-def test_hot_table_follows_the_servers_command_table():
-    table = connection.hot_table(COMMANDS)
-    assert {name: entry[2] for name, entry in table.items()} == {
-        b"get": hot_get, b"GET": hot_get, b"set": hot_set, b"SET": hot_set,
-        b"incr": hot_incr, b"INCR": hot_incr}
+def test_fast_lane_table_follows_the_servers_command_table():
+    core = Core(Config(port=0))
+    table = dispatch.fast_entries(COMMANDS, core)
+    assert {name: entry[3] for name, entry in table.items()} == {
+        b"get": cmd_get, b"GET": cmd_get, b"set": cmd_set, b"SET": cmd_set,
+        b"incr": cmd_incr, b"INCR": cmd_incr}   # the command functions themselves
     assert table[b"SET"][0] is COMMANDS[b"set"] and table[b"SET"][1] == 3
-    renamed = connection.hot_table(renamed_table((("get", "fetch"), ("set", ""))))
+    assert table[b"SET"][2] is core.command_stat("set") and table[b"SET"][4] is True
+    assert table[b"GET"][4] is False
+    renamed = dispatch.fast_entries(renamed_table((("get", "fetch"), ("set", ""))), core)
     assert set(renamed) == {b"fetch", b"FETCH", b"incr", b"INCR"}
     assert renamed[b"fetch"][0] is COMMANDS[b"get"]
-
-
-def test_a_command_whose_function_was_replaced_is_not_hot(monkeypatch):
-    monkeypatch.setattr(COMMANDS[b"set"], "func", lambda s, argv: None)
-    assert b"set" not in connection.hot_table(COMMANDS)
-    assert connection.HOT_HANDLERS[cmd_set][1] is hot_set
 
 
 # --- INCR's integer parsing -------------------------------------------------------------

@@ -147,7 +147,7 @@ def _server_side_keepalive(kv) -> list[tuple[int, int]]:
     def read():
         out = []
         for c in kv.server.core.clients.values():
-            sock = c.transport.get_extra_info("socket")
+            sock = c.link.transport.get_extra_info("socket")
             out.append((sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
                         sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)))
         return out
@@ -255,7 +255,7 @@ def test_backpressure_bounds_memory_for_a_client_that_does_not_read(kv) -> None:
     time.sleep(1.0)
     peak = 0
     for _ in range(10):
-        pending = kv.call(lambda: max((c.output_pending() for c in kv.server.core.clients.values()),
+        pending = kv.call(lambda: max((c.link.output_pending() for c in kv.server.core.clients.values()),
                                       default=0))
         peak = max(peak, pending)
         time.sleep(0.05)

@@ -12,7 +12,7 @@ client's ``argv[0]`` is ``put``, and WAL replay runs through the real table,
 whatever renaming is in force when the server restarts.
 
 Arity follows Redis: a positive number is exact, a negative one means "at
-least" (the command name counts). :func:`dispatch` checks it, once, for all.
+least" (the command name counts). :func:`arity_error` is the one check.
 ``COMMAND INFO`` and ``COMMAND DOCS`` are derived from this table.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import CommandError, wrong_arity
+from ..errors import CommandError
 from ..protocol import ErrorReply, error_line
 
 Handler = Callable[[Any, list], Any]
@@ -45,8 +45,7 @@ class Command:
     is_write: bool = False
 
     def arity_ok(self, argc: int) -> bool:
-        a = self.arity
-        return argc == a if a >= 0 else argc >= -a
+        return arity_error(self, argc) is None
 
 
 #: name (lower-case bytes) -> Command. Upper-case names are added as aliases
@@ -152,8 +151,9 @@ def dispatch_subcommand(session: Any, argv: list[bytes]) -> Any:
     if sub is None:
         raise unknown_subcommand(argv)
     session.last_command = sub.name  # CLIENT LIST shows cmd=client|info, as Redis does
-    if not sub.arity_ok(len(argv)):
-        raise Rejected(f"ERR wrong number of arguments for '{sub.name}' command", sub.name)
+    error = arity_error(sub, len(argv))
+    if error is not None:
+        raise Rejected(error, sub.name)
     return sub.func(session, argv)
 
 
@@ -186,16 +186,37 @@ def lookup(name: bytes) -> Command | None:
     return cmd
 
 
+def arity_error(cmd: Command, argc: int) -> str | None:
+    """The error for ``argc`` arguments to ``cmd``, or None if it takes that many.
+
+    The one place arity is checked: the dispatcher's general lane, WAL
+    replay (:func:`execute`), subcommands, and the fast lane's table (built
+    only from counts this accepts) all come here.
+    """
+    a = cmd.arity
+    if (argc != a) if a >= 0 else (argc < -a):
+        return f"ERR wrong number of arguments for '{cmd.name}' command"
+    return None
+
+
 def execute(session: Any, argv: list[bytes]) -> Any:
-    """Look up, check arity, and run one command. Errors become error replies."""
+    """The dispatcher's replay entry: run one logged effect with every client check off.
+
+    WAL replay and tools call it. Lookup by the real name in the real table
+    (never a rename-command alias), the one arity check, the command: no
+    auth, loading, OOM or mode check, no stats, slow log or MONITOR, and no
+    execution unit (replay logs nothing: the record is already on disk).
+    Errors become error replies. kvserver.dispatch documents the whole
+    sequence this is the client-less part of.
+    """
     cmd = COMMANDS.get(argv[0])
     if cmd is None:
         cmd = COMMANDS.get(argv[0].lower())
         if cmd is None:
             return ErrorReply(unknown_command(argv).message)
-    a = cmd.arity
-    if (len(argv) != a) if a >= 0 else (len(argv) < -a):
-        return ErrorReply(wrong_arity(cmd.name).message)
+    error = arity_error(cmd, len(argv))
+    if error is not None:
+        return ErrorReply(error)
     try:
         return cmd.func(session, argv)
     except CommandError as exc:
@@ -203,8 +224,18 @@ def execute(session: Any, argv: list[bytes]) -> Any:
 
 
 def _load() -> None:
-    # Importing the modules registers their commands.
-    from . import auth, bitmaps, introspection, keys, server, strings  # noqa: F401
+    """Import every module of this package; each registers its commands with @command.
+
+    The one place command modules are found: a new command family is a new
+    module in this package (see "Adding a command family" in
+    docs/architecture.md), and nothing else has to name it. Modules load in
+    name order; one may import another (a helper it shares) at any point.
+    """
+    import importlib
+    import pkgutil
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 _load()

@@ -1,4 +1,4 @@
-"""Watching the server work: MONITOR, SLOWLOG and INFO, as in Redis.
+"""Watching the server work: MONITOR, SLOWLOG, INFO, COMMAND and TIME, as in Redis.
 
 The connection calls :func:`after_command` once a command has run; it
 records slow commands and feeds monitors. A monitor line is a reply like any
@@ -18,7 +18,8 @@ from ..config import format_percentile
 from ..errors import SYNTAX, CommandError
 from ..numbers import parse_int
 from ..protocol import OK, Raw, Simple
-from . import command, dispatch_subcommand
+from ..client import MONITOR
+from . import TABLE, Command, command, dispatch_subcommand
 
 #: Arguments and bytes per argument kept in a slow log entry (Redis's
 #: SLOWLOG_ENTRY_MAX_ARGC / SLOWLOG_ENTRY_MAX_STRING), so one huge command
@@ -98,10 +99,10 @@ def _slowlog_add(session, cmd, argv: list[bytes], micros: int) -> None:
          acl="@admin @slow @dangerous",
          summary="Listen for all requests received by the server in real time", synopsis="")
 def cmd_monitor(s, argv):
-    if not hasattr(s, "send_monitor"):
+    if s.link is None:
         raise CommandError("ERR MONITOR needs a network connection")
     s.core.monitors.add(s)
-    s.kind = "monitor"
+    s.mode = MONITOR
     return OK
 
 
@@ -304,7 +305,7 @@ def _memory_section(core) -> list:
     normal = slaves = 0
     for c in core.clients.values():
         qbuf, _obl, _oll, omem, _events = c.buffer_info()
-        if c in core.monitors:
+        if c.mode == MONITOR:
             slaves += omem
         else:
             normal += qbuf + omem
@@ -652,3 +653,235 @@ def verbatim(s, text: str):
          summary="Get information and statistics about the server", synopsis="[section [section ...]]")
 def cmd_info(s, argv):
     return verbatim(s, info_text(s.core, argv[1:]))
+
+
+# --- TIME ----------------------------------------------------------------------
+
+@command("time", 1, "fast loading stale", group="server", since="2.6.0", acl="@fast",
+         summary="Return the current server time", synopsis="")
+def cmd_time(s, argv):
+    now = time.time_ns() // 1000
+    return [b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)]
+
+
+
+# --- COMMAND -------------------------------------------------------------------
+
+def _command_info(cmd: Command) -> list:
+    return [
+        cmd.name, cmd.arity, [Simple(f) for f in cmd.flags],
+        cmd.first_key, cmd.last_key, cmd.step,
+        [Simple(a) for a in cmd.acl], [], [],
+        [_command_info(sub) for sub in cmd.subcommands.values()],
+    ]
+
+
+_INTEGER_ARGS = {"seconds", "milliseconds", "count", "offset", "start", "end", "increment",
+                 "decrement", "index", "index1", "index2", "db", "destination-db",
+                 "client-id", "cursor", "numkeys", "timeout"}
+
+
+def _arg_doc(word: str, token: str | None = None) -> dict:
+    # "name:type" in a synopsis gives the type where the name does not tell
+    # it (BITOP's destkey is a key, SETBIT's value an integer).
+    name, _, given = word.partition(":")
+    if name in ("key", "source", "destination", "newkey"):
+        kind = "key"
+    elif name in _INTEGER_ARGS:
+        kind = "integer"
+    elif name.startswith("unix-time"):
+        kind = "unix-time"
+    elif name == "pattern":
+        kind = "pattern"
+    else:
+        kind = "string"
+    doc: dict = {"name": name, "type": given or kind}
+    if token is not None:
+        doc["token"] = token
+    return doc
+
+
+# Argument flags are simple strings in Redis's COMMAND DOCS reply.
+_OPTIONAL = Simple("optional")
+_MULTIPLE = Simple("multiple")
+
+
+def synopsis_to_args(text: str) -> list[dict]:
+    """Turn a docs synopsis (``key [NX | XX] [EX seconds]``) into COMMAND DOCS arguments."""
+    tokens = re.findall(r"\[|\]|\||\.\.\.|[^\s\[\]|]+", text)
+    pos = 0
+
+    def parse_seq(stop: set[str]) -> list[dict]:
+        nonlocal pos
+        items: list[dict] = []
+        while pos < len(tokens) and tokens[pos] not in stop:
+            tok = tokens[pos]
+            pos += 1
+            if tok == "[":
+                alts = [parse_seq({"|", "]"})]
+                while pos < len(tokens) and tokens[pos] == "|":
+                    pos += 1
+                    alts.append(parse_seq({"|", "]"}))
+                pos += 1  # the ]
+                if len(alts) > 1:
+                    item = {"name": "condition", "type": "oneof",
+                            "arguments": [_group(a) for a in alts]}
+                else:
+                    item = _group(alts[0])
+                # "key [key ...]" and "key value [key value ...]" mean: the
+                # previous argument (or block of them), repeated.
+                n = len(alts[0])
+                if (len(alts) == 1 and n and len(items) >= n
+                        and alts[0][-1].get("flags") == [_MULTIPLE]
+                        and [a["name"] for a in alts[0]] == [a["name"] for a in items[-n:]]):
+                    repeated = _group(items[-n:])
+                    del items[-n:]
+                    repeated["flags"] = [_MULTIPLE]
+                    items.append(repeated)
+                    continue
+                item.setdefault("flags", [])
+                if _OPTIONAL not in item["flags"]:
+                    item["flags"] = [_OPTIONAL] + item["flags"]
+                items.append(item)
+            elif tok == "...":
+                if items:
+                    items[-1]["flags"] = [_MULTIPLE]
+            elif tok.isupper() or tok.replace("-", "").isupper():
+                if pos < len(tokens) and tokens[pos] not in ("[", "]", "|", "...") \
+                        and not tokens[pos].replace("-", "").isupper():
+                    items.append(_arg_doc(tokens[pos], tok))
+                    pos += 1
+                else:
+                    items.append({"name": tok.lower(), "type": "pure-token", "token": tok})
+            else:
+                items.append(_arg_doc(tok))
+        return items
+
+    def _group(seq: list[dict]) -> dict:
+        if len(seq) == 1:
+            return dict(seq[0])
+        return {"name": "block", "type": "block", "arguments": seq}
+
+    # "a | b" outside brackets: one of the alternatives, which is required.
+    alts = [parse_seq({"|"})]
+    while pos < len(tokens) and tokens[pos] == "|":
+        pos += 1
+        alts.append(parse_seq({"|"}))
+    if len(alts) == 1:
+        return alts[0]
+    return [{"name": "condition", "type": "oneof", "arguments": [_group(a) for a in alts]}]
+
+
+def _command_docs(cmd: Command) -> dict:
+    doc: dict = {"summary": cmd.summary, "since": cmd.since, "group": cmd.group}
+    if cmd.synopsis:
+        doc["arguments"] = synopsis_to_args(cmd.synopsis)
+    if cmd.subcommands:
+        doc["subcommands"] = {sub.name: _command_docs(sub) for sub in cmd.subcommands.values()}
+    return doc
+
+
+@command("command", -1, "loading stale", group="server", since="2.8.13",
+         acl="@slow @connection", summary="Get array of Redis command details", synopsis="")
+def cmd_command(s, argv):
+    if len(argv) == 1:
+        return [_command_info(c) for c in TABLE.values()]
+    return dispatch_subcommand(s, argv)
+
+
+@command("count", 2, "loading stale", parent="command", group="server",
+         acl="@connection", since="2.8.13",
+         summary="Get total number of Redis commands", synopsis="")
+def cmd_command_count(s, argv):
+    return len(TABLE)
+
+
+def _find(name: bytes) -> Command | None:
+    text = name.decode("utf-8", "replace").lower()
+    if "|" in text:
+        parent, _, sub = text.partition("|")
+        top = TABLE.get(parent)
+        return top.subcommands.get(sub) if top else None
+    return TABLE.get(text)
+
+
+@command("info", -2, "loading stale", parent="command", group="server",
+         acl="@connection", since="2.8.13",
+         summary="Get array of specific Redis command details, or all when no argument is given.",
+         synopsis="[command-name [command-name ...]]")
+def cmd_command_info(s, argv):
+    if len(argv) == 2:
+        return [_command_info(c) for c in TABLE.values()]
+    out = []
+    for name in argv[2:]:
+        cmd = _find(name)
+        out.append(_command_info(cmd) if cmd else None)
+    return out
+
+
+@command("docs", -2, "loading stale", parent="command", group="server",
+         acl="@connection", since="7.0.0",
+         summary="Get array of specific Redis command documentation",
+         synopsis="[command-name [command-name ...]]")
+def cmd_command_docs(s, argv):
+    if len(argv) == 2:
+        return {c.name: _command_docs(c) for c in TABLE.values()}
+    out = {}
+    for name in argv[2:]:
+        cmd = _find(name)
+        if cmd is not None:
+            out[cmd.name] = _command_docs(cmd)
+    return out
+
+
+@command("list", -2, "loading stale", parent="command", group="server",
+         acl="@connection", since="7.0.0",
+         summary="Get an array of Redis command names",
+         synopsis="[FILTERBY MODULE module-name | ACLCAT category | PATTERN pattern]")
+def cmd_command_list(s, argv):
+    names = list(TABLE)
+    if len(argv) == 2:
+        return names
+    if len(argv) != 5 or argv[2].upper() != b"FILTERBY":
+        raise CommandError(SYNTAX)
+    kind, value = argv[3].upper(), argv[4].decode("utf-8", "replace")
+    if kind == b"PATTERN":
+        from ..glob import matcher_for
+        encoded = [n.encode() for n in names]
+        matches = matcher_for(argv[4], encoded, nocase=True)  # Redis: stringmatchlen(..., 1)
+        return [n for n, e in zip(names, encoded) if matches(e)]
+    if kind == b"ACLCAT":
+        cat = "@" + value.lower().lstrip("@")
+        return [n for n in names if cat in TABLE[n].acl]
+    if kind == b"MODULE":
+        return []
+    raise CommandError(SYNTAX)
+
+
+@command("getkeys", -4, "loading stale", parent="command", group="server",
+         acl="@connection", since="2.8.13",
+         summary="Extract keys given a full Redis command", synopsis="command [arg [arg ...]]")
+def cmd_command_getkeys(s, argv):
+    cmd = _find(argv[2])
+    if cmd is None:
+        raise CommandError("ERR Invalid command specified")
+    args = argv[2:]
+    if not cmd.arity_ok(len(args)):
+        raise CommandError("ERR Invalid number of arguments specified for command")
+    if cmd.first_key == 0:
+        raise CommandError("ERR The command has no key arguments")
+    last = cmd.last_key if cmd.last_key >= 0 else len(args) + cmd.last_key
+    return [args[i] for i in range(cmd.first_key, last + 1, cmd.step)]
+
+
+@command("help", 2, "loading stale", parent="command", group="server",
+         acl="@connection", since="5.0.0",
+         summary="Show helpful text about the different subcommands", synopsis="")
+def cmd_command_help(s, argv):
+    lines = ["COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+             "(no subcommand)", "    Return details about all Redis commands."]
+    for name, sub in TABLE["command"].subcommands.items():
+        lines.append(f"{name.upper()} {sub.synopsis}".rstrip())
+        lines.append(f"    {sub.summary}")
+    return [Simple(x) for x in lines]
+

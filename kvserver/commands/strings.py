@@ -12,7 +12,7 @@ from ..errors import (INVALID_EXPIRE, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX,
                       WRONGTYPE, CommandError)
 from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add,
                        parse_int, parse_long_double)
-from ..protocol import BIG_REPLY, OK, bulk_parts
+from ..protocol import OK
 from ..types import STRING
 from . import command
 
@@ -52,7 +52,7 @@ def store_plain(db, key: bytes, value: bytes) -> None:
     """The effect of ``SET key value`` (no options): store the string, drop any TTL.
 
     The one place that meaning is written: cmd_set's three-argument form,
-    the connection's fast lane and WAL replay's plain-SET lane all call it
+    (which the dispatcher's fast lane runs) and WAL replay's plain-SET lane call it
     (a lazy expiry of the old value, which must be logged first, is the
     caller's business; replay has expiry off).
     """
@@ -93,14 +93,24 @@ _EXPIRE_OPTS = {b"EX": (1000, True), b"PX": (1, True), b"EXAT": (1000, False), b
          synopsis="key value [NX | XX] [GET] [EX seconds | PX milliseconds | "
                   "EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]")
 def cmd_set(s, argv):
+    if len(argv) != 3:
+        return _set_with_options(s, argv)
+    # The common case, SET key value, in a small function: a call's cost
+    # grows with the function's locals, and this is a tenth of a SET.
+    key = argv[1]
+    value = argv[2]
+    db = s.db
+    if db.expires:
+        s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
+    store_plain(db, key, value)
+    # s.log(), one frame less; the real name: argv[0] may be a rename-command alias.
+    s.core.log(s.db_index, [b"SET", key, value])
+    return OK
+
+
+def _set_with_options(s, argv):
+    """SET key value with options (NX XX GET EX PX EXAT PXAT KEEPTTL)."""
     key, value = argv[1], argv[2]
-    if len(argv) == 3:  # the common case, without option parsing
-        db = s.db
-        if db.expires:
-            s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
-        store_plain(db, key, value)
-        s.log([b"SET", key, value])  # the real name: argv[0] may be a rename-command alias
-        return OK
     nx = xx = get = keep_ttl = False
     expire: tuple[bytes, int, bool] | None = None
     i = 3
@@ -175,74 +185,6 @@ def cmd_get(s, argv):
     # read_string() inlined (GET is the hottest command): one frame, the
     # keyspace's typed accessor.
     return s.core.keyspace.read_counted(s.db, argv[1], STRING)
-
-
-# --- The hot path -------------------------------------------------------------
-# GET, SET key value and INCR as Connection._process runs them when nothing
-# calls for the general path (see connection.HOT_HANDLERS). Each must do
-# exactly what its command function does for that argc -- keyspace, stats,
-# lazy expiry, WAL records, errors raised as CommandError -- and return the
-# reply as encode() (RESP2) or encode3() (RESP3) would encode its value:
-# the same bytes in both but for GET's null. They exist because most
-# requests are one of these, and for them the general sequence (a reply
-# value to encode, the command table, the extra frames) is a large share
-# of the cost. tests/test_hotpath.py runs both paths side by side.
-
-
-def hot_get(s, argv) -> bytes:
-    """cmd_get, encoded."""
-    key = argv[1]
-    db = s.db
-    ks = s.core.keyspace
-    if db.expires and key in db.expires:
-        ks.expire_if_needed(db, key)
-    value = db.data.get(key)
-    if value is None:
-        ks.keyspace_misses += 1
-        return b"$-1\r\n" if s.resp == 2 else b"_\r\n"
-    ks.keyspace_hits += 1
-    if type(value) is bytes:
-        if len(value) < BIG_REPLY:
-            return b"$%d\r\n%s\r\n" % (len(value), value)
-        return bulk_parts(value)  # what the general path sends for it (no copy)
-    raise CommandError(WRONGTYPE)
-
-
-def hot_set(s, argv) -> bytes:
-    """cmd_set with no options, encoded."""
-    key = argv[1]
-    db = s.db
-    if db.expires:
-        s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
-    value = argv[2]
-    store_plain(db, key, value)
-    # s.log(), one frame less; the real name, whatever argv[0] the client used.
-    s.core.log(s.db_index, [b"SET", key, value])
-    return b"+OK\r\n"
-
-
-def hot_incr(s, argv) -> bytes:
-    """cmd_incr, encoded."""
-    key = argv[1]
-    db = s.db
-    if db.expires and key in db.expires:
-        s.core.keyspace.expire_if_needed(db, key)
-    old = db.data.get(key)
-    if old is None:
-        new = 1
-    elif type(old) is bytes:
-        current = parse_int(old)
-        if current is None:
-            raise CommandError(NOT_INTEGER)
-        if current == INT64_MAX:
-            raise CommandError(OVERFLOW)
-        new = current + 1
-    else:
-        raise CommandError(WRONGTYPE)
-    text = b"%d" % new
-    db.store(key, text)  # keeps the TTL, as INCR does
-    s.core.log(s.db_index, [b"INCRBY", key, b"1"])
-    return b":%s\r\n" % text
 
 
 @command("getset", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
@@ -350,39 +292,47 @@ def cmd_msetnx(s, argv):
     return 1
 
 
-def _incr(s, key: bytes, delta: int) -> int:
-    old = get_string(s, key)
+@command("incr", 2, "write denyoom fast", keys=(1, 1, 1), group="string",
+         summary="Increment the integer value of a key by one", synopsis="key")
+def cmd_incr(s, argv, delta: int = 1) -> int:
+    """INCR; with ``delta``, DECR, INCRBY and DECRBY: the one place their meaning is written.
+
+    get_string() inlined (INCR is among the commands most requests are, and
+    the frames it saves are a tenth of its cost): lazy expiry, type check.
+    """
+    key = argv[1]
+    db = s.db
+    if db.expires and key in db.expires:
+        s.core.keyspace.expire_if_needed(db, key)
+    old = db.data.get(key)
     if old is None:
         current = 0
-    else:
+    elif type(old) is bytes:
         current = parse_int(old)
         if current is None:
             raise CommandError(NOT_INTEGER)
+    else:
+        raise CommandError(WRONGTYPE)
     new = current + delta
-    if new > INT64_MAX or new < INT64_MIN:
+    if not INT64_MIN <= new <= INT64_MAX:
         raise CommandError(OVERFLOW)
-    s.db.store(key, b"%d" % new)  # keeps the TTL, as INCR does
-    s.log([b"INCRBY", key, b"%d" % delta])
+    db.store(key, b"%d" % new)  # keeps the TTL, as INCR does
+    # s.log(), one frame less; the real name, whatever argv[0] the client used.
+    s.core.log(s.db_index, [b"INCRBY", key, b"1" if delta == 1 else b"%d" % delta])
     return new
-
-
-@command("incr", 2, "write denyoom fast", keys=(1, 1, 1), group="string",
-         summary="Increment the integer value of a key by one", synopsis="key")
-def cmd_incr(s, argv):
-    return _incr(s, argv[1], 1)
 
 
 @command("decr", 2, "write denyoom fast", keys=(1, 1, 1), group="string",
          summary="Decrement the integer value of a key by one", synopsis="key")
 def cmd_decr(s, argv):
-    return _incr(s, argv[1], -1)
+    return cmd_incr(s, argv, -1)
 
 
 @command("incrby", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
          summary="Increment the integer value of a key by the given amount",
          synopsis="key increment")
 def cmd_incrby(s, argv):
-    return _incr(s, argv[1], int_arg(argv[2]))
+    return cmd_incr(s, argv, int_arg(argv[2]))
 
 
 @command("decrby", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
@@ -392,7 +342,7 @@ def cmd_decrby(s, argv):
     delta = int_arg(argv[2])
     if delta == INT64_MIN:
         raise CommandError("ERR decrement would overflow")
-    return _incr(s, argv[1], -delta)
+    return cmd_incr(s, argv, -delta)
 
 
 @command("incrbyfloat", 3, "write denyoom fast", keys=(1, 1, 1), group="string",
