@@ -268,10 +268,14 @@ def test_latency_stops_after_samples(server_address: ServerAddress, tmp_path: Pa
 
 
 def test_latency_stops_on_ctrl_c(server_address: ServerAddress, tmp_path: Path) -> None:
+    # SIGINT back to its default in the child: a test run started in the
+    # background by a non-interactive shell has it ignored, and Python only
+    # turns Ctrl-C into KeyboardInterrupt when it starts with the default.
     proc = subprocess.Popen([sys.executable, "-m", "clients.kvcli", "-p",
                              str(server_address.port), "--latency", "-i", "0.005"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                            env=kvcli_env(tmp_path))
+                            env=kvcli_env(tmp_path),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Let it connect and take a few samples (no output before the end
         # when stdout is a pipe), then interrupt it as Ctrl-C would.
