@@ -64,7 +64,7 @@ CASES: dict[str, list] = {
         "SET s v", "HSET s a 1", "HMSET s a 1", "HSETNX s a 1", "HGET s a", "HMGET s a",
         "HDEL s a", "HEXISTS s a", "HLEN s", "HSTRLEN s a", "HKEYS s", "HVALS s", "HGETALL s",
         "HINCRBY s a 1", "HINCRBY s a x", "HINCRBYFLOAT s a 1", "HINCRBYFLOAT s a x",
-        "HRANDFIELD s", "HRANDFIELD s 1", "HRANDFIELD s 1 WITHVALUES", "HRANDFIELD s x",
+        "HRANDFIELD s", "HRANDFIELD s 1", "HRANDFIELD s 1 WITHVALUES", "HRANDFIELD s x", "HRANDFIELD s 0", "HRANDFIELD s -1 WITHVALUES",
         "HSCAN s 0", "HSCAN s 0 COUNT 0", "HSCAN s x",
         "HSET h a 1", "GET h", "APPEND h x", "INCR h", "SETBIT h 1 1", "STRLEN h", "GETDEL h",
         "MGET h s", "SET h v", "TYPE h"],
@@ -379,6 +379,7 @@ def test_modified_fires_only_for_real_changes():
             commands.execute(s, argv)
         except Exception:
             pass
+    assert seen == [b"h"]  # refused or no-op writes signal nothing
     commands.execute(s, [b"SET", b"str", b"abc"])
     for argv in ([b"HINCRBY", b"h", b"str", b"1"],):
         commands.execute(s, [b"HSET", b"h", b"str", b"abc"])
