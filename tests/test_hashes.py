@@ -392,3 +392,22 @@ def test_modified_fires_only_for_real_changes():
     seen.clear()
     commands.execute(s, [b"HDEL", b"h", b"a", b"str"])
     assert seen == [b"h"] and b"h" not in s.db.data
+
+
+def test_hscan_index_shrinks_with_the_hash():
+    """After a big hash loses most fields, an HSCAN step walks a table sized
+    for what is left (not the old one of empty buckets), and still finds all."""
+    s, _ = _session()
+    from kvserver import commands
+    commands.execute(s, [b"HSET", b"h", *[x for i in range(20000) for x in (b"f%d" % i, b"v")]])
+    cursor, flat = commands.execute(s, [b"HSCAN", b"h", b"0", b"COUNT", b"5"])
+    big_table = len(s.db.data[b"h"].scan.buckets)
+    commands.execute(s, [b"HDEL", b"h", *[b"f%d" % i for i in range(10, 20000)]])
+    found = set(flat[::2])
+    for _ in range(100):
+        cursor, flat = commands.execute(s, [b"HSCAN", b"h", cursor, b"COUNT", b"1"])
+        found.update(flat[::2])
+        if cursor == b"0":
+            break
+    assert len(s.db.data[b"h"].scan.buckets) < big_table // 100
+    assert {b"f%d" % i for i in range(10)} <= found

@@ -13,9 +13,9 @@ Commands change a hash only through :meth:`Hash.put` and :meth:`Hash.drop`
   Redis's RDB loader does. OBJECT ENCODING reports it, and HSCAN answers a
   listpack hash in one reply (cursor 0), as Redis does;
 * ``scan``: HSCAN's bucket index (``keyspace._ScanIndex``), built on the
-  first HSCAN of a big hash and then kept up to date, so each HSCAN step is
-  bounded by its COUNT and a full iteration returns every field present
-  from start to end.
+  first HSCAN of a big hash and then kept up to date (dropped when the hash
+  shrinks far below it), so each HSCAN step is bounded by its COUNT and a
+  full iteration returns every field present from start to end.
 
 Checkpoint payload: ``u32 count`` then, per field, ``u32 len, field,
 u32 len, value``; encoding is linear in the hash's size. A running
@@ -73,8 +73,15 @@ class Hash(dict):
         if old is None:
             return False
         self.nbytes -= len(field) + len(old)
-        if self.scan is not None:
-            self.scan.discard(field)
+        scan = self.scan
+        if scan is not None:
+            scan.discard(field)
+            if scan.size < len(scan.buckets) and scan.bits > 4:
+                # Shrunk to under one field a bucket: drop the index, and the
+                # next HSCAN builds one sized for what is left (a step never
+                # walks a table of empty buckets; cursors stay valid across
+                # the resize, as across Redis's dict shrink).
+                self.scan = None
         return True
 
     def copy(self) -> "Hash":
