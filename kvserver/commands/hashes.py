@@ -217,7 +217,7 @@ def cmd_hincrby(s, argv):
 
 @command("hincrbyfloat", 4, "write denyoom fast", keys=(1, 1, 1), group="hash", since="2.6.0",
          summary="Increment the float value of a hash field by the given amount",
-         synopsis="key field increment")
+         synopsis="key field increment:double")
 def cmd_hincrbyfloat(s, argv):
     key, field = argv[1], argv[2]
     incr = parse_long_double(argv[3])
