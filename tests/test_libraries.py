@@ -549,9 +549,9 @@ async def test_cashews(kv, use):
 
 # --- walrus ---------------------------------------------------------------------------
 
-#: Fails today: Cache.set_many (MULTI), Hash and Model (HSET), List (RPUSH),
+#: Fails today: Cache.set_many (MULTI), Model (SADD), List (RPUSH),
 #: Set (SADD), ZSet (ZADD), Stream (XADD), Array and lock (EVALSHA),
-#: rate_limit (LLEN), autocomplete (HEXISTS), bloom_filter (BITFIELD).
+#: rate_limit (LLEN), autocomplete (ZADD), bloom_filter (BITFIELD).
 WALRUS = Uses("walrus_")
 
 
@@ -601,6 +601,29 @@ def walrus_cached_decorator(db, r):
     assert calls == [3, 4]
     square.bust(3)
     assert square(3) == 9 and calls == [3, 4, 3]
+
+
+@WALRUS
+def walrus_hash(db, r):
+    h = db.Hash("wh")
+    h["a"] = "1"
+    h.update(b="2", c="3")
+    assert h["a"] == b"1" and h.get("zz", "d") == "d"
+    assert len(h) == 3 and "b" in h and "zz" not in h
+    assert h.setnx("a", "x") is False and h.setnx("d", "4") is True
+    assert h.incr("n", 5) == 5 and h.incr_float("f", 1.5) == 1.5
+    assert h["a", "b", "zz"] == [b"1", b"2", None]
+    assert sorted(h.keys()) == [b"a", b"b", b"c", b"d", b"f", b"n"]
+    assert set(h.values()) == {b"1", b"2", b"3", b"4", b"1.5", b"5"}
+    assert dict(h.items()) == h.as_dict()
+    assert sorted(k for k, _ in h.search("[ab]*")) == [b"a", b"b"]
+    assert h.as_dict(decode=True)["c"] == "3"
+    del h["c"]
+    assert "c" not in h and r.type("wh") == b"hash"
+    h.expire(30)
+    assert 0 < r.ttl("wh") <= 30
+    h.clear()
+    assert r.exists("wh") == 0
 
 
 @pytest.mark.parametrize("use", WALRUS.params())

@@ -24,7 +24,8 @@ from kvserver.session import Session
 from kvserver.wal import WAL, encode_batch, encode_effect, list_segments, scan_segment
 
 #: One invocation of every write command that makes it log something (the
-#: keys exist: k = "v" with a TTL, n = "5", and database 1 is empty).
+#: keys exist: k = "v" with a TTL, n = "5", the hash h = {f: v}, and
+#: database 1 is empty). A new write command adds its case here.
 WRITES = {
     "append": [b"k", b"w"], "copy": [b"k", b"k2"], "decr": [b"n"], "decrby": [b"n", b"2"],
     "del": [b"k"], "expire": [b"k", b"100"], "expireat": [b"k", b"99999999999"],
@@ -37,6 +38,8 @@ WRITES = {
     "setex": [b"k", b"10", b"w"], "setnx": [b"new", b"w"], "setrange": [b"k", b"0", b"abc"],
     "swapdb": [b"0", b"1"], "unlink": [b"k"], "setbit": [b"k", b"100", b"1"],
     "bitfield": [b"k", b"SET", b"u8", b"0", b"200"], "bitop": [b"AND", b"dest", b"k", b"n"],
+    "hset": [b"h", b"f", b"w"], "hmset": [b"h", b"f", b"w"], "hsetnx": [b"h", b"g", b"w"],
+    "hdel": [b"h", b"f"], "hincrby": [b"h", b"i", b"2"], "hincrbyfloat": [b"h", b"i", b"1.5"],
 }
 
 
@@ -55,6 +58,7 @@ def test_every_write_command_logs_its_real_name_under_any_renaming(tmp_path):
             session = Session(core)
             TABLE["set"].func(session, [b"SET", b"k", b"v", b"EX", b"1000"])
             TABLE["set"].func(session, [b"SET", b"n", b"5"])
+            TABLE["hset"].func(session, [b"HSET", b"h", b"f", b"v"])
             logged.clear()
             alias = f"zz-{name}".encode()
             reply = table[alias].func(session, [alias] + args)

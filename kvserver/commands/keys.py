@@ -8,7 +8,7 @@ from ..errors import DB_INDEX, INVALID_EXPIRE, NO_SUCH_KEY, NOT_INTEGER, SYNTAX,
 from ..glob import matcher_for
 from ..numbers import INT64_MAX, INT64_MIN, parse_int
 from ..protocol import OK, Simple
-from ..types import type_name
+from ..types import codec_of, type_name
 from . import command
 from .strings import int_arg
 
@@ -146,7 +146,8 @@ def cmd_copy(s, argv):
         if not replace:
             return 0
         dst_db.remove(dst)
-    dst_db.store(dst, value)
+    copy = codec_of(value).snapshot_copy  # a mutable kind: dst gets its own value
+    dst_db.store(dst, value if copy is None else copy(value))
     ttl = s.db.expires.get(src)
     if ttl is not None:
         dst_db.set_expire(dst, ttl)

@@ -19,8 +19,10 @@ Each kind is described by one :class:`Codec`, defined in its own module
   command is about to change the value in place (None for immutable kinds:
   the value itself is then the pre-image).
 
-Adding a kind: write ``types/<kind>.py`` defining its codec, import and
-``register`` it below; nothing else in the checkpoint changes.
+Adding a kind: write ``types/<kind>.py`` defining its codec as a module-level
+:class:`Codec`; :func:`_load` imports every module of this package and
+registers the codecs it finds, so nothing else names the new module and
+nothing else in the checkpoint changes.
 """
 
 from __future__ import annotations
@@ -69,8 +71,26 @@ def type_name(value: object) -> str:
     return BY_TYPE[type(value)].name
 
 
-from .string import STRING  # noqa: E402  (the modules import Codec from here)
+def _load() -> None:
+    """Import every module of this package and register each Codec it defines.
 
-register(STRING)
+    The one place kinds are found (as ``commands._load`` finds command
+    families): a new kind is a new module here. Modules load in name order;
+    a codec one module imports from another is registered once.
+    """
+    import importlib
+    import pkgutil
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Codec) and BY_KIND.get(value.kind) is not value:
+                register(value)
+
+
+_load()
+
+from .string import STRING  # noqa: E402  (registered by _load; the common import)
 
 __all__ = ["BY_KIND", "BY_TYPE", "Codec", "STRING", "codec_of", "register", "type_name"]

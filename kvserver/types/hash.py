@@ -1,0 +1,137 @@
+"""The hash kind: a :class:`Hash`, a dict of field -> value (both ``bytes``).
+
+Commands change a hash only through :meth:`Hash.put` and :meth:`Hash.drop`
+(inside ``Keyspace.mutate``), which keep three things beside the dict:
+
+* ``nbytes``: the bytes of its fields and values, so the codec's ``size``
+  estimate costs nothing;
+* ``big``: whether Redis would hold it as a ``hashtable`` rather than a
+  ``listpack``. Redis converts a hash once it has more than
+  ``hash-max-listpack-entries`` (512) fields or a field or value longer than
+  ``hash-max-listpack-value`` (64 bytes), and never converts back while it
+  lives; a hash loaded from a checkpoint is judged afresh by its size, as
+  Redis's RDB loader does. OBJECT ENCODING reports it, and HSCAN answers a
+  listpack hash in one reply (cursor 0), as Redis does;
+* ``scan``: HSCAN's bucket index (``keyspace._ScanIndex``), built on the
+  first HSCAN of a big hash and then kept up to date (dropped when the hash
+  shrinks far below it), so each HSCAN step is bounded by its COUNT and a
+  full iteration returns every field present from start to end.
+
+Checkpoint payload: ``u32 count`` then, per field, ``u32 len, field,
+u32 len, value``; encoding is linear in the hash's size. A running
+checkpoint keeps a copy (``Hash.copy``) of a hash about to change.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from . import Codec
+
+#: Redis 7.0's compiled defaults for hash-max-listpack-entries (512; the
+#: sample redis.conf says 128, CONFIG GET says 512) and hash-max-listpack-value.
+MAX_LISTPACK_ENTRIES = 512
+MAX_LISTPACK_VALUE = 64
+
+_U32 = struct.Struct("<I")
+
+
+class Hash(dict):
+    """field -> value; change it only through put/drop (see the module doc)."""
+
+    __slots__ = ("nbytes", "big", "scan")
+
+    def __init__(self, items=()) -> None:
+        super().__init__(items)
+        self.nbytes = 0
+        big = len(self) > MAX_LISTPACK_ENTRIES
+        for field, value in self.items():
+            self.nbytes += len(field) + len(value)
+            if len(field) > MAX_LISTPACK_VALUE or len(value) > MAX_LISTPACK_VALUE:
+                big = True
+        self.big = big
+        self.scan = None
+
+    def put(self, field: bytes, value: bytes) -> bool:
+        """Set ``field``; returns whether it is new."""
+        old = self.get(field)
+        if old is None:
+            self.nbytes += len(field) + len(value)
+            if self.scan is not None:
+                self.scan.add(field)
+        else:
+            self.nbytes += len(value) - len(old)
+        self[field] = value
+        if not self.big and (len(self) > MAX_LISTPACK_ENTRIES or len(field) > MAX_LISTPACK_VALUE
+                             or len(value) > MAX_LISTPACK_VALUE):
+            self.big = True
+        return old is None
+
+    def drop(self, field: bytes) -> bool:
+        """Delete ``field``; returns whether it was there."""
+        old = self.pop(field, None)
+        if old is None:
+            return False
+        self.nbytes -= len(field) + len(old)
+        scan = self.scan
+        if scan is not None:
+            scan.discard(field)
+            if scan.size < len(scan.buckets) and scan.bits > 4:
+                # Shrunk to under one field a bucket: drop the index, and the
+                # next HSCAN builds one sized for what is left (a step never
+                # walks a table of empty buckets; cursors stay valid across
+                # the resize, as across Redis's dict shrink).
+                self.scan = None
+        return True
+
+    def copy(self) -> "Hash":
+        """An independent copy (same fields, same encoding; no scan index)."""
+        new = Hash()
+        dict.update(new, self)
+        new.nbytes = self.nbytes
+        new.big = self.big
+        return new
+
+
+def _encode(value: Hash) -> bytes:
+    pack = _U32.pack
+    parts = [pack(len(value))]
+    for field, item in value.items():
+        parts += (pack(len(field)), field, pack(len(item)), item)
+    return b"".join(parts)
+
+
+def _decode(buffer) -> Hash:
+    view = memoryview(buffer)
+    unpack = _U32.unpack_from
+    (count,) = unpack(view, 0)
+    pos = 4
+    items = []
+    for _ in range(count):
+        (n,) = unpack(view, pos)
+        field = bytes(view[pos + 4:pos + 4 + n])
+        pos += 4 + n
+        (m,) = unpack(view, pos)
+        item = bytes(view[pos + 4:pos + 4 + m])
+        pos += 4 + m
+        if len(field) != n or len(item) != m:
+            raise ValueError("hash entry runs past its payload")
+        items.append((field, item))
+    if pos != len(view):
+        raise ValueError(f"{len(view) - pos} bytes after the hash's last field")
+    value = Hash(items)
+    if len(value) != count:
+        raise ValueError("hash payload repeats a field")
+    return value
+
+
+HASH = Codec(
+    kind=2,
+    name="hash",
+    pytype=Hash,
+    encoding=lambda value: "hashtable" if value.big else "listpack",
+    encode=_encode,
+    decode=_decode,
+    size=lambda value: 4 + 8 * len(value) + value.nbytes,
+    snapshot_copy=Hash.copy,
+)
