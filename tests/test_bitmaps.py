@@ -24,7 +24,7 @@ from kvserver.errors import WRONGTYPE
 from kvserver.protocol import ErrorReply
 from kvserver.session import Session
 from kvserver import commands
-from test_differential import (FUTURE_MS, I64_MAX, I64_MIN, Pair, RawClient,  # noqa: F401
+from test_differential import (same_reply_tests, FUTURE_MS, I64_MAX, I64_MIN, Pair, RawClient,  # noqa: F401
                                kv_port, pair, redis_port, run_step)
 
 U64 = str((1 << 64) - 1)
@@ -180,18 +180,7 @@ CASES: dict[str, list] = {
 }
 
 
-@pytest.mark.parametrize("steps", list(CASES.values()), ids=list(CASES))
-def test_same_replies(pair, steps):
-    for step in steps:
-        run_step(pair, step)
-
-
-@pytest.mark.parametrize("steps", list(CASES.values()), ids=list(CASES))
-def test_same_replies_in_resp3(pair, steps):
-    for c in (pair.kv, pair.redis):
-        assert isinstance(c.call("HELLO", "3").value, dict)
-    for step in steps:
-        run_step(pair, step)
+test_same_replies, test_same_replies_in_resp3 = same_reply_tests(CASES)
 
 
 def test_offset_limit_follows_proto_max_bulk_len(pair):

@@ -599,21 +599,33 @@ CASES: dict[str, list] = {
 }
 
 
-@pytest.mark.parametrize("steps", list(CASES.values()), ids=list(CASES))
-def test_same_replies(pair, steps):
-    for step in steps:
-        run_step(pair, step)
+def same_reply_tests(cases: dict) -> tuple:
+    """The two differential tests every command family runs over its table of
+    cases: the steps against both servers in RESP2, then again after HELLO 3
+    (nulls, maps, doubles, sets; a step that would switch back is skipped).
+
+    A test module binds them to names pytest collects::
+
+        test_same_replies, test_same_replies_in_resp3 = same_reply_tests(CASES)
+    """
+    @pytest.mark.parametrize("steps", list(cases.values()), ids=list(cases))
+    def test_same_replies(pair, steps):
+        for step in steps:
+            run_step(pair, step)
+
+    @pytest.mark.parametrize("steps", list(cases.values()), ids=list(cases))
+    def test_same_replies_in_resp3(pair, steps):
+        for c in (pair.kv, pair.redis):
+            assert isinstance(c.call("HELLO", "3").value, dict)
+        for step in steps:
+            if isinstance(step, str) and step.upper().startswith("HELLO 2"):
+                continue  # would switch back to RESP2
+            run_step(pair, step)
+
+    return test_same_replies, test_same_replies_in_resp3
 
 
-@pytest.mark.parametrize("steps", list(CASES.values()), ids=list(CASES))
-def test_same_replies_in_resp3(pair, steps):
-    """The whole table again after HELLO 3: nulls, maps and doubles in RESP3."""
-    for c in (pair.kv, pair.redis):
-        assert isinstance(c.call("HELLO", "3").value, dict)
-    for step in steps:
-        if isinstance(step, str) and step.upper().startswith("HELLO 2"):
-            continue  # would switch back to RESP2
-        run_step(pair, step)
+test_same_replies, test_same_replies_in_resp3 = same_reply_tests(CASES)
 
 
 def test_table_covers_every_string_and_keyspace_command(pair):

@@ -20,7 +20,7 @@ from kvserver.core import Core
 from kvserver.session import Session
 from kvserver.types import BY_KIND, BY_TYPE, codec_of
 from kvserver.types.hash import HASH, Hash
-from test_differential import (I64_MAX, I64_MIN, Pair, RawClient, ScanAll,  # noqa: F401
+from test_differential import (same_reply_tests, I64_MAX, I64_MIN, Pair, RawClient, ScanAll,  # noqa: F401
                                Unordered, kv_port, pair, redis_port, run_step)
 
 BIG = 600  # fields: past hash-max-listpack-entries (512 in 7.0), so a hashtable in Redis
@@ -102,18 +102,7 @@ CASES: dict[str, list] = {
 }
 
 
-@pytest.mark.parametrize("steps", list(CASES.values()), ids=list(CASES))
-def test_same_replies(pair, steps):
-    for step in steps:
-        run_step(pair, step)
-
-
-@pytest.mark.parametrize("steps", list(CASES.values()), ids=list(CASES))
-def test_same_replies_in_resp3(pair, steps):
-    for c in (pair.kv, pair.redis):
-        assert isinstance(c.call("HELLO", "3").value, dict)
-    for step in steps:
-        run_step(pair, step)
+test_same_replies, test_same_replies_in_resp3 = same_reply_tests(CASES)
 
 
 def test_resp3_shapes(pair):

@@ -22,7 +22,7 @@ from kvserver.commands.strings import lcs_matches
 from kvserver.config import Config
 from kvserver.core import Core
 from kvserver.session import Session
-from test_differential import (I64_MAX, I64_MIN, Pair, kv_port, pair, redis_port,  # noqa: F401
+from test_differential import (same_reply_tests, I64_MAX, I64_MIN, Pair, kv_port, pair, redis_port,  # noqa: F401
                                run_step)
 
 CASES: dict[str, list] = {
@@ -62,19 +62,7 @@ CASES: dict[str, list] = {
 }
 
 
-@pytest.mark.parametrize("steps", list(CASES.values()), ids=list(CASES))
-def test_same_replies(pair, steps):
-    for step in steps:
-        run_step(pair, step)
-
-
-@pytest.mark.parametrize("steps", list(CASES.values()), ids=list(CASES))
-def test_same_replies_in_resp3(pair, steps):
-    """IDX is a map in RESP3 (and a flat array in RESP2)."""
-    for c in (pair.kv, pair.redis):
-        assert isinstance(c.call("HELLO", "3").value, dict)
-    for step in steps:
-        run_step(pair, step)
+test_same_replies, test_same_replies_in_resp3 = same_reply_tests(CASES)
 
 
 def test_table_limit_is_redis_s(pair):
