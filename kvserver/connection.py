@@ -32,6 +32,7 @@ from time import monotonic
 from typing import Any
 
 from .client import BLOCKED, MONITOR, NORMAL, Client, Deferred
+from .commands.transactions import forget_client
 from .dispatch import DEFERRED, DONE, FULL, MAX_BATCH_REPLY_BYTES, PAUSED, Dispatcher
 from .errors import ProtocolError
 from .protocol import ErrorReply, Parts, RequestParser, encode, encode3, error_line, join_replies
@@ -119,6 +120,7 @@ class Connection(asyncio.Protocol):
         self._stream_bytes = 0
         self.core.monitors.discard(self.client)
         self.core.paused_clients.discard(self.client)
+        forget_client(self.client)   # its WATCHes
         self.server.client_disconnected(self)
 
     def pause_writing(self) -> None:
