@@ -323,6 +323,72 @@ def test_watch_dirty_by_other_and_not_by_own_exec():
     assert run(d, a, "GET", "k") == b"theirs"
 
 
+# --- kill -9 ---------------------------------------------------------------------
+
+class ExecWorker:
+    """Client c runs transactions: EXEC i sets x{c}, y{c} and a padding value to i and
+    INCRs n{c}; all four change in one EXEC, so any recovered state shows them equal."""
+
+    def __init__(self, port: int, c: int) -> None:
+        import threading
+        self.port, self.c = port, c
+        self.sent = self.acked = 0
+        self.error = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        from test_crash_process import SyncClient
+        try:
+            client = SyncClient(self.port)
+        except OSError:
+            return
+        c = self.c
+        try:
+            for i in range(1, 100000):
+                pad = str(i) * (1 + (i * 37 + c) % 400)
+                client.send(("MULTI",), ("SET", f"x{c}", str(i)), ("INCR", f"n{c}"),
+                            ("SET", f"pad{c}", pad), ("SET", f"y{c}", str(i)), ("EXEC",))
+                self.sent = i
+                replies = [client.reply() for _ in range(6)]
+                if replies[-1] != ["OK", i, "OK", "OK"]:
+                    self.error = repr(replies)
+                    return
+                self.acked = i
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+
+def test_kill9_keeps_each_exec_whole(kv_process):
+    from test_crash_process import SERVER_ARGS, read_keys
+    server = kv_process(*SERVER_ARGS)
+    workers = [ExecWorker(server.port, c) for c in range(6)]
+    for w in workers:
+        w.thread.start()
+    deadline = time.monotonic() + 10
+    while sum(w.acked for w in workers) < 150 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.kill9()
+    for w in workers:
+        w.thread.join(15)
+        assert not w.thread.is_alive() and w.error is None, w.error
+    assert sum(w.acked for w in workers) >= 150, "the load never got going"
+    restarted = kv_process(*SERVER_ARGS)
+    keys = [f"{k}{c}" for c in range(6) for k in ("x", "y", "n", "pad")]
+    got = read_keys(restarted.port, keys)
+    for w in workers:
+        c = w.c
+        n = int(got[f"n{c}"] or 0)
+        assert w.acked <= n <= w.sent, (c, n, w.acked, w.sent)     # every acked EXEC kept
+        if n:
+            assert got[f"x{c}"] == got[f"y{c}"] == str(n).encode(), (c, n, got)
+            assert got[f"pad{c}"] == (str(n) * (1 + (n * 37 + c) % 400)).encode()
+        else:
+            assert got[f"x{c}"] is None and got[f"y{c}"] is None and got[f"pad{c}"] is None
+    assert restarted.terminate() == 0
+
+
 # --- redis-py --------------------------------------------------------------------
 
 redis = pytest.importorskip("redis")
