@@ -359,13 +359,15 @@ class Dispatcher:
             if error is not None:
                 return self.reject(error[0], error[1], client)
             client.last_command = cmd.name   # CLIENT LIST cmd=, as Redis's lastcmd
-            if client.multi_error or client.watch_dirty:
-                return QUEUED   # doomed: EXEC will not run it; keep nothing (as Redis)
-            cost = queued_cost(argv)
-            if client.multi_bytes + cost > core.config.client_query_buffer_limit:
-                return self.reject(cmd.name, MULTI_QUEUE_FULL, client)
-            client.multi_bytes += cost
-            client.queued.append((cmd, argv))
+            if not (client.multi_error or client.watch_dirty):
+                # (A doomed queue keeps nothing: EXEC will not run it, as Redis.)
+                cost = queued_cost(argv)
+                if client.multi_bytes + cost > core.config.client_query_buffer_limit:
+                    return self.reject(cmd.name, MULTI_QUEUE_FULL, client)
+                client.multi_bytes += cost
+                client.queued.append((cmd, argv))
+            # Not processed yet: total_commands_processed counts it when EXEC runs it.
+            core.stats.total_commands -= 1
             return QUEUED
         return self.run_command(client, cmd, argv)
 
@@ -479,9 +481,12 @@ class Dispatcher:
             return False
         commands = self.commands
         cmd = commands.get(argv[0]) or commands.get(argv[0].lower())
-        if cmd is None or arity_error(cmd, len(argv)) is not None \
-                or (write_only and not cmd.is_write):
+        if cmd is None or arity_error(cmd, len(argv)) is not None:
             return False
+        if write_only and not cmd.is_write and not (
+                cmd.name == "exec" and client.mode == MULTI
+                and any(queued.is_write for queued, _argv in client.queued)):
+            return False   # (EXEC of a queue with a write is a write, as in Redis 7.0)
         core.paused_clients.add(client)
         return True
 

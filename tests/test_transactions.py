@@ -201,6 +201,69 @@ def test_commandstats_count_as_redis(pair):
     assert stats(pair.kv) == stats(pair.redis)
 
 
+@pytest.mark.parametrize("steps", [
+    ["MULTI", "SET a 1", "INCR a", "EXEC"],
+    ["MULTI", "SET a 1", "DISCARD"],
+    ["MULTI", "SET a 1", "NOSUCH", "EXEC"],
+    ["SET w 1", "WATCH w", "SET w 2", "MULTI", "SET a 1", "EXEC"],
+    ["MULTI", "GET", "SAVE", "EXEC", "EXEC"],
+], ids=["exec", "discard", "execabort", "dirty-watch", "rejected"])
+def test_total_commands_processed_as_redis(pair, steps):
+    """Queued commands count when EXEC runs them; rejected and discarded ones never."""
+    for c in (pair.kv, pair.redis):
+        c.call("CONFIG", "RESETSTAT")
+    for step in steps:
+        pair.same(step)
+
+    def total(c):
+        text = c.call("INFO", "stats").value.decode()
+        return int(text.split("total_commands_processed:")[1].split()[0])
+    assert total(pair.kv) == total(pair.redis)
+
+
+def test_client_pause_write_holds_an_exec_that_writes(kv_port):
+    """CLIENT PAUSE WRITE: EXEC of a queue with a write waits for the pause's end (it is
+    a write, as in Redis 7.0); EXEC of reads does not."""
+    admin, reader, writer = RawClient(kv_port), RawClient(kv_port), RawClient(kv_port)
+    try:
+        admin.call("DEL", "p")
+        for c, cmd in ((reader, ("GET", "p")), (writer, ("SET", "p", "1"))):
+            assert c.call("MULTI").raw == b"+OK\r\n"
+        assert reader.call("GET", "p").raw == b"+QUEUED\r\n"
+        admin.call("CLIENT", "PAUSE", "600", "WRITE")
+        started = time.monotonic()
+        assert reader.call("EXEC").raw == b"*1\r\n$-1\r\n"
+        assert time.monotonic() - started < 0.5
+        # A SET is a write even to queue it (Redis 7.0 holds it too): send it and EXEC
+        # together; nothing answers until the pause ends.
+        writer.send(b"*3\r\n$3\r\nSET\r\n$1\r\np\r\n$1\r\n1\r\n*1\r\n$4\r\nEXEC\r\n")
+        time.sleep(0.2)
+        assert admin.call("GET", "p").raw == b"$-1\r\n"     # not applied during the pause
+        assert writer.read().raw == b"+QUEUED\r\n"          # after the pause (600 ms)
+        assert writer.read().raw == b"*1\r\n+OK\r\n"
+        assert admin.call("GET", "p").raw == b"$1\r\n1\r\n"
+    finally:
+        for c in (admin, reader, writer):
+            c.close()
+
+
+def test_client_pause_write_holds_exec_of_a_write_queued_before_the_pause(kv_port):
+    admin, writer = RawClient(kv_port), RawClient(kv_port)
+    try:
+        admin.call("DEL", "q")
+        assert writer.call("MULTI").raw == b"+OK\r\n"
+        assert writer.call("SET", "q", "1").raw == b"+QUEUED\r\n"
+        admin.call("CLIENT", "PAUSE", "500", "WRITE")
+        writer.send(b"*1\r\n$4\r\nEXEC\r\n")
+        time.sleep(0.2)
+        assert admin.call("GET", "q").raw == b"$-1\r\n"     # EXEC waits for the pause
+        assert writer.read().raw == b"*1\r\n+OK\r\n"
+        assert admin.call("GET", "q").raw == b"$1\r\n1\r\n"
+    finally:
+        admin.close()
+        writer.close()
+
+
 # --- what Redis cannot show ----------------------------------------------------------
 
 class Recorder:

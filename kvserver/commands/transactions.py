@@ -187,6 +187,7 @@ def cmd_exec(c, argv):
     forget_client(c)
     core = c.core
     run = core.dispatcher.run_command
+    core.stats.total_commands += len(queued)   # each runs now (Redis's call() counts it)
     replies = []
     core.begin_unit()
     try:
