@@ -264,6 +264,23 @@ def test_client_pause_write_holds_exec_of_a_write_queued_before_the_pause(kv_por
         writer.close()
 
 
+def test_slowlog_has_the_commands_exec_ran_not_exec(pair):
+    try:
+        for c in (pair.kv, pair.redis):
+            c.call("CONFIG", "SET", "slowlog-log-slower-than", "0")
+            c.call("SLOWLOG", "RESET")
+        for step in ["MULTI", "SET a 1", "INCR a", "EXEC"]:
+            pair.same(step)
+
+        def logged(c):
+            return [entry[3] for entry in c.call("SLOWLOG", "GET", "10").value]
+        assert logged(pair.kv) == logged(pair.redis) == [
+            [b"INCR", b"a"], [b"SET", b"a", b"1"], [b"MULTI"], [b"SLOWLOG", b"RESET"]]
+    finally:
+        for c in (pair.kv, pair.redis):
+            c.call("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+
+
 # --- what Redis cannot show ----------------------------------------------------------
 
 class Recorder:
