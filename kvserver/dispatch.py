@@ -39,6 +39,7 @@ replies, WAL records, INFO, SLOWLOG and MONITOR output.
 from __future__ import annotations
 
 import logging
+import weakref
 from asyncio import Future
 from time import perf_counter_ns
 from typing import Any
@@ -172,14 +173,17 @@ def fast_entries(commands: dict[bytes, Command], core: Any) -> dict[bytes, tuple
 class Dispatcher:
     """Runs commands for clients of one server: checks, the unit, the command, accounting."""
 
-    __slots__ = ("core", "commands", "fast", "_empty")
+    __slots__ = ("core", "commands", "fast", "_empty", "__weakref__")
 
     def __init__(self, core: Any, commands: dict[bytes, Command] = COMMANDS) -> None:
         self.core = core
         self.commands = commands
         self.fast = fast_entries(commands, core)
         self._empty: dict = {}
-        core.dispatcher = self   # EXEC runs its queue through run_command
+        # EXEC runs its queue through run_command. A weak reference: core ->
+        # dispatcher -> core would keep a stopped server's core (and its
+        # clients' transports) alive until the cyclic GC runs.
+        core.dispatcher = weakref.ref(self)
 
     # --- the fast lane's gate --------------------------------------------------
 

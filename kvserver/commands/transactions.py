@@ -47,10 +47,11 @@ EXECABORT = "EXECABORT Transaction discarded because of previous errors."
 class Watches:
     """Who watches which key: per database, key -> set of clients (see the module doc)."""
 
-    __slots__ = ("core", "by_db", "count", "listening")
+    __slots__ = ("keyspace", "by_db", "count", "listening")
 
-    def __init__(self, core: Any) -> None:
-        self.core = core
+    def __init__(self, keyspace: Any) -> None:
+        # The keyspace, not the core: core -> watches -> core would be a cycle.
+        self.keyspace = keyspace
         self.by_db: dict[int, dict[bytes, set]] = {}
         #: Watched (client, db, key) entries in all: the listener is on while > 0.
         self.count = 0
@@ -64,7 +65,7 @@ class Watches:
         # A key whose time has passed is gone for good: expire it now, so it
         # is watched as absent (Redis: an already-expired key deleted later
         # is no change).
-        ks = self.core.keyspace
+        ks = self.keyspace
         if db.expires and key in db.expires:
             ks.expire_if_needed(db, key)
         client.watched[entry] = key in db.data
@@ -92,7 +93,7 @@ class Watches:
         self.count -= len(watched)
         client.watched = {}
         if not self.count and self.listening:
-            self.core.keyspace.remove_modified_listener(self.modified)
+            self.keyspace.remove_modified_listener(self.modified)
             self.listening = False
 
     def modified(self, index: int, key: bytes | None) -> None:
@@ -106,7 +107,7 @@ class Watches:
                 for client in clients:
                     client.watch_dirty = True
             return
-        data = self.core.keyspace.dbs[index].data
+        data = self.keyspace.dbs[index].data
         for k, clients in keys.items():
             exists_now = k in data
             for client in clients:
@@ -115,7 +116,7 @@ class Watches:
 
     def expired_at_exec(self, client: Any) -> bool:
         """Whether a watched key's TTL has passed (Redis's isWatchedKeyExpired)."""
-        ks = self.core.keyspace
+        ks = self.keyspace
         if not ks.expiry_enabled:
             return False
         dbs = ks.dbs
@@ -136,7 +137,7 @@ def watches(core: Any) -> Watches:
     """The core's WATCH index, made on first use."""
     w = getattr(core, "watches", None)
     if w is None:
-        w = core.watches = Watches(core)
+        w = core.watches = Watches(core.keyspace)
     return w
 
 
@@ -186,7 +187,8 @@ def cmd_exec(c, argv):
     # Unwatch first: the transaction's own writes must not abort it.
     forget_client(c)
     core = c.core
-    run = core.dispatcher.run_command
+    dispatcher = core.dispatcher()
+    run = dispatcher.run_command
     core.stats.total_commands += len(queued)   # each runs now (Redis's call() counts it)
     replies = []
     core.begin_unit()
@@ -196,7 +198,7 @@ def cmd_exec(c, argv):
             if type(reply) is Deferred:
                 # No command that answers later may be queued (SAVE is no-multi).
                 reply.future.cancel()
-                reply = core.dispatcher.error(
+                reply = dispatcher.error(
                     f"ERR '{cmd.name}' cannot run inside a transaction")
             replies.append(reply)
     finally:
