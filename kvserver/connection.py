@@ -122,6 +122,10 @@ class Connection(asyncio.Protocol):
         self.core.paused_clients.discard(self.client)
         forget_client(self.client)   # its WATCHes
         self.server.client_disconnected(self)
+        # Break the connection <-> client cycle: a gone client's transport
+        # (its TLS state) is freed now, by reference counting, not at the
+        # next full GC pass (tests/test_tls_limits.py counts those layers).
+        self.client.link = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
