@@ -78,6 +78,14 @@ CASES: dict[str, list] = {
     "del-missing-not-dirty": ["WATCH d", "DEL d", "MULTI", "PING", "EXEC"],
     "expire-dirty": ["SET x 1", "WATCH x", "EXPIRE x 100", "MULTI", "PING", "EXEC"],
     "dirty-then-execabort": ["SET d 1", "WATCH d", "SET d 2", "MULTI", "NOSUCH", "EXEC"],
+    "exec-wrong-arity-inside-discards": ["MULTI", "SET a 1", "EXEC x", "EXEC", "GET a"],
+    "exec-wrong-arity-unwatches": ["SET w 1", "WATCH w", "SET w 2", "EXEC x", "MULTI",
+                                   "PING", "EXEC"],
+    "discard-wrong-arity-inside": ["MULTI", "SET a 1", "DISCARD x", "EXEC", "GET a"],
+    "multi-wrong-arity-inside": ["MULTI", "MULTI x", "SET a 1", "EXEC", "GET a"],
+    "watch-wrong-arity-inside": ["MULTI", "WATCH", "EXEC"],
+    "quit-inside": ["MULTI", "SET a 1", "QUIT"],
+    "case-insensitive": ["multi", "set a 1", "Exec", "mUlTi", "discard"],
 }
 
 
