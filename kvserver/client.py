@@ -78,7 +78,8 @@ class Client:
     __slots__ = ("core", "id", "name", "db", "db_index", "resp",
                  "created", "last_interaction", "last_command", "close_after_reply",
                  "addr", "laddr", "kind", "authenticated", "fd", "unix", "no_evict",
-                 "reply_mode", "mode", "queued", "link", "obl", "__weakref__")
+                 "reply_mode", "mode", "queued", "link", "obl", "multi_error", "multi_bytes",
+                 "mode_before_multi", "watched", "watch_dirty", "__weakref__")
 
     def __init__(self, core: Any, addr: str = "", laddr: str = "", kind: str = "normal",
                  link: Link | None = None) -> None:
@@ -106,6 +107,17 @@ class Client:
         self.mode = NORMAL
         #: MULTI mode: the (Command, argv) pairs queued for EXEC.
         self.queued: list = []
+        #: MULTI: a request was refused while queueing (EXEC answers EXECABORT).
+        self.multi_error = False
+        #: MULTI: what the queue counts against its limit (dispatch.queued_cost).
+        self.multi_bytes = 0
+        #: The mode MULTI left, restored by EXEC/DISCARD.
+        self.mode_before_multi = NORMAL
+        #: WATCH: (db index, key) -> whether the key existed when watched
+        #: (kvserver.commands.transactions keeps the per-db index of watchers).
+        self.watched: dict = {}
+        #: A watched key was modified since WATCH: EXEC answers a null array.
+        self.watch_dirty = False
         #: The transport (None: replay, tools).
         self.link = link
         #: Reply bytes the running read has produced before this command (CLIENT LIST obl).
@@ -162,15 +174,17 @@ class Client:
         now = time.monotonic()
         qbuf, obl, oll, omem, events = self.buffer_info()
         argv_mem = sum(len(a) for a in argv) if argv else 0
-        flags = ("O" if self.mode == MONITOR else "") + ("b" if self.is_blocked() else "") \
+        flags = ("O" if self.mode == MONITOR else "") + ("x" if self.mode == MULTI else "") \
+            + ("b" if self.is_blocked() else "") + ("d" if self.watch_dirty else "") \
             + ("c" if self.close_after_reply else "") + ("U" if self.unix else "") \
             + ("e" if self.no_evict else "")
         multi = len(self.queued) if self.mode == MULTI else -1
+        multi_mem = self.multi_bytes if self.mode == MULTI else 0
         return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd={self.fd} "
                 f"name={self.name.decode('utf-8', 'replace')} "
                 f"age={int(now - self.created)} idle={int(now - self.last_interaction)} "
                 f"flags={flags or 'N'} db={self.db_index} sub=0 psub=0 ssub=0 multi={multi} "
-                f"qbuf={qbuf} qbuf-free=0 argv-mem={argv_mem} multi-mem=0 rbs=0 rbp=0 "
-                f"obl={obl} oll={oll} omem={omem} tot-mem={qbuf + argv_mem + obl + omem} "
+                f"qbuf={qbuf} qbuf-free=0 argv-mem={argv_mem} multi-mem={multi_mem} rbs=0 rbp=0 "
+                f"obl={obl} oll={oll} omem={omem} tot-mem={qbuf + argv_mem + multi_mem + obl + omem} "
                 f"events={events} cmd={self.last_command} user=default redir=-1 "
                 f"resp={self.resp}")

@@ -32,6 +32,7 @@ from time import monotonic
 from typing import Any
 
 from .client import BLOCKED, MONITOR, NORMAL, Client, Deferred
+from .commands.transactions import forget_client
 from .dispatch import DEFERRED, DONE, FULL, MAX_BATCH_REPLY_BYTES, PAUSED, Dispatcher
 from .errors import ProtocolError
 from .protocol import ErrorReply, Parts, RequestParser, encode, encode3, error_line, join_replies
@@ -119,7 +120,12 @@ class Connection(asyncio.Protocol):
         self._stream_bytes = 0
         self.core.monitors.discard(self.client)
         self.core.paused_clients.discard(self.client)
+        forget_client(self.client)   # its WATCHes
         self.server.client_disconnected(self)
+        # Break the connection <-> client cycle: a gone client's transport
+        # (its TLS state) is freed now, by reference counting, not at the
+        # next full GC pass (tests/test_tls_limits.py counts those layers).
+        self.client.link = None
 
     def pause_writing(self) -> None:
         self._write_paused = True

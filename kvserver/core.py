@@ -214,6 +214,11 @@ class Core:
         self.replid = os.urandom(20).hex()
         #: Process RSS when the core was made: INFO's used_memory_startup.
         self.startup_memory = process_rss()
+        #: A weak reference to the dispatcher (kvserver.dispatch sets it): EXEC
+        #: runs its queue through it.
+        self.dispatcher: Any = None
+        #: WATCH's index (kvserver.commands.transactions.Watches), made on first WATCH.
+        self.watches: Any = None
 
     def command_stat(self, name: str) -> CommandStat:
         stat = self.command_stats.get(name)

@@ -39,6 +39,7 @@ replies, WAL records, INFO, SLOWLOG and MONITOR output.
 from __future__ import annotations
 
 import logging
+import weakref
 from asyncio import Future
 from time import perf_counter_ns
 from typing import Any
@@ -46,7 +47,7 @@ from typing import Any
 from .client import MONITOR, MULTI, NORMAL, REPLICA, SUBSCRIBED, Deferred  # noqa: F401
 from .client import REPLY_OFF, REPLY_ON, REPLY_SKIP, REPLY_SKIP_NEXT
 from .commands import (COMMANDS, Command, Rejected, arity_error, execute,
-                       unknown_command_line)
+                       unknown_command_line, unknown_subcommand)
 from .commands.introspection import after_command
 from .errors import CommandError
 from .protocol import (BIG_REPLY, OK, QUEUED, ErrorReply, Raw, bulk_parts, encode,
@@ -88,6 +89,42 @@ MODE_ALLOWED: dict[int, frozenset | None] = {
 }
 #: In MULTI, these run at once; every other command is queued for EXEC.
 MULTI_RUNS_NOW = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
+#: Commands Redis 7.0 flags ``no-multi``: refused inside MULTI (and the
+#: transaction is doomed), as COMMAND INFO of redis-server 7.0.15 lists them.
+NO_MULTI = frozenset({"save", "shutdown", "psync", "sync"})
+NO_MULTI_ERROR = "ERR Command not allowed inside a transaction"
+#: The queue of a MULTI counts its argument bytes (plus QUEUED_OVERHEAD per
+#: argument) against the client's ``client-query-buffer-limit``: past it a
+#: command is refused and EXEC answers EXECABORT, so a client cannot grow
+#: its queue without bound.
+QUEUED_OVERHEAD = 16
+MULTI_QUEUE_FULL = ("ERR MULTI queue exceeds client-query-buffer-limit; "
+                    "the transaction will be discarded")
+
+
+def queued_cost(argv: list[bytes]) -> int:
+    """What one queued request counts against the MULTI queue's limit."""
+    return sum(map(len, argv)) + QUEUED_OVERHEAD * (len(argv) + 1)
+
+
+def queue_error(cmd: Command, argv: list[bytes]) -> tuple[str, str] | None:
+    """Why a request may not be queued in MULTI: (command name, error), or None.
+
+    Redis refuses these at queueing time, before EXEC: a ``no-multi``
+    command, and an unknown subcommand or a subcommand's wrong arity (Redis
+    looks subcommands up before queueing; kvserver's containers do it when
+    they run, so it is checked here too).
+    """
+    if cmd.name in NO_MULTI or "no-multi" in cmd.flags:
+        return cmd.name, NO_MULTI_ERROR
+    if cmd.subcommands:
+        sub = cmd.subcommands.get(argv[1].decode("utf-8", "replace").lower())
+        if sub is None:
+            return "", unknown_subcommand(argv).message
+        error = arity_error(sub, len(argv))
+        if error is not None:
+            return sub.name, error
+    return None
 
 LOADING = ErrorReply("LOADING Redis is loading the dataset in memory")
 NOAUTH = ErrorReply("NOAUTH Authentication required.")
@@ -136,13 +173,17 @@ def fast_entries(commands: dict[bytes, Command], core: Any) -> dict[bytes, tuple
 class Dispatcher:
     """Runs commands for clients of one server: checks, the unit, the command, accounting."""
 
-    __slots__ = ("core", "commands", "fast", "_empty")
+    __slots__ = ("core", "commands", "fast", "_empty", "__weakref__")
 
     def __init__(self, core: Any, commands: dict[bytes, Command] = COMMANDS) -> None:
         self.core = core
         self.commands = commands
         self.fast = fast_entries(commands, core)
         self._empty: dict = {}
+        # EXEC runs its queue through run_command. A weak reference: core ->
+        # dispatcher -> core would keep a stopped server's core (and its
+        # clients' transports) alive until the cyclic GC runs.
+        core.dispatcher = weakref.ref(self)
 
     # --- the fast lane's gate --------------------------------------------------
 
@@ -294,30 +335,53 @@ class Dispatcher:
             if cmd is None:
                 # Raw bytes: the quoted arguments are the client's, not UTF-8.
                 stats = core.stats
+                if client.mode == MULTI:
+                    client.multi_error = True   # EXEC answers EXECABORT
                 stats.count_error("ERR unknown command")
                 stats.total_commands -= 1
                 return Raw(unknown_command_line(argv))
         error = arity_error(cmd, len(argv))
         if error is not None:
-            return self.reject(cmd.name, error)
+            return self.reject(cmd.name, error, client)
         if not client.authenticated and cmd.name not in NO_AUTH_NEEDED \
                 and core.config.requirepass:
-            return self.reject(cmd.name, NOAUTH)
+            return self.reject(cmd.name, NOAUTH, client)
         if core.over_maxmemory and "denyoom" in cmd.flags:
-            return self.reject(cmd.name, OOM)
+            return self.reject(cmd.name, OOM, client)
         if core.read_only_replica and cmd.is_write:
-            return self.reject(cmd.name, READONLY)
+            return self.reject(cmd.name, READONLY, client)
         mode = client.mode
         if mode != NORMAL:
             error = mode_error(mode, client.resp, cmd)
             if error is not None:
-                return self.reject(cmd.name, error)
+                return self.reject(cmd.name, error, client)
         if core.loading and "loading" not in cmd.flags:
-            return self.reject(cmd.name, LOADING)
+            return self.reject(cmd.name, LOADING, client)
         if mode == MULTI and cmd.name not in MULTI_RUNS_NOW:
             # Redis's queueMultiCommand: EXEC runs the queue, in one unit.
-            client.queued.append((cmd, argv))
+            error = queue_error(cmd, argv)
+            if error is not None:
+                return self.reject(error[0], error[1], client)
+            client.last_command = cmd.name   # CLIENT LIST cmd=, as Redis's lastcmd
+            if not (client.multi_error or client.watch_dirty):
+                # (A doomed queue keeps nothing: EXEC will not run it, as Redis.)
+                cost = queued_cost(argv)
+                if client.multi_bytes + cost > core.config.client_query_buffer_limit:
+                    return self.reject(cmd.name, MULTI_QUEUE_FULL, client)
+                client.multi_bytes += cost
+                client.queued.append((cmd, argv))
+            # Not processed yet: total_commands_processed counts it when EXEC runs it.
+            core.stats.total_commands -= 1
             return QUEUED
+        return self.run_command(client, cmd, argv)
+
+    def run_command(self, client: Any, cmd: Command, argv: list[bytes]) -> Any:
+        """Run a command that passed every check (call(), and EXEC for each queued one).
+
+        Its own execution unit if it writes (nested in EXEC's: one record),
+        its stats, the slow log and MONITOR.
+        """
+        core = self.core
         client.last_command = cmd.name
         failed = False
         started = perf_counter_ns()
@@ -359,10 +423,25 @@ class Dispatcher:
             after_command(client, cmd, argv, micros)
         return reply
 
-    def reject(self, name: str, message: str) -> ErrorReply:
-        """A request refused before it ran: its command's rejected_calls, an error reply."""
+    def reject(self, name: str, message: str, client: Any = None) -> ErrorReply:
+        """A request refused before it ran: its command's rejected_calls, an error reply.
+
+        In MULTI it also dooms the transaction (Redis's flagTransaction):
+        EXEC then answers EXECABORT.
+        """
         core = self.core
-        core.command_stat(name).rejected += 1
+        if name == "exec":
+            # Redis's execCommandAbort: the transaction (if any) is discarded.
+            if message.startswith("ERR "):
+                message = message[4:]
+            message = "EXECABORT Transaction discarded because of: " + message
+            if client is not None:
+                from .commands.transactions import end_multi
+                end_multi(client)
+        elif client is not None and client.mode == MULTI:
+            client.multi_error = True
+        if name:   # (an unknown subcommand counts for no command)
+            core.command_stat(name).rejected += 1
         core.stats.total_commands -= 1  # the connection counts replies; this one did not run
         return self.error(message)
 
@@ -406,9 +485,12 @@ class Dispatcher:
             return False
         commands = self.commands
         cmd = commands.get(argv[0]) or commands.get(argv[0].lower())
-        if cmd is None or arity_error(cmd, len(argv)) is not None \
-                or (write_only and not cmd.is_write):
+        if cmd is None or arity_error(cmd, len(argv)) is not None:
             return False
+        if write_only and not cmd.is_write and not (
+                cmd.name == "exec" and client.mode == MULTI
+                and any(queued.is_write for queued, _argv in client.queued)):
+            return False   # (EXEC of a queue with a write is a write, as in Redis 7.0)
         core.paused_clients.add(client)
         return True
 

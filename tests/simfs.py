@@ -726,7 +726,8 @@ class Instrument:
         self._core = None
         self._in_unit: list[tuple[int, list]] = []
         self.by_session: dict[int, list[int]] = {}
-        self.applied: list[tuple[int, list]] = []
+        #: (LSN, argv, continues the previous command's unit) in apply order.
+        self.applied: list[tuple[int, list, bool]] = []
         self._saved: list = []
 
     @property
@@ -748,10 +749,15 @@ class Instrument:
                 orig_end()
             finally:
                 if not core.unit_depth and self._in_unit:
+                    # One unit is one reply of one client (a command, or an
+                    # EXEC of several): ONE LSN for its session, and every
+                    # command after its first is a continuation of the record.
                     lsn = core.persistence.applied_lsn
-                    for session_id, argv in self._in_unit:
-                        self.by_session.setdefault(session_id, []).append(lsn)
-                        self.applied.append((lsn, argv))
+                    session_id = self._in_unit[0][0]
+                    self.by_session.setdefault(session_id, []).append(lsn)
+                    for i, (sid, argv) in enumerate(self._in_unit):
+                        assert sid == session_id, "two clients' commands in one unit"
+                        self.applied.append((lsn, argv, i > 0))
                     self._in_unit = []
         core.end_unit = end_unit
 
@@ -782,14 +788,21 @@ class Instrument:
                     else:
                         lsn = session.core.persistence.applied_lsn
                         self.by_session.setdefault(session.id, []).append(lsn)
-                        self.applied.append((lsn, list(argv)))
+                        self.applied.append((lsn, list(argv), False))
         return run
 
     def models(self, base: dict, base_lsn: int) -> list[dict]:
         """The keyspace at each LSN from ``base_lsn`` on (index 0 is ``base``)."""
         state = dict(base)
         models = [dict(state)]
-        for lsn, argv in self.applied:
+        for lsn, argv, continued in self.applied:
+            if continued:
+                # The same record as the command before it (inside one EXEC):
+                # the model steps once per record, never between its commands.
+                assert lsn == base_lsn + len(models) - 1, f"{argv!r} left its unit's record"
+                apply_model(state, argv)
+                models[-1] = dict(state)
+                continue
             if lsn == base_lsn + len(models):
                 apply_model(state, argv)
                 models.append(dict(state))
@@ -902,7 +915,22 @@ async def run_workload(config: Config, sim: SimFileSystem, *, clients: int = 4, 
                 replies.append((sim.mutations, ("CLIENT", "ID"), sid))
                 for argv in script:
                     try:
-                        value = await client.call(*argv)
+                        if argv[0] == "MULTI-EXEC":
+                            # One transaction, pipelined: MULTI, the commands, EXEC.
+                            # One reply (EXEC's), one LSN (its unit's).
+                            client.send("MULTI")
+                            for queued in argv[1:]:
+                                client.send(*queued)
+                            client.send("EXEC")
+                            for _ in range(len(argv) + 1):
+                                value = await client.reply()
+                                if isinstance(value, ReplyError):
+                                    break
+                            if isinstance(value, list):
+                                value = next((v for v in value if isinstance(v, ReplyError)),
+                                             value)
+                        else:
+                            value = await client.call(*argv)
                     except ConnectionError:
                         break
                     if isinstance(value, ReplyError):

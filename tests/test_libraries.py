@@ -19,15 +19,17 @@ docs/compatibility.md); none of them is tested here.
 Libraries with no working use today (no table yet), each with the first
 command kvserver rejects:
 
-- rq: enqueue needs MULTI/EXEC (then SADD, HSET, RPUSH).
+- rq: enqueue needs SADD, HSET, RPUSH (inside MULTI/EXEC, which works since 0.2).
 - huey: enqueue needs LPUSH (lists); results need HSET (hashes).
-- dramatiq: RedisBroker.enqueue needs EVALSHA (Lua); rate limiters need WATCH;
-  the Redis results backend needs MULTI, LPUSH, LINDEX.
-- arq: enqueue_job needs WATCH (then MULTI, ZADD); the worker needs ZRANGEBYSCORE.
+- dramatiq: RedisBroker.enqueue needs EVALSHA (Lua); rate limiters stopped at
+  WATCH (works since 0.2; not re-tried);
+  the Redis results backend needs LPUSH, LINDEX (inside MULTI).
+- arq: enqueue_job needs ZADD (after WATCH/MULTI); the worker needs ZRANGEBYSCORE.
 - celery (redis broker + backend): delay() needs SUBSCRIBE (result backend) and
-  MULTI + LLEN/LPUSH (broker); the worker needs ZRANGE BYSCORE and EVALSHA.
+  LLEN/LPUSH (broker, inside MULTI); the worker needs ZRANGE BYSCORE and EVALSHA.
 - limits: every strategy's hit/test needs EVALSHA (Lua), sync and async.
-- pottery: RedisDict/List/Set/Deque/BloomFilter/HyperLogLog need WATCH;
+- pottery: RedisDict/List/Set/Deque/BloomFilter/HyperLogLog stopped at WATCH
+  (works since 0.2; not re-tried: they store hashes, lists, sets...);
   Redlock and NextID need EVALSHA; redis_cache needs HGET; RedisCounter HSCAN.
 """
 
@@ -78,15 +80,14 @@ def r(kv):
 
 # --- Django's cache framework (built-in RedisCache and django-redis) --------------
 
-#: Uses of the Django cache API, run on both backends.
-#: Fails today: set_many (pipeline with MULTI/EXEC: "unknown command 'MULTI'").
+#: Uses of the Django cache API, run on both backends (set_many: MULTI/EXEC since 0.2).
 DJANGO = Uses("django_")
 #: Uses that only the built-in django.core.cache.backends.redis.RedisCache passes.
 #: (django-redis's incr sends EVAL and, on any error, falls back to a non-atomic
 #: GET + SET, so it "works" only by that fallback: not claimed here.)
 DJANGO_BUILTIN = Uses("django_builtin_")
 #: django-redis extensions.
-#: Fails today: delete_pattern and set_many (MULTI), lock release (EVALSHA),
+#: Fails today: lock release (EVALSHA),
 #: sadd/smembers... (SADD), hset... (HSET), incr (EVAL, see above).
 DJANGO_REDIS = Uses("django_redis_")
 
@@ -198,6 +199,14 @@ def django_clear(cache, r):
     assert cache.get("a") is None
 
 
+@DJANGO
+def django_set_many(cache, r):
+    # Both backends send MULTI, SET..., EXEC (a transaction pipeline).
+    assert cache.set_many({"a": 1, "b": [2], "c": "three"}, 30) in ([], None)  # (django-redis: None)
+    assert cache.get_many(["a", "b", "c"]) == {"a": 1, "b": [2], "c": "three"}
+    assert 0 < r.ttl(cache.make_key("b")) <= 30
+
+
 @DJANGO_BUILTIN
 def django_builtin_incr_decr(cache, r):
     cache.set("n", 5)
@@ -234,6 +243,14 @@ def django_redis_set_nx_and_xx(cache, r):
     assert not cache.set("nx", 2, nx=True)
     assert not cache.set("xx", 3, xx=True)
     assert cache.get("nx") == 1 and cache.get("xx") is None
+
+
+@DJANGO_REDIS
+def django_redis_delete_pattern(cache, r):
+    for key in ("user:1", "user:2", "other"):
+        cache.set(key, key)
+    assert cache.delete_pattern("user:*") == 2
+    assert cache.keys("*") == ["other"]
 
 
 @pytest.mark.parametrize("use", DJANGO.params())
@@ -351,7 +368,7 @@ def test_flask_caching(flask_cache, r, use):
 
 # --- aiocache RedisCache --------------------------------------------------------------
 
-#: Fails today: multi_set (MULTI), cas / OptimisticLock (EVAL), RedLock release (EVAL).
+#: Fails today: cas / OptimisticLock (EVAL), RedLock release (EVAL).
 AIOCACHE = Uses("aiocache_")
 
 
@@ -361,6 +378,13 @@ async def aiocache_set_get(cache, ar):
     assert await cache.get("a") == {"x": 1}
     assert await cache.get("missing") is None
     assert 0 < await ar.ttl("ns:a") <= 30
+
+
+@AIOCACHE
+async def aiocache_multi_set(cache, ar):
+    assert await cache.multi_set([("m1", 1), ("m2", {"y": 2})], ttl=30)
+    assert await cache.multi_get(["m1", "m2"]) == [1, {"y": 2}]
+    assert 0 < await ar.ttl("ns:m2") <= 30
 
 
 @AIOCACHE
@@ -434,7 +458,7 @@ async def test_aiocache(kv, use):
 
 # --- cashews --------------------------------------------------------------------------
 
-#: Fails today: set_many and set_add (MULTI; set_add then SADD), unlock and
+#: Fails today: set_add (SADD, inside MULTI), unlock and
 #: @locked (EVALSHA), incr with expire, rate_limit, slice_rate_limit and @hit
 #: (EVALSHA), get_bits/incr_bits and bloom (BITFIELD), get_size (MEMORY USAGE).
 CASHEWS = Uses("cashews_")
@@ -447,6 +471,13 @@ async def cashews_set_get_exist(cache, ar):
     assert await cache.get("missing", default="d") == "d"
     assert not await cache.set("a", 2, exist=False)  # SET NX
     assert await cache.get_expire("a") in range(25, 31)
+
+
+@CASHEWS
+async def cashews_set_many(cache, ar):
+    await cache.set_many({"m1": 1, "m2": [2]}, expire=30)
+    assert await cache.get_many("m1", "m2") == (1, [2])
+    assert 0 < await ar.ttl("m2") <= 30
 
 
 @CASHEWS
@@ -549,7 +580,7 @@ async def test_cashews(kv, use):
 
 # --- walrus ---------------------------------------------------------------------------
 
-#: Fails today: Cache.set_many (MULTI), Model (SADD), List (RPUSH),
+#: Fails today: Model (SADD), List (RPUSH),
 #: Set (SADD), ZSet (ZADD), Stream (XADD), Array and lock (EVALSHA),
 #: rate_limit (LLEN), autocomplete (ZADD), bloom_filter (BITFIELD).
 WALRUS = Uses("walrus_")
@@ -574,6 +605,14 @@ def walrus_cache_set_get_get_many_delete(db, r):
     assert cache.get_many(["a", "b", "missing"]) == {"a": {"x": 1}, "b": [2]}
     assert cache.delete("a") == 1
     assert cache.get("a") is None
+
+
+@WALRUS
+def walrus_cache_set_many(db, r):
+    cache = db.cache(name="wc")
+    assert cache.set_many({"a": 1, "b": [2]}, 30)
+    assert cache.get_many(["a", "b"]) == {"a": 1, "b": [2]}
+    assert 0 < r.ttl("wc:b") <= 30
 
 
 @WALRUS

@@ -59,7 +59,8 @@ def after_command(session, cmd, argv: list[bytes], micros: int) -> None:
     """Record a slow command and show it to monitors (called by the connection)."""
     core = session.core
     threshold = core.config.slowlog_log_slower_than
-    if 0 <= threshold <= micros:
+    if 0 <= threshold <= micros and "skip_slowlog" not in cmd.flags:
+        # (skip_slowlog: EXEC; the commands it ran are logged each.)
         _slowlog_add(session, cmd, argv, micros)
     if core.monitors:
         if cmd.name.split("|")[0] in _SECRET:
