@@ -29,7 +29,9 @@ LIMIT stops that walk early; SUNION and SDIFF are linear in the members they
 read. SPOP and SRANDMEMBER without a count pick a uniformly random position
 in the set's iteration order (a C-speed walk, linear in the set's size, as
 HRANDFIELD; Redis's is O(1)); with a count they draw once over a list of the
-members.
+members (also linear in the set's size; Redis's is O(count)). Python's
+``set.pop()`` would be O(1), but it is not random: it returns members in
+hash-table order, so a popped-and-re-added member would come straight back.
 """
 
 from __future__ import annotations
@@ -288,9 +290,9 @@ def cmd_sinter(s, argv):
     return _inter(_sets(s, argv[1:]))
 
 
-@command("sintercard", -3, "readonly", keys=(0, 0, 0), group="set", since="7.0.0",
+@command("sintercard", -3, "readonly movablekeys", keys=(0, 0, 0), group="set", since="7.0.0",
          summary="Intersect multiple sets and return the cardinality of the result",
-         synopsis="numkeys key [key ...] [LIMIT limit]")
+         synopsis="numkeys key [key ...] [LIMIT limit:integer]")
 def cmd_sintercard(s, argv):
     numkeys = parse_int(argv[1])
     if numkeys is None or numkeys < 1:
