@@ -24,7 +24,7 @@ from kvserver.session import Session
 from kvserver.wal import WAL, encode_batch, encode_effect, list_segments, scan_segment
 
 #: One invocation of every write command that makes it log something (the
-#: keys exist: k = "v" with a TTL, n = "5", the hash h = {f: v}, and
+#: keys exist: k = "v" with a TTL, n = "5", the hash h = {f: v}, the set s = {a, b}, and
 #: database 1 is empty). A new write command adds its case here.
 WRITES = {
     "append": [b"k", b"w"], "copy": [b"k", b"k2"], "decr": [b"n"], "decrby": [b"n", b"2"],
@@ -40,6 +40,8 @@ WRITES = {
     "bitfield": [b"k", b"SET", b"u8", b"0", b"200"], "bitop": [b"AND", b"dest", b"k", b"n"],
     "hset": [b"h", b"f", b"w"], "hmset": [b"h", b"f", b"w"], "hsetnx": [b"h", b"g", b"w"],
     "hdel": [b"h", b"f"], "hincrby": [b"h", b"i", b"2"], "hincrbyfloat": [b"h", b"i", b"1.5"],
+    "sadd": [b"s", b"c"], "srem": [b"s", b"a"], "spop": [b"s"], "smove": [b"s", b"s2", b"a"],
+    "sinterstore": [b"d", b"s", b"s"], "sunionstore": [b"d", b"s"], "sdiffstore": [b"d", b"s", b"k9"],
 }
 
 
@@ -59,6 +61,7 @@ def test_every_write_command_logs_its_real_name_under_any_renaming(tmp_path):
             TABLE["set"].func(session, [b"SET", b"k", b"v", b"EX", b"1000"])
             TABLE["set"].func(session, [b"SET", b"n", b"5"])
             TABLE["hset"].func(session, [b"HSET", b"h", b"f", b"v"])
+            TABLE["sadd"].func(session, [b"SADD", b"s", b"a", b"b"])
             logged.clear()
             alias = f"zz-{name}".encode()
             reply = table[alias].func(session, [alias] + args)
