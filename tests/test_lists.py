@@ -88,7 +88,11 @@ CASES: dict[str, list] = {
         "LMPOP 1 a LEFT COUNT -1", "LMPOP 1 a LEFT COUNT x", "LMPOP 1 a LEFT COUNT",
         "LMPOP 1 a LEFT COUNT 1 COUNT 1", "LMPOP 1 a LEFT FOO", "LMPOP 1 a", "LMPOP 1",
         "RPUSH c 1", "LMPOP 1 c left COUNT 1 x", f"LMPOP {I64_MAX} a LEFT",
-        "LMPOP 99999999999999999999 a LEFT"],
+        "LMPOP 99999999999999999999 a LEFT", "COMMAND GETKEYS LMPOP 2 a b LEFT",
+        "COMMAND GETKEYS LMPOP 1 a LEFT COUNT 2", "COMMAND GETKEYS LMPOP 2 a left",
+        "COMMAND GETKEYS LMPOP 3 a left", "COMMAND GETKEYS LMPOP 0 a left",
+        "COMMAND GETKEYS LMPOP x a left", "COMMAND GETKEYS LMOVE a b LEFT RIGHT",
+        "COMMAND GETKEYS RPOPLPUSH a b"],
     "wrongtype": [
         "SET s v", "LPUSH s a", "RPUSH s a", "LPUSHX s a", "RPUSHX s a", "LPOP s", "RPOP s",
         "LPOP s 2", "LPOP s 0", "LPOP s x", "LLEN s", "LINDEX s 0", "LINDEX s x",

@@ -869,6 +869,11 @@ def cmd_command_getkeys(s, argv):
     args = argv[2:]
     if not cmd.arity_ok(len(args)):
         raise CommandError("ERR Invalid number of arguments specified for command")
+    if cmd.getkeys is not None:
+        keys = cmd.getkeys(args)
+        if keys is None:
+            raise CommandError("ERR Invalid arguments specified for command")
+        return keys
     if cmd.first_key == 0:
         raise CommandError("ERR The command has no key arguments")
     last = cmd.last_key if cmd.last_key >= 0 else len(args) + cmd.last_key

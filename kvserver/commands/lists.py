@@ -158,9 +158,17 @@ def cmd_rpop(s, argv):
     return _pop(s, argv, False, "rpop")
 
 
+def _lmpop_keys(argv: list) -> list | None:
+    """LMPOP's keys for COMMAND GETKEYS: numkeys of them, if they fit."""
+    numkeys = parse_int(argv[1])
+    if numkeys is None or numkeys < 1 or 2 + numkeys > len(argv):
+        return None
+    return argv[2:2 + numkeys]
+
+
 @command("lmpop", -4, "write movablekeys", keys=(0, 0, 0), group="list", since="7.0.0",
          summary="Pop elements from a list",
-         synopsis="numkeys key [key ...] LEFT|RIGHT [COUNT count]")
+         synopsis="numkeys key [key ...] LEFT|RIGHT [COUNT count]", getkeys=_lmpop_keys)
 def cmd_lmpop(s, argv):
     numkeys = parse_int(argv[1])
     if numkeys is None or numkeys < 1:
