@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kvserver.config import Config
 from kvserver.core import Core
@@ -144,6 +146,50 @@ def test_resp3_shapes(pair):
         assert c.call("LPOP", "nokey", "2").raw == b"*-1\r\n"
         assert c.call("LPOP", "nokey").raw == b"$-1\r\n"
         assert c.call("LMPOP", "1", "nokey", "LEFT").raw == b"*-1\r\n"
+
+
+_KEYS = [b"a", b"b", b"s"]
+_key = st.sampled_from(_KEYS)
+_elem = st.sampled_from([b"x", b"y", b"z", b""])
+_idx = st.integers(-6, 6).map(lambda i: b"%d" % i)
+_side = st.sampled_from([b"LEFT", b"RIGHT"])
+_push = st.tuples(st.sampled_from([b"LPUSH", b"RPUSH", b"LPUSHX", b"RPUSHX"]), _key,
+                  st.lists(_elem, min_size=1, max_size=6)).map(lambda t: [t[0], t[1], *t[2]])
+_random_op = st.one_of(
+    st.tuples(st.sampled_from([b"LPOP", b"RPOP"]), _key).map(list),
+    st.tuples(st.sampled_from([b"LPOP", b"RPOP"]), _key, st.integers(0, 4).map(b"%d".__mod__)).map(list),
+    st.tuples(st.just(b"LINDEX"), _key, _idx).map(list),
+    st.tuples(st.just(b"LSET"), _key, _idx, _elem).map(list),
+    st.tuples(st.sampled_from([b"LRANGE", b"LTRIM"]), _key, _idx, _idx).map(list),
+    st.tuples(st.just(b"LREM"), _key, _idx, _elem).map(list),
+    st.tuples(st.just(b"LINSERT"), _key, st.sampled_from([b"BEFORE", b"AFTER"]), _elem, _elem).map(list),
+    st.tuples(st.just(b"LPOS"), _key, _elem, st.sampled_from([b"-2", b"-1", b"1", b"2"]),
+              st.integers(0, 3).map(b"%d".__mod__), st.integers(0, 4).map(b"%d".__mod__))
+    .map(lambda t: [t[0], t[1], t[2], b"RANK", t[3], b"COUNT", t[4], b"MAXLEN", t[5]]),
+    st.tuples(st.just(b"LMOVE"), _key, _key, _side, _side).map(list),
+    st.tuples(st.just(b"RPOPLPUSH"), _key, _key).map(list),
+    st.tuples(st.just(b"LMPOP"), st.just(b"2"), _key, _key, _side, st.just(b"COUNT"),
+              st.integers(1, 3).map(b"%d".__mod__)).map(list),
+    st.tuples(st.just(b"SET"), st.just(b"s"), _elem).map(list),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(st.tuples(_push, _random_op), min_size=5, max_size=20)
+       .map(lambda pairs: [op for two in pairs for op in two]), resp3=st.booleans())
+def test_random_list_operations_match_redis(kv_port, redis_port, ops, resp3):
+    p = Pair(kv_port, redis_port)
+    try:
+        p.reset()
+        if resp3:
+            p.both("HELLO 3")
+        for argv in ops:
+            p.same(argv)
+            p.same((b"LRANGE", argv[1] if argv[1] != b"2" else argv[2], b"0", b"-1"))
+        for k in _KEYS:
+            p.same((b"TYPE", k))
+    finally:
+        p.close()
 
 
 # --- what Redis cannot show ------------------------------------------------------
