@@ -168,7 +168,7 @@ def _lmpop_keys(argv: list) -> list | None:
 
 @command("lmpop", -4, "write movablekeys", keys=(0, 0, 0), group="list", since="7.0.0",
          summary="Pop elements from a list",
-         synopsis="numkeys key [key ...] LEFT|RIGHT [COUNT count]", getkeys=_lmpop_keys)
+         synopsis="numkeys key [key ...] <LEFT | RIGHT> [COUNT count]", getkeys=_lmpop_keys)
 def cmd_lmpop(s, argv):
     numkeys = parse_int(argv[1])
     if numkeys is None or numkeys < 1:
@@ -236,7 +236,7 @@ def _range(length: int, start: int, end: int):
 
 
 @command("lrange", 4, "readonly", keys=(1, 1, 1), group="list", since="1.0.0",
-         summary="Get a range of elements from a list", synopsis="key start stop")
+         summary="Get a range of elements from a list", synopsis="key start stop:integer")
 def cmd_lrange(s, argv):
     start, end = int_arg(argv[2]), int_arg(argv[3])
     lst = _read(s, argv[1])
@@ -255,7 +255,7 @@ def cmd_lrange(s, argv):
 
 @command("lpos", -3, "readonly", keys=(1, 1, 1), group="list", since="6.0.6",
          summary="Return the index of matching elements on a list",
-         synopsis="key element [RANK rank] [COUNT num-matches] [MAXLEN len]")
+         synopsis="key element [RANK rank:integer] [COUNT num-matches:integer] [MAXLEN len:integer]")
 def cmd_lpos(s, argv):
     rank, count, maxlen = 1, None, 0
     j = 3
@@ -305,7 +305,7 @@ def cmd_lpos(s, argv):
 
 @command("linsert", 5, "write denyoom", keys=(1, 1, 1), group="list", since="2.2.0",
          summary="Insert an element before or after another element in a list",
-         synopsis="key BEFORE|AFTER pivot element")
+         synopsis="key <BEFORE | AFTER> pivot element")
 def cmd_linsert(s, argv):
     where = argv[2].lower()
     if where not in (b"before", b"after"):
@@ -345,7 +345,7 @@ def cmd_lset(s, argv):
 
 
 @command("ltrim", 4, "write", keys=(1, 1, 1), group="list", since="1.0.0",
-         summary="Trim a list to the specified range", synopsis="key start stop")
+         summary="Trim a list to the specified range", synopsis="key start stop:integer")
 def cmd_ltrim(s, argv):
     start, end = int_arg(argv[2]), int_arg(argv[3])
     key = argv[1]
@@ -399,7 +399,7 @@ def _move(s, src: bytes, dst: bytes, from_left: bool, to_left: bool):
 
 @command("lmove", 5, "write denyoom", keys=(1, 2, 1), group="list", since="6.2.0",
          summary="Pop an element from a list, push it to another list and return it",
-         synopsis="source destination LEFT|RIGHT LEFT|RIGHT")
+         synopsis="source destination <LEFT | RIGHT> <LEFT | RIGHT>")
 def cmd_lmove(s, argv):
     from_left, to_left = _side(argv[3]), _side(argv[4])
     return _move(s, argv[1], argv[2], from_left, to_left)
