@@ -354,3 +354,45 @@ def test_a_window_of_a_huge_list_stays_cheap():
     assert commands.execute(s, [b"LPOS", b"l", b"99998", b"RANK", b"-1", b"MAXLEN", b"1"]) == n - 3
     for _ in range(2000):
         assert len(commands.execute(s, [b"LRANGE", b"l", b"-5", b"-3"])) == 3
+
+
+def test_running_checkpoint_keeps_the_pre_image():
+    """A list changed while a checkpoint runs: the snapshot gets the old list
+    (a copy), once per key; a no-op write preserves nothing."""
+    from kvserver import commands
+    s = _session()
+    preserved = []
+
+    class Snap:
+        def preserve(self, db, key):
+            preserved.append((key, list(codec_of(db.data[key]).snapshot_copy(db.data[key]))))
+
+    commands.execute(s, [b"RPUSH", b"l", b"a", b"b"])
+    s.core.keyspace.set_snapshot(Snap())
+    commands.execute(s, [b"LREM", b"l", b"0", b"zz"])  # no change
+    commands.execute(s, [b"LINSERT", b"l", b"BEFORE", b"zz", b"x"])  # no change
+    commands.execute(s, [b"LMOVE", b"l", b"l", b"LEFT", b"RIGHT"])
+    s.core.keyspace.set_snapshot(None)
+    assert preserved == [(b"l", [b"a", b"b"])]
+    assert list(s.db.data[b"l"]) == [b"b", b"a"]
+
+
+def test_modified_fires_only_for_real_changes():
+    from kvserver import commands
+    s = _session()
+    seen = []
+    s.core.keyspace.add_modified_listener(lambda db, key: seen.append(key))
+    commands.execute(s, [b"RPUSH", b"l", b"a"])
+    commands.execute(s, [b"SET", b"str", b"v"])
+    seen.clear()
+    for argv in ([b"LPUSHX", b"nokey", b"a"], [b"LREM", b"l", b"0", b"zz"],
+                 [b"LTRIM", b"l", b"0", b"-1"], [b"LINSERT", b"l", b"AFTER", b"zz", b"b"],
+                 [b"LMOVE", b"l", b"str", b"LEFT", b"LEFT"], [b"LMOVE", b"nokey", b"l", b"LEFT", b"LEFT"],
+                 [b"LSET", b"l", b"5", b"x"], [b"LPOP", b"l", b"0"], [b"LMPOP", b"1", b"nokey", b"LEFT"]):
+        try:
+            commands.execute(s, argv)
+        except Exception:
+            pass
+    assert seen == [] and list(s.db.data[b"l"]) == [b"a"]
+    commands.execute(s, [b"LMOVE", b"l", b"m", b"LEFT", b"LEFT"])
+    assert seen == [b"l", b"m"] and b"l" not in s.db.data
