@@ -665,6 +665,36 @@ def walrus_hash(db, r):
     assert r.exists("wh") == 0
 
 
+@WALRUS
+def walrus_list(db, r):
+    """walrus's List, everything but its blocking pops (bpopleft/bpopright/bmove_tail)."""
+    lst = db.List("wl")
+    lst.append("b")
+    lst.prepend("a")
+    lst.extend(["c", "d", "c"])
+    assert len(lst) == 5 and lst[0] == b"a" and lst[-1] == b"c"
+    assert lst[1:3] == [b"b", b"c"] and list(lst) == [b"a", b"b", b"c", b"d", b"c"]
+    lst[1] = "B"
+    lst.insert_before("x", "B")
+    lst.insert_after("y", "d")
+    assert lst.as_list(decode=True) == ["a", "x", "B", "c", "d", "y", "c"]
+    del lst["c"]  # LREM 1
+    assert lst.as_list(decode=True) == ["a", "x", "B", "d", "y", "c"]
+    del lst[:4]  # walrus keeps the slice: LTRIM wl 0 3
+    assert lst.as_list(decode=True) == ["a", "x", "B", "d"]
+    del lst[1]  # by index: LINDEX then LREM 1
+    lst.insert_after("x", "a")
+    assert lst.as_list(decode=True) == ["a", "x", "B", "d"]
+    assert lst.popleft() == b"a" and lst.popright() == b"d"
+    assert lst.move_tail("wl2") == b"B" and db.List("wl2").as_list() == [b"B"]
+    assert r.type("wl") == b"list"
+    from walrus.containers import List as WList
+    other = WList.from_list(db, "wl3", ["p", "q"])
+    assert other.as_list(decode=True) == ["p", "q"]
+    lst.clear()
+    assert r.exists("wl") == 0
+
+
 @pytest.mark.parametrize("use", WALRUS.params())
 def test_walrus(walrus_db, r, use):
     use(walrus_db, r)

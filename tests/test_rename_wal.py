@@ -24,7 +24,8 @@ from kvserver.session import Session
 from kvserver.wal import WAL, encode_batch, encode_effect, list_segments, scan_segment
 
 #: One invocation of every write command that makes it log something (the
-#: keys exist: k = "v" with a TTL, n = "5", the hash h = {f: v}, the set s = {a, b}, and
+#: keys exist: k = "v" with a TTL, n = "5", the hash h = {f: v}, the set s = {a, b}, the list
+#: l = [a, b, c], and
 #: database 1 is empty). A new write command adds its case here.
 WRITES = {
     "append": [b"k", b"w"], "copy": [b"k", b"k2"], "decr": [b"n"], "decrby": [b"n", b"2"],
@@ -42,6 +43,12 @@ WRITES = {
     "hdel": [b"h", b"f"], "hincrby": [b"h", b"i", b"2"], "hincrbyfloat": [b"h", b"i", b"1.5"],
     "sadd": [b"s", b"c"], "srem": [b"s", b"a"], "spop": [b"s"], "smove": [b"s", b"s2", b"a"],
     "sinterstore": [b"d", b"s", b"s"], "sunionstore": [b"d", b"s"], "sdiffstore": [b"d", b"s", b"k9"],
+    "lpush": [b"l", b"x"], "rpush": [b"l", b"x"], "lpushx": [b"l", b"x"],
+    "rpushx": [b"l", b"x"], "lpop": [b"l"], "rpop": [b"l", b"2"],
+    "lmpop": [b"2", b"nokey", b"l", b"LEFT", b"COUNT", b"2"],
+    "linsert": [b"l", b"BEFORE", b"b", b"x"], "lset": [b"l", b"0", b"x"],
+    "ltrim": [b"l", b"1", b"-1"], "lrem": [b"l", b"0", b"a"],
+    "lmove": [b"l", b"m", b"LEFT", b"RIGHT"], "rpoplpush": [b"l", b"m"],
 }
 
 
@@ -62,6 +69,7 @@ def test_every_write_command_logs_its_real_name_under_any_renaming(tmp_path):
             TABLE["set"].func(session, [b"SET", b"n", b"5"])
             TABLE["hset"].func(session, [b"HSET", b"h", b"f", b"v"])
             TABLE["sadd"].func(session, [b"SADD", b"s", b"a", b"b"])
+            TABLE["rpush"].func(session, [b"RPUSH", b"l", b"a", b"b", b"c"])
             logged.clear()
             alias = f"zz-{name}".encode()
             reply = table[alias].func(session, [alias] + args)

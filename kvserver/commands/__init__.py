@@ -43,6 +43,9 @@ class Command:
     acl: tuple[str, ...]
     subcommands: dict[str, "Command"] = field(default_factory=dict)
     is_write: bool = False
+    #: For a command whose keys move (``movablekeys``: LMPOP's numkeys):
+    #: argv -> its keys, or None when argv has no valid key list (COMMAND GETKEYS).
+    getkeys: Callable[[list], list | None] | None = None
 
     def arity_ok(self, argc: int) -> bool:
         return arity_error(self, argc) is None
@@ -57,7 +60,8 @@ TABLE: dict[str, Command] = {}
 
 def command(name: str, arity: int, flags: str = "", *, keys: tuple[int, int, int] = (0, 0, 0),
             group: str = "generic", summary: str = "", since: str = "1.0.0",
-            synopsis: str = "", acl: str = "", parent: str | None = None
+            synopsis: str = "", acl: str = "", parent: str | None = None,
+            getkeys: Callable[[list], list | None] | None = None
             ) -> Callable[[Handler], Handler]:
     """Register a command (or, with ``parent``, a subcommand such as CONFIG GET).
 
@@ -65,7 +69,8 @@ def command(name: str, arity: int, flags: str = "", *, keys: tuple[int, int, int
     ``loading``, ``stale``, ``noscript``, ``admin``...). ``keys`` is
     (first key, last key, step) as in COMMAND INFO. ``synopsis`` is the
     argument line of the Redis docs (``key value [NX | XX]``), used for
-    COMMAND DOCS and redis-cli's hints.
+    COMMAND DOCS and redis-cli's hints. ``getkeys`` finds the keys of a
+    ``movablekeys`` command (its ``keys`` are then (0, 0, 0), as Redis shows).
     """
     def register(func: Handler) -> Handler:
         flag_tuple = tuple(flags.split())
@@ -73,7 +78,7 @@ def command(name: str, arity: int, flags: str = "", *, keys: tuple[int, int, int
         cmd = Command(name=name.lower(), func=func, arity=arity, flags=flag_tuple,
                       first_key=keys[0], last_key=keys[1], step=keys[2], group=group,
                       summary=summary, since=since, synopsis=synopsis,
-                      acl=category, is_write="write" in flag_tuple)
+                      acl=category, is_write="write" in flag_tuple, getkeys=getkeys)
         if parent is None:
             TABLE[cmd.name] = cmd
             COMMANDS[cmd.name.encode()] = cmd

@@ -708,8 +708,12 @@ _MULTIPLE = Simple("multiple")
 
 
 def synopsis_to_args(text: str) -> list[dict]:
-    """Turn a docs synopsis (``key [NX | XX] [EX seconds]``) into COMMAND DOCS arguments."""
-    tokens = re.findall(r"\[|\]|\||\.\.\.|[^\s\[\]|]+", text)
+    """Turn a docs synopsis (``key [NX | XX] [EX seconds]``) into COMMAND DOCS arguments.
+
+    ``[a | b]`` is an optional choice, ``<a | b>`` a required one inside the
+    line (LMOVE's ``<LEFT | RIGHT>``), ``a | b`` alone the whole line's choice.
+    """
+    tokens = re.findall(r"\[|\]|<|>|\||\.\.\.|[^\s\[\]<>|]+", text)
     pos = 0
 
     def parse_seq(stop: set[str]) -> list[dict]:
@@ -744,11 +748,20 @@ def synopsis_to_args(text: str) -> list[dict]:
                 if _OPTIONAL not in item["flags"]:
                     item["flags"] = [_OPTIONAL] + item["flags"]
                 items.append(item)
+            elif tok == "<":
+                # "<LEFT | RIGHT>": a required choice inside the line.
+                alts = [parse_seq({"|", ">"})]
+                while pos < len(tokens) and tokens[pos] == "|":
+                    pos += 1
+                    alts.append(parse_seq({"|", ">"}))
+                pos += 1  # the >
+                items.append({"name": "condition", "type": "oneof",
+                              "arguments": [_group(a) for a in alts]})
             elif tok == "...":
                 if items:
                     items[-1]["flags"] = [_MULTIPLE]
             elif tok.isupper() or tok.replace("-", "").isupper():
-                if pos < len(tokens) and tokens[pos] not in ("[", "]", "|", "...") \
+                if pos < len(tokens) and tokens[pos] not in ("[", "]", "<", ">", "|", "...") \
                         and not tokens[pos].replace("-", "").isupper():
                     items.append(_arg_doc(tokens[pos], tok))
                     pos += 1
@@ -869,6 +882,11 @@ def cmd_command_getkeys(s, argv):
     args = argv[2:]
     if not cmd.arity_ok(len(args)):
         raise CommandError("ERR Invalid number of arguments specified for command")
+    if cmd.getkeys is not None:
+        keys = cmd.getkeys(args)
+        if keys is None:
+            raise CommandError("ERR Invalid arguments specified for command")
+        return keys
     if cmd.first_key == 0:
         raise CommandError("ERR The command has no key arguments")
     last = cmd.last_key if cmd.last_key >= 0 else len(args) + cmd.last_key
