@@ -37,7 +37,7 @@ from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add, parse_i
 from ..protocol import OK
 from ..types.hash import HASH
 from . import command
-from .keys import scan_cursor
+from .keys import scan_cursor, scan_options
 from .strings import int_arg
 
 _HASH_NOT_INT = "ERR hash value is not an integer"
@@ -54,9 +54,6 @@ _WITHVALUES_RANGE_ERR = "ERR value is out of range"
 #: drops it); a reply here is built before it is sent, so it is bounded.
 MAX_RANDFIELD_REPEATS = 1 << 22
 _REPEATS_ERR = f"ERR count is out of range (at most {MAX_RANDFIELD_REPEATS} repeated fields)"
-
-#: HSCAN's default COUNT, as in Redis.
-SCAN_COUNT = 10
 
 
 def _read(s, key: bytes):
@@ -294,22 +291,7 @@ def cmd_hscan(s, argv):
     h = _read(s, argv[1])
     if h is None:
         return [b"0", []]
-    pattern = None
-    count = SCAN_COUNT
-    i = 3
-    while i < len(argv):
-        opt = argv[i].split(b"\0", 1)[0].lower()
-        if i + 1 >= len(argv):
-            raise CommandError(SYNTAX)
-        if opt == b"count":
-            count = int_arg(argv[i + 1])
-            if count < 1:
-                raise CommandError(SYNTAX)
-        elif opt == b"match":
-            pattern = argv[i + 1]
-        else:
-            raise CommandError(SYNTAX)
-        i += 2
+    pattern, count, _type = scan_options(argv, 3)
     if not h.big:
         # A listpack hash (at most 128 small fields) is answered whole, cursor 0.
         next_cursor, fields = 0, list(h)

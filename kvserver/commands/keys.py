@@ -216,31 +216,46 @@ def scan_cursor(arg: bytes) -> int:
     return (-value) & ((1 << 64) - 1) if m.group(1) == b"-" else value
 
 
+#: SCAN's COUNT when none is given (Redis's default), for SCAN, HSCAN, SSCAN...
+SCAN_COUNT = 10
+
+
+def scan_options(argv: list[bytes], start: int, with_type: bool = False
+                 ) -> tuple[bytes | None, int, str | None]:
+    """The ``[MATCH pattern] [COUNT count] [TYPE type]`` options of SCAN and its
+    per-key cousins (HSCAN, SSCAN...), read from ``argv[start:]`` as Redis's
+    scanGenericCommand reads them: option names compared as C strings without
+    case, COUNT at least 1, TYPE only for SCAN (``with_type``); anything else
+    is a syntax error. Returns (pattern or None, count, type name or None)."""
+    pattern = None
+    count = SCAN_COUNT
+    want_type = None
+    i = start
+    while i < len(argv):
+        opt = argv[i].split(b"\0", 1)[0].lower()
+        if i + 1 >= len(argv):
+            raise CommandError(SYNTAX)
+        if opt == b"count":
+            count = int_arg(argv[i + 1])
+            if count < 1:
+                raise CommandError(SYNTAX)
+        elif opt == b"match":
+            pattern = argv[i + 1]
+        elif opt == b"type" and with_type:
+            want_type = argv[i + 1].decode("utf-8", "replace").lower()
+        else:
+            raise CommandError(SYNTAX)
+        i += 2
+    return pattern, count, want_type
+
+
 @command("scan", -2, "readonly", keys=(0, 0, 0), group="generic", since="2.8.0",
          acl="@keyspace @read @slow",
          summary="Incrementally iterate the keys space",
          synopsis="cursor [MATCH pattern] [COUNT count] [TYPE type]")
 def cmd_scan(s, argv):
     cursor = scan_cursor(argv[1])
-    pattern = None
-    count = 10
-    want_type = None
-    i = 2
-    while i < len(argv):
-        opt = argv[i].upper()
-        if i + 1 >= len(argv):
-            raise CommandError(SYNTAX)
-        if opt == b"COUNT":
-            count = int_arg(argv[i + 1])
-            if count < 1:
-                raise CommandError(SYNTAX)
-        elif opt == b"MATCH":
-            pattern = argv[i + 1]
-        elif opt == b"TYPE":
-            want_type = argv[i + 1].decode("utf-8", "replace").lower()
-        else:
-            raise CommandError(SYNTAX)
-        i += 2
+    pattern, count, want_type = scan_options(argv, 2, with_type=True)
     ks = s.core.keyspace
     db = s.db
     next_cursor, keys = db.scan(cursor, count)

@@ -45,8 +45,7 @@ from ..keyspace import _ScanIndex
 from ..numbers import INT64_MAX, parse_int
 from ..types.set import SET, Set
 from . import command
-from .keys import scan_cursor
-from .strings import int_arg
+from .keys import scan_cursor, scan_options
 
 _POSITIVE_ERR = "ERR value is out of range, must be positive"
 _RANGE_ERR = ("ERR value is out of range, value must between -9223372036854775807 "
@@ -61,8 +60,6 @@ _LIMIT_ERR = "ERR LIMIT can't be negative"
 MAX_RANDMEMBER_REPEATS = 1 << 22
 _REPEATS_ERR = f"ERR count is out of range (at most {MAX_RANDMEMBER_REPEATS} repeated members)"
 
-#: SSCAN's default COUNT, as in Redis.
-SCAN_COUNT = 10
 
 
 def _read(s, key: bytes):
@@ -367,22 +364,7 @@ def cmd_sscan(s, argv):
     members = _read(s, argv[1])
     if members is None:
         return [b"0", []]
-    pattern = None
-    count = SCAN_COUNT
-    i = 3
-    while i < len(argv):
-        opt = argv[i].split(b"\0", 1)[0].lower()
-        if i + 1 >= len(argv):
-            raise CommandError(SYNTAX)
-        if opt == b"count":
-            count = int_arg(argv[i + 1])
-            if count < 1:
-                raise CommandError(SYNTAX)
-        elif opt == b"match":
-            pattern = argv[i + 1]
-        else:
-            raise CommandError(SYNTAX)
-        i += 2
+    pattern, count, _type = scan_options(argv, 3)
     if not members.big:
         # An intset (at most 512 integers) is answered whole, cursor 0, sorted.
         next_cursor, found = 0, members.ordered()
