@@ -27,8 +27,9 @@ nothing else in the checkpoint changes.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +70,40 @@ def type_name(value: object) -> str:
     if value is None:
         return "none"
     return BY_TYPE[type(value)].name
+
+
+_U32 = struct.Struct("<I")
+
+
+def pack_strings(count: int, strings: Iterable[bytes]) -> bytes:
+    """A checkpoint payload of ``count`` entries: ``u32 count``, then each string
+    as ``u32 length`` + bytes (a hash's entry is two strings, field and value)."""
+    pack = _U32.pack
+    parts = [pack(count)]
+    for item in strings:
+        parts += (pack(len(item)), item)
+    return b"".join(parts)
+
+
+def unpack_strings(buffer: Any, per_entry: int, what: str) -> list[bytes]:
+    """The strings of a :func:`pack_strings` payload (``per_entry`` per entry, in
+    order). ValueError, naming ``what``, if a string runs past the payload or
+    bytes follow the last one."""
+    view = memoryview(buffer)
+    unpack = _U32.unpack_from
+    (count,) = unpack(view, 0)
+    pos = 4
+    out = []
+    for _ in range(count * per_entry):
+        (n,) = unpack(view, pos)
+        item = bytes(view[pos + 4:pos + 4 + n])
+        pos += 4 + n
+        if len(item) != n:
+            raise ValueError(f"{what} entry runs past its payload")
+        out.append(item)
+    if pos != len(view):
+        raise ValueError(f"{len(view) - pos} bytes after the {what}'s last entry")
+    return out
 
 
 def _load() -> None:

@@ -24,16 +24,13 @@ checkpoint keeps a copy (``Hash.copy``) of a hash about to change.
 
 from __future__ import annotations
 
-import struct
 
-from . import Codec
+from . import Codec, pack_strings, unpack_strings
 
 #: Redis 7.0's compiled defaults for hash-max-listpack-entries (512; the
 #: sample redis.conf says 128, CONFIG GET says 512) and hash-max-listpack-value.
 MAX_LISTPACK_ENTRIES = 512
 MAX_LISTPACK_VALUE = 64
-
-_U32 = struct.Struct("<I")
 
 
 class Hash(dict):
@@ -94,33 +91,13 @@ class Hash(dict):
 
 
 def _encode(value: Hash) -> bytes:
-    pack = _U32.pack
-    parts = [pack(len(value))]
-    for field, item in value.items():
-        parts += (pack(len(field)), field, pack(len(item)), item)
-    return b"".join(parts)
+    return pack_strings(len(value), (s for pair in value.items() for s in pair))
 
 
 def _decode(buffer) -> Hash:
-    view = memoryview(buffer)
-    unpack = _U32.unpack_from
-    (count,) = unpack(view, 0)
-    pos = 4
-    items = []
-    for _ in range(count):
-        (n,) = unpack(view, pos)
-        field = bytes(view[pos + 4:pos + 4 + n])
-        pos += 4 + n
-        (m,) = unpack(view, pos)
-        item = bytes(view[pos + 4:pos + 4 + m])
-        pos += 4 + m
-        if len(field) != n or len(item) != m:
-            raise ValueError("hash entry runs past its payload")
-        items.append((field, item))
-    if pos != len(view):
-        raise ValueError(f"{len(view) - pos} bytes after the hash's last field")
-    value = Hash(items)
-    if len(value) != count:
+    flat = unpack_strings(buffer, 2, "hash")
+    value = Hash(zip(flat[::2], flat[1::2]))
+    if 2 * len(value) != len(flat):
         raise ValueError("hash payload repeats a field")
     return value
 

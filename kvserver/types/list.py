@@ -20,12 +20,9 @@ encoding is linear in the list's size. A running checkpoint keeps a copy
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 
-from . import Codec
-
-_U32 = struct.Struct("<I")
+from . import Codec, pack_strings, unpack_strings
 
 
 class List(deque):
@@ -90,29 +87,11 @@ class List(deque):
 
 
 def _encode(value: List) -> bytes:
-    pack = _U32.pack
-    parts = [pack(len(value))]
-    for item in value:
-        parts += (pack(len(item)), item)
-    return b"".join(parts)
+    return pack_strings(len(value), value)
 
 
 def _decode(buffer) -> List:
-    view = memoryview(buffer)
-    unpack = _U32.unpack_from
-    (count,) = unpack(view, 0)
-    pos = 4
-    items = []
-    for _ in range(count):
-        (n,) = unpack(view, pos)
-        item = bytes(view[pos + 4:pos + 4 + n])
-        pos += 4 + n
-        if len(item) != n:
-            raise ValueError("list element runs past its payload")
-        items.append(item)
-    if pos != len(view):
-        raise ValueError(f"{len(view) - pos} bytes after the list's last element")
-    return List(items)
+    return List(unpack_strings(buffer, 1, "list"))
 
 
 LIST = Codec(

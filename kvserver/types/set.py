@@ -24,15 +24,12 @@ encoding is linear in the set's size. A running checkpoint keeps a copy
 
 from __future__ import annotations
 
-import struct
 
 from ..numbers import parse_int
-from . import Codec
+from . import Codec, pack_strings, unpack_strings
 
 #: Redis 7.0's default set-max-intset-entries.
 MAX_INTSET_ENTRIES = 512
-
-_U32 = struct.Struct("<I")
 
 
 class Set(set):
@@ -90,30 +87,13 @@ class Set(set):
 
 
 def _encode(value: Set) -> bytes:
-    pack = _U32.pack
-    parts = [pack(len(value))]
-    for member in value:
-        parts += (pack(len(member)), member)
-    return b"".join(parts)
+    return pack_strings(len(value), value)
 
 
 def _decode(buffer) -> Set:
-    view = memoryview(buffer)
-    unpack = _U32.unpack_from
-    (count,) = unpack(view, 0)
-    pos = 4
-    members = []
-    for _ in range(count):
-        (n,) = unpack(view, pos)
-        member = bytes(view[pos + 4:pos + 4 + n])
-        pos += 4 + n
-        if len(member) != n:
-            raise ValueError("set member runs past its payload")
-        members.append(member)
-    if pos != len(view):
-        raise ValueError(f"{len(view) - pos} bytes after the set's last member")
+    members = unpack_strings(buffer, 1, "set")
     value = Set(members)
-    if len(value) != count:
+    if len(value) != len(members):
         raise ValueError("set payload repeats a member")
     return value
 
