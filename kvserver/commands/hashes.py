@@ -27,17 +27,14 @@ What each write logs, always under the real command name:
 from __future__ import annotations
 
 import random
-from itertools import islice
 
 from ..errors import NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, CommandError
-from ..glob import matcher_for
-from ..keyspace import _ScanIndex
 from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add, parse_int,
                        parse_long_double)
 from ..protocol import OK
 from ..types.hash import HASH
 from . import command
-from .keys import scan_cursor, scan_options
+from .keys import random_element, scan_cursor, scan_matcher, scan_options, scan_step
 from .strings import int_arg
 
 _HASH_NOT_INT = "ERR hash value is not an integer"
@@ -243,7 +240,7 @@ def cmd_hincrbyfloat(s, argv):
 def cmd_hrandfield(s, argv):
     if len(argv) == 2:
         h = _read(s, argv[1])
-        return None if h is None else _pick_one(h)
+        return None if h is None else random_element(h)
     count = parse_int(argv[2])
     if count is None:
         raise CommandError(NOT_INTEGER)
@@ -277,12 +274,6 @@ def cmd_hrandfield(s, argv):
     return out
 
 
-def _pick_one(h) -> bytes:
-    """A uniformly random field without copying the hash: a random position
-    in the dict's iteration order, reached by islice (C speed)."""
-    return next(islice(iter(h), random.randrange(len(h)), None))
-
-
 @command("hscan", -3, "readonly", keys=(1, 1, 1), group="hash", since="2.8.0",
          summary="Incrementally iterate hash fields and associated values",
          synopsis="key cursor [MATCH pattern] [COUNT count]")
@@ -296,10 +287,8 @@ def cmd_hscan(s, argv):
         # A listpack hash (at most 128 small fields) is answered whole, cursor 0.
         next_cursor, fields = 0, list(h)
     else:
-        if h.scan is None:
-            h.scan = _ScanIndex(h)
-        next_cursor, fields = h.scan.step(cursor, count)
-    matches = matcher_for(pattern, fields) if pattern is not None and pattern != b"*" else None
+        next_cursor, fields = scan_step(h, cursor, count)
+    matches = scan_matcher(pattern, fields)
     out = []
     for f in fields:
         if matches is None or matches(f):

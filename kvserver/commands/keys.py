@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import re
+from itertools import islice
+from typing import Callable
 
 from ..errors import DB_INDEX, INVALID_EXPIRE, NO_SUCH_KEY, NOT_INTEGER, SYNTAX, CommandError
 from ..glob import matcher_for
+from ..keyspace import _ScanIndex
 from ..numbers import INT64_MAX, INT64_MIN, parse_int
 from ..protocol import OK, Simple
 from ..types import codec_of, type_name
@@ -249,6 +253,31 @@ def scan_options(argv: list[bytes], start: int, with_type: bool = False
     return pattern, count, want_type
 
 
+def scan_matcher(pattern: bytes | None, candidates) -> "Callable[[bytes], bool] | None":
+    """The filter for a SCAN-family MATCH, or None when there is nothing to
+    filter: no pattern, or the one-byte ``*`` (Redis's use_pattern), which
+    also takes the empty key that stringmatchlen would not."""
+    if pattern is None or pattern == b"*":
+        return None
+    return matcher_for(pattern, candidates)
+
+
+def scan_step(collection, cursor: int, count: int) -> tuple[int, list[bytes]]:
+    """One HSCAN/SSCAN step over a big aggregate: its scan index (built on
+    first use, kept on ``collection.scan`` and maintained by the type) walked
+    in Redis's reverse-binary cursor order, about ``count`` elements."""
+    if collection.scan is None:
+        collection.scan = _ScanIndex(collection)
+    return collection.scan.step(cursor, count)
+
+
+def random_element(collection) -> bytes:
+    """A uniformly random element of a hash or set without copying it: a random
+    position in its iteration order, reached by islice (C speed, but O(size);
+    Redis picks in O(1))."""
+    return next(islice(iter(collection), random.randrange(len(collection)), None))
+
+
 @command("scan", -2, "readonly", keys=(0, 0, 0), group="generic", since="2.8.0",
          acl="@keyspace @read @slow",
          summary="Incrementally iterate the keys space",
@@ -259,9 +288,7 @@ def cmd_scan(s, argv):
     ks = s.core.keyspace
     db = s.db
     next_cursor, keys = db.scan(cursor, count)
-    # The one-byte pattern "*" is no filter at all (Redis's use_pattern), so
-    # it takes the empty key, which stringmatchlen would not.
-    matches = matcher_for(pattern, keys) if pattern is not None and pattern != b"*" else None
+    matches = scan_matcher(pattern, keys)
     out = []
     for key in keys:
         if matches is not None and not matches(key):

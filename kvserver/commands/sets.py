@@ -37,15 +37,12 @@ hash-table order, so a popped-and-re-added member would come straight back.
 from __future__ import annotations
 
 import random
-from itertools import islice
 
 from ..errors import NOT_INTEGER, SYNTAX, CommandError
-from ..glob import matcher_for
-from ..keyspace import _ScanIndex
 from ..numbers import INT64_MAX, parse_int
 from ..types.set import SET, Set
 from . import command
-from .keys import scan_cursor, scan_options
+from .keys import random_element, scan_cursor, scan_matcher, scan_options, scan_step
 
 _POSITIVE_ERR = "ERR value is out of range, must be positive"
 _RANGE_ERR = ("ERR value is out of range, value must between -9223372036854775807 "
@@ -74,12 +71,6 @@ def _check(s, key: bytes):
 
 def _mutate(s, key: bytes):
     return s.core.keyspace.mutate(s.db, key, SET)
-
-
-def _pick_one(members) -> bytes:
-    """A uniformly random member without copying the set: a random position in
-    its iteration order, reached by islice (C speed)."""
-    return next(islice(iter(members), random.randrange(len(members)), None))
 
 
 @command("sadd", -3, "write denyoom fast", keys=(1, 1, 1), group="set", since="1.0.0",
@@ -154,7 +145,7 @@ def cmd_spop(s, argv):
         current = _check(s, key)
         if current is None:
             return None
-        member = _pick_one(current)
+        member = random_element(current)
         with _mutate(s, key) as members:
             members.drop(member)
         s.log([b"SREM", key, member])
@@ -183,7 +174,7 @@ def cmd_spop(s, argv):
 def cmd_srandmember(s, argv):
     if len(argv) == 2:
         members = _read(s, argv[1])
-        return None if members is None else _pick_one(members)
+        return None if members is None else random_element(members)
     if len(argv) > 3:
         raise CommandError(SYNTAX)
     count = parse_int(argv[2])
@@ -369,10 +360,8 @@ def cmd_sscan(s, argv):
         # An intset (at most 512 integers) is answered whole, cursor 0, sorted.
         next_cursor, found = 0, members.ordered()
     else:
-        if members.scan is None:
-            members.scan = _ScanIndex(members)
-        next_cursor, found = members.scan.step(cursor, count)
-    if pattern is not None and pattern != b"*":
-        matches = matcher_for(pattern, found)
+        next_cursor, found = scan_step(members, cursor, count)
+    matches = scan_matcher(pattern, found)
+    if matches is not None:
         found = [m for m in found if matches(m)]
     return [b"%d" % next_cursor, found]
