@@ -219,6 +219,11 @@ class Core:
         self.dispatcher: Any = None
         #: WATCH's index (kvserver.commands.transactions.Watches), made on first WATCH.
         self.watches: Any = None
+        #: notify-keyspace-events as kvserver.notify bits; 0 = no notifications.
+        self.notify_flags = 0
+        #: Delivers one keyspace event (kind, event, db_index, key) once
+        #: notify_flags selects its kind: set by the pub/sub module.
+        self.keyspace_event: Callable[[int, bytes, int, bytes], None] | None = None
 
     def command_stat(self, name: str) -> CommandStat:
         stat = self.command_stats.get(name)
@@ -307,6 +312,11 @@ class Core:
 
     def _log_expired(self, db_index: int, key: bytes) -> None:
         self.log(db_index, [b"DEL", key])
+
+    def notify(self, kind: int, event: bytes, db_index: int, key: bytes) -> None:
+        """A keyspace event (see kvserver.notify): one attribute test when none is wanted."""
+        if self.notify_flags & kind:
+            self.keyspace_event(kind, event, db_index, key)
 
     def set_config(self, config: Config) -> None:
         changed_limit = config.maxmemory != self.config.maxmemory

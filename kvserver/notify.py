@@ -1,0 +1,34 @@
+"""Keyspace notifications: the one call a command makes after it changes a key.
+
+Redis's ``notifyKeyspaceEvent(type, event, key, dbid)``. Every command that
+changes a key calls, after the change::
+
+    s.core.notify(notify.HASH, b"hset", s.db_index, key)
+
+with the class of the event (one of the bits below, as Redis's ``NOTIFY_*``)
+and the event name Redis uses for it (``hset``, ``lpush``, ``del``,
+``expired``...). :meth:`kvserver.core.Core.notify` costs one attribute test
+while ``notify-keyspace-events`` selects nothing (the default), so call sites
+need no guard of their own. Delivery (``__keyspace@<db>__:<key>`` and
+``__keyevent@<db>__:<event>`` messages to subscribers) is the pub/sub
+module's: it sets ``Core.notify_flags`` and ``Core.keyspace_event``.
+"""
+
+from __future__ import annotations
+
+#: Event classes, Redis's NOTIFY_* bits (server.h), with their config letters.
+KEYSPACE = 1 << 0   # K: publish on __keyspace@<db>__:<key>
+KEYEVENT = 1 << 1   # E: publish on __keyevent@<db>__:<event>
+GENERIC = 1 << 2    # g: DEL, EXPIRE, RENAME, COPY, MOVE...
+STRING = 1 << 3     # $
+LIST = 1 << 4       # l
+SET = 1 << 5        # s
+HASH = 1 << 6       # h
+ZSET = 1 << 7       # z
+EXPIRED = 1 << 8    # x
+EVICTED = 1 << 9    # e
+STREAM = 1 << 10    # t
+KEY_MISS = 1 << 11  # m (not part of A)
+MODULE = 1 << 12    # d
+NEW = 1 << 13       # n (not part of A)
+ALL = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE
