@@ -29,6 +29,8 @@ DEFAULT_DATABASES = 16
 #: Checkpoint once the WAL has grown this much since the last one: big enough
 #: that checkpoints are rare under load, small enough that replay stays short.
 DEFAULT_CHECKPOINT_WAL_SIZE = 64 * 1024 * 1024
+#: Redis's busy-reply-threshold (lua-time-limit) default, in milliseconds.
+DEFAULT_BUSY_REPLY_THRESHOLD = 5000
 #: Redis's maxclients default.
 DEFAULT_MAXCLIENTS = 10000
 #: Active expiry cycles per second, Redis's ``hz``.
@@ -383,6 +385,10 @@ OPTIONS: tuple[Option, ...] = (
            "show per-command latency percentiles in INFO latencystats"),
     Option("latency-tracking-info-percentiles", "latency_tracking_info_percentiles",
            _percentiles, True, "the percentiles INFO latencystats shows"),
+    Option("busy-reply-threshold", "busy_reply_threshold", _int(0, 2 ** 63 - 1), True,
+           "ms a script runs before other clients get -BUSY and SCRIPT KILL works (0 = never)"),
+    Option("lua-time-limit", "busy_reply_threshold", _int(0, 2 ** 63 - 1), True,
+           "the old name of busy-reply-threshold"),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -430,6 +436,8 @@ class Config:
     slowlog_max_len: int = 128
     latency_tracking: bool = True
     latency_tracking_info_percentiles: tuple = (50.0, 99.0, 99.9)
+    #: Redis's busy-reply-threshold (alias lua-time-limit), milliseconds.
+    busy_reply_threshold: int = DEFAULT_BUSY_REPLY_THRESHOLD
     configfile: str = ""
     #: Redis directives read from the file or flags that mean nothing here,
     #: in the order first seen; the server logs one line for each at start.

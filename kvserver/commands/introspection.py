@@ -62,16 +62,21 @@ def after_command(session, cmd, argv: list[bytes], micros: int) -> None:
     if 0 <= threshold <= micros and "skip_slowlog" not in cmd.flags:
         # (skip_slowlog: EXEC; the commands it ran are logged each.)
         _slowlog_add(session, cmd, argv, micros)
-    if core.monitors:
+    if core.monitors and "skip_monitor" not in cmd.flags:
+        # (skip_monitor: EVAL; it shows itself before the commands it runs.)
         if cmd.name.split("|")[0] in _SECRET:
             argv = argv[:1] + [b"(redacted)"] if len(argv) > 1 else argv
-        now = time.time()
-        line = "+%.6f [%d %s] %s\r\n" % (now, session.db_index, session.addr,
-                                         " ".join(repr_arg(a) for a in argv))
-        data = line.encode("utf-8", "replace")
+        data = monitor_line(session, argv)
         for monitor in list(core.monitors):
             if monitor is not session:
                 monitor.send_monitor(data)
+
+
+def monitor_line(session, argv: list[bytes]) -> bytes:
+    """One MONITOR line: ``+<time> [<db> <addr>] "arg" ...`` (a script's commands: ``lua``)."""
+    line = "+%.6f [%d %s] %s\r\n" % (time.time(), session.db_index, session.addr,
+                                     " ".join(repr_arg(a) for a in argv))
+    return line.encode("utf-8", "replace")
 
 
 def _slowlog_add(session, cmd, argv: list[bytes], micros: int) -> None:

@@ -1,0 +1,1094 @@
+"""Lua scripting, the Redis side: the script cache, the Lua state Redis 7.0.15 sets up, redis.call, conversions, busy scripts.
+
+The interpreter is :mod:`kvserver.lua` (a Lua 5.1 in Python); this module
+makes it Redis's scripting engine, as ``eval.c``/``script_lua.c``/``script.c``
+of Redis 7.0.15 do:
+
+* **One Lua state** for every script (:class:`Scripting`, one per Core, made
+  on first use), with Redis's globals: the base library minus what 7.0.15
+  removes (``print``, ``dofile``, ``loadfile``, ``getfenv``, ``setfenv``,
+  ``newproxy``, ``debug``...), ``string``/``table``/``math``/``cjson``/
+  ``bit``/``struct``/``cmsgpack``, the ``redis`` table, Redis's own ``pcall``
+  (an error table becomes its message) and ``__redis__err__handler``. The
+  state is then **locked**: reading a global that does not exist and
+  writing any global or any table reachable from the globals raise Redis's
+  errors ("Script attempted to access nonexistent global variable 'x'",
+  "Attempt to modify a readonly table"), so no script can leave anything
+  behind for the next one. SCRIPT FLUSH makes a new state.
+* **The cache** maps a script's SHA1 (lower-case hex; looked up without
+  regard to case, as Redis's dict does) to its body, shebang flags and
+  compiled function. Compiled once, at EVAL or SCRIPT LOAD.
+* **redis.call/pcall** run a command through the dispatcher
+  (:meth:`Dispatcher.run_command`: the command's own unit nests in the
+  script's, its commandstats, slow log and MONITOR line) for a script client
+  that shares the caller's database (SELECT in a script changes only the
+  script's), after the checks of Redis's ``scriptCall`` in its order: known
+  command and arity, ``noscript``, read-only script, OOM before the first
+  write. Replies are converted to Lua as Redis converts RESP (RESP2 by
+  default, RESP3 after ``redis.setresp(3)``), and the script's result back
+  to RESP as ``luaReplyToRedisReply`` does.
+* **Busy scripts.** The interpreter calls :meth:`RunContext.hook` every
+  ``rt.hook_interval`` loop iterations or calls. Past ``busy-reply-threshold``
+  milliseconds the hook serves the other clients itself, from inside the
+  script (the event loop is not running): :func:`serve_busy` reads what
+  plain TCP/Unix clients sent, answers ``-BUSY`` to everything but SCRIPT
+  KILL and SHUTDOWN NOSAVE, and a SCRIPT KILL of a script that has not
+  written makes the hook raise :class:`ScriptKilled` (a BaseException, so no
+  pcall can catch it).
+
+Durability: the EVAL command opens one execution unit around the whole
+script, so every effect of its commands is ONE WAL record, written when the
+script ends (or fails: Redis keeps the writes of a script that errors, so
+do we, and they are logged); a crash before that keeps none of it.
+``redis.set_repl`` is accepted but changes nothing: every effect is logged,
+since the WAL is this server's only copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import select
+import time
+from typing import Any
+
+from .errors import CommandError, ProtocolError
+from .lua.value import LuaError, LuaTable, str_to_number
+from .protocol import (NULL_ARRAY, OK, ErrorReply, Raw, Simple, encode, encode3, error_line,
+                       format_double, split_args)
+
+log = logging.getLogger("kvserver.scripting")
+
+NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
+BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+NOTBUSY = "NOTBUSY No scripts in execution right now."
+UNKILLABLE = ("UNKILLABLE Sorry the script already executed write commands against the "
+              "dataset. You can either wait the script termination or kill the server in a "
+              "hard way using the SHUTDOWN NOSAVE command.")
+KILLED_MESSAGE = b"ERR Script killed by user with SCRIPT KILL..."
+
+#: Shebang flags (``#!lua flags=...``), Redis 7.0's scripts_flags_def.
+NO_WRITES, ALLOW_OOM, ALLOW_STALE, NO_CLUSTER, ALLOW_CROSS_SLOT, EVAL_COMPAT = (
+    1, 2, 4, 8, 16, 32)
+SHEBANG_FLAGS = {b"no-writes": NO_WRITES, b"allow-oom": ALLOW_OOM, b"allow-stale": ALLOW_STALE,
+                 b"no-cluster": NO_CLUSTER, b"allow-cross-slot-keys": ALLOW_CROSS_SLOT}
+
+#: Redis's log levels (redis.LOG_*) -> Python logging levels.
+LOG_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG + 5, 2: logging.INFO, 3: logging.WARNING}
+#: The server's loglevel -> the lowest redis.log level it shows.
+_VERBOSITY = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3}
+
+#: What a script's reply converts to when a Lua number is not a C long long
+#: (NaN, infinities, out of range): x86-64's conversion gives this, and so
+#: Redis answers it.
+LLONG_MIN = -(1 << 63)
+
+#: Redis 7.0.15's global names that scripts see (and nothing else).
+REDIS_VERSION = b"7.0.15"
+REDIS_VERSION_NUM = 0x07000F
+#: Globals the base library may define that Redis 7.0.15's state does not have.
+REMOVED_GLOBALS = (b"print", b"dofile", b"loadfile", b"getfenv", b"setfenv", b"newproxy",
+                   b"debug", b"require", b"module", b"package", b"os", b"io")
+#: The libraries Redis loads besides the base one, and the module of each.
+LIBRARIES = ((b"string", "lib_string"), (b"table", "lib_table"), (b"math", "lib_math"),
+             (b"cjson", "lib_cjson"), (b"struct", "lib_struct"),
+             (b"cmsgpack", "lib_cmsgpack"), (b"bit", "lib_bit"))
+
+#: The argument cache size Redis keeps is not a limit; this is: a script
+#: handing redis.call more than this many arguments gets an error instead
+#: of the server building a giant argv (Lua's own C stack caps it near 8000).
+MAX_CALL_ARGS = 1024 * 1024
+
+
+class ScriptKilled(BaseException):
+    """SCRIPT KILL stopped the running script: raised from the hook, not catchable by pcall."""
+
+
+def sha1hex(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def parse_shebang(body: bytes) -> tuple[int, int]:
+    """(flags, length of the shebang line) of a script body, as evalExtractShebangFlags.
+
+    No shebang: (EVAL_COMPAT, 0). Raises CommandError with Redis's text for a bad one.
+    """
+    if not body.startswith(b"#!"):
+        return EVAL_COMPAT, 0
+    end = body.find(b"\n")
+    if end < 0:
+        raise CommandError("ERR Invalid script shebang")
+    parts = split_args(body[:end])
+    if not parts:
+        raise CommandError("ERR Invalid engine in script shebang")
+    if parts[0] != b"#!lua":
+        raise CommandError("ERR Unexpected engine in script shebang: "
+                           + parts[0].decode("utf-8", "replace"))
+    flags = 0
+    for part in parts[1:]:
+        if part.startswith(b"flags="):
+            for name in part[6:].split(b","):
+                flag = SHEBANG_FLAGS.get(name)
+                if flag is None:
+                    raise CommandError("ERR Unexpected flag in script shebang: "
+                                       + name.decode("utf-8", "replace"))
+                flags |= flag
+        else:
+            raise CommandError("ERR Unknown lua shebang option: "
+                               + part.decode("utf-8", "replace"))
+    return flags, end
+
+
+class Script:
+    """A cached script: its SHA1, body, shebang flags and compiled function."""
+
+    __slots__ = ("sha", "body", "flags", "func")
+
+    def __init__(self, sha: str, body: bytes, flags: int, func: Any) -> None:
+        self.sha = sha
+        self.body = body
+        self.flags = flags
+        self.func = func
+
+
+# --- Lua -> RESP (a script's reply) ---------------------------------------------------
+
+def _as_long_long(n: int | float) -> int:
+    """``(long long)`` of a Lua number, as x86-64 converts it (truncation; LLONG_MIN if out of range)."""
+    if type(n) is int:
+        return n if LLONG_MIN <= n < (1 << 63) else LLONG_MIN
+    if n != n or not -9.3e18 < n < 9.3e18:
+        return LLONG_MIN
+    v = int(n)
+    return v if LLONG_MIN <= v < (1 << 63) else LLONG_MIN
+
+
+def _cstring(s: bytes) -> bytes:
+    """What a C string of ``s`` holds: up to its first NUL."""
+    nul = s.find(b"\0")
+    return s if nul < 0 else s[:nul]
+
+
+def lua_to_resp(value: Any, script_resp: int, resp: int, out: list) -> None:
+    """Append the RESP encoding of a Lua value to ``out`` (Redis's luaReplyToRedisReply).
+
+    ``script_resp`` is the script's protocol (redis.setresp: how booleans
+    convert), ``resp`` the caller's (how maps, sets, doubles, nulls encode).
+    """
+    t = type(value)
+    if t is bytes:
+        out.append(b"$%d\r\n%s\r\n" % (len(value), value))
+    elif t is int or t is float:
+        out.append(b":%d\r\n" % _as_long_long(value))
+    elif t is bool:
+        if script_resp == 2:
+            out.append(b":1\r\n" if value else (b"$-1\r\n" if resp == 2 else b"_\r\n"))
+        elif resp == 2:
+            out.append(b":1\r\n" if value else b":0\r\n")
+        else:
+            out.append(b"#t\r\n" if value else b"#f\r\n")
+    elif t is LuaTable:
+        h = value.hash
+        if h:
+            err = h.get(b"err")
+            if type(err) is bytes:
+                out.append(error_line(_cstring(err)))
+                return
+            ok = h.get(b"ok")
+            if type(ok) is bytes:
+                out.append(b"+%s\r\n" % _cstring(ok).replace(b"\r", b" ").replace(b"\n", b" "))
+                return
+            double = h.get(b"double")
+            if type(double) is int or type(double) is float:
+                text = format_double(float(double))
+                out.append(b"$%d\r\n%s\r\n" % (len(text), text) if resp == 2
+                           else b",%s\r\n" % text)
+                return
+            big = h.get(b"big_number")
+            if type(big) is bytes:
+                big = big.replace(b"\r", b" ").replace(b"\n", b" ")
+                out.append(b"$%d\r\n%s\r\n" % (len(big), big) if resp == 2
+                           else b"(%s\r\n" % big)
+                return
+            verbatim = h.get(b"verbatim_string")
+            if type(verbatim) is LuaTable:
+                fmt = verbatim.get(b"format")
+                text = verbatim.get(b"string")
+                if type(fmt) is bytes and type(text) is bytes:
+                    if resp == 2:
+                        out.append(b"$%d\r\n%s\r\n" % (len(text), text))
+                    else:
+                        fmt = (fmt + b"\0\0\0")[:3]
+                        out.append(b"=%d\r\n%s:%s\r\n" % (len(text) + 4, fmt, text))
+                    return
+            pairs = h.get(b"map")
+            if type(pairs) is LuaTable:
+                items = list(pairs.items())
+                out.append(b"%%%d\r\n" % len(items) if resp != 2 else b"*%d\r\n" % (2 * len(items)))
+                for k, v in items:
+                    lua_to_resp(k, script_resp, resp, out)
+                    lua_to_resp(v, script_resp, resp, out)
+                return
+            members = h.get(b"set")
+            if type(members) is LuaTable:
+                keys = [k for k, _ in members.items()]
+                out.append(b"~%d\r\n" % len(keys) if resp != 2 else b"*%d\r\n" % len(keys))
+                for k in keys:
+                    lua_to_resp(k, script_resp, resp, out)
+                return
+        items = value.sequence()
+        out.append(b"*%d\r\n" % len(items))
+        for item in items:
+            lua_to_resp(item, script_resp, resp, out)
+    else:
+        out.append(b"$-1\r\n" if resp == 2 else b"_\r\n")
+
+
+def script_reply(value: Any, script_resp: int, resp: int) -> Any:
+    """The reply value for a script's result: an ErrorReply for an error table, else Raw RESP."""
+    t = type(value)
+    if t is bytes:
+        return value
+    if t is LuaTable:
+        err = value.hash.get(b"err") if value.hash else None
+        if type(err) is bytes:
+            return ErrorReply(_cstring(err).decode("utf-8", "surrogateescape"))
+    elif t is int:
+        return _as_long_long(value)
+    out: list = []
+    lua_to_resp(value, script_resp, resp, out)
+    return Raw(b"".join(out))
+
+
+# --- RESP -> Lua (a command's reply inside a script) --------------------------------
+
+def error_table(message: bytes) -> LuaTable:
+    """Redis's luaPushErrorBuff: ``{err = "<CODE> <message>"}`` ("-CODE msg", or "msg" -> ERR)."""
+    if message.startswith(b"-"):
+        code, sep, rest = message[1:].partition(b" ")
+        if not sep:
+            code, rest = b"ERR", message[1:]
+    else:
+        code, rest = b"ERR", message
+    t = LuaTable()
+    t.hash[b"err"] = code + b" " + rest.strip(b"\r\n")
+    return t
+
+
+def _status(text: bytes) -> LuaTable:
+    t = LuaTable()
+    t.hash[b"ok"] = text
+    return t
+
+
+_OK_TABLE_TEXT = b"OK"
+
+
+def reply_to_lua(reply: Any, resp: int) -> Any:
+    """A command's reply value as the Lua value a script sees (Redis's redisProtocolToLuaType).
+
+    The common values convert directly; anything else is encoded in the
+    script client's protocol and parsed back, so the rules are RESP's.
+    """
+    t = type(reply)
+    if t is bytes:
+        return reply
+    if t is int:
+        return reply
+    if reply is None:
+        return False if resp == 2 else None
+    if reply is OK:
+        return _status(_OK_TABLE_TEXT)
+    if t is list:
+        arr = [reply_to_lua(v, resp) for v in reply]
+        if None in arr:   # RESP3 nulls inside an array: Lua sets them to nil (holes)
+            table = LuaTable()
+            for i, v in enumerate(arr, 1):
+                if v is not None:
+                    table.set(i, v)
+            return table
+        table = LuaTable()
+        table.arr = arr
+        return table
+    if t is ErrorReply:
+        return error_table(b"-" + reply.encode("utf-8", "surrogateescape"))
+    data = encode(reply) if resp == 2 else encode3(reply)
+    value, _ = _parse_resp(bytes(data), 0)
+    return value
+
+
+def _parse_resp(data: bytes, pos: int) -> tuple[Any, int]:
+    """One RESP2/RESP3 reply at ``pos`` as a Lua value, and the position after it."""
+    nl = data.index(b"\r\n", pos)
+    kind = data[pos:pos + 1]
+    body = data[pos + 1:nl]
+    pos = nl + 2
+    if kind == b"$" or kind == b"=":
+        n = int(body)
+        if n < 0:
+            return False, pos
+        s = data[pos:pos + n]
+        if kind == b"=":
+            t = LuaTable()
+            inner = LuaTable()
+            inner.hash[b"string"] = s[4:]
+            inner.hash[b"format"] = s[:3]
+            t.hash[b"verbatim_string"] = inner
+            return t, pos + n + 2
+        return s, pos + n + 2
+    if kind == b":":
+        return int(body), pos
+    if kind == b"+":
+        return _status(body), pos
+    if kind == b"-":
+        return error_table(b"-" + body), pos
+    if kind == b"*" or kind == b"~" or kind == b">":
+        n = int(body)
+        if n < 0:
+            return False, pos
+        items = []
+        for _ in range(n):
+            v, pos = _parse_resp(data, pos)
+            items.append(v)
+        if kind == b"~":
+            members = LuaTable()
+            for v in items:
+                members.set(v, True)
+            t = LuaTable()
+            t.hash[b"set"] = members
+            return t, pos
+        t = LuaTable()
+        for i, v in enumerate(items, 1):
+            if v is not None:
+                t.set(i, v)
+        return t, pos
+    if kind == b"%" or kind == b"|":
+        n = int(body)
+        pairs = LuaTable()
+        for _ in range(n):
+            k, pos = _parse_resp(data, pos)
+            v, pos = _parse_resp(data, pos)
+            if k is not None:
+                pairs.set(k, v)
+        if kind == b"|":   # an attribute: Redis skips it and reads the reply after it
+            return _parse_resp(data, pos)
+        t = LuaTable()
+        t.hash[b"map"] = pairs
+        return t, pos
+    if kind == b"_":
+        return None, pos
+    if kind == b"#":
+        return body == b"t", pos
+    if kind == b",":
+        t = LuaTable()
+        t.hash[b"double"] = float(body)
+        return t, pos
+    if kind == b"(":
+        t = LuaTable()
+        t.hash[b"big_number"] = body
+        return t, pos
+    raise ValueError(f"not a RESP reply: {kind!r}")
+
+
+# --- redis.call arguments --------------------------------------------------------------
+
+def call_argv(args: tuple) -> list[bytes] | bytes:
+    """A redis.call's arguments as argv, or the error message (bytes) Redis gives."""
+    if not args:
+        return b"Please specify at least one argument for this redis lib call"
+    argv = []
+    for a in args:
+        t = type(a)
+        if t is bytes:
+            argv.append(a)
+        elif t is int or t is float:
+            # Not Lua's %.14g: Redis formats numbers with %.17g, keeping precision.
+            argv.append(b"%.17g" % a)
+        else:
+            return b"Lua redis lib command arguments must be strings or integers"
+    return argv
+
+
+# --- the run of one script ---------------------------------------------------------------
+
+class RunContext:
+    """One running script (Redis's scriptRunCtx): its caller, flags, the clock and SCRIPT KILL."""
+
+    __slots__ = ("engine", "caller", "client", "sha", "read_only", "allow_oom", "oom_at_start",
+                 "dirty", "killed", "started", "timed_out", "threshold", "served")
+
+    def __init__(self, engine: "Scripting", caller: Any, client: Any, sha: str,
+                 read_only: bool, allow_oom: bool) -> None:
+        self.engine = engine
+        self.caller = caller
+        self.client = client
+        self.sha = sha
+        self.read_only = read_only
+        self.allow_oom = allow_oom
+        self.oom_at_start = caller.core.over_maxmemory
+        self.dirty = False          # ran a write command: SCRIPT KILL refuses (UNKILLABLE)
+        self.killed = False
+        self.started = time.monotonic()
+        self.timed_out = False
+        threshold = caller.core.config.busy_reply_threshold
+        self.threshold = threshold / 1000.0 if threshold > 0 else None
+        self.served: Any = None
+
+    def hook(self) -> None:
+        """The interpreter's periodic call: past busy-reply-threshold, serve the other clients.
+
+        Raises ScriptKilled once SCRIPT KILL asked for it (and again at every
+        later call, so nothing can keep the script going, as Redis re-arms its hook).
+        """
+        if self.killed:
+            raise ScriptKilled()
+        threshold = self.threshold
+        if threshold is None:
+            return
+        elapsed = time.monotonic() - self.started
+        if elapsed < threshold:
+            return
+        if not self.timed_out:
+            self.timed_out = True
+            log.warning("Slow script detected: still in execution after %d milliseconds. "
+                        "You can try killing the script using the SCRIPT KILL command. "
+                        "Script name is: %s.", int(elapsed * 1000), self.sha)
+        serve_busy(self)
+        if self.killed:
+            log.warning("Lua script killed by user with SCRIPT KILL.")
+            raise ScriptKilled()
+
+    def kill(self) -> str | None:
+        """SCRIPT KILL while this script runs: None if it will stop, else the error."""
+        if self.dirty:
+            return UNKILLABLE
+        self.killed = True
+        return None
+
+
+# --- busy mode: serving other clients from inside a script ---------------------------------
+
+#: What one busy-mode pass reads from one client at most: the rest waits for the next pass.
+BUSY_READ_BYTES = 64 * 1024
+
+
+def serve_busy(ctx: RunContext) -> None:
+    """Answer the clients that sent something while the script runs (Redis's processEventsWhileBlocked).
+
+    Only plain TCP and Unix-socket clients whose connection is idle (not the
+    caller, not running or holding requests or replies, not paused, not
+    TLS: its bytes are encrypted) are read: each gets ``-BUSY`` for every
+    request, except SCRIPT KILL (OK, NOTBUSY is impossible here, or
+    UNKILLABLE) and SHUTDOWN NOSAVE (the server exits at once: every
+    acknowledged write is already durable, and the script's own unit was
+    never written, so nothing of it survives). Other clients wait until the
+    script ends, as everyone did before the threshold.
+    """
+    core = ctx.caller.core
+    conns = {}
+    for client in list(core.clients.values()):
+        conn = client.link
+        if conn is None or client is ctx.caller:
+            continue
+        fd = conn.busy_fd()
+        if fd is not None and fd >= 0:
+            conns[fd] = conn
+    if not conns:
+        return
+    try:
+        readable, _, _ = select.select(list(conns), [], [], 0)
+    except (OSError, ValueError):
+        return
+    for fd in readable:
+        conn = conns[fd]
+        try:
+            # The socket is non-blocking (asyncio's): this takes what is there.
+            data = os.read(fd, BUSY_READ_BYTES)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError:
+            continue
+        if not data:
+            conn.busy_eof()
+            continue
+        try:
+            requests = conn.busy_feed(data)
+        except ProtocolError as exc:
+            conn.busy_protocol_error(exc)
+            continue
+        replies = [_busy_reply(ctx, argv) for argv in requests]
+        if replies:
+            conn.busy_send(b"".join(replies))
+
+
+def _busy_reply(ctx: RunContext, argv: list[bytes]) -> bytes:
+    core = ctx.caller.core
+    name = argv[0].lower() if argv else b""
+    if name == b"script" and len(argv) == 2 and argv[1].lower() == b"kill":
+        error = ctx.kill()
+        if error is None:
+            return b"+OK\r\n"
+        core.stats.count_error(error)
+        return error_line(error)
+    if name == b"shutdown" and len(argv) == 2 and argv[1].lower() == b"nosave":
+        log.warning("SHUTDOWN NOSAVE while a script runs: exiting now; the script's writes "
+                    "are not kept")
+        writer = core.persistence
+        if writer is not None:
+            try:
+                writer.commit_now()   # what was applied before the script, not the script
+            except Exception:  # noqa: BLE001 - exiting anyway
+                log.exception("commit before SHUTDOWN NOSAVE failed")
+        os._exit(0)
+    core.stats.count_error(BUSY)
+    return error_line(BUSY)
+
+
+# --- the engine --------------------------------------------------------------------------
+
+class Scripting:
+    """The scripting engine of one server: the Lua state, the script cache, the running script."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, Script] = {}
+        self.running: RunContext | None = None
+        self._rt: Any = None
+        #: Sets a global of the locked state (KEYS, ARGV): lock_globals gives it.
+        self._set_global: Any = None
+        self.client: Any = None     # the script client (made on first run)
+
+    # -- the Lua state --------------------------------------------------------------
+    @property
+    def rt(self) -> Any:
+        if self._rt is None:
+            self._rt = make_runtime(self)
+        return self._rt
+
+    def flush(self) -> None:
+        """SCRIPT FLUSH: forget every script and start a fresh Lua state."""
+        self.scripts = {}
+        self._rt = None
+
+    # -- the cache -------------------------------------------------------------------
+    def lookup(self, sha: bytes) -> Script | None:
+        if len(sha) != 40:
+            return None
+        return self.scripts.get(sha.decode("latin-1").lower())
+
+    def load(self, body: bytes) -> Script:
+        """The cached script for ``body``, compiling it first if new. Raises CommandError."""
+        sha = sha1hex(body)
+        script = self.scripts.get(sha)
+        if script is not None:
+            return script
+        flags, shebang_len = parse_shebang(body)
+        from .lua.value import LuaSyntaxError
+        # The shebang line is blanked, its newline kept: line numbers stay the user's.
+        source = body[shebang_len:] if shebang_len else body
+        try:
+            func = self.rt.compile(source, "@user_script")
+        except LuaSyntaxError as exc:
+            raise CommandError("ERR Error compiling script (new function): "
+                               + _message(exc.value)) from None
+        except LuaError as exc:
+            raise CommandError("ERR Error compiling script (new function): "
+                               + _message(exc.value)) from None
+        script = self.scripts[sha] = Script(sha, body, flags, func)
+        return script
+
+    # -- running ----------------------------------------------------------------------
+    def script_client(self, caller: Any) -> Any:
+        client = self.client
+        if client is None:
+            from .client import MULTI, Client
+            client = self.client = Client(caller.core, addr="lua", kind="lua")
+            client.authenticated = True
+            client.name = b""
+            # Redis runs script commands with CLIENT_DENY_BLOCKING: a command
+            # that could block sees a client in MULTI and does not.
+            client.mode = MULTI
+        return client
+
+    def run(self, caller: Any, script: Script, keys: list[bytes], args: list[bytes],
+            read_only: bool) -> Any:
+        """Run a cached script for ``caller``: its reply value (ErrorReply or Raw or bytes/int)."""
+        core = caller.core
+        flags = script.flags
+        compat = bool(flags & EVAL_COMPAT)
+        if not compat:
+            if not flags & NO_WRITES:
+                if read_only:
+                    raise CommandError(
+                        "ERR Can not execute a script with write flag using *_ro command.")
+            if core.over_maxmemory and core.config.maxmemory and not flags & (ALLOW_OOM | NO_WRITES):
+                raise CommandError("OOM allow-oom flag is not set on the script, "
+                                   "can not run it when used memory > 'maxmemory'")
+        rt = self.rt
+        client = self.script_client(caller)
+        client.select(caller.db_index)
+        client.resp = 2
+        ctx = RunContext(self, caller, client, script.sha,
+                         read_only or (not compat and bool(flags & NO_WRITES)),
+                         not compat and bool(flags & ALLOW_OOM))
+        self.running = ctx
+        keys_t = LuaTable()
+        keys_t.arr = list(keys)
+        args_t = LuaTable()
+        args_t.arr = list(args)
+        set_global = self._set_global
+        set_global(b"KEYS", keys_t)
+        set_global(b"ARGV", args_t)
+        reset_random = self._reset_random
+        if reset_random is not None:
+            reset_random(rt)
+        previous_hook = rt.hook
+        rt.hook = ctx.hook
+        try:
+            try:
+                results = script.func()
+            except ScriptKilled:
+                return self._error_reply(caller, error_value(KILLED_MESSAGE), ctx, None)
+            except LuaError as exc:
+                return self._error_reply(caller, exc.value, ctx, exc)
+            except RecursionError:
+                return self._error_reply(caller, b"ERR user_script: stack overflow", ctx, None)
+            value = results[0] if results else None
+            return script_reply(value, client.resp, caller.resp)
+        finally:
+            rt.hook = previous_hook
+            self.running = None
+
+    @property
+    def _reset_random(self) -> Any:
+        try:
+            from .lua import lib_math
+        except ImportError:
+            return None
+        return getattr(lib_math, "reset_random", None)
+
+    def _error_reply(self, caller: Any, value: Any, ctx: RunContext, exc: Any) -> ErrorReply:
+        """The reply to a script that raised ``value`` (Redis's error handler + luaCallFunction)."""
+        if type(value) is LuaTable:
+            err = value.get(b"err")
+            if type(err) is not bytes:
+                # Redis 7.0.15 crashes on error({}) (a NULL message): answer its generic text.
+                err = b"ERR " + (_lua_tostring(self.rt, value))
+        else:
+            err = b"ERR " + _lua_tostring(self.rt, value)
+        line = error_line_number(exc, value)
+        if line is not None:
+            err = err + b" script: %s, on @user_script:%d." % (ctx.sha.encode(), line)
+        return ErrorReply(_cstring(err).decode("utf-8", "surrogateescape"))
+
+
+def _lua_tostring(rt: Any, value: Any) -> bytes:
+    try:
+        return rt.tostring(value)
+    except Exception:  # noqa: BLE001 - a __tostring that fails: the raw form
+        from .lua.value import tostring
+        return tostring(value)
+
+
+def _message(value: Any) -> str:
+    if type(value) is bytes:
+        return value.decode("utf-8", "surrogateescape")
+    from .lua.value import tostring
+    return tostring(value).decode("utf-8", "surrogateescape")
+
+
+def error_value(message: bytes) -> LuaTable:
+    t = LuaTable()
+    t.hash[b"err"] = message
+    return t
+
+
+_POSITION = re.compile(rb"^user_script:(\d+):")
+
+
+def error_line_number(exc: Any, value: Any) -> int | None:
+    """The script line an error was raised at (what Redis's error handler reads with getinfo)."""
+    line = getattr(exc, "lua_line", None) if exc is not None else None
+    if line is not None:
+        return line
+    if type(value) is LuaTable:
+        line = value.hash.get(b"line")
+        if type(line) is int:
+            return line
+    if type(value) is bytes:
+        m = _POSITION.match(value)
+        if m:
+            return int(m.group(1))
+    return current_line()
+
+
+def current_line() -> int | None:
+    """The Lua line the innermost running chunk of user_script is at, or None if unknown."""
+    try:
+        from .lua import runtime
+    except ImportError:
+        return None
+    finder = getattr(runtime, "current_line", None)
+    if finder is None:
+        return None
+    return finder("@user_script")
+
+
+# --- the Lua state as Redis sets it up ----------------------------------------------------
+
+def make_runtime(engine: Scripting) -> Any:
+    """A Lua state set up as Redis 7.0.15's scriptingInit does, then locked."""
+    from .lua.runtime import Runtime
+    rt = Runtime()
+    g = rt.globals
+    import importlib
+    for name, module in LIBRARIES:
+        if g.get(name) is not None:
+            continue
+        try:
+            lib = importlib.import_module(f".lua.{module}", __package__)
+        except ImportError:
+            continue
+        g.set(name, lib.open(rt))
+    for name in REMOVED_GLOBALS:
+        g.set(name, None)
+    redis = LuaTable()
+    api = RedisAPI(engine, rt)
+    for name, func in api.functions().items():
+        redis.set(name, func)
+    for name, value in ((b"LOG_DEBUG", 0), (b"LOG_VERBOSE", 1), (b"LOG_NOTICE", 2),
+                        (b"LOG_WARNING", 3), (b"REPL_NONE", 0), (b"REPL_AOF", 1),
+                        (b"REPL_SLAVE", 2), (b"REPL_REPLICA", 2), (b"REPL_ALL", 3),
+                        (b"REDIS_VERSION", REDIS_VERSION),
+                        (b"REDIS_VERSION_NUM", REDIS_VERSION_NUM)):
+        redis.set(name, value)
+    g.set(b"redis", redis)
+    base_pcall = g.get(b"pcall")
+    if base_pcall is not None:
+        g.set(b"pcall", _redis_pcall(base_pcall))
+    g.set(b"__redis__err__handler", _err_handler(rt))
+    g.set(b"loadstring", _loadstring(rt))
+    engine._set_global = lock_globals(rt)
+    return rt
+
+
+def _redis_pcall(base_pcall: Any) -> Any:
+    """Redis 7's pcall: an error that is a table with an ``err`` string comes back as that string."""
+    def pcall(*args: Any) -> tuple:
+        results = base_pcall(*args)
+        if results and results[0] is False and len(results) > 1:
+            err = results[1]
+            if type(err) is LuaTable:
+                msg = err.get(b"err")
+                if type(msg) is bytes or type(msg) is int or type(msg) is float:
+                    return (False, msg) + tuple(results[2:])
+        return results
+    return pcall
+
+
+def _err_handler(rt: Any) -> Any:
+    def handler(*args: Any) -> tuple:
+        err = args[0] if args else None
+        if type(err) is not LuaTable:
+            err = error_value(b"ERR " + _lua_tostring(rt, err))
+        return (err,)
+    return handler
+
+
+def _loadstring(rt: Any) -> Any:
+    """Redis 7.0.15 keeps loadstring: a chunk compiled into the same (locked) state."""
+    def loadstring(*args: Any) -> tuple:
+        source = args[0] if args else None
+        if type(source) is not bytes:
+            if type(source) in (int, float):
+                from .lua.value import tostring
+                source = tostring(source)
+            else:
+                from .lua.value import type_name
+                raise LuaError(b"bad argument #1 to 'loadstring' (string expected, got %s)"
+                               % (b"no value" if not args else type_name(source).encode()))
+        chunkname = args[1] if len(args) > 1 and type(args[1]) is bytes else source
+        try:
+            return (rt.compile(source, _chunk_name(chunkname)),)
+        except LuaError as exc:
+            return (None, exc.value)
+    return loadstring
+
+
+def _chunk_name(name: bytes) -> str:
+    text = name.decode("utf-8", "surrogateescape")
+    if text.startswith("=") or text.startswith("@"):
+        return text
+    # Lua shows a string chunk as [string "first line..."]
+    first = text.split("\n", 1)[0]
+    if len(first) > 45 or "\n" in text:
+        first = first[:42] + "..."
+    return f'[string "{first}"]'
+
+
+def lock_globals(rt: Any) -> Any:
+    """Make the globals and every table reachable from them read-only, as 7.0 does.
+
+    Reading an undefined global raises Redis's error. The interpreter's own
+    support is used when it has it (``rt.set_readonly``); otherwise the
+    globals table becomes an empty proxy over the real one (reads fall
+    through its ``__index``, writes hit ``__newindex`` and are refused), and
+    so does each library table. Returns the function that sets a global
+    anyway (KEYS and ARGV, on every run).
+    """
+    real = rt.globals
+
+    def nonexistent(table: Any, key: Any) -> tuple:
+        raise LuaError(b"Script attempted to access nonexistent global variable '%s'"
+                       % _lua_tostring(rt, key))
+
+    def readonly(*args: Any) -> tuple:
+        raise LuaError(b"Attempt to modify a readonly table")
+
+    set_readonly = getattr(rt, "set_readonly", None)
+    meta = LuaTable()
+    meta.set(b"__index", nonexistent)
+    if set_readonly is not None:
+        real.metatable = meta
+        seen: set = set()
+
+        def walk(t: LuaTable) -> None:
+            if id(t) in seen:
+                return
+            seen.add(id(t))
+            set_readonly(t, True)
+            for _k, v in t.items():
+                if type(v) is LuaTable:
+                    walk(v)
+            if t.metatable is not None:
+                walk(t.metatable)
+        walk(real)
+
+        def set_global(name: bytes, value: Any) -> None:
+            # KEYS and ARGV, new tables on every run (they are not read-only, as in Redis).
+            set_readonly(real, False)
+            real.set(name, value)
+            set_readonly(real, True)
+        return set_global
+    return real.set
+    real.metatable = meta
+    proxy_meta = LuaTable()
+    proxy_meta.set(b"__index", real)
+    proxy_meta.set(b"__newindex", readonly)
+    proxy_meta.set(b"__metatable", False)
+    proxy = LuaTable()
+    proxy.metatable = proxy_meta
+    # Library tables: proxies too, so `string.x = 1` or `redis.call = f` fail.
+    for name, value in list(real.items()):
+        if type(value) is LuaTable and name not in (b"_G", b"KEYS", b"ARGV"):
+            lib_meta = LuaTable()
+            lib_meta.set(b"__index", value)
+            lib_meta.set(b"__newindex", readonly)
+            lib_meta.set(b"__metatable", False)
+            lib_proxy = LuaTable()
+            lib_proxy.metatable = lib_meta
+            real.set(name, lib_proxy)
+    real.set(b"_G", proxy)
+    rt.globals = proxy
+
+
+# --- the redis table ------------------------------------------------------------------------
+
+class RedisAPI:
+    """The functions of the ``redis`` table, bound to one engine."""
+
+    def __init__(self, engine: Scripting, rt: Any) -> None:
+        self.engine = engine
+        self.rt = rt
+
+    def functions(self) -> dict[bytes, Any]:
+        return {b"call": self.call, b"pcall": self.pcall, b"log": self.log,
+                b"setresp": self.setresp, b"sha1hex": self.sha1hex,
+                b"error_reply": self.error_reply, b"status_reply": self.status_reply,
+                b"set_repl": self.set_repl, b"acl_check_cmd": self.acl_check_cmd,
+                b"breakpoint": self.breakpoint, b"debug": self.debug,
+                b"replicate_commands": self.replicate_commands}
+
+    def _ctx(self, what: bytes) -> RunContext:
+        ctx = self.engine.running
+        if ctx is None:
+            raise LuaError(error_value(b"ERR " + what + b" can only be called inside a "
+                                       b"script invocation"))
+        return ctx
+
+    def call(self, *args: Any) -> tuple:
+        ctx = self._ctx(b"redis.call/pcall")
+        reply = run_call(ctx, args)
+        if type(reply) is LuaTable and reply.hash and type(reply.hash.get(b"err")) is bytes:
+            raise LuaError(reply)
+        return (reply,)
+
+    def pcall(self, *args: Any) -> tuple:
+        ctx = self._ctx(b"redis.call/pcall")
+        return (run_call(ctx, args),)
+
+    def log(self, *args: Any) -> tuple:
+        if len(args) < 2:
+            raise LuaError(error_value(b"ERR redis.log() requires two arguments or more."))
+        level = args[0]
+        if type(level) is bytes:
+            level = str_to_number(level)
+        if type(level) not in (int, float):
+            raise LuaError(error_value(b"ERR First argument must be a number (log level)."))
+        level = int(level)
+        if not 0 <= level <= 3:
+            raise LuaError(error_value(b"ERR Invalid debug level."))
+        ctx = self.engine.running
+        verbosity = _VERBOSITY.get(ctx.caller.core.config.loglevel, 2) if ctx else 2
+        if level < verbosity:
+            return ()
+        parts = []
+        for a in args[1:]:
+            if type(a) is bytes:
+                parts.append(a)
+            elif type(a) in (int, float):
+                from .lua.value import tostring
+                parts.append(tostring(a))
+        log.log(LOG_LEVELS[level], "%s", b" ".join(parts).decode("utf-8", "replace"))
+        return ()
+
+    def setresp(self, *args: Any) -> tuple:
+        ctx = self._ctx(b"redis.setresp")
+        if len(args) != 1:
+            raise LuaError(error_value(b"ERR redis.setresp() requires one argument."))
+        resp = _to_int(args[0])
+        if resp not in (2, 3):
+            raise LuaError(error_value(b"ERR RESP version must be 2 or 3."))
+        ctx.client.resp = resp
+        return ()
+
+    def sha1hex(self, *args: Any) -> tuple:
+        if len(args) != 1:
+            raise LuaError(error_value(b"ERR wrong number of arguments"))
+        s = args[0]
+        if type(s) in (int, float):
+            from .lua.value import tostring
+            s = tostring(s)
+        elif type(s) is not bytes:
+            s = b""   # lua_tolstring gives NULL: Redis hashes nothing
+        return (sha1hex(s).encode(),)
+
+    def error_reply(self, *args: Any) -> tuple:
+        if len(args) != 1 or type(args[0]) is not bytes:
+            return (error_value(b"ERR wrong number or type of arguments"),)
+        err = _cstring(args[0])
+        return (error_table(err if err.startswith(b"-") else b"-" + err),)
+
+    def status_reply(self, *args: Any) -> tuple:
+        if len(args) != 1 or type(args[0]) is not bytes:
+            return (error_value(b"ERR wrong number or type of arguments"),)
+        return (_status(args[0]),)
+
+    def set_repl(self, *args: Any) -> tuple:
+        self._ctx(b"redis.set_repl")
+        if len(args) != 1:
+            raise LuaError(error_value(b"ERR redis.set_repl() requires two arguments."))
+        flags = _to_int(args[-1])
+        if flags & ~3:
+            raise LuaError(error_value(b"ERR Invalid replication flags. Use REPL_AOF, "
+                                       b"REPL_REPLICA, REPL_ALL or REPL_NONE."))
+        # Accepted; every effect is still logged (the WAL is the only copy).
+        return ()
+
+    def acl_check_cmd(self, *args: Any) -> tuple:
+        ctx = self._ctx(b"redis.acl_check_cmd")
+        argv = call_argv(args)
+        if type(argv) is bytes:
+            raise LuaError(error_value(b"ERR " + argv))
+        dispatcher = ctx.caller.core.dispatcher()
+        cmd = _lookup(dispatcher.commands, argv)
+        if cmd is None:
+            raise LuaError(error_value(b"ERR Invalid command passed to redis.acl_check_cmd()"))
+        return (True,)   # one user, every permission (no ACL users here)
+
+    def breakpoint(self, *args: Any) -> tuple:
+        return (False,)   # no debugging session is ever active
+
+    def debug(self, *args: Any) -> tuple:
+        return ()
+
+    def replicate_commands(self, *args: Any) -> tuple:
+        return (True,)
+
+
+def _to_int(v: Any) -> int:
+    """lua_tonumber then a C int cast (0 when not a number)."""
+    if type(v) is bytes:
+        v = str_to_number(v)
+    if type(v) is int:
+        return v
+    if type(v) is float and v == v and abs(v) < 2 ** 63:
+        return int(v)
+    return 0
+
+
+def _lookup(commands: dict, argv: list[bytes]) -> Any:
+    """The command (or subcommand) argv names, as Redis's lookupCommand: None if unknown."""
+    cmd = commands.get(argv[0]) or commands.get(argv[0].lower())
+    if cmd is None:
+        return None
+    if cmd.subcommands and len(argv) >= 2:
+        sub = cmd.subcommands.get(argv[1].decode("utf-8", "replace").lower())
+        if sub is None:
+            return None
+        return sub
+    return cmd
+
+
+def run_call(ctx: RunContext, args: tuple) -> Any:
+    """redis.call/pcall: the checks of Redis's scriptCall, the command, its reply as Lua."""
+    argv = call_argv(args)
+    if type(argv) is bytes:
+        return error_value(b"ERR " + argv)
+    client = ctx.client
+    core = client.core
+    dispatcher = core.dispatcher()
+    commands = dispatcher.commands
+    cmd = commands.get(argv[0]) or commands.get(argv[0].lower())
+    target = cmd
+    error = None
+    if cmd is not None and cmd.subcommands and len(argv) >= 2:
+        target = cmd.subcommands.get(argv[1].decode("utf-8", "replace").lower())
+    if target is None:
+        error = b"Unknown Redis command called from script"
+    else:
+        a = target.arity
+        if (len(argv) != a) if a >= 0 else (len(argv) < -a):
+            error = b"Wrong number of args calling Redis command from script"
+        elif "noscript" in target.flags or "noscript" in cmd.flags:
+            error = b"This Redis command is not allowed from script"
+        else:
+            write = target.is_write or cmd.is_write
+            if ctx.read_only and (write or "may_replicate" in target.flags):
+                error = b"Write commands are not allowed from read-only scripts."
+            elif (not ctx.allow_oom and not ctx.dirty and ctx.oom_at_start
+                  and core.config.maxmemory and "denyoom" in target.flags):
+                error = b"OOM command not allowed when used memory > 'maxmemory'."
+            elif write:
+                ctx.dirty = True
+    if error is not None:
+        stats = core.stats
+        if target is not None:
+            core.command_stat(target.name).rejected += 1
+        stats.count_error(error.decode())
+        return error_table(b"-" + error if error.startswith(b"OOM ") else error)
+    core.stats.total_commands += 1
+    reply = dispatcher.run_command(client, cmd, argv)
+    if type(reply).__name__ == "Deferred":
+        reply.future.cancel()
+        reply = dispatcher.error(f"ERR '{cmd.name}' cannot run inside a script")
+    return reply_to_lua(reply, client.resp)
+
+
+def engine(core: Any) -> Scripting:
+    """The core's scripting engine, made on first use."""
+    e = getattr(core, "scripting", None)
+    if e is None:
+        e = core.scripting = Scripting()
+    return e
