@@ -102,6 +102,8 @@ GT = lua_fn("function(a, b) return a > b end", lambda a, b: (RT.lt(b, a),))
 ALWAYS = lua_fn("function(a, b) return true end", lambda a, b: (True,))
 ERRF = lua_fn("function(a, b) error('boom', 0) end", lambda *a: (_ for _ in ()).throw(LuaError(b"boom")))
 
+ADDKV = lua_fn("function(k, v) return k + v end", lambda k, v: (k + v,))
+
 S = b"hello world from Lua"
 
 CASES = [
@@ -200,8 +202,96 @@ CASES = [
     ("string.gsub", b"a b", b"()", b"%1"), ("string.gsub", b"abc", b"(b)", b"[%0%1]"),
     ("string.gsub", 123, 2, 9), ("string.gsub", b"abc", b"[", b"x"),
     ("string.gfind", b"a", b"a"),
+    # -- table
+    ("table.concat", [1, 2, 3]), ("table.concat", [b"a", b"b"], b", "), ("table.concat", [b"a", 2.5, 3], b"-"),
+    ("table.concat", [b"a", b"b", b"c"], b",", 2), ("table.concat", [b"a", b"b", b"c"], b",", 2, 3),
+    ("table.concat", [b"a", b"b", b"c"], b",", 3, 2), ("table.concat", [b"a", b"b"], b",", 1, 3),
+    ("table.concat", [b"a", _t(), b"c"]), ("table.concat", [b"a", True]), ("table.concat", []),
+    ("table.concat", None), ("table.concat",), ("table.concat", 1, _t()), ("table.concat", [b"a"], 5),
+    ("table.concat", [b"a", b"b"], b"", 0), ("table.concat", _t(x=1)),
+    ("table.getn", [1, 2, 3]), ("table.getn", []), ("table.getn", b"x"),
+    ("table.maxn", [1, 2, 3]), ("table.maxn", {1: 1, 10: 2, 3.5: 3, b"x": 4}), ("table.maxn", {-5: 1}),
+    ("table.maxn", {}), ("table.maxn", 1),
+    ("table.setn", [1], 2), ("table.setn", 1),
+    ("table.insert", [1, 2]), ("table.insert", [1, 2], 3, 4, 5), ("table.insert", None, 1),
+    ("table.insert", [1, 2], b"x", 1), ("table.insert", [1, 2], 1.5, 9),
+    ("table.remove", []), ("table.remove", [1], 5), ("table.remove", b"x"), ("table.remove", [1], b"x"),
+    ("table.sort", [3, 1, 2], b"x"), ("table.sort", b"x"), ("table.sort", [3, 1, b"x"]),
+    ("table.sort", [_t(), _t()]), ("table.sort", [3, 2, 1, 5, 4], ERRF),
+    ("table.foreach", [1], 1), ("table.foreachi", 1, UPPER), ("table.foreach", [5, 6], ADDKV),
+    ("table.foreachi", [5, 6], ADDKV),
     ("string.dump", Lua("string.len", lib_string.str_len)), ("string.dump", 1),
 ]
+
+
+def _tbl(*items):
+    return LuaTable.from_list(list(items))
+
+
+def _mutate(make, fname, *args):
+    """Call library function fname on table make() and return the table (and results)."""
+    def run():
+        t = make()
+        r = lib_fn(fname)(t, *args)
+        return (t,) + tuple(r)
+    return run
+
+
+def _sort_with(items, comp):
+    def run():
+        t = _tbl(*items)
+        lib_fn("table.sort")(t, comp.py) if comp is not None else lib_fn("table.sort")(t)
+        return (t,)
+    return run
+
+
+def _snip(lua_make, fname, *args):
+    """(Lua expression, Python thunk): t = lua_make; fname(t, args...); return t, results."""
+    lua = "(function() local t = %s; return t, %s(t%s) end)()" % (
+        lua_make, fname, "".join(", " + lua_literal(a) for a in args))
+    return lua
+
+
+SORT_INPUTS = [
+    [5, 3, 8, 1, 9, 2, 7], list(range(20, 0, -1)), [b"pear", b"apple", b"fig", b"apple"],
+    [3, 1, 2, 3, 1, 2, 3, 1], [1.5, -2, 1e10, 0, -0.5], [1] * 9,
+]
+CMP_FIRST = lua_fn("function(a, b) return a[1] < b[1] end", lambda a, b: (a.get(1) < b.get(1),))
+
+SNIPPETS = [
+    (_snip("{1,2,3}", "table.insert", 0), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 0)),
+    (_snip("{1,2,3}", "table.insert", 1, b"x"), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 1, b"x")),
+    (_snip("{1,2,3}", "table.insert", 2, b"x"), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 2, b"x")),
+    (_snip("{1,2,3}", "table.insert", 4, b"x"), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 4, b"x")),
+    (_snip("{1,2,3}", "table.insert", 6, b"x"), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 6, b"x")),
+    (_snip("{1,2,3}", "table.insert", 0, b"x"), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 0, b"x")),
+    (_snip("{1,2,3}", "table.insert", -1, b"x"), _mutate(lambda: _tbl(1, 2, 3), "table.insert", -1, b"x")),
+    (_snip("{1,2,3}", "table.insert", 2, None), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 2, None)),
+    (_snip("{1,2,3}", "table.insert", None), _mutate(lambda: _tbl(1, 2, 3), "table.insert", None)),
+    (_snip("{}", "table.insert", b"a"), _mutate(lambda: _tbl(), "table.insert", b"a")),
+    (_snip("{1,2,3}", "table.remove"), _mutate(lambda: _tbl(1, 2, 3), "table.remove")),
+    (_snip("{1,2,3}", "table.remove", 1), _mutate(lambda: _tbl(1, 2, 3), "table.remove", 1)),
+    (_snip("{1,2,3}", "table.remove", 2), _mutate(lambda: _tbl(1, 2, 3), "table.remove", 2)),
+    (_snip("{1,2,3}", "table.remove", 0), _mutate(lambda: _tbl(1, 2, 3), "table.remove", 0)),
+    (_snip("{1,2,3}", "table.remove", 4), _mutate(lambda: _tbl(1, 2, 3), "table.remove", 4)),
+    (_snip("{}", "table.remove"), _mutate(lambda: _tbl(), "table.remove")),
+    (_snip("{}", "table.remove", 0), _mutate(lambda: _tbl(), "table.remove", 0)),
+] + [
+    ("(function() local t = %s; table.sort(t%s); return t end)()"
+     % (lua_literal(items), "" if comp is None else ", " + comp.src), _sort_with(items, comp))
+    for items in SORT_INPUTS for comp in (None, GT, ALWAYS)
+] + [
+    ("(function() local t = %s; table.sort(t, %s); local o = {} for i, v in ipairs(t) do o[i] = v[2] end "
+     "return o end)()" % ("{" + ",".join("{%d,%d}" % (k, i) for i, k in enumerate(keys)) + "}", CMP_FIRST.src),
+     (lambda keys: lambda: (_sort_pairs(keys),))(keys))
+    for keys in ([3, 1, 2, 1, 3, 2, 1, 1, 2, 3, 3, 1], [1, 1, 1, 1, 1, 1, 1], [2, 1] * 10)
+]
+
+
+def _sort_pairs(keys):
+    t = LuaTable.from_list([LuaTable.from_list([k, i]) for i, k in enumerate(keys)])
+    lib_fn("table.sort")(t, CMP_FIRST.py)
+    return LuaTable.from_list([v.get(2) for v in t.arr])
 
 
 def _case_id(case) -> str:
@@ -244,6 +334,12 @@ def test_differential(redis_conn, case):
     assert ours(case) == theirs(redis_conn, case)
 
 
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda s: s[0][:80])
+def test_differential_snippets(redis_conn, snippet):
+    lua, thunk = snippet
+    assert py_run(thunk, (), NULL) == redis_run(redis_conn, lua)
+
+
 if __name__ == "__main__":
     import tempfile
     proc, port = start_redis(Path(tempfile.mkdtemp()))
@@ -261,7 +357,18 @@ if __name__ == "__main__":
                 print(lua_expr(case[0], case[1:])[:200])
                 print("   ours  :", a)
                 print("   redis :", b)
-        print(bad, "of", len(CASES), "differ")
+        for lua, thunk in SNIPPETS:
+            try:
+                a = py_run(thunk, (), NULL)
+            except Exception as e:  # noqa: BLE001 - a dev report
+                a = ["PYEXC %r" % e]
+            b = redis_run(r, lua)
+            if a != b:
+                bad += 1
+                print(lua[:200])
+                print("   ours  :", a)
+                print("   redis :", b)
+        print(bad, "of", len(CASES) + len(SNIPPETS), "differ")
     finally:
         proc.terminate()
         proc.wait(10)
