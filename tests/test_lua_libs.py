@@ -28,7 +28,7 @@ for _n in ("string", "table", "math", "cjson", "bit", "struct", "cmsgpack"):
         _mods[_n] = importlib.import_module("kvserver.lua.lib_" + _n)
     except ImportError:
         pass
-from kvserver.lua import lib_string, lpattern  # noqa: E402
+from kvserver.lua import lib_math, lib_string, lpattern  # noqa: E402
 from kvserver.lua.value import LuaError, LuaTable, tostring, type_name  # noqa: E402
 
 
@@ -202,6 +202,29 @@ CASES = [
     ("string.gsub", b"a b", b"()", b"%1"), ("string.gsub", b"abc", b"(b)", b"[%0%1]"),
     ("string.gsub", 123, 2, 9), ("string.gsub", b"abc", b"[", b"x"),
     ("string.gfind", b"a", b"a"),
+    # -- math
+    ("math.abs", -3), ("math.abs", b"-2.5"), ("math.abs", b"x"), ("math.abs",), ("math.abs", -0.0),
+    ("math.floor", 3.7), ("math.floor", -3.2), ("math.floor", b"4.5"), ("math.floor", math.inf),
+    ("math.floor", -0.5), ("math.ceil", 3.2), ("math.ceil", -3.7), ("math.ceil", -0.5), ("math.ceil", 2**60),
+    ("math.sqrt", 2), ("math.sqrt", -1), ("math.sqrt", math.inf), ("math.sin", 1), ("math.sin", math.inf), ("math.sqrt", -0.0), ("math.sqrt", math.nan),
+    ("math.cos", 1), ("math.tan", 1), ("math.asin", 0.5), ("math.asin", 2), ("math.acos", 0.5), ("math.acos", -2),
+    ("math.atan", 1), ("math.atan2", 1, 2), ("math.atan2", 0, -1), ("math.atan2", 1),
+    ("math.sinh", 1), ("math.sinh", 1000), ("math.sinh", -1000), ("math.cosh", 1), ("math.cosh", -1000),
+    ("math.tanh", 0.5), ("math.tanh", 1000), ("math.pow", 2, 10), ("math.pow", 2, 0.5), ("math.pow", -8, 1 / 3),
+    ("math.pow", 0, -1), ("math.pow", -0.0, -1), ("math.pow", 10, 400), ("math.pow", -10, 401), ("math.pow", 2),
+    ("math.exp", 1), ("math.exp", 1000), ("math.exp", -1000), ("math.log", 10), ("math.log", 0), ("math.log", -1),
+    ("math.log", math.inf), ("math.log10", 1000), ("math.log10", 0), ("math.log10", -5), ("math.log", 8, 2),
+    ("math.fmod", 7, 3), ("math.fmod", -7, 3), ("math.fmod", 7, -3), ("math.fmod", 7.5, 2), ("math.fmod", 1, 0),
+    ("math.fmod", math.inf, 1), ("math.fmod", 1, math.inf), ("math.fmod", 5), ("math.mod", 7, 3),
+    ("math.modf", 3.7), ("math.modf", -3.7), ("math.modf", 5), ("math.modf", math.inf), ("math.modf", -math.inf),
+    ("math.frexp", 8), ("math.frexp", 0), ("math.frexp", -3.5), ("math.frexp", 1e-310),
+    ("math.ldexp", 0.5, 4), ("math.ldexp", 1, 2000), ("math.ldexp", -1, 2000), ("math.ldexp", 1, -2000),
+    ("math.ldexp", 1), ("math.ldexp", 1, 2.9),
+    ("math.deg", math.pi), ("math.deg", 1), ("math.rad", 180), ("math.rad", 1),
+    ("math.min", 3, 1, 2), ("math.min", b"3", 5), ("math.min",), ("math.min", 1, b"x"), ("math.min", 1.5),
+    ("math.max", 3, 1, 2), ("math.max", -1, -5), ("math.max",), ("math.max", 1, None),
+    ("math.random", 1, 2, 3), ("math.random", 0), ("math.random", 5, 4), ("math.random", b"x"),
+    ("math.random", 1, b"x"), ("math.random", -5), ("math.randomseed",), ("math.randomseed", b"x"),
     # -- table
     ("table.concat", [1, 2, 3]), ("table.concat", [b"a", b"b"], b", "), ("table.concat", [b"a", 2.5, 3], b"-"),
     ("table.concat", [b"a", b"b", b"c"], b",", 2), ("table.concat", [b"a", b"b", b"c"], b",", 2, 3),
@@ -258,7 +281,24 @@ SORT_INPUTS = [
 ]
 CMP_FIRST = lua_fn("function(a, b) return a[1] < b[1] end", lambda a, b: (a.get(1) < b.get(1),))
 
+def _seeded(seed, calls):
+    def run():
+        lib_fn("math.randomseed")(seed)
+        out = []
+        for c in calls:
+            out.extend(lib_fn("math.random")(*c))
+        return tuple(out)
+    return run
+
+
+RANDOM_CALLS = [(), (), (100,), (1, 6), (-10, 10), (), (2147483647,), (-2147483648, 2147483647), (1,)]
+
 SNIPPETS = [
+    ("(function() math.randomseed(%s) return %s end)()" % (
+        lua_literal(seed), ", ".join("math.random(%s)" % ", ".join(map(str, c)) for c in RANDOM_CALLS)),
+     _seeded(seed, RANDOM_CALLS))
+    for seed in (0, 1, 42, -1, 123456789, 2**31 - 1, -2**31, 4294967297, 3.9)
+] + [
     (_snip("{1,2,3}", "table.insert", 0), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 0)),
     (_snip("{1,2,3}", "table.insert", 1, b"x"), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 1, b"x")),
     (_snip("{1,2,3}", "table.insert", 2, b"x"), _mutate(lambda: _tbl(1, 2, 3), "table.insert", 2, b"x")),
@@ -338,6 +378,26 @@ def test_differential(redis_conn, case):
 def test_differential_snippets(redis_conn, snippet):
     lua, thunk = snippet
     assert py_run(thunk, (), NULL) == redis_run(redis_conn, lua)
+
+
+def test_random_starts_where_a_fresh_redis_starts():
+    # What a fresh redis-server 7.0.15 answers to its first script
+    # `return {tostring(math.random()), tostring(math.random(100)),
+    #          string.format('%.17g', math.random())}` (Redis 7.0 seeds once per process).
+    lib_math.reset_random(RT)
+    rnd = lib_fn("math.random")
+    assert tostring(rnd()[0]) == b"0.39646477363839"
+    assert rnd(100) == (85,)
+    assert b"%.17g" % rnd()[0] == b"0.35333609737145533"
+
+
+def test_random_state_persists_across_scripts(redis_conn):
+    # Redis 7.0.15 does not re-seed before a script: two EVALs continue one sequence.
+    a = redis_run(redis_conn, "math.randomseed(7)")
+    b = redis_run(redis_conn, "math.random(1000000)")
+    c = redis_run(redis_conn, "math.random(1000000)")
+    assert a == [b"(none)"] and b != c
+    assert py_run(_seeded(7, [(1000000,), (1000000,)]), ()) == b + c
 
 
 if __name__ == "__main__":
