@@ -55,7 +55,7 @@ def lua_literal(v: Any) -> str:
             return "(1/0)" if v > 0 else "(-1/0)"
         return repr(v)
     if type(v) is bytes:
-        return '"' + "".join(chr(c) if 32 <= c < 127 and c not in (34, 92) else "\\%d" % c
+        return '"' + "".join(chr(c) if 32 <= c < 127 and c not in (34, 92) else "\\%03d" % c
                              for c in v) + '"'
     if type(v) is LuaTable:
         parts = [lua_literal(x) for x in v.arr]

@@ -225,6 +225,39 @@ CASES = [
     ("math.max", 3, 1, 2), ("math.max", -1, -5), ("math.max",), ("math.max", 1, None),
     ("math.random", 1, 2, 3), ("math.random", 0), ("math.random", 5, 4), ("math.random", b"x"),
     ("math.random", 1, b"x"), ("math.random", -5), ("math.randomseed",), ("math.randomseed", b"x"),
+    # -- cjson
+    ("cjson.encode", [1, 2, _t(a=1)]), ("cjson.encode", _t()), ("cjson.encode", b"a/b\"c\\d\n\x01\x7f\xe9"),
+    ("cjson.encode", 3.14159265358979), ("cjson.encode", 1e15), ("cjson.encode", 2**53), ("cjson.encode", -0.0),
+    ("cjson.encode", 0.1), ("cjson.encode", 1 / 3), ("cjson.encode", 100), ("cjson.encode", -5),
+    ("cjson.encode", 1e300), ("cjson.encode", 123456789012345), ("cjson.encode", math.inf),
+    ("cjson.encode", math.nan), ("cjson.encode", True), ("cjson.encode", False), ("cjson.encode", None),
+    ("cjson.encode",), ("cjson.encode", 1, 2), ("cjson.encode", Lua("cjson.null", NULL)),
+    ("cjson.encode", Lua("print", print) if False else Lua("string.len", lib_string.str_len)),
+    ("cjson.encode", {1: 1, 2: 2, 4: 4}), ("cjson.encode", {1: 1, 20: 2}), ("cjson.encode", {11: 1}),
+    ("cjson.encode", {10: 1}), ("cjson.encode", {0: b"z"}), ("cjson.encode", {1.5: 1}), ("cjson.encode", {-1: 1}),
+    ("cjson.encode", {True: 1}), ("cjson.encode", _t(x=_t())), ("cjson.encode", [[[[]]]]),
+    ("cjson.encode", [_t(k=[1, b"two", None]), False]), ("cjson.encode", [1, Lua("string.len", lib_string.str_len)]),
+    ("cjson.encode", {1: 1, 3: 3}), ("cjson.encode", _t(n=math.inf)),
+    ("cjson.decode", b'{"a":1}'), ("cjson.decode", b"[1,2,3]"), ("cjson.decode", b"[]"), ("cjson.decode", b"{}"),
+    ("cjson.decode", b'"str\\u00e9\\n\\/\\"\\t"'), ("cjson.decode", b"  12.5e3  "), ("cjson.decode", b"-0"),
+    ("cjson.decode", b"null"), ("cjson.decode", b"[null,true,false]"), ("cjson.decode", b"abc"),
+    ("cjson.decode", b""), ("cjson.decode", b"["), ("cjson.decode", b"[1,"), ("cjson.decode", b"[1 2]"),
+    ("cjson.decode", b'{"a" 1}'), ("cjson.decode", b"{1:2}"), ("cjson.decode", b'{"a":1,}'), ("cjson.decode", b"[1]x"),
+    ("cjson.decode", b'"abc'), ("cjson.decode", b'"a\\qb"'), ("cjson.decode", b'"\\u12"'), ("cjson.decode", b'"\\ud800"'),
+    ("cjson.decode", b'"\\ud83d\\ude00"'), ("cjson.decode", b'"\\udc00\\ud800"'), ("cjson.decode", b"0x10"),
+    ("cjson.decode", b"+1"), ("cjson.decode", b"007"), ("cjson.decode", b"inf"), ("cjson.decode", b"-Infinity"),
+    ("cjson.decode", b"nan"), ("cjson.decode", b"1e"), ("cjson.decode", b"-"), ("cjson.decode", b"tru"),
+    ("cjson.decode", b"1\x00junk"), ("cjson.decode", b"\x001"), ("cjson.decode", b"1\x002"), ("cjson.decode", 42),
+    ("cjson.decode",), ("cjson.decode", None), ("cjson.decode", _t()), ("cjson.decode", b"[1,2]", 1),
+    ("cjson.decode", b'{"a":{"b":[1,{"c":null}]}}'), ("cjson.decode", b'{"a":1,"a":2}'),
+    ("cjson.decode", b"[" * 1000 + b"]" * 1000), ("cjson.decode", b"[" * 1001 + b"]" * 1001),
+    ("cjson.decode", b'{"a":' * 1001 + b"1" + b"}" * 1001), ("cjson.decode", b"9007199254740993"),
+    ("cjson.decode", b"123456789012345678901234567890"), ("cjson.decode", b"[1,]"), ("cjson.decode", b"\x7f"),
+    ("cjson.decode", b'"\xff\xfe"'), ("cjson.decode", b'"a\nb"'), ("cjson.decode", b"1.5E+2"),
+    ("cjson.encode_keep_buffer", b"x"), ("cjson.encode_keep_buffer", 1, 2), ("cjson.encode_max_depth", 0),
+    ("cjson.encode_number_precision", 15), ("cjson.encode_sparse_array", True, -1),
+    ("cjson.encode_sparse_array", None, None, -1), ("cjson.encode_invalid_numbers", b"maybe"),
+    ("cjson.encode_invalid_numbers", _t()),
     # -- table
     ("table.concat", [1, 2, 3]), ("table.concat", [b"a", b"b"], b", "), ("table.concat", [b"a", 2.5, 3], b"-"),
     ("table.concat", [b"a", b"b", b"c"], b",", 2), ("table.concat", [b"a", b"b", b"c"], b",", 2, 3),
@@ -293,7 +326,70 @@ def _seeded(seed, calls):
 
 RANDOM_CALLS = [(), (), (100,), (1, 6), (-10, 10), (), (2147483647,), (-2147483648, 2147483647), (1,)]
 
+def _nested(depth):
+    t = LuaTable()
+    inner = t
+    for _ in range(depth - 1):
+        nxt = LuaTable()
+        inner.set(1, nxt)
+        inner = nxt
+    return t
+
+
+def _cjson_cfg(calls, expr_fn):
+    """Run cjson config calls on a fresh cjson.new(), then expr_fn(module)."""
+    def run():
+        m = lib_fn("cjson.new")()[0]
+        out = []
+        for name, args in calls:
+            out.extend(m.get(name.encode())(*args))
+        return tuple(out) + tuple(expr_fn(m))
+    return run
+
+
+def _cjson_snip(calls, lua_tail):
+    body = " ".join("local r%d = {c.%s(%s)}" % (i, name, ", ".join(lua_literal(a) for a in args))
+                    for i, (name, args) in enumerate(calls))
+    rets = ", ".join("unpack(r%d)" % i for i in range(len(calls)))
+    # unpack of a middle list truncates to one value in Lua; calls return one value except sparse_array
+    return "(function() local c = cjson.new() %s return %s end)()" % (
+        body, ", ".join(["r%d[%d]" % (i, j + 1) for i, (name, args) in enumerate(calls)
+                         for j in range(3 if name == "encode_sparse_array" else 1)] + [lua_tail]))
+
+
+CJSON_CFG = [
+    ([("encode_invalid_numbers", (True,))], "c.encode({1/0, -1/0, 0/0})",
+     lambda m: m.get(b"encode")(_tbl(math.inf, -math.inf, -math.nan))),
+    ([("encode_invalid_numbers", (b"null",))], "c.encode({1/0, 0/0, 1})",
+     lambda m: m.get(b"encode")(_tbl(math.inf, -math.nan, 1))),
+    ([("encode_invalid_numbers", (b"off",))], "c.encode(1)", lambda m: m.get(b"encode")(1)),
+    ([("encode_number_precision", (3,))], "c.encode({3.14159, 12345, 100})",
+     lambda m: m.get(b"encode")(_tbl(3.14159, 12345, 100))),
+    ([("encode_sparse_array", (True,))], "c.encode({[1]=1, [20]=2})",
+     lambda m: m.get(b"encode")(LuaTable(hash={1: 1, 20: 2}))),
+    ([("encode_sparse_array", (False, 0))], "c.encode({[1]=1, [30]=2})",
+     lambda m: m.get(b"encode")(LuaTable(hash={1: 1, 30: 2}))),
+    ([("encode_sparse_array", (None, None, 100))], "c.encode({[1]=1, [30]=2})",
+     lambda m: m.get(b"encode")(LuaTable(hash={1: 1, 30: 2}))),
+    ([("encode_max_depth", (3,))], "c.encode({{{}}})", lambda m: m.get(b"encode")(_nested(3))),
+    ([("encode_max_depth", (3,))], "c.encode({{{{}}}})", lambda m: m.get(b"encode")(_nested(4))),
+    ([("decode_max_depth", (2,))], "c.decode('[[1]]')", lambda m: m.get(b"decode")(b"[[1]]")),
+    ([("decode_max_depth", (2,))], "c.decode('[[[1]]]')", lambda m: m.get(b"decode")(b"[[[1]]]")),
+    ([("decode_invalid_numbers", (False,))], "c.decode('0x10')", lambda m: m.get(b"decode")(b"0x10")),
+    ([("decode_invalid_numbers", (False,))], "c.decode('-inf')", lambda m: m.get(b"decode")(b"-inf")),
+    ([("decode_invalid_numbers", (False,))], "c.decode('nan')", lambda m: m.get(b"decode")(b"nan")),
+    ([("decode_invalid_numbers", (b"off",))], "c.decode('[1.5]')", lambda m: m.get(b"decode")(b"[1.5]")),
+    ([("encode_keep_buffer", (False,))], "c.encode('x')", lambda m: m.get(b"encode")(b"x")),
+    ([("encode_keep_buffer", ())], "c.encode('x')", lambda m: m.get(b"encode")(b"x")),
+]
+
 SNIPPETS = [
+    (_cjson_snip(calls, tail), _cjson_cfg(calls, fn)) for calls, tail, fn in CJSON_CFG
+] + [
+    ("(function() local t = {} local x = t for i = 1, %d do x[1] = {} x = x[1] end "
+     "return cjson.encode(t) end)()" % (d - 1), (lambda d: lambda: lib_fn("cjson.encode")(_nested(d)))(d))
+    for d in (1000, 1001)
+] + [
     ("(function() math.randomseed(%s) return %s end)()" % (
         lua_literal(seed), ", ".join("math.random(%s)" % ", ".join(map(str, c)) for c in RANDOM_CALLS)),
      _seeded(seed, RANDOM_CALLS))
