@@ -1,0 +1,446 @@
+"""Lua 5.1's string library (lstrlib.c), as Redis 7.0.15 loads it.
+
+Every function takes Lua values and returns a tuple; argument errors carry
+lauxlib's texts. Patterns are kvserver.lua.lpattern. ``string.gfind`` is
+``gmatch`` (Redis builds Lua with LUA_COMPAT_GFIND). ``string.dump`` always
+fails with 5.1's "unable to dump given function": compiled chunks here are
+Python code, not Lua bytecode.
+
+Limit (not in Lua): a string built by ``rep``, ``gsub`` or ``table.concat``
+may not exceed :data:`MAX_STRING` bytes ("resulting string too large", Lua
+5.2's text for rep), so one call cannot allocate without bound.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import lpattern
+from .libargs import (arg_error, check_int, check_integer, check_num, check_str, opt_int, opt_integer,
+                      to_integer, type_error)
+from .value import LuaError, LuaTable, number_to_bytes, type_name
+
+#: Largest string rep/gsub/concat may build: Redis's proto-max-bulk-len default.
+MAX_STRING = 512 * 1024 * 1024
+
+_TOO_LARGE = b"resulting string too large"
+
+
+def _posrelat(pos: int, n: int) -> int:
+    if pos < 0:
+        pos += n + 1
+    return pos if pos >= 0 else 0
+
+
+def str_len(*args: Any) -> tuple:
+    return (len(check_str(args, 1, "len")),)
+
+
+def str_sub(*args: Any) -> tuple:
+    s = check_str(args, 1, "sub")
+    n = len(s)
+    start = _posrelat(check_integer(args, 2, "sub"), n)
+    end = _posrelat(opt_integer(args, 3, "sub", -1), n)
+    if start < 1:
+        start = 1
+    if end > n:
+        end = n
+    if start <= end:
+        return (s[start - 1:end],)
+    return (b"",)
+
+
+def str_reverse(*args: Any) -> tuple:
+    return (check_str(args, 1, "reverse")[::-1],)
+
+
+def str_lower(*args: Any) -> tuple:
+    return (check_str(args, 1, "lower").lower(),)   # bytes.lower is ASCII-only, as the C locale
+
+
+def str_upper(*args: Any) -> tuple:
+    return (check_str(args, 1, "upper").upper(),)
+
+
+def str_rep(*args: Any) -> tuple:
+    s = check_str(args, 1, "rep")
+    n = check_int(args, 2, "rep")
+    if n <= 0 or not s:
+        return (b"",)
+    if len(s) * n > MAX_STRING:
+        raise LuaError(_TOO_LARGE)
+    return (s * n,)
+
+
+def str_byte(*args: Any) -> tuple:
+    s = check_str(args, 1, "byte")
+    n = len(s)
+    posi = _posrelat(opt_integer(args, 2, "byte", 1), n)
+    pose = _posrelat(opt_integer(args, 3, "byte", posi), n)
+    if posi <= 0:
+        posi = 1
+    if pose > n:
+        pose = n
+    if posi > pose:
+        return ()
+    return tuple(s[posi - 1:pose])
+
+
+def str_char(*args: Any) -> tuple:
+    out = bytearray()
+    for i in range(1, len(args) + 1):
+        c = check_int(args, i, "char")
+        if not 0 <= c <= 255:
+            raise arg_error(i, "char", "invalid value")
+        out.append(c)
+    return (bytes(out),)
+
+
+def str_dump(*args: Any) -> tuple:
+    if not args or not callable(args[0]) or type(args[0]) is LuaTable:
+        raise type_error(args, 1, "dump", "function")
+    raise LuaError(b"unable to dump given function")
+
+
+def _init_pos(args: tuple, fname: str, n: int) -> int:
+    init = _posrelat(opt_integer(args, 3, fname, 1), n) - 1
+    if init < 0:
+        return 0
+    return n if init > n else init
+
+
+def str_find(rt: Any, *args: Any) -> tuple:
+    s = check_str(args, 1, "find")
+    p = check_str(args, 2, "find")
+    init = _init_pos(args, "find", len(s))
+    plain = len(args) >= 4 and args[3] is not None and args[3] is not False
+    return lpattern.find_aux(rt, s, p, init, plain, True)
+
+
+def str_match(rt: Any, *args: Any) -> tuple:
+    s = check_str(args, 1, "match")
+    p = check_str(args, 2, "match")
+    init = _init_pos(args, "match", len(s))
+    return lpattern.find_aux(rt, s, p, init, False, False)
+
+
+def str_gmatch(rt: Any, *args: Any) -> tuple:
+    s = check_str(args, 1, "gmatch")
+    p = check_str(args, 2, "gmatch")
+    return (lpattern.gmatch_iter(rt, s, p),)
+
+
+def _add_s(ms: lpattern.MatchState, news: bytes, s: int, e: int) -> bytes:
+    """A string replacement with %0..%9 and %x escapes (add_s)."""
+    if 37 not in news:
+        return news
+    out = bytearray()
+    i = 0
+    n = len(news)
+    while i < n:
+        c = news[i]
+        if c != 37:
+            out.append(c)
+            i += 1
+            continue
+        i += 1
+        d = news[i] if i < n else 0   # C reads the terminating NUL
+        if not 48 <= d <= 57:
+            if i < n:
+                out.append(d)
+            else:
+                out.append(0)
+        elif d == 48:
+            out += ms.src[s:e]
+        else:
+            v = ms.capture(d - 49, s, e)
+            out += v if type(v) is bytes else number_to_bytes(v)
+        i += 1
+    return bytes(out)
+
+
+def str_gsub(rt: Any, *args: Any) -> tuple:
+    src = check_str(args, 1, "gsub")
+    p = check_str(args, 2, "gsub")
+    repl = args[2] if len(args) >= 3 else None
+    tr = type(repl)
+    max_s = opt_int(args, 4, "gsub", len(src) + 1)
+    total = [0]
+
+    if tr is bytes or tr is int or tr is float:
+        news = repl if tr is bytes else number_to_bytes(repl)
+
+        def add_value(ms: lpattern.MatchState, s: int, e: int) -> bytes:
+            r = _add_s(ms, news, s, e)
+            total[0] += len(r)
+            if total[0] > MAX_STRING:
+                raise LuaError(_TOO_LARGE)
+            return r
+    elif tr is LuaTable or (callable(repl) and repl is not None):
+        is_table = tr is LuaTable
+
+        def add_value(ms: lpattern.MatchState, s: int, e: int) -> bytes:
+            if is_table:
+                v = _index(rt, repl, ms.capture(0, s, e))
+            else:
+                res = rt.call(repl, *ms.captures(s, e, True))
+                v = res[0] if res else None
+            if v is None or v is False:
+                r = ms.src[s:e]
+            elif type(v) is bytes:
+                r = v
+            elif type(v) is int or type(v) is float:
+                r = number_to_bytes(v)
+            else:
+                raise LuaError(b"invalid replacement value (a %s)" % type_name(v).encode())
+            total[0] += len(r)
+            if total[0] > MAX_STRING:
+                raise LuaError(_TOO_LARGE)
+            return r
+    else:
+        raise arg_error(3, "gsub", "string/function/table expected")
+    out, n = lpattern.gsub(rt, src, p, max_s, add_value)
+    return (out, n)
+
+
+def _index(rt: Any, t: LuaTable, k: Any) -> Any:
+    """t[k] with __index (lua_gettable)."""
+    index = getattr(rt, "index", None)
+    if index is not None:
+        return index(t, k)
+    v = t.get(k)
+    if v is None and t.metatable is not None:
+        h = t.metatable.get(b"__index")
+        if h is not None:
+            if type(h) is LuaTable:
+                return _index(rt, h, k)
+            res = rt.call(h, t, k)
+            return res[0] if res else None
+    return v
+
+
+# -- string.format ------------------------------------------------------------
+
+_FLAGS = b"-+ #0"
+
+
+def _addquoted(s: bytes) -> bytes:
+    out = bytearray(b'"')
+    for c in s:
+        if c == 34 or c == 92 or c == 10:
+            out.append(92)
+            out.append(c)
+        elif c == 13:
+            out += b"\\r"
+        elif c == 0:
+            out += b"\\000"
+        else:
+            out.append(c)
+    out.append(34)
+    return bytes(out)
+
+
+def _nonfinite(x: float, flags: bytes, width: int, conv: int) -> bytes:
+    """glibc's printf of inf/nan for e/f/g: sign, 'inf'/'nan', space padding (no zeros)."""
+    neg = math.copysign(1.0, x) < 0
+    body = b"nan" if x != x else b"inf"
+    if conv in b"EG":
+        body = body.upper()
+    sign = b"-" if neg else (b"+" if 43 in flags else (b" " if 32 in flags else b""))
+    r = sign + body
+    if len(r) < width:
+        r = r + b" " * (width - len(r)) if 45 in flags else b" " * (width - len(r)) + r
+    return r
+
+
+def _unsigned(x: int | float) -> int:
+    """(unsigned long long)x for a double x, as gcc on x86-64 converts it."""
+    if type(x) is float:
+        if x != x or math.isinf(x):
+            return 1 << 63
+        if x >= 18446744073709551616.0:
+            return 1 << 63
+        if x >= 9.223372036854775808e18:
+            return int(x)
+        if x <= -9.223372036854775808e18:
+            return 1 << 63
+        x = int(x)
+    return x & 0xFFFFFFFFFFFFFFFF
+
+
+def str_format(*args: Any) -> tuple:
+    fmt = check_str(args, 1, "format")
+    top = len(args)
+    if 37 not in fmt:
+        return (fmt,)
+    out: list = []
+    arg = 1
+    i = 0
+    n = len(fmt)
+    fmt0 = fmt + b"\0\0\0\0\0\0"
+    while i < n:
+        j = fmt.find(b"%", i)
+        if j < 0:
+            out.append(fmt[i:])
+            break
+        if j > i:
+            out.append(fmt[i:j])
+        i = j + 1
+        if fmt0[i] == 37:
+            out.append(b"%")
+            i += 1
+            continue
+        arg += 1
+        if arg > top:
+            raise arg_error(arg, "format", "no value")
+        # scanformat
+        p = i
+        while fmt0[p] != 0 and fmt0[p] in _FLAGS:
+            p += 1
+        if p - i >= len(_FLAGS) + 1:
+            raise LuaError(b"invalid format (repeated flags)")
+        flags = fmt[i:p]
+        w0 = p
+        if 48 <= fmt0[p] <= 57:
+            p += 1
+        if 48 <= fmt0[p] <= 57:
+            p += 1
+        width = int(fmt[w0:p]) if p > w0 else 0
+        has_prec = False
+        if fmt0[p] == 46:
+            has_prec = True
+            p += 1
+            if 48 <= fmt0[p] <= 57:
+                p += 1
+            if 48 <= fmt0[p] <= 57:
+                p += 1
+        if 48 <= fmt0[p] <= 57:
+            raise LuaError(b"invalid format (width or precision too long)")
+        spec = fmt[i:p]        # flags, width, precision (no '%', no conversion)
+        conv = fmt0[p]
+        i = p + 1
+        if conv == 100 or conv == 105:      # d i
+            v = to_integer(check_num(args, arg, "format"))
+            if v == 0 and has_prec and _prec(spec) == 0:
+                out.append(_zero_no_digits(flags, width, True))
+                continue
+            out.append(b"%d" % v if not spec else (b"%" + spec + b"d") % v)
+        elif conv == 115:                   # s
+            s = check_str(args, arg, "format")
+            if not has_prec and len(s) >= 100:
+                out.append(s)
+                continue
+            nul = s.find(b"\0")
+            if nul >= 0:
+                s = s[:nul]
+            out.append(s if not spec else (b"%" + spec + b"s") % s)
+        elif conv in b"eEfgG":
+            x = check_num(args, arg, "format")
+            x = float(x)
+            if x != x or math.isinf(x):
+                out.append(_nonfinite(x, flags, width, conv))
+            else:
+                out.append((b"%" + spec + bytes([conv])) % x)
+        elif conv in b"ouxX":
+            v = _unsigned(check_num(args, arg, "format"))
+            if v == 0 and has_prec and _prec(spec) == 0 and not (conv == 111 and 35 in flags):
+                out.append(_zero_no_digits(flags, width, False))
+                continue
+            out.append(_format_unsigned(spec, flags, conv, v, has_prec))
+        elif conv == 99:                    # c
+            v = to_integer(check_num(args, arg, "format")) & 0xFF
+            out.append(_format_char(flags, width, v))
+        elif conv == 113:                   # q
+            out.append(_addquoted(check_str(args, arg, "format")))
+        else:
+            raise LuaError(b"invalid option '%%%c' to 'format'" % conv if conv else
+                           b"invalid option '%' to 'format'")
+    return (b"".join(out),)
+
+
+def _zero_no_digits(flags: bytes, width: int, signed: bool) -> bytes:
+    """C's printf of 0 with precision 0: no digits at all, only sign and padding."""
+    r = b""
+    if signed:
+        r = b"+" if 43 in flags else (b" " if 32 in flags else b"")
+    if len(r) < width:
+        r = r + b" " * (width - len(r)) if 45 in flags else b" " * (width - len(r)) + r
+    return r
+
+
+def _format_char(flags: bytes, width: int, v: int) -> bytes:
+    """%c: C writes the byte, then lstrlib keeps strlen(buff) bytes (a NUL ends it)."""
+    pad = b" " * (width - 1) if width > 1 else b""
+    r = pad + bytes([v]) if 45 not in flags else bytes([v]) + pad
+    nul = r.find(b"\0")
+    return r if nul < 0 else r[:nul]
+
+
+def _format_unsigned(spec: bytes, flags: bytes, conv: int, v: int, has_prec: bool) -> bytes:
+    if 35 in flags:
+        # C's '#': octal gets a leading 0 unless the digits start with one;
+        # hex gets 0x/0X only for a nonzero value (Python would write 0o / 0x0).
+        spec_nohash = spec.replace(b"#", b"")
+        if conv == 111:
+            digits = b"%o" % v
+            body_spec = spec_nohash
+            prec_digits = _prec(spec)
+            if not digits.startswith(b"0") and (prec_digits is None or prec_digits <= len(digits)):
+                prec_digits = len(digits) + 1
+            return _pad_number(body_spec, b"", digits, prec_digits)
+        digits = b"%x" % v if conv == 120 else b"%X" % v
+        prefix = (b"0x" if conv == 120 else b"0X") if v else b""
+        return _pad_number(spec_nohash, prefix, digits, _prec(spec))
+    c = b"d" if conv == 117 else bytes([conv])
+    # '+' and ' ' are ignored for unsigned conversions in C
+    spec2 = spec.replace(b"+", b"").replace(b" ", b"")
+    return (b"%" + spec2 + c) % v
+
+
+def _prec(spec: bytes) -> int | None:
+    k = spec.find(b".")
+    if k < 0:
+        return None
+    d = spec[k + 1:]
+    return int(d) if d else 0
+
+
+def _pad_number(spec: bytes, prefix: bytes, digits: bytes, prec: int | None) -> bytes:
+    flags = bytes(c for c in spec if c in _FLAGS)
+    rest = spec[len(flags):]
+    k = rest.find(b".")
+    wtxt = rest if k < 0 else rest[:k]
+    width = int(wtxt) if wtxt else 0
+    if prec is not None:
+        if prec == 0 and digits == b"0":
+            digits = b""
+        if len(digits) < prec:
+            digits = b"0" * (prec - len(digits)) + digits
+    body = prefix + digits
+    if len(body) >= width:
+        return body
+    if 45 in flags:
+        return body + b" " * (width - len(body))
+    if 48 in flags and prec is None:
+        return prefix + b"0" * (width - len(body)) + digits
+    return b" " * (width - len(body)) + body
+
+
+def open(rt: Any) -> LuaTable:  # noqa: A001 - the contract's name
+    """The string library table."""
+    def bind(f):
+        def g(*args: Any) -> tuple:
+            return f(rt, *args)
+        return g
+    t = LuaTable()
+    for name, f in (("byte", str_byte), ("char", str_char), ("dump", str_dump),
+                    ("format", str_format), ("len", str_len), ("lower", str_lower),
+                    ("rep", str_rep), ("reverse", str_reverse), ("sub", str_sub),
+                    ("upper", str_upper)):
+        t.set(name.encode(), f)
+    gmatch = bind(str_gmatch)
+    for name, f in (("find", bind(str_find)), ("match", bind(str_match)),
+                    ("gmatch", gmatch), ("gsub", bind(str_gsub)), ("gfind", gmatch)):
+        t.set(name.encode(), f)
+    return t

@@ -1,0 +1,138 @@
+"""Argument checking for library functions, with Lua 5.1's lauxlib error texts.
+
+A library function is ``f(*args) -> tuple``; these helpers take the whole
+``args`` tuple and a 1-based position, so a missing argument is told apart
+from an explicit nil exactly as luaL_typerror does ("got no value" vs
+"got nil"). The conversions are lauxlib's: a number is accepted where a
+string is expected (formatted "%.14g") and a numeric string where a number
+is expected; integers are truncated toward zero as the C casts do.
+
+One difference from Lua: the name in "bad argument #N to 'name'" is the
+library's own name for the function, whereas Lua reports the name the
+call site used (and, for a method call ``s:rep()``, shifts N by one).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .value import LuaError, number_to_bytes, str_to_number, type_name
+
+_ABSENT = object()
+
+#: (lua_Integer)d on x86-64 for NaN, infinities and out-of-range values.
+_INT64_MIN = -(1 << 63)
+
+
+def arg_error(n: int, fname: str, extramsg: str | bytes) -> LuaError:
+    """luaL_argerror's error (returned, the caller raises it)."""
+    if isinstance(extramsg, str):
+        extramsg = extramsg.encode()
+    return LuaError(b"bad argument #%d to '%s' (%s)" % (n, fname.encode(), extramsg))
+
+
+def type_error(args: tuple, n: int, fname: str, expected: str) -> LuaError:
+    """luaL_typerror's error: 'X expected, got Y' ('no value' for a missing argument)."""
+    got = "no value" if n > len(args) else type_name(args[n - 1])
+    return arg_error(n, fname, f"{expected} expected, got {got}")
+
+
+def check_str(args: tuple, n: int, fname: str) -> bytes:
+    """luaL_checklstring: a string, or a number converted to one."""
+    if n <= len(args):
+        v = args[n - 1]
+        t = type(v)
+        if t is bytes:
+            return v
+        if t is int or t is float:
+            return number_to_bytes(v)
+    raise type_error(args, n, fname, "string")
+
+
+def opt_str(args: tuple, n: int, fname: str, default: bytes) -> bytes:
+    if n > len(args) or args[n - 1] is None:
+        return default
+    return check_str(args, n, fname)
+
+
+def check_num(args: tuple, n: int, fname: str) -> int | float:
+    """luaL_checknumber: a number, or a string that converts to one."""
+    if n <= len(args):
+        v = args[n - 1]
+        t = type(v)
+        if t is int or t is float:
+            return v
+        if t is bytes:
+            r = str_to_number(v)
+            if r is not None:
+                return r
+    raise type_error(args, n, fname, "number")
+
+
+def opt_num(args: tuple, n: int, fname: str, default: int | float) -> int | float:
+    if n > len(args) or args[n - 1] is None:
+        return default
+    return check_num(args, n, fname)
+
+
+def to_integer(x: int | float) -> int:
+    """(lua_Integer)x: truncation toward zero, x86-64's INT64_MIN when out of range."""
+    if type(x) is int:
+        if -(1 << 63) <= x < (1 << 63):
+            return x
+        return _INT64_MIN
+    if x != x or x >= 9.223372036854775807e18 or x < -9.223372036854775808e18:
+        return _INT64_MIN
+    return int(x)
+
+
+def to_int32(x: int | float) -> int:
+    """(int)(lua_Integer)x, as luaL_checkint does: the low 32 bits, signed."""
+    i = to_integer(x) & 0xFFFFFFFF
+    return i - (1 << 32) if i & 0x80000000 else i
+
+
+def check_integer(args: tuple, n: int, fname: str) -> int:
+    return to_integer(check_num(args, n, fname))
+
+
+def opt_integer(args: tuple, n: int, fname: str, default: int) -> int:
+    if n > len(args) or args[n - 1] is None:
+        return default
+    return to_integer(check_num(args, n, fname))
+
+
+def check_int(args: tuple, n: int, fname: str) -> int:
+    return to_int32(check_num(args, n, fname))
+
+
+def opt_int(args: tuple, n: int, fname: str, default: int) -> int:
+    if n > len(args) or args[n - 1] is None:
+        return default
+    return to_int32(check_num(args, n, fname))
+
+
+def check_table(args: tuple, n: int, fname: str) -> Any:
+    from .value import LuaTable
+    if n <= len(args) and type(args[n - 1]) is LuaTable:
+        return args[n - 1]
+    raise type_error(args, n, fname, "table")
+
+
+def check_any(args: tuple, n: int, fname: str) -> Any:
+    """luaL_checkany: 'value expected' when the argument is missing (nil is fine)."""
+    if n > len(args):
+        raise arg_error(n, fname, "value expected")
+    return args[n - 1]
+
+
+def num_result(x: float) -> int | float:
+    """A C double result as a Lua number: integral values within 2^53 as int."""
+    if x.is_integer() and -9007199254740992.0 <= x <= 9007199254740992.0:
+        return int(x)
+    return x
+
+
+def is_finite(x: int | float) -> bool:
+    return type(x) is int or math.isfinite(x)

@@ -1,0 +1,510 @@
+"""Lua 5.1 patterns (string.find/match/gmatch/gsub), matched as lstrlib.c does.
+
+A pattern is compiled once (cached) into a list of items; matching then
+walks the items with the same backtracking lstrlib.c uses: greedy ``*``/``+``
+expand to the longest run then give back one at a time, ``-`` grows one at a
+time, ``?`` tries with then without. Errors are raised when the matcher
+*reaches* the bad item, as in Lua, so ``("").find("a[")`` is nil while
+``("a").find("a[")`` is "malformed pattern (missing ']')": a parse error is
+compiled into an error item.
+
+As in C, the pattern ends at its first NUL byte and reading one position past
+the subject yields NUL (what ``%f`` sees at the end).
+
+Safety: Lua's patterns have no nested quantifiers, so the work is polynomial
+in the subject, but ``a*a*a*b`` is still O(n^3). The matcher counts its steps
+and calls ``rt.check_hook()`` every :data:`HOOK_STEPS` of them, so a script
+stuck in a pattern can be interrupted like any loop. Lua 5.1 recurses on the C
+stack without a limit; here a match nests at most :data:`MAXCCALLS` levels
+(Lua 5.2's limit and text: "pattern too complex"), which only a pattern with
+about 200 captures or quantified items reaches.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .value import LuaError
+
+#: Lua's LUA_MAXCAPTURES.
+MAXCAPTURES = 32
+#: Nesting of the backtracking matcher (Lua 5.2's MAXCCALLS; 5.1 has no limit).
+MAXCCALLS = 200
+#: Matcher steps between two rt.check_hook() calls.
+HOOK_STEPS = 2000
+
+SPECIALS = frozenset(b"^$*+?.([%-")
+
+CAP_UNFINISHED = -1
+CAP_POSITION = -2
+
+# item kinds
+SINGLE, OPEN, POSITION, CLOSE, BALANCE, FRONTIER, BACKREF, END_ANCHOR, END, ERROR = range(10)
+
+
+def _ctype_table() -> dict[int, bytes]:
+    """C-locale ctype classes as 256-byte membership tables (class letter -> table)."""
+    def tbl(pred) -> bytes:
+        return bytes(1 if pred(c) else 0 for c in range(256))
+    alpha = lambda c: 65 <= c <= 90 or 97 <= c <= 122
+    digit = lambda c: 48 <= c <= 57
+    classes = {
+        ord("a"): tbl(alpha),
+        ord("c"): tbl(lambda c: c < 32 or c == 127),
+        ord("d"): tbl(digit),
+        ord("l"): tbl(lambda c: 97 <= c <= 122),
+        ord("p"): tbl(lambda c: 33 <= c <= 126 and not alpha(c) and not digit(c)),
+        ord("s"): tbl(lambda c: c == 32 or 9 <= c <= 13),
+        ord("u"): tbl(lambda c: 65 <= c <= 90),
+        ord("w"): tbl(lambda c: alpha(c) or digit(c)),
+        ord("x"): tbl(lambda c: digit(c) or 97 <= c <= 102 or 65 <= c <= 70),
+        ord("z"): tbl(lambda c: c == 0),
+    }
+    for k in list(classes):
+        classes[k - 32] = bytes(1 - b for b in classes[k])
+    return classes
+
+
+_CLASSES = _ctype_table()
+_ALL = bytes([1]) * 256
+
+
+def _match_class(c: int, cl: int) -> bool:
+    t = _CLASSES.get(cl)
+    if t is not None:
+        return bool(t[c])
+    return cl == c
+
+
+def _bracket(c: int, p: bytes, i: int, ec: int) -> bool:
+    """matchbracketclass: p[i] is '[', p[ec] is the closing ']'."""
+    sig = True
+    if p[i + 1] == 94:  # '^'
+        sig = False
+        i += 1
+    i += 1
+    while i < ec:
+        ch = p[i]
+        if ch == 37:  # '%'
+            i += 1
+            if _match_class(c, p[i]):
+                return sig
+        elif p[i + 1] == 45 and i + 2 < ec:  # range a-z
+            if ch <= c <= p[i + 2]:
+                return sig
+            i += 2
+        elif ch == c:
+            return sig
+        i += 1
+    return not sig
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _classend(p: bytes, i: int) -> int:
+    """Index just past the single-char class at p[i] (raises _Malformed with Lua's text)."""
+    ch = p[i]
+    i += 1
+    if ch == 37:  # '%'
+        if p[i] == 0:
+            raise _Malformed(b"malformed pattern (ends with '%')")
+        return i + 1
+    if ch == 91:  # '['
+        if p[i] == 94:
+            i += 1
+        while True:
+            if p[i] == 0:
+                raise _Malformed(b"malformed pattern (missing ']')")
+            c = p[i]
+            i += 1
+            if c == 37 and p[i] != 0:
+                i += 1
+            if p[i] == 93:
+                break
+        return i + 1
+    return i
+
+
+def _class_table(p: bytes, i: int, ep: int) -> bytes:
+    """Membership table of the single-char class p[i:ep]."""
+    ch = p[i]
+    if ch == 46:  # '.'
+        return _ALL
+    if ch == 37:
+        cl = p[i + 1]
+        t = _CLASSES.get(cl)
+        if t is not None:
+            return t
+        return bytes(1 if c == cl else 0 for c in range(256))
+    if ch == 91:
+        return bytes(1 if _bracket(c, p, i, ep - 1) else 0 for c in range(256))
+    return bytes(1 if c == ch else 0 for c in range(256))
+
+
+def _run_regex(tbl: bytes):
+    """A compiled regex matching the longest run of members of tbl (for max_expand)."""
+    members = bytes(c for c in range(256) if tbl[c])
+    if not members:
+        return None
+    return re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in members) + b"]*")
+
+
+def compile_pattern(pat: bytes) -> list:
+    """The item list of pattern ``pat`` (without a leading '^', handled by callers).
+
+    Each item is a list ``[kind, a, b, quant]``; a parse error becomes an
+    ERROR item carrying Lua's message, raised only if a match reaches it.
+    """
+    nul = pat.find(b"\0")
+    if nul >= 0:
+        pat = pat[:nul]
+    p = pat + b"\0\0\0"
+    n = len(pat)
+    items: list = []
+    i = 0
+    while True:
+        if i >= n:
+            items.append([END, None, None, 0])
+            break
+        ch = p[i]
+        if ch == 40:  # '('
+            if p[i + 1] == 41:
+                items.append([POSITION, None, None, 0])
+                i += 2
+            else:
+                items.append([OPEN, None, None, 0])
+                i += 1
+            continue
+        if ch == 41:  # ')'
+            items.append([CLOSE, None, None, 0])
+            i += 1
+            continue
+        if ch == 37:  # '%'
+            nx = p[i + 1]
+            if nx == 98:  # 'b'
+                if p[i + 2] == 0 or p[i + 3] == 0:
+                    items.append([ERROR, b"unbalanced pattern", None, 0])
+                    break
+                items.append([BALANCE, p[i + 2], p[i + 3], 0])
+                i += 4
+                continue
+            if nx == 102:  # 'f'
+                i += 2
+                if p[i] != 91:
+                    items.append([ERROR, b"missing '[' after '%f' in pattern", None, 0])
+                    break
+                try:
+                    ep = _classend(p, i)
+                except _Malformed as e:
+                    items.append([ERROR, e.args[0], None, 0])
+                    break
+                items.append([FRONTIER, _class_table(p, i, ep), None, 0])
+                i = ep
+                continue
+            if 48 <= nx <= 57:
+                items.append([BACKREF, nx, None, 0])
+                i += 2
+                continue
+        elif ch == 36 and i + 1 == n:  # '$' at the very end
+            items.append([END_ANCHOR, None, None, 0])
+            i += 1
+            continue
+        try:
+            ep = _classend(p, i)
+        except _Malformed as e:
+            items.append([ERROR, e.args[0], None, 0])
+            break
+        tbl = _class_table(p, i, ep)
+        q = p[ep]
+        if q in (63, 42, 43, 45):  # ? * + -
+            items.append([SINGLE, tbl, _run_regex(tbl) if q in (42, 43) else None, q])
+            i = ep + 1
+        else:
+            items.append([SINGLE, tbl, None, 0])
+            i = ep
+    return items
+
+
+_cache: dict[bytes, list] = {}
+_CACHE_MAX = 512
+
+
+def compiled(pat: bytes) -> list:
+    """compile_pattern(pat), cached (patterns are usually literals in a script)."""
+    r = _cache.get(pat)
+    if r is None:
+        r = compile_pattern(pat)
+        if len(pat) <= 4096:
+            if len(_cache) >= _CACHE_MAX:
+                _cache.clear()
+            _cache[pat] = r
+    return r
+
+
+def get_pattern(pat: bytes) -> tuple[bool, list]:
+    """(anchored, items) for pattern ``pat`` as find/match/gsub read it."""
+    if pat[:1] == b"^":
+        return True, compiled(pat[1:])
+    return False, compiled(pat)
+
+
+class MatchState:
+    __slots__ = ("src", "end", "items", "level", "cap_init", "cap_len", "depth", "steps", "rt")
+
+    def __init__(self, rt: Any, src: bytes, items: list) -> None:
+        self.rt = rt
+        self.src = src
+        self.end = len(src)
+        self.items = items
+        self.level = 0
+        self.cap_init = [0] * MAXCAPTURES
+        self.cap_len = [0] * MAXCAPTURES
+        self.depth = 0
+        self.steps = 0
+
+    def tick(self, n: int) -> None:
+        self.steps += n
+        if self.steps >= HOOK_STEPS:
+            self.steps = 0
+            hook = getattr(self.rt, "check_hook", None)
+            if hook is not None:
+                hook()
+
+    # -- the matcher (lstrlib.c's match, item by item) ------------------------
+    def match(self, s: int, i: int) -> int:
+        """End of the match of items[i:] at subject position s, or -1."""
+        self.depth += 1
+        if self.depth > MAXCCALLS:
+            raise LuaError(b"pattern too complex")
+        self.steps += 1
+        if self.steps >= HOOK_STEPS:
+            self.tick(0)
+        r = self._match(s, i)
+        self.depth -= 1  # (an error abandons the whole MatchState: no finally needed)
+        return r
+
+    def _match(self, s: int, i: int) -> int:
+        items = self.items
+        src = self.src
+        end = self.end
+        while True:
+            kind, a, b, q = items[i]
+            if kind == SINGLE:
+                if q == 0:
+                    if s < end and a[src[s]]:
+                        s += 1
+                        i += 1
+                        continue
+                    return -1
+                if q == 42 or q == 43:  # '*' '+'
+                    if q == 43:
+                        if not (s < end and a[src[s]]):
+                            return -1
+                        s += 1
+                    if i + 1 < len(items) and items[i + 1][0] == END:
+                        j = b.match(src, s).end() if b is not None else s
+                        self.tick(j - s)
+                        return j
+                    j = b.match(src, s).end() if b is not None else s
+                    self.tick(j - s)
+                    while j >= s:
+                        r = self.match(j, i + 1)
+                        if r >= 0:
+                            return r
+                        j -= 1
+                    return -1
+                if q == 63:  # '?'
+                    if s < end and a[src[s]]:
+                        r = self.match(s + 1, i + 1)
+                        if r >= 0:
+                            return r
+                    i += 1
+                    continue
+                # '-'
+                while True:
+                    r = self.match(s, i + 1)
+                    if r >= 0:
+                        return r
+                    if s < end and a[src[s]]:
+                        s += 1
+                    else:
+                        return -1
+            if kind == END:
+                return s
+            if kind == OPEN or kind == POSITION:
+                level = self.level
+                if level >= MAXCAPTURES:
+                    raise LuaError(b"too many captures")
+                self.cap_init[level] = s
+                self.cap_len[level] = CAP_UNFINISHED if kind == OPEN else CAP_POSITION
+                self.level = level + 1
+                r = self.match(s, i + 1)
+                if r < 0:
+                    self.level -= 1
+                return r
+            if kind == CLOSE:
+                level = self.level - 1
+                cap_len = self.cap_len
+                while level >= 0 and cap_len[level] != CAP_UNFINISHED:
+                    level -= 1
+                if level < 0:
+                    raise LuaError(b"invalid pattern capture")
+                cap_len[level] = s - self.cap_init[level]
+                r = self.match(s, i + 1)
+                if r < 0:
+                    cap_len[level] = CAP_UNFINISHED
+                return r
+            if kind == END_ANCHOR:
+                return s if s == end else -1
+            if kind == BALANCE:
+                if s >= end or src[s] != a:
+                    return -1
+                cont = 1
+                k = s + 1
+                found = -1
+                while k < end:
+                    c = src[k]
+                    if c == b:
+                        cont -= 1
+                        if cont == 0:
+                            found = k + 1
+                            break
+                    elif c == a:
+                        cont += 1
+                    k += 1
+                self.tick(k - s)
+                if found < 0:
+                    return -1
+                s = found
+                i += 1
+                continue
+            if kind == FRONTIER:
+                prev = src[s - 1] if s > 0 else 0
+                cur = src[s] if s < end else 0
+                if a[prev] or not a[cur]:
+                    return -1
+                i += 1
+                continue
+            if kind == BACKREF:
+                lv = a - 49
+                if lv < 0 or lv >= self.level or self.cap_len[lv] == CAP_UNFINISHED:
+                    raise LuaError(b"invalid capture index")
+                ln = self.cap_len[lv]
+                st = self.cap_init[lv]
+                if ln == CAP_POSITION:
+                    # C compares (size_t)-2 bytes: never fits in the rest.
+                    return -1
+                if end - s >= ln and src[st:st + ln] == src[s:s + ln]:
+                    s += ln
+                    i += 1
+                    continue
+                return -1
+            # ERROR
+            raise LuaError(a)
+
+    # -- captures -----------------------------------------------------------
+    def capture(self, i: int, s: int, e: int) -> Any:
+        if i >= self.level:
+            if i == 0:
+                return self.src[s:e]
+            raise LuaError(b"invalid capture index")
+        ln = self.cap_len[i]
+        if ln == CAP_UNFINISHED:
+            raise LuaError(b"unfinished capture")
+        init = self.cap_init[i]
+        if ln == CAP_POSITION:
+            return init + 1
+        return self.src[init:init + ln]
+
+    def captures(self, s: int, e: int, whole: bool) -> tuple:
+        """push_captures: the captures, or the whole match when there are none and whole."""
+        n = 1 if (self.level == 0 and whole) else self.level
+        return tuple(self.capture(i, s, e) for i in range(n))
+
+
+def has_specials(pat: bytes) -> bool:
+    """strpbrk(p, SPECIALS) != NULL (up to the first NUL, as C sees it)."""
+    nul = pat.find(b"\0")
+    if nul >= 0:
+        pat = pat[:nul]
+    for c in pat:
+        if c in SPECIALS:
+            return True
+    return False
+
+
+def find_aux(rt: Any, s: bytes, pat: bytes, init: int, plain: bool, find: bool) -> tuple:
+    """str_find_aux: string.find (find=True) or string.match, init already 0-based and clamped."""
+    if find and (plain or not has_specials(pat)):
+        k = s.find(pat, init)
+        if k >= 0:
+            return (k + 1, k + len(pat))
+        return (None,)
+    anchored, items = get_pattern(pat)
+    ms = MatchState(rt, s, items)
+    s1 = init
+    n = len(s)
+    while True:
+        ms.level = 0
+        e = ms.match(s1, 0)
+        if e >= 0:
+            if find:
+                return (s1 + 1, e) + ms.captures(-1, 0, False)
+            return ms.captures(s1, e, True)
+        s1 += 1
+        if s1 > n or anchored:
+            break
+    return (None,)
+
+
+def gmatch_iter(rt: Any, s: bytes, pat: bytes):
+    """The iterator string.gmatch returns (5.1: a leading '^' is a literal character here)."""
+    ms = MatchState(rt, s, compiled(pat))
+    pos = [0]
+
+    def it(*_args: Any) -> tuple:
+        src = pos[0]
+        n = len(s)
+        while src <= n:
+            ms.level = 0
+            e = ms.match(src, 0)
+            if e >= 0:
+                pos[0] = e + 1 if e == src else e
+                return ms.captures(src, e, True)
+            src += 1
+        pos[0] = src
+        return ()
+    return it
+
+
+def gsub(rt: Any, src: bytes, pat: bytes, max_s: int, add_value) -> tuple[bytes, int]:
+    """str_gsub's loop; add_value(ms, s, e) returns the replacement bytes of one match."""
+    anchored, items = get_pattern(pat)
+    ms = MatchState(rt, src, items)
+    out: list = []
+    pos = 0
+    copied = 0  # src[copied:pos] is text kept as it is, appended lazily
+    n = 0
+    end = len(src)
+    while n < max_s:
+        ms.level = 0
+        e = ms.match(pos, 0)
+        if e >= 0:
+            n += 1
+            if copied < pos:
+                out.append(src[copied:pos])
+            out.append(add_value(ms, pos, e))
+            copied = e
+        if e > pos:
+            pos = e
+        elif pos < end:
+            pos += 1
+        else:
+            break
+        if anchored:
+            break
+    out.append(src[copied:])
+    return b"".join(out), n
