@@ -51,6 +51,7 @@ import logging
 import os
 import re
 import select
+import sys
 import time
 from typing import Any
 
@@ -102,6 +103,11 @@ LIBRARIES = ((b"string", "lib_string"), (b"table", "lib_table"), (b"math", "lib_
 MAX_CALL_ARGS = 1024 * 1024
 
 
+#: The most source load() collects from its reader before giving up (scripts are
+#: bounded by proto-max-bulk-len; a reader function has no such bound).
+MAX_LOAD_BYTES = 512 * 1024 * 1024
+
+
 class ScriptKilled(BaseException):
     """SCRIPT KILL stopped the running script: raised from the hook, not catchable by pcall."""
 
@@ -129,7 +135,7 @@ def parse_shebang(body: bytes) -> tuple[int, int]:
     flags = 0
     for part in parts[1:]:
         if part.startswith(b"flags="):
-            for name in part[6:].split(b","):
+            for name in (part[6:].split(b",") if len(part) > 6 else ()):
                 flag = SHEBANG_FLAGS.get(name)
                 if flag is None:
                     raise CommandError("ERR Unexpected flag in script shebang: "
@@ -254,7 +260,7 @@ def script_reply(value: Any, script_resp: int, resp: int) -> Any:
     if t is LuaTable:
         err = value.hash.get(b"err") if value.hash else None
         if type(err) is bytes:
-            return ErrorReply(_cstring(err).decode("utf-8", "surrogateescape"))
+            return _error(_cstring(err), value.hash.get(IGNORE_STATS) is True)
     elif t is int:
         return _as_long_long(value)
     out: list = []
@@ -262,10 +268,28 @@ def script_reply(value: Any, script_resp: int, resp: int) -> Any:
     return Raw(b"".join(out))
 
 
+def _error(message: bytes, counted: bool) -> Any:
+    """A script's error reply: an ErrorReply (counted in the error stats when the
+    dispatcher sees it), or, for a command's error already counted, the same line
+    as Raw (Redis's ERR_REPLY_FLAG_NO_STATS_UPDATE)."""
+    if counted:
+        return Raw(error_line(message))
+    return ErrorReply(message.decode("utf-8", "surrogateescape"))
+
+
 # --- RESP -> Lua (a command's reply inside a script) --------------------------------
 
-def error_table(message: bytes) -> LuaTable:
-    """Redis's luaPushErrorBuff: ``{err = "<CODE> <message>"}`` ("-CODE msg", or "msg" -> ERR)."""
+#: The field Redis puts in the error table of a command's error (redis.call,
+#: redis.pcall): the error was counted in INFO errorstats when the command
+#: failed, so the script's reply does not count it again.
+IGNORE_STATS = b"ignore_error_stats_update"
+
+
+def error_table(message: bytes, counted: bool = False) -> LuaTable:
+    """Redis's luaPushErrorBuff: ``{err = "<CODE> <message>"}`` ("-CODE msg", or "msg" -> ERR).
+
+    ``counted``: the error of a command, already in the error stats.
+    """
     if message.startswith(b"-"):
         code, sep, rest = message[1:].partition(b" ")
         if not sep:
@@ -274,6 +298,8 @@ def error_table(message: bytes) -> LuaTable:
         code, rest = b"ERR", message
     t = LuaTable()
     t.hash[b"err"] = code + b" " + rest.strip(b"\r\n")
+    if counted:
+        t.hash[IGNORE_STATS] = True
     return t
 
 
@@ -313,7 +339,7 @@ def reply_to_lua(reply: Any, resp: int) -> Any:
         table.arr = arr
         return table
     if t is ErrorReply:
-        return error_table(b"-" + reply.encode("utf-8", "surrogateescape"))
+        return error_table(b"-" + reply.encode("utf-8", "surrogateescape"), True)
     data = encode(reply) if resp == 2 else encode3(reply)
     value, _ = _parse_resp(bytes(data), 0)
     return value
@@ -343,7 +369,7 @@ def _parse_resp(data: bytes, pos: int) -> tuple[Any, int]:
     if kind == b"+":
         return _status(body), pos
     if kind == b"-":
-        return error_table(b"-" + body), pos
+        return error_table(b"-" + body, True), pos
     if kind == b"*" or kind == b"~" or kind == b">":
         n = int(body)
         if n < 0:
@@ -588,7 +614,7 @@ class Scripting:
         # The shebang line is blanked, its newline kept: line numbers stay the user's.
         source = body[shebang_len:] if shebang_len else body
         try:
-            func = self.rt.compile(source, "@user_script")
+            func = self.rt.compile(source, "user_script")
         except LuaSyntaxError as exc:
             raise CommandError("ERR Error compiling script (new function): "
                                + _message(exc.value)) from None
@@ -648,8 +674,8 @@ class Scripting:
         try:
             try:
                 results = script.func()
-            except ScriptKilled:
-                return self._error_reply(caller, error_value(KILLED_MESSAGE), ctx, None)
+            except ScriptKilled as exc:
+                return self._error_reply(caller, error_value(KILLED_MESSAGE), ctx, exc)
             except LuaError as exc:
                 return self._error_reply(caller, exc.value, ctx, exc)
             except RecursionError:
@@ -668,9 +694,11 @@ class Scripting:
             return None
         return getattr(lib_math, "reset_random", None)
 
-    def _error_reply(self, caller: Any, value: Any, ctx: RunContext, exc: Any) -> ErrorReply:
+    def _error_reply(self, caller: Any, value: Any, ctx: RunContext, exc: Any) -> Any:
         """The reply to a script that raised ``value`` (Redis's error handler + luaCallFunction)."""
+        counted = False
         if type(value) is LuaTable:
+            counted = value.hash.get(IGNORE_STATS) is True
             err = value.get(b"err")
             if type(err) is not bytes:
                 # Redis 7.0.15 crashes on error({}) (a NULL message): answer its generic text.
@@ -680,7 +708,7 @@ class Scripting:
         line = error_line_number(exc, value)
         if line is not None:
             err = err + b" script: %s, on @user_script:%d." % (ctx.sha.encode(), line)
-        return ErrorReply(_cstring(err).decode("utf-8", "surrogateescape"))
+        return _error(_cstring(err), counted)
 
 
 def _lua_tostring(rt: Any, value: Any) -> bytes:
@@ -708,31 +736,25 @@ _POSITION = re.compile(rb"^user_script:(\d+):")
 
 
 def error_line_number(exc: Any, value: Any) -> int | None:
-    """The script line an error was raised at (what Redis's error handler reads with getinfo)."""
-    line = getattr(exc, "lua_line", None) if exc is not None else None
-    if line is not None:
-        return line
-    if type(value) is LuaTable:
-        line = value.hash.get(b"line")
-        if type(line) is int:
-            return line
+    """The script line an error was raised at (what Redis's error handler reads with getinfo).
+
+    The innermost Lua frame of the exception's traceback (a redis.call that
+    failed: the line calling it); else the position in a message.
+    """
+    if exc is not None:
+        try:
+            from .lua.runtime import _tb_where
+        except ImportError:
+            _tb_where = None
+        if _tb_where is not None:
+            m = _POSITION.match(_tb_where(exc.__traceback__))
+            if m:
+                return int(m.group(1))
     if type(value) is bytes:
         m = _POSITION.match(value)
         if m:
             return int(m.group(1))
-    return current_line()
-
-
-def current_line() -> int | None:
-    """The Lua line the innermost running chunk of user_script is at, or None if unknown."""
-    try:
-        from .lua import runtime
-    except ImportError:
-        return None
-    finder = getattr(runtime, "current_line", None)
-    if finder is None:
-        return None
-    return finder("@user_script")
+    return None
 
 
 # --- the Lua state as Redis sets it up ----------------------------------------------------
@@ -769,6 +791,8 @@ def make_runtime(engine: Scripting) -> Any:
         g.set(b"pcall", _redis_pcall(base_pcall))
     g.set(b"__redis__err__handler", _err_handler(rt))
     g.set(b"loadstring", _loadstring(rt))
+    if g.get(b"load") is None:
+        g.set(b"load", _load(rt))
     engine._set_global = lock_globals(rt)
     return rt
 
@@ -816,81 +840,127 @@ def _loadstring(rt: Any) -> Any:
     return loadstring
 
 
+def _load(rt: Any) -> Any:
+    """Lua 5.1's load(func [, chunkname]): the pieces func returns, compiled as one chunk."""
+    def load(*args: Any) -> tuple:
+        func = args[0] if args else None
+        if not callable(func) or type(func) is LuaTable:
+            from .lua.value import type_name
+            raise LuaError(b"bad argument #1 to 'load' (function expected, got %s)"
+                           % (b"no value" if not args else type_name(func).encode()))
+        pieces = []
+        size = 0
+        while True:
+            rt.check_hook()
+            got = rt.call(func)
+            piece = got[0] if got else None
+            if piece is None or piece == b"":
+                break
+            if type(piece) is not bytes:
+                return (None, b"reader function must return a string")
+            pieces.append(piece)
+            size += len(piece)
+            if size > MAX_LOAD_BYTES:
+                return (None, b"not enough memory")
+        name = args[1] if len(args) > 1 and type(args[1]) is bytes else b"=(load)"
+        try:
+            return (rt.compile(b"".join(pieces), _chunk_name(name)),)
+        except LuaError as exc:
+            return (None, exc.value)
+    return load
+
+
 def _chunk_name(name: bytes) -> str:
-    text = name.decode("utf-8", "surrogateescape")
-    if text.startswith("=") or text.startswith("@"):
-        return text
-    # Lua shows a string chunk as [string "first line..."]
-    first = text.split("\n", 1)[0]
-    if len(first) > 45 or "\n" in text:
-        first = first[:42] + "..."
-    return f'[string "{first}"]'
+    """Lua's chunkid: ``=name`` and ``@name`` as given, a source as ``[string "..."]``."""
+    if name[:1] in (b"=", b"@"):
+        return name[1:].decode("latin-1")
+    try:
+        from .lua.runtime import chunkid
+    except ImportError:
+        return name.split(b"\n", 1)[0][:40].decode("latin-1")
+    return chunkid(name)
+
+
+READONLY_ERROR = b"Attempt to modify a readonly table"
+
+
+def _readonly(*_args: Any) -> Any:
+    """A write to a locked table: Redis's error, with a position unless rawset made it."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "lua_rawset":
+            err = LuaError(READONLY_ERROR)
+            err.lua_positioned = True   # a C function in Redis: no "user_script:N:" prefix
+            raise err
+        if "__lua_chunk__" in frame.f_globals:
+            break
+        frame = frame.f_back
+    raise LuaError(READONLY_ERROR)
+
+
+class _ReadonlyDict(dict):
+    """The hash part of a locked table: reads at C speed, every write refused."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = pop = popitem = setdefault = update = clear = _readonly
+
+
+class _ReadonlyList(list):
+    """The array part of a locked table."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = _readonly
+    sort = reverse = __iadd__ = __imul__ = _readonly
 
 
 def lock_globals(rt: Any) -> Any:
     """Make the globals and every table reachable from them read-only, as 7.0 does.
 
-    Reading an undefined global raises Redis's error. The interpreter's own
-    support is used when it has it (``rt.set_readonly``); otherwise the
-    globals table becomes an empty proxy over the real one (reads fall
-    through its ``__index``, writes hit ``__newindex`` and are refused), and
-    so does each library table. Returns the function that sets a global
-    anyway (KEYS and ARGV, on every run).
+    A locked table keeps its contents in a dict and a list that refuse
+    writes (so reads cost what they cost before, and no interpreter change
+    is needed): assigning a global, a library field, or rawset on them raises
+    "Attempt to modify a readonly table". Reading an undefined global raises
+    Redis's error (the globals' ``__index``). Metatables reachable from the
+    globals (and the string metatable) are locked too, and a locked table's
+    metatable cannot be replaced (``__metatable``). Returns the function
+    that sets a global anyway (KEYS and ARGV, new tables on every run, which
+    scripts may change as in Redis).
     """
-    real = rt.globals
+    g = rt.globals
 
     def nonexistent(table: Any, key: Any) -> tuple:
         raise LuaError(b"Script attempted to access nonexistent global variable '%s'"
                        % _lua_tostring(rt, key))
 
-    def readonly(*args: Any) -> tuple:
-        raise LuaError(b"Attempt to modify a readonly table")
-
-    set_readonly = getattr(rt, "set_readonly", None)
     meta = LuaTable()
     meta.set(b"__index", nonexistent)
-    if set_readonly is not None:
-        real.metatable = meta
-        seen: set = set()
+    meta.set(b"__metatable", False)
+    g.metatable = meta
+    guard = LuaTable()           # the metatable of locked tables that had none
+    guard.set(b"__metatable", False)
+    seen: set = set()
 
-        def walk(t: LuaTable) -> None:
-            if id(t) in seen:
-                return
-            seen.add(id(t))
-            set_readonly(t, True)
-            for _k, v in t.items():
-                if type(v) is LuaTable:
-                    walk(v)
-            if t.metatable is not None:
-                walk(t.metatable)
-        walk(real)
+    def lock(t: LuaTable) -> None:
+        if id(t) in seen:
+            return
+        seen.add(id(t))
+        for _k, v in list(t.items()):
+            if type(v) is LuaTable:
+                lock(v)
+        if t.metatable is None:
+            t.metatable = guard
+        else:
+            lock(t.metatable)
+        t.hash = _ReadonlyDict(t.hash)
+        t.arr = _ReadonlyList(t.arr)
+    string_meta = getattr(rt, "string_meta", None)
+    if type(string_meta) is LuaTable:
+        lock(string_meta)
+    lock(g)
 
-        def set_global(name: bytes, value: Any) -> None:
-            # KEYS and ARGV, new tables on every run (they are not read-only, as in Redis).
-            set_readonly(real, False)
-            real.set(name, value)
-            set_readonly(real, True)
-        return set_global
-    return real.set
-    real.metatable = meta
-    proxy_meta = LuaTable()
-    proxy_meta.set(b"__index", real)
-    proxy_meta.set(b"__newindex", readonly)
-    proxy_meta.set(b"__metatable", False)
-    proxy = LuaTable()
-    proxy.metatable = proxy_meta
-    # Library tables: proxies too, so `string.x = 1` or `redis.call = f` fail.
-    for name, value in list(real.items()):
-        if type(value) is LuaTable and name not in (b"_G", b"KEYS", b"ARGV"):
-            lib_meta = LuaTable()
-            lib_meta.set(b"__index", value)
-            lib_meta.set(b"__newindex", readonly)
-            lib_meta.set(b"__metatable", False)
-            lib_proxy = LuaTable()
-            lib_proxy.metatable = lib_meta
-            real.set(name, lib_proxy)
-    real.set(b"_G", proxy)
-    rt.globals = proxy
+    def set_global(name: bytes, value: Any) -> None:
+        dict.__setitem__(g.hash, name, value)
+    return set_global
 
 
 # --- the redis table ------------------------------------------------------------------------
@@ -1076,8 +1146,9 @@ def run_call(ctx: RunContext, args: tuple) -> Any:
         stats = core.stats
         if target is not None:
             core.command_stat(target.name).rejected += 1
-        stats.count_error(error.decode())
-        return error_table(b"-" + error if error.startswith(b"OOM ") else error)
+        table = error_table(b"-" + error if error.startswith(b"OOM ") else error, True)
+        stats.count_error(table.hash[b"err"].decode())
+        return table
     core.stats.total_commands += 1
     reply = dispatcher.run_command(client, cmd, argv)
     if type(reply).__name__ == "Deferred":

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..errors import CommandError
 from ..numbers import parse_int as string2ll
-from ..protocol import OK, Simple
+from ..protocol import OK, ErrorReply, Simple
 from ..scripting import NOSCRIPT, NOTBUSY, engine
 from . import command, dispatch_subcommand
 
@@ -59,12 +59,18 @@ def _feed_monitors(c, argv) -> None:
 def _run(c, argv, script, read_only: bool):
     n = _numkeys(argv)
     core = c.core
+    errors_before = core.stats.error_replies
     # One unit for the whole script: its commands' units nest in it.
     core.begin_unit()
     try:
-        return engine(core).run(c, script, argv[3:3 + n], argv[3 + n:], read_only)
+        reply = engine(core).run(c, script, argv[3:3 + n], argv[3 + n:], read_only)
     finally:
         core.end_unit()
+    if type(reply) is not ErrorReply and core.stats.error_replies > errors_before:
+        # As Redis's call(): a command that made any error reply (its script's
+        # commands included) is a failed call.
+        core.command_stat(c.last_command).failed += 1
+    return reply
 
 
 def _eval(c, argv, read_only: bool):
@@ -147,7 +153,7 @@ def cmd_script_help(c, argv):
         "LOAD <script>",
         "    Load a script into the scripts cache without executing it.",
         "HELP",
-        "    Print this help.")]
+        "    Prints this help.")]
 
 
 @command("exists", -3, "noscript", parent="script", group="scripting", since="2.6.0",
