@@ -74,6 +74,7 @@ def test_redis_py_lock_acquire_extend_reacquire_release(r):
     impostor.local.token = b"not-the-owner"
     with pytest.raises(redis.exceptions.LockNotOwnedError):
         impostor.release()                       # the release script answered 0
+    impostor.local.token = b"not-the-owner"      # (release() forgot it)
     with pytest.raises(redis.exceptions.LockNotOwnedError):
         impostor.extend(5)                       # the extend script answered 0
     with pytest.raises(redis.exceptions.LockNotOwnedError):
