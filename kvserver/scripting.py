@@ -55,6 +55,7 @@ import sys
 import time
 from typing import Any
 
+from .client import Deferred
 from .errors import CommandError, ProtocolError
 from .lua.value import LuaError, LuaTable, str_to_number
 from .protocol import (NULL_ARRAY, OK, ErrorReply, Raw, Simple, encode, encode3, error_line,
@@ -97,12 +98,9 @@ LIBRARIES = ((b"string", "lib_string"), (b"table", "lib_table"), (b"math", "lib_
              (b"cjson", "lib_cjson"), (b"struct", "lib_struct"),
              (b"cmsgpack", "lib_cmsgpack"), (b"bit", "lib_bit"))
 
-#: The argument cache size Redis keeps is not a limit; this is: a script
-#: handing redis.call more than this many arguments gets an error instead
-#: of the server building a giant argv (Lua's own C stack caps it near 8000).
-MAX_CALL_ARGS = 1024 * 1024
-
-
+#: Distinct command names redis.call remembers its lookup of (scripts may
+#: invent names: the cache stays bounded).
+CALL_CACHE_SIZE = 1024
 #: The most source load() collects from its reader before giving up (scripts are
 #: bounded by proto-max-bulk-len; a reader function has no such bound).
 MAX_LOAD_BYTES = 512 * 1024 * 1024
@@ -443,7 +441,8 @@ class RunContext:
     """One running script (Redis's scriptRunCtx): its caller, flags, the clock and SCRIPT KILL."""
 
     __slots__ = ("engine", "caller", "client", "sha", "read_only", "allow_oom", "oom_at_start",
-                 "dirty", "killed", "started", "timed_out", "threshold", "served")
+                 "dirty", "killed", "started", "timed_out", "threshold", "dispatcher",
+                 "commands")
 
     def __init__(self, engine: "Scripting", caller: Any, client: Any, sha: str,
                  read_only: bool, allow_oom: bool) -> None:
@@ -460,7 +459,8 @@ class RunContext:
         self.timed_out = False
         threshold = caller.core.config.busy_reply_threshold
         self.threshold = threshold / 1000.0 if threshold > 0 else None
-        self.served: Any = None
+        self.dispatcher = caller.core.dispatcher()
+        self.commands = self.dispatcher.commands
 
     def hook(self) -> None:
         """The interpreter's periodic call: past busy-reply-threshold, serve the other clients.
@@ -584,6 +584,9 @@ class Scripting:
         #: Sets a global of the locked state (KEYS, ARGV): lock_globals gives it.
         self._set_global: Any = None
         self.client: Any = None     # the script client (made on first run)
+        #: redis.call's command lookups by the name a script used (commands
+        #: without subcommands; the table is fixed while the server runs).
+        self.call_cache: dict[bytes, tuple] = {}
 
     # -- the Lua state --------------------------------------------------------------
     @property
@@ -956,10 +959,14 @@ def lock_globals(rt: Any) -> Any:
     string_meta = getattr(rt, "string_meta", None)
     if type(string_meta) is LuaTable:
         lock(string_meta)
+    # Compiled chunks may hold the globals' first dict (a fast path for
+    # global reads): it keeps every global, and only set_global writes it.
+    first = g.hash
     lock(g)
 
     def set_global(name: bytes, value: Any) -> None:
         dict.__setitem__(g.hash, name, value)
+        first[name] = value
     return set_global
 
 
@@ -1111,49 +1118,74 @@ def _lookup(commands: dict, argv: list[bytes]) -> Any:
     return cmd
 
 
+def _call_info(commands: dict, argv: list[bytes]) -> tuple | None:
+    """(command, what runs: itself or its subcommand) for redis.call, or None if unknown."""
+    cmd = commands.get(argv[0]) or commands.get(argv[0].lower())
+    if cmd is None:
+        return None
+    target = cmd
+    if cmd.subcommands and len(argv) >= 2:
+        target = cmd.subcommands.get(argv[1].decode("utf-8", "replace").lower())
+        if target is None:
+            return None
+    flags = target.flags + cmd.flags
+    return (cmd, target, target.arity, "noscript" in flags, target.is_write or cmd.is_write,
+            "may_replicate" in flags, "denyoom" in flags)
+
+
 def run_call(ctx: RunContext, args: tuple) -> Any:
     """redis.call/pcall: the checks of Redis's scriptCall, the command, its reply as Lua."""
-    argv = call_argv(args)
-    if type(argv) is bytes:
-        return error_value(b"ERR " + argv)
+    for a in args:
+        if type(a) is not bytes:
+            argv = call_argv(args)
+            if type(argv) is bytes:
+                return error_value(b"ERR " + argv)
+            break
+    else:
+        if not args:
+            return error_value(b"ERR Please specify at least one argument for this redis "
+                               b"lib call")
+        argv = list(args)
+    engine = ctx.engine
+    cache = engine.call_cache
+    info = cache.get(argv[0])
+    if info is None:
+        info = _call_info(ctx.commands, argv)
+        if info is not None and not info[0].subcommands and len(cache) < CALL_CACHE_SIZE:
+            cache[argv[0]] = info
     client = ctx.client
-    core = client.core
-    dispatcher = core.dispatcher()
-    commands = dispatcher.commands
-    cmd = commands.get(argv[0]) or commands.get(argv[0].lower())
-    target = cmd
     error = None
-    if cmd is not None and cmd.subcommands and len(argv) >= 2:
-        target = cmd.subcommands.get(argv[1].decode("utf-8", "replace").lower())
-    if target is None:
+    if info is None:
         error = b"Unknown Redis command called from script"
     else:
-        a = target.arity
+        cmd, target, a, noscript, write, may_replicate, denyoom = info
         if (len(argv) != a) if a >= 0 else (len(argv) < -a):
             error = b"Wrong number of args calling Redis command from script"
-        elif "noscript" in target.flags or "noscript" in cmd.flags:
+        elif noscript:
             error = b"This Redis command is not allowed from script"
-        else:
-            write = target.is_write or cmd.is_write
-            if ctx.read_only and (write or "may_replicate" in target.flags):
+        elif write or may_replicate or denyoom:
+            if ctx.read_only and (write or may_replicate):
                 error = b"Write commands are not allowed from read-only scripts."
-            elif (not ctx.allow_oom and not ctx.dirty and ctx.oom_at_start
-                  and core.config.maxmemory and "denyoom" in target.flags):
-                error = b"OOM command not allowed when used memory > 'maxmemory'."
+            elif (denyoom and not ctx.allow_oom and not ctx.dirty and ctx.oom_at_start
+                  and client.core.config.maxmemory):
+                error = b"-OOM command not allowed when used memory > 'maxmemory'."
             elif write:
                 ctx.dirty = True
+    core = client.core
     if error is not None:
-        stats = core.stats
-        if target is not None:
-            core.command_stat(target.name).rejected += 1
-        table = error_table(b"-" + error if error.startswith(b"OOM ") else error, True)
-        stats.count_error(table.hash[b"err"].decode())
+        if info is not None:
+            core.command_stat(info[1].name).rejected += 1
+        table = error_table(error, True)
+        core.stats.count_error(table.hash[b"err"].decode())
         return table
-    core.stats.total_commands += 1
-    reply = dispatcher.run_command(client, cmd, argv)
-    if type(reply).__name__ == "Deferred":
+    core.stats.total_commands += 1      # as Redis's call(): a script's commands count
+    reply = ctx.dispatcher.run_command(client, cmd, argv)
+    t = type(reply)
+    if t is bytes or t is int:
+        return reply
+    if t is Deferred:
         reply.future.cancel()
-        reply = dispatcher.error(f"ERR '{cmd.name}' cannot run inside a script")
+        reply = ctx.dispatcher.error(f"ERR '{cmd.name}' cannot run inside a script")
     return reply_to_lua(reply, client.resp)
 
 
