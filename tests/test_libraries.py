@@ -21,16 +21,14 @@ command kvserver rejects:
 
 - rq: enqueue needs SADD, HSET, RPUSH (inside MULTI/EXEC, which works since 0.2).
 - huey: enqueue needs LPUSH (lists); results need HSET (hashes).
-- dramatiq: RedisBroker.enqueue needs EVALSHA (Lua); rate limiters stopped at
-  WATCH (works since 0.2; not re-tried);
-  the Redis results backend needs LPUSH, LINDEX (inside MULTI).
+- dramatiq: RedisBroker.enqueue's script calls a command kvserver lacks
+  (sorted sets); the Redis results backend needs LPUSH, LINDEX (inside MULTI).
 - arq: enqueue_job needs ZADD (after WATCH/MULTI); the worker needs ZRANGEBYSCORE.
 - celery (redis broker + backend): delay() needs SUBSCRIBE (result backend) and
   LLEN/LPUSH (broker, inside MULTI); the worker needs ZRANGE BYSCORE and EVALSHA.
-- limits: every strategy's hit/test needs EVALSHA (Lua), sync and async.
-- pottery: RedisDict/List/Set/Deque/BloomFilter/HyperLogLog stopped at WATCH
-  (works since 0.2; not re-tried: they store hashes, lists, sets...);
-  Redlock and NextID need EVALSHA; redis_cache needs HGET; RedisCounter HSCAN.
+- limits: works since scripting (EVALSHA): its moving-window, sliding-window and
+  fixed-window limiters are tested in tests/test_scripting_libraries.py.
+- rq: results need XREVRANGE (streams); huey: its consumer needs BRPOP.
 """
 
 from __future__ import annotations
@@ -86,9 +84,8 @@ DJANGO = Uses("django_")
 #: (django-redis's incr sends EVAL and, on any error, falls back to a non-atomic
 #: GET + SET, so it "works" only by that fallback: not claimed here.)
 DJANGO_BUILTIN = Uses("django_builtin_")
-#: django-redis extensions.
-#: Fails today: lock release (EVALSHA),
-#: sadd/smembers... (SADD), hset... (HSET), incr (EVAL, see above).
+#: django-redis extensions (incr is a script since scripting: checked in
+#: tests/test_scripting_libraries.py that it is not the GET+SET fallback).
 DJANGO_REDIS = Uses("django_redis_")
 
 
@@ -251,6 +248,17 @@ def django_redis_delete_pattern(cache, r):
         cache.set(key, key)
     assert cache.delete_pattern("user:*") == 2
     assert cache.keys("*") == ["other"]
+
+
+@DJANGO_REDIS
+def django_redis_incr_and_lock(cache, r):
+    cache.set("n", 5)
+    assert cache.incr("n", 3) == 8 and cache.decr("n") == 7
+    lock = cache.lock("job", timeout=10)
+    assert lock.acquire(blocking=False)
+    assert not cache.lock("job", timeout=10).acquire(blocking=False)
+    lock.release()                   # redis-py's release script (EVALSHA)
+    assert r.exists(cache.make_key("job")) == 0
 
 
 @pytest.mark.parametrize("use", DJANGO.params())
@@ -458,9 +466,8 @@ async def test_aiocache(kv, use):
 
 # --- cashews --------------------------------------------------------------------------
 
-#: Fails today: set_add (SADD, inside MULTI), unlock and
-#: @locked (EVALSHA), incr with expire, rate_limit, slice_rate_limit and @hit
-#: (EVALSHA), get_bits/incr_bits and bloom (BITFIELD), get_size (MEMORY USAGE).
+#: Not claimed: rate_limit, slice_rate_limit and @hit (sorted sets),
+#: get_bits/incr_bits and bloom (BITFIELD), get_size (MEMORY USAGE).
 CASHEWS = Uses("cashews_")
 
 
@@ -511,6 +518,14 @@ async def cashews_set_lock_is_locked(cache, ar):
     assert not await cache.set_lock("lk", "other", expire=10)
     assert await cache.is_locked("lk")
     assert 0 < await ar.ttl("lk") <= 10
+
+
+@CASHEWS
+async def cashews_unlock(cache, ar):
+    assert await cache.set_lock("lk", "me", expire=10)
+    assert not await cache.unlock("lk", "other")     # a script: only the owner unlocks
+    assert await cache.unlock("lk", "me")
+    assert not await cache.is_locked("lk")
 
 
 @CASHEWS
@@ -580,9 +595,8 @@ async def test_cashews(kv, use):
 
 # --- walrus ---------------------------------------------------------------------------
 
-#: Fails today: Model (SADD), List (RPUSH),
-#: Set (SADD), ZSet (ZADD), Stream (XADD), Array and lock (EVALSHA),
-#: rate_limit (LLEN), autocomplete (ZADD), bloom_filter (BITFIELD).
+#: Not claimed: ZSet and autocomplete (sorted sets), Stream (XADD),
+#: bloom_filter (BITFIELD).
 WALRUS = Uses("walrus_")
 
 
@@ -698,3 +712,68 @@ def walrus_list(db, r):
 @pytest.mark.parametrize("use", WALRUS.params())
 def test_walrus(walrus_db, r, use):
     use(walrus_db, r)
+
+
+@WALRUS
+def walrus_lock(db, r):
+    lock = db.lock("wlk", ttl=10000)
+    assert lock.acquire(block=False)
+    assert not db.lock("wlk", ttl=10000).acquire(block=False)
+    assert lock.release()            # walrus's release script (EVALSHA)
+    assert r.exists("lock:wlk") == 0
+    with lock:
+        assert r.exists("lock:wlk") == 1
+
+
+@WALRUS
+def walrus_rate_limit_lua(db, r):
+    limiter = db.rate_limit_lua("rl", limit=3, per=60)
+    assert [limiter.limit("u") for _ in range(5)] == [False, False, False, True, True]
+
+
+# --- pottery ----------------------------------------------------------------------------
+
+#: Since scripting: Redlock and NextID (EVALSHA) and the containers (WATCH/MULTI
+#: over hashes, lists, sets). Not claimed: RedisCounter, bloom filters, HyperLogLog.
+POTTERY = Uses("pottery_")
+
+
+@POTTERY
+def pottery_redlock(r):
+    from pottery import Redlock
+    lock = Redlock(key="res", masters={r}, auto_release_time=10)
+    assert lock.acquire(blocking=False) and lock.locked()
+    assert not Redlock(key="res", masters={r}, auto_release_time=10).acquire(blocking=False)
+    lock.release()
+    assert not lock.locked() and r.exists("redlock:res") == 0
+
+
+@POTTERY
+def pottery_next_id(r):
+    from pottery import NextID
+    ids = NextID(key="ids", masters={r})
+    assert [next(ids) for _ in range(3)] == [1, 2, 3]
+
+
+@POTTERY
+def pottery_containers(r):
+    from pottery import RedisDeque, RedisDict, RedisList, RedisSet
+    d = RedisDict({"a": 1}, redis=r, key="pd")
+    d["b"] = 2
+    assert dict(d) == {"a": 1, "b": 2}
+    lst = RedisList([1, 2], redis=r, key="pl")
+    lst.append(3)
+    assert list(lst) == [1, 2, 3]
+    st = RedisSet({1, 2}, redis=r, key="ps")
+    st.add(3)
+    assert set(st) == {1, 2, 3}
+    q = RedisDeque([1], redis=r, key="pq")
+    q.appendleft(0)
+    assert list(q) == [0, 1]
+
+
+@pytest.mark.filterwarnings("ignore:Doing an O\\(n\\) Redis operation")
+@pytest.mark.parametrize("use", POTTERY.params())
+def test_pottery(r, use):
+    pytest.importorskip("pottery")
+    use(r)

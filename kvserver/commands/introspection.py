@@ -300,6 +300,11 @@ def _clients_section(core) -> list:
 def _memory_section(core) -> list:
     from ..core import process_rss
     cfg = core.config
+    # The EVAL script cache: its bodies plus each entry's SHA and bookkeeping.
+    engine = getattr(core, "scripting", None)
+    cached = engine.scripts.values() if engine is not None else ()
+    scripts_count = len(cached)
+    scripts_bytes = sum(len(s.body) + 40 + 64 for s in cached)
     rss = process_rss() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, rss)
     startup = min(core.startup_memory, rss)
@@ -336,16 +341,16 @@ def _memory_section(core) -> list:
         ("used_memory_lua", 0),
         ("used_memory_vm_eval", 0),
         ("used_memory_lua_human", "0B"),
-        ("used_memory_scripts_eval", 0),
-        ("number_of_cached_scripts", 0),
+        ("used_memory_scripts_eval", scripts_bytes),
+        ("number_of_cached_scripts", scripts_count),
         ("number_of_functions", 0),
         ("number_of_libraries", 0),
         ("used_memory_vm_functions", 0),
         ("used_memory_vm_total", 0),
         ("used_memory_vm_total_human", "0B"),
         ("used_memory_functions", 0),
-        ("used_memory_scripts", 0),
-        ("used_memory_scripts_human", "0B"),
+        ("used_memory_scripts", scripts_bytes),
+        ("used_memory_scripts_human", _human(scripts_bytes)),
         ("maxmemory", cfg.maxmemory),
         ("maxmemory_human", _human(cfg.maxmemory)),
         ("maxmemory_policy", cfg.maxmemory_policy),
