@@ -652,8 +652,9 @@ class Scripting:
                     raise CommandError(
                         "ERR Can not execute a script with write flag using *_ro command.")
             if core.over_maxmemory and core.config.maxmemory and not flags & (ALLOW_OOM | NO_WRITES):
-                raise CommandError("OOM allow-oom flag is not set on the script, "
-                                   "can not run it when used memory > 'maxmemory'")
+                # A script with a shebang that may write is denyoom (evalGetCommandFlags):
+                # Redis refuses it before it runs, with the command's OOM error.
+                raise CommandError("OOM command not allowed when used memory > 'maxmemory'.")
         rt = self.rt
         client = self.script_client(caller)
         client.select(caller.db_index)
