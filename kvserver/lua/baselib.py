@@ -76,7 +76,7 @@ def ipairs_aux(t: Any = _NOVAL, i: Any = 0, *_: Any) -> tuple:
 
 def open(rt) -> LuaTable:
     G = rt.globals
-    from .runtime import fix_error, lua_frames, lua_where, positioned, stack_overflow, chunkid
+    from .runtime import fix_error, level_frame, lua_where, positioned, stack_overflow, chunkid
 
     def call(f, *args):
         return rt.call(f, *args)
@@ -225,13 +225,8 @@ def open(rt) -> LuaTable:
         if type(msg) in _NUM:
             msg = number_to_bytes(msg)
         if type(msg) is bytes and lvl > 0:
-            frames = lua_frames(sys._getframe(1))
-            f = None
-            for idx, fr in enumerate(frames, 1):
-                if idx == lvl:
-                    f = fr
-                    break
-            if f is not None:
+            f = level_frame(sys._getframe(), lvl)
+            if f is not None and "__lua_chunk__" in f.f_globals:
                 msg = lua_where(f) + b" " + msg
         raise positioned(LuaError(msg))
 

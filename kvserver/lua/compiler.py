@@ -580,6 +580,10 @@ class CodeGen:
         if akind == BOOL:
             kind = BOOL if bkind == BOOL else COMPLEX
             return f"({acode} {tag} {bcode})", kind
+        if akind in (NUM, STR):       # a true constant
+            return (bcode, bkind) if tag == "and" else (acode, akind)
+        if akind == NIL:
+            return (acode, akind) if tag == "and" else (bcode, bkind)
         first, later = self.bind(acode, akind)
         test = f"({first} is not None and {later} is not False)"
         if tag == "and":

@@ -112,7 +112,7 @@ class Parser:
 
     def checkname(self) -> str:
         if self.tok[0] != "name":
-            raise self.error("<name> expected")
+            raise self.error_expected("<name>")
         name = self.tok[3]
         self.next()
         return name
@@ -393,7 +393,7 @@ class Parser:
                     self.next()
                     fs.is_vararg = True
                 else:
-                    raise self.error("<name> expected")
+                    raise self.error("<name> or '...' expected")
                 if fs.is_vararg or not self.testnext(","):
                     break
         self.checknext(")")

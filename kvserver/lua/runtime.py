@@ -19,10 +19,10 @@ with a level, non-string error values) are marked and left alone.
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 import types
+import warnings
 from typing import Any, Callable
 
 from .compiler import generate
@@ -38,6 +38,7 @@ _INF = math.inf
 _NEGNAN = _INF - _INF          # what 0/0 gives in C on x86 (prints "-nan")
 _NAN = -_NEGNAN
 
+_THIS_FILE = __file__
 MAXTAGLOOP = 100               # lvm.c: __index/__newindex chains longer than this are loops
 MAX_UNPACK = 8000              # LUAI_MAXCSTACK: "too many results to unpack"
 # Python frames a Lua call may take at most; scripts recurse until "stack overflow".
@@ -68,12 +69,22 @@ def lua_where(frame) -> bytes:
     return b""
 
 
-def lua_frames(frame):
-    """Every Lua function frame from frame outwards."""
-    while frame is not None:
-        if "__lua_chunk__" in frame.f_globals:
-            yield frame
-        frame = frame.f_back
+def level_frame(frame, level: int):
+    """The frame of the function at call level ``level`` above ``frame`` (level 0).
+
+    Levels count Lua functions and builtins ("C functions"), as lua_getstack
+    does; this module's frames (call helpers, metamethod dispatch) are not
+    functions at the Lua level and are skipped. None if there are not so many.
+    """
+    f = frame.f_back
+    n = 0
+    while f is not None:
+        if f.f_code.co_filename != _THIS_FILE:
+            n += 1
+            if n == level:
+                return f
+        f = f.f_back
+    return None
 
 
 def _tb_where(tb) -> bytes:
@@ -167,7 +178,10 @@ class Runtime:
             tree = parse(source, chunkname)
             pysrc, linemap = generate(tree, chunkname)
             try:
-                code = compile(pysrc, f"<lua {chunkname}>", "exec")
+                with warnings.catch_warnings():
+                    # "is" against a literal is intended: Lua's identity tests on constants
+                    warnings.simplefilter("ignore")
+                    code = compile(pysrc, f"<lua {chunkname}>", "exec")
             except (SyntaxError, RecursionError, MemoryError, ValueError):
                 # Python's own nesting limits are below Lua's in rare shapes
                 raise LuaSyntaxError(f"{chunkname}:1: chunk has too many syntax levels"
@@ -269,9 +283,8 @@ class Runtime:
     def error(self, msg: bytes, level: int = 1) -> LuaError:
         """A LuaError positioned as luaL_error would (level 1: the calling Lua code)."""
         if level > 0:
-            frames = lua_frames(sys._getframe(1))
-            f = next(itertools.islice(frames, level - 1, None), None)
-            if f is not None:
+            f = level_frame(sys._getframe(1), level)
+            if f is not None and "__lua_chunk__" in f.f_globals:
                 msg = lua_where(f) + b" " + msg
         return positioned(LuaError(msg))
 
