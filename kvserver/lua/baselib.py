@@ -61,7 +61,12 @@ def opt_int(v: Any, n: int, fname: str, default: int) -> int:
 
 def lua_next(t: Any = _NOVAL, k: Any = None, *_: Any) -> tuple:
     check_table(t, 1, "next")
-    r = t.next(k)
+    try:
+        r = t.next(k)
+    except LuaError as e:
+        # luaG_runerror inside a C function: Lua adds no position
+        e.lua_positioned = True
+        raise
     return (None,) if r is None else r
 
 
@@ -168,7 +173,11 @@ def open(rt) -> LuaTable:
             raise argerror(2, "rawset", "value expected")
         if v is _NOVAL:
             raise argerror(3, "rawset", "value expected")
-        t.set(k, v)
+        try:
+            t.set(k, v)
+        except LuaError as e:
+            e.lua_positioned = True      # "table index is nil" from a C function: no position
+            raise
         return (t,)
 
     def lua_rawequal(a=_NOVAL, b=_NOVAL, *_):

@@ -29,6 +29,8 @@ _M53 = 9007199254740992
 
 # expression kinds
 COMPLEX, SIMPLE, BOOL, NUM, STR, NIL = range(6)
+# expression nodes that carry their Lua line as the last item
+_LINED = frozenset(("index", "call", "method", "binop", "unop", "and", "or", "table"))
 
 
 def _bytes_lit(b: bytes) -> str:
@@ -90,6 +92,7 @@ class CodeGen:
         self.nfunc = 0
         self.fn: Func | None = None
         self.vararg_name = "_va0"
+        self.cur = 0          # the Lua line the expression being generated sits on
 
     # -- output ---------------------------------------------------------------
     def emit(self, text: str) -> None:
@@ -103,8 +106,16 @@ class CodeGen:
         out = []
         linemap = [0]
         for indent, text, line in self.lines:
-            out.append("    " * indent + text)
-            linemap.append(line)
+            if "\n" not in text:
+                out.append("    " * indent + text)
+                linemap.append(line)
+                continue
+            pad = "    " * indent
+            for part in text.split("\n"):
+                if part.startswith("#@"):
+                    line = int(part[2:])
+                out.append(pad + part)
+                linemap.append(line)
         return "\n".join(out) + "\n", linemap
 
     # -- functions --------------------------------------------------------------
@@ -129,8 +140,8 @@ class CodeGen:
         kw = [f"{v.pyname}={v.pyname}" for v in f.upvals.values()]
         if kw:
             params.extend(kw)
-        saved_line = self.line
-        self.line = f.line
+        saved_line = self.line, self.cur
+        self.line = self.cur = f.line
         self.emit(f"def {pyname}({', '.join(params)}):")
         self.indent += 1
         saved = self.fn, self.vararg_name
@@ -146,7 +157,7 @@ class CodeGen:
             self.emit("return ()")
         self.indent -= 1
         self.fn, self.vararg_name = saved
-        self.line = saved_line
+        self.line, self.cur = saved_line
 
     def function_expr(self, f: Func) -> tuple[str, int]:
         self.nfunc += 1
@@ -165,6 +176,7 @@ class CodeGen:
     def statement(self, st: tuple) -> None:
         tag = st[0]
         self.line = st[-1] if tag != "forin" else st[4]
+        self.cur = self.line
         getattr(self, "st_" + tag)(st)
 
     def st_do(self, st: tuple) -> None:
@@ -335,7 +347,7 @@ class CodeGen:
         self.hook_line()
         self.block(body)
         # a 'break' inside the body leaves the Python loop before the test, as in Lua
-        self.line = line
+        self.line = self.cur = line
         c = self.cond(cond)
         self.emit(f"if {c}: break")
         self.indent -= 1
@@ -356,7 +368,7 @@ class CodeGen:
             self.indent += 1
             self.block(body)
             self.indent -= 1
-            self.line = line
+            self.line = self.cur = line
         if orelse:
             self.emit("else:")
             self.indent += 1
@@ -461,6 +473,26 @@ class CodeGen:
         return f"({first} is not None and {later} is not False)"
 
     def expr(self, e: tuple) -> tuple[str, int]:
+        """Code and kind of expression e (a multi-value one adjusted to one value).
+
+        An operation on another Lua line than the enclosing one is wrapped in
+        parentheses with '#@line' comment lines around it, so that the Python
+        line of each instruction maps back to the Lua line of its operation.
+        """
+        tag = e[0]
+        if tag in _LINED:
+            line = e[-1]
+            if line != self.cur:
+                saved = self.cur
+                self.cur = line
+                try:
+                    code, kind = self.expr_at_line(e)
+                finally:
+                    self.cur = saved
+                return f"(\n#@{line}\n{code}\n#@{saved}\n)", kind
+        return self.expr_at_line(e)
+
+    def expr_at_line(self, e: tuple) -> tuple[str, int]:
         tag = e[0]
         if tag == "num":
             return _num_lit(e[1]), NUM
@@ -669,7 +701,11 @@ class CodeGen:
         slow_args = f"{ta}, {tb}, {da}, {db}"
         if op == "+" or op == "-" or op == "*":
             r = self.tmp()
-            fast = f"({r} if -{_M53} < ({r} := {ta} {op} {tb}) < {_M53} else _fl({r}))"
+            if op == "*":
+                # a zero product may be -0 in Lua (doubles): the slow path decides
+                fast = f"({r} if -{_M53} < ({r} := {ta} * {tb}) < {_M53} and {r} else _mulfix({ta}, {tb}))"
+            else:
+                fast = f"({r} if -{_M53} < ({r} := {ta} {op} {tb}) < {_M53} else _fl({r}))"
             test = " and ".join(test_parts) or "True"
             helper = {"+": "_add", "-": "_sub", "*": "_mul"}[op]
             return f"({fast} if {test} else {helper}({slow_args}))", COMPLEX

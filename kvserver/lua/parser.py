@@ -435,6 +435,8 @@ class Parser:
             line = self.tok[2]
             self.next()
             right = self.subexpr(prio[1])
+            if op != "and" and op != "or":
+                line = self.lastline      # Lua codes the operation after its second operand
             if op == "and" or op == "or":
                 e = (op, e, right, line)
             else:

@@ -411,6 +411,12 @@ class Runtime:
                     return _INF if r > 0 else -_INF
             return r
 
+        def mulfix(a, b):
+            r = a * b
+            if r == 0:
+                return float(a) * float(b)     # Lua's doubles: 0 * -1 is -0
+            return norm(r)
+
         def norm(r):
             if type(r) is int and not -_M53 < r < _M53:
                 return fl(r)
@@ -752,7 +758,7 @@ class Runtime:
             "_index": index, "_setindex": setindex, "_callable": callable_,
             "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_mod": mod, "_pow": pow_,
             "_unm": unm, "_len": len_, "_concat": concat, "_concat2": concat2,
-            "_lt": lt, "_le": le, "_eq": eq, "_fl": fl,
+            "_lt": lt, "_le": le, "_eq": eq, "_fl": fl, "_mulfix": mulfix,
             "_forrange": forrange, "_forin": forin, "_adjust": adjust, "_newtable": newtable,
             "type": type, "len": len, "float": float, "bytes": bytes, "int": int,
         }
