@@ -126,6 +126,8 @@ class CodeGen:
         self.fn = f
         self.vararg_name = "_va0"
         self.emit("global _hc")
+        if f.has_loop:
+            self.emit("_hk = _hc")
         self.block(f.body)
         self.emit("return ()")
         self.indent -= 1
@@ -149,6 +151,8 @@ class CodeGen:
         self.vararg_name = va
         self.emit("global _hc")
         self.emit("if (_hc := _hc - 1) < 0: _tick()")
+        if f.has_loop:
+            self.emit("_hk = _hc")
         for p in f.params:
             if p.captured:
                 self.emit(f"{p.pyname} = [{p.pyname}]")
@@ -328,7 +332,8 @@ class CodeGen:
         self.emit("break")
 
     def hook_line(self) -> None:
-        self.emit("if (_hc := _hc - 1) < 0: _tick()")
+        # a function-local countdown: cheaper than the module-global one of calls
+        self.emit("if (_hk := _hk - 1) < 0: _hk = _tick()")
 
     def st_while(self, st: tuple) -> None:
         _, cond, body, line = st
@@ -639,7 +644,8 @@ class CodeGen:
         if op == "-":
             return f"(-{later} if type({first}) in _NUM and {later} else _unm({later}, {d}))", COMPLEX
         # '#'
-        return f"(len({later}) if type({first}) is bytes else _len({later}, {d}))", COMPLEX
+        return (f"(len({later}.arr) if type({first}) is _LT else len({later}) if type({later}) is bytes "
+                f"else _len({later}, {d}))"), COMPLEX
 
     def concat_operands(self, e: tuple, out: list) -> None:
         while e[0] == "binop" and e[1] == "..":
@@ -712,7 +718,7 @@ class CodeGen:
         if op == "/":
             test = " and ".join(test_parts + [tb]) if bkind != NUM else " and ".join(test_parts) or "True"
             if bkind == NUM and tb in ("0", "0.0", "(-0.0)"):
-                return f"_div({slow_args})", COMPLEX
+                return (f"({pre} and _div({slow_args}))" if pre else f"_div({slow_args})"), COMPLEX
             return f"({ta} / {tb} if {test} else _div({slow_args}))", COMPLEX
         if op == "%":
             parts = ([pre] if pre else []) + [f"type({ta}) is int", f"type({tb}) is int", tb]

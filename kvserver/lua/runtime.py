@@ -198,11 +198,12 @@ class Runtime:
         g["__builtins__"] = {}
         rt = self
 
-        def _tick() -> None:
-            g["_hc"] = rt.hook_interval
+        def _tick() -> int:
+            n = g["_hc"] = rt.hook_interval
             hook = rt.hook
             if hook is not None:
                 hook()
+            return n
         g["_tick"] = _tick
         exec(code, g)
         main = g["_lua_main"]
@@ -330,9 +331,10 @@ class Runtime:
         def callable_(f, desc):
             if type(f) is LT:
                 h = tm(f, b"__call")
-                if h is not None:
+                # Lua calls __call only when it is a function (no chains)
+                if h is not None and type(h) is not LT and callable(h) and type(h) is not bytes:
                     def bound(*args):
-                        return call_tm(h, f, *args)
+                        return h(f, *args)
                     return bound
             elif callable(f) and type(f) not in (bytes, bool, int, float):
                 return f
