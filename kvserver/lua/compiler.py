@@ -72,14 +72,19 @@ def _name_desc(e: tuple, fn: Func) -> str | None:
     return None
 
 
-def _has_function(node) -> bool:
-    if type(node) is tuple:
-        if node and node[0] == "function":
-            return True
-        return any(_has_function(x) for x in node)
-    if type(node) is list:
-        return any(_has_function(x) for x in node)
-    return False
+_MAX_PAREN_DEPTH = 60     # of Python's 200, leaving room for the enclosing expression
+
+
+def _paren_depth(code: str) -> int:
+    depth = top = 0
+    for ch in code:
+        if ch == "(" or ch == "[":
+            depth += 1
+            if depth > top:
+                top = depth
+        elif ch == ")" or ch == "]":
+            depth -= 1
+    return top
 
 
 class CodeGen:
@@ -93,6 +98,7 @@ class CodeGen:
         self.fn: Func | None = None
         self.vararg_name = "_va0"
         self.cur = 0          # the Lua line the expression being generated sits on
+        self.conditional = 0  # > 0 inside an operand that may not be evaluated
 
     # -- output ---------------------------------------------------------------
     def emit(self, text: str) -> None:
@@ -146,9 +152,10 @@ class CodeGen:
         self.line = self.cur = f.line
         self.emit(f"def {pyname}({', '.join(params)}):")
         self.indent += 1
-        saved = self.fn, self.vararg_name
+        saved = self.fn, self.vararg_name, self.conditional
         self.fn = f
         self.vararg_name = va
+        self.conditional = 0
         self.emit("global _hc")
         self.emit("if (_hc := _hc - 1) < 0: _tick()")
         if f.has_loop:
@@ -160,7 +167,7 @@ class CodeGen:
         if not f.body or f.body[-1][0] != "return":
             self.emit("return ()")
         self.indent -= 1
-        self.fn, self.vararg_name = saved
+        self.fn, self.vararg_name, self.conditional = saved
         self.line, self.cur = saved_line
 
     def function_expr(self, f: Func) -> tuple[str, int]:
@@ -362,14 +369,30 @@ class CodeGen:
         depth = 0
         first = True
         for cond, body in clauses:
-            if not first and _has_function(cond):
-                self.emit("else:")
+            if first:
+                c = self.cond(cond)
+                self.emit(f"if {c}:")
+                first = False
+            else:
+                # statements the condition needs (function defs, deep values)
+                # cannot go between a body and its 'elif': nest an 'if' in 'else'
+                saved = self.lines
+                self.lines = []
                 self.indent += 1
-                depth += 1
-                first = True
-            c = self.cond(cond)
-            self.emit(f"{'if' if first else 'elif'} {c}:")
-            first = False
+                try:
+                    c = self.cond(cond)
+                finally:
+                    pre = self.lines
+                    self.lines = saved
+                    self.indent -= 1
+                if pre:
+                    self.emit("else:")
+                    self.indent += 1
+                    depth += 1
+                    self.lines.extend(pre)
+                    self.emit(f"if {c}:")
+                else:
+                    self.emit(f"elif {c}:")
             self.indent += 1
             self.block(body)
             self.indent -= 1
@@ -483,6 +506,11 @@ class CodeGen:
         An operation on another Lua line than the enclosing one is wrapped in
         parentheses with '#@line' comment lines around it, so that the Python
         line of each instruction maps back to the Lua line of its operation.
+
+        Python's parser allows 200 nested parentheses, Lua chains like
+        ``t.a.a.a...`` or ``x + x + x...`` nest without limit: a deeply nested
+        value is computed into a temporary by a statement of its own (outside
+        and/or operands, whose evaluation is conditional).
         """
         tag = e[0]
         if tag in _LINED:
@@ -494,7 +522,15 @@ class CodeGen:
                     code, kind = self.expr_at_line(e)
                 finally:
                     self.cur = saved
-                return f"(\n#@{line}\n{code}\n#@{saved}\n)", kind
+                code = f"(\n#@{line}\n{code}\n#@{saved}\n)"
+            else:
+                code, kind = self.expr_at_line(e)
+            if (kind in (COMPLEX, BOOL) and not self.conditional and len(code) > 600
+                    and _paren_depth(code) > _MAX_PAREN_DEPTH):
+                t = self.tmp()
+                self.emit(f"{t} = {code}")
+                return t, SIMPLE
+            return code, kind
         return self.expr_at_line(e)
 
     def expr_at_line(self, e: tuple) -> tuple[str, int]:
@@ -613,7 +649,11 @@ class CodeGen:
     def andor_code(self, e: tuple) -> tuple[str, int]:
         tag, a, b, line = e
         acode, akind = self.expr(a)
-        bcode, bkind = self.expr(b)
+        self.conditional += 1
+        try:
+            bcode, bkind = self.expr(b)
+        finally:
+            self.conditional -= 1
         if akind == BOOL:
             kind = BOOL if bkind == BOOL else COMPLEX
             return f"({acode} {tag} {bcode})", kind
