@@ -644,3 +644,270 @@ CASES = [
 @pytest.mark.parametrize("code,expected", CASES, ids=[str(i) for i in range(len(CASES))])
 def test_same_as_lua51(code, expected):
     assert run_ser(code) == expected
+
+
+# -- what Redis cannot show: plain Lua 5.1 behaviour, errors outside pcall ------
+
+def run(src: str, *args, rt: Runtime | None = None) -> tuple:
+    rt = rt or Runtime()
+    return tuple(rt.compile(src.encode("latin-1"))(*args))
+
+
+def error_of(src: str, *args, rt: Runtime | None = None):
+    with pytest.raises(LuaError) as ei:
+        run(src, *args, rt=rt)
+    return ei.value.value
+
+
+def test_chunk_receives_arguments_as_varargs():
+    assert run("return select('#', ...), ...", 1, b"x", None) == (3, 1, b"x", None)
+
+
+def test_runtime_error_carries_chunkname_and_line():
+    assert error_of("local x\nlocal y = 1\nreturn x.z") == \
+        b"user_script:3: attempt to index local 'x' (a nil value)"
+    rt = Runtime()
+    with pytest.raises(LuaError) as ei:
+        rt.compile(b"\n\nerror('boom')", "f_1234")()
+    assert ei.value.value == b"f_1234:3: boom"
+
+
+def test_line_of_an_operation_inside_a_multiline_statement():
+    src = "local t = {}\nlocal v = 1 +\n  2 +\n  t.x.y"
+    assert error_of(src) == b"user_script:4: attempt to index field 'x' (a nil value)"
+    src = "local function f(a,\n b)\n  return a ..\n    b\nend\nreturn f('x',\n nil)"
+    assert error_of(src) == b"user_script:4: attempt to concatenate local 'b' (a nil value)"
+
+
+@pytest.mark.parametrize("src,message", [
+    ("local function f()", "user_script:1: 'end' expected near '<eof>'"),
+    ("local function f()\nreturn 1",
+     "user_script:2: 'end' expected (to close 'function' at line 1) near '<eof>'"),
+    ("x = 1 +", "user_script:1: unexpected symbol near '<eof>'"),
+    ("local t = {1, 2", "user_script:1: '}' expected near '<eof>'"),
+    ("return return", "user_script:1: unexpected symbol near 'return'"),
+    ("local x = 'a", "user_script:1: unfinished string near '<eof>'"),
+    ("x = [[\nabc", "user_script:2: unfinished long string near '<eof>'"),
+    ("function f() return ... end",
+     "user_script:1: cannot use '...' outside a vararg function near '...'"),
+    ("local function", "user_script:1: '<name>' expected near '<eof>'"),
+    ("a.b:c = 1", "user_script:1: function arguments expected near '='"),
+    ("x, y() = 1", "user_script:1: syntax error near '='"),
+    ("(x) = 1", "user_script:1: syntax error near '='"),
+    ("return 1 2", "user_script:1: '<eof>' expected near '2'"),
+    ("x", "user_script:1: '=' expected near '<eof>'"),
+    ("for i = 1 do end", "user_script:1: ',' expected near 'do'"),
+    ("for i do end", "user_script:1: '=' or 'in' expected near 'do'"),
+    ("break", "user_script:1: no loop to break near '<eof>'"),
+    ("return 1..2", "user_script:1: malformed number near '1..2'"),
+    ("return '\\300'", "user_script:1: escape sequence too large near '''"),
+    ("f(\n)\n(g)()", "user_script:3: ambiguous syntax (function call x new statement) near '('"),
+    ("return " + "(" * 199 + "1" + ")" * 199, "user_script:1: chunk has too many syntax levels"),
+])
+def test_syntax_errors(src, message):
+    # texts as Lua 5.1 in redis-server 7.0.15 gives them (after Redis's own prefix)
+    with pytest.raises(LuaSyntaxError) as ei:
+        Runtime().compile(src.encode())
+    assert ei.value.value == message.encode()
+
+
+def test_long_chains_compile_like_lua():
+    assert run("local x = 1 return x" + " + x" * 300) == (301,)
+    assert run("local t = {} t.a = t return t" + ".a" * 300 + " == t") == (True,)
+    src = "local x = 0\nif x == 1 then x = 1\n" + "".join(
+        f"elseif x == {i} then x = {i}\n" for i in range(2, 300)) + "else x = -1 end return x"
+    assert run(src) == (-1,)
+    deep = "local x = {}\nif false then\nelseif x.a" + ".b" * 200 + " then end"
+    assert error_of(deep) == b"user_script:3: attempt to index field 'a' (a nil value)"
+
+
+def test_plain_lua_pcall_without_arguments():
+    # Redis 7 replaces pcall; this is Lua 5.1's own
+    assert error_of("pcall()") == b"user_script:1: bad argument #1 to 'pcall' (value expected)"
+
+
+def test_error_values_are_preserved():
+    rt = Runtime()
+    assert run("local e = {} local ok, got = pcall(error, e) return ok, rawequal(got, e)",
+               rt=rt) == (False, True)
+    v = error_of("error({code = 7})")
+    assert isinstance(v, LuaTable) and v.get(b"code") == 7
+    assert error_of("error(nil)") is None
+    assert error_of("error('plain', 0)") == b"plain"
+    assert error_of("error(42)") == b"user_script:1: 42"
+
+
+def test_stack_overflow_is_a_lua_error():
+    import sys
+    limit = sys.getrecursionlimit()
+    assert error_of("local function f() return 1 + f() end return f()") == \
+        b"user_script:1: stack overflow"
+    assert run("local function f() return 1 + f() end return pcall(f)") == \
+        (False, b"user_script:1: stack overflow")
+    # the table is still usable afterwards, the interpreter is unharmed
+    assert run("local n = 0 local function f() n = n + 1 return 1 + f() end pcall(f) return n > 50")\
+        == (True,)
+    assert sys.getrecursionlimit() == limit
+
+
+def test_recursion_a_few_hundred_deep_works():
+    assert run("local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end "
+               "return f(300)") == (300,)
+
+
+class Killed(BaseException):
+    pass
+
+
+def test_hook_interrupts_an_endless_loop_through_pcall():
+    rt = Runtime()
+    calls = []
+
+    def hook():
+        calls.append(1)
+        if len(calls) > 5:
+            raise Killed()
+    rt.hook = hook
+    fn = rt.compile(b"pcall(function() while true do end end) return 1")
+    with pytest.raises(Killed):
+        fn()
+    for src in (b"repeat until false", b"for i = 1, math_huge_is_not_needed or 1e308 do end",
+                b"local t = setmetatable({}, {__index = function(t, k) return k end}) "
+                b"for k, v in function() return 1 end do end",
+                b"local function f(n) if n < 2 then return n end return f(n - 1) + f(n - 2) end "
+                b"return f(40)"):
+        calls.clear()
+        with pytest.raises(Killed):
+            rt.compile(src)()
+
+
+def test_hook_is_called_every_interval():
+    rt = Runtime()
+    rt.hook_interval = 10
+    n = []
+    rt.hook = lambda: n.append(1)
+    rt.compile(b"local s = 0 for i = 1, 1000 do s = s + i end return s")()
+    assert 90 <= len(n) <= 110
+    n.clear()
+    for _ in range(100):
+        rt.check_hook()
+    assert 8 <= len(n) <= 11
+
+
+def test_generated_code_names_do_not_collide_with_lua_names():
+    src = """
+    local type, len, int, float, bytes, _t1, _hc, _hk, _LT, _Gh, _va0, _tick = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+    _index = 'g' _callable = 'c' __builtins__ = 'b' __lua_chunk__ = 1
+    local s = 0 for i = 1, 3 do s = s + i end
+    return type + len + int + float + bytes + _t1 + _hc + _hk + _LT + _Gh + _va0 + _tick, s, _index
+    """
+    assert run(src) == (78, 6, b"g")
+
+
+def test_no_path_to_python_objects():
+    assert run("local t = {} return t.__class__, t.__dict__, t['__class__']") == (None, None, None)
+    assert error_of("local f = function() end return f.__globals__") == \
+        b"user_script:1: attempt to index local 'f' (a function value)"
+    assert error_of("return print.__self__") == \
+        b"user_script:1: attempt to index global 'print' (a function value)"
+    assert run("local s = 'x' return getmetatable(s) ~= nil, getmetatable(s).__class__") == (True, None)
+
+
+def test_globals_metatable_is_honoured():
+    rt = Runtime()
+    seen = []
+
+    def index(t, k):
+        seen.append(k)
+        raise LuaError(b"no global " + k)
+    mt = LuaTable()
+    mt.set(b"__index", index)
+    mt.set(b"__newindex", lambda t, k, v: seen.append((k, v)) or ())
+    rt.globals.metatable = mt
+    assert run("return type(pcall)", rt=rt) == (b"function",)
+    assert error_of("return undefined_x", rt=rt) == b"user_script:1: no global undefined_x"
+    run("newglobal = 5", rt=rt)
+    assert seen[-1] == (b"newglobal", 5) and rt.globals.get(b"newglobal") is None
+
+
+def test_runtime_interface_for_the_libraries():
+    rt = Runtime()
+    t = run("return setmetatable({}, {__tostring = function() return 'T!' end, "
+            "__call = function(self, a) return a * 2 end, "
+            "__lt = function(a, b) return true end, __le = function() return false end, "
+            "__eq = function() return true end})", rt=rt)[0]
+    assert rt.tostring(t) == b"T!"
+    assert rt.call(t, 21) == (42,)
+    assert rt.lt(t, t) is True and rt.le(t, t) is False
+    assert rt.eq(1, 1.0) and not rt.eq(1, True) and not rt.eq(b"1", 1)
+    assert rt.tostring(1e15) == b"1e+15" and rt.tostring(None) == b"nil"
+    with pytest.raises(LuaError) as ei:
+        rt.call(None)
+    assert ei.value.value == b"attempt to call a nil value"
+    with pytest.raises(LuaError) as ei:
+        rt.lt(1, b"2")
+    assert ei.value.value == b"attempt to compare number with string"
+    # the string metatable's __index serves method calls on strings
+    lib = LuaTable()
+    lib.set(b"twice", lambda s, *a: (s + s,))
+    if rt.string_meta.get(b"__index") is None:
+        rt.string_meta.set(b"__index", lib)
+        assert run("return ('ab'):twice()", rt=rt) == (b"abab",)
+
+
+def test_library_errors_get_the_callers_position():
+    rt = Runtime()
+
+    def needs_table(t=None, *_):
+        raise LuaError(b"bad argument #1 to 'f' (table expected, got nil)")
+    rt.globals.set(b"f", needs_table)
+    assert error_of("\nf()", rt=rt) == b"user_script:2: bad argument #1 to 'f' (table expected, got nil)"
+    # called by a builtin (pcall), there is no Lua caller: no position, as in Lua
+    assert run("return pcall(f)", rt=rt) == (False, b"bad argument #1 to 'f' (table expected, got nil)")
+    assert rt.compile(b"return 1")() == (1,)
+
+
+def test_rt_error_positions_like_luaL_error():
+    rt = Runtime()
+
+    def lib(*_):
+        raise rt.error(b"custom failure")
+    rt.globals.set(b"lib", lib)
+    assert error_of("local x = 1\nlib()", rt=rt) == b"user_script:2: custom failure"
+
+
+def test_numbers_stay_doubles():
+    assert run("local x = 1 for i = 1, 2000 do x = x + x end return x") == (float("inf"),)
+    assert run("return 2^53 + 1 == 2^53, 9007199254740992 + 1 == 9007199254740992") == (True, True)
+    r = run("return 123456789 * 987654321")[0]
+    assert r == float(121932631112635269) and type(r) is float
+    assert run("return tostring(0 * -1), tostring(-0), 7 / 2, 2^2")== (b"-0", b"-0", 3.5, 4.0)
+
+
+def test_table_keys_normalise_numbers():
+    assert run("local t = {} t[1] = 'a' t[2.0] = 'b' t[2^53] = 'c' return #t, t[2], t[2^53]") == \
+        (2, b"b", b"c")
+    assert error_of("local t = {} t[0/0] = 1") == b"user_script:1: table index is NaN"
+
+
+def test_loadstring_compiles_in_the_same_state():
+    assert run("local f = loadstring('return 1 + ...') return f(41)") == (42,)
+    assert run("return loadstring('x =')") == \
+        (None, b'[string "x ="]:1: unexpected symbol near \'<eof>\'')
+    assert run("local f = loadstring('error(\"e\")', '=mine') return pcall(f)") == \
+        (False, b"mine:1: e")
+
+
+def test_print_goes_to_the_handler_not_stdout(capsys):
+    rt = Runtime()
+    lines = []
+    rt.print_handler = lines.append
+    run("print('a', 1, nil, true)", rt=rt)
+    assert lines == [b"a\t1\tnil\ttrue"]
+    assert capsys.readouterr().out == ""
+
+
+def test_compiled_chunk_runs_many_times_independently():
+    rt = Runtime()
+    fn = rt.compile(b"local t = {...} t[#t + 1] = 'x' return #t")
+    assert [fn(1, 2)[0] for _ in range(3)] == [3, 3, 3]

@@ -528,7 +528,10 @@ class CodeGen:
             if (kind in (COMPLEX, BOOL) and not self.conditional and len(code) > 600
                     and _paren_depth(code) > _MAX_PAREN_DEPTH):
                 t = self.tmp()
+                saved_line = self.line
+                self.line = self.cur
                 self.emit(f"{t} = {code}")
+                self.line = saved_line
                 return t, SIMPLE
             return code, kind
         return self.expr_at_line(e)

@@ -142,13 +142,22 @@ class Runtime:
         self.globals = LuaTable()
         self.string_meta = LuaTable()
         self.hook: Callable[[], None] | None = None
-        self.hook_interval = DEFAULT_HOOK_INTERVAL
+        self._hook_interval = DEFAULT_HOOK_INTERVAL
         self._hook_count = DEFAULT_HOOK_INTERVAL
         self.print_handler: Callable[[bytes], None] | None = None
         self._helpers = self._make_helpers()
         from . import baselib
         baselib.open(self)
         self._open_optional_libs()
+
+    @property
+    def hook_interval(self) -> int:
+        return self._hook_interval
+
+    @hook_interval.setter
+    def hook_interval(self, n: int) -> None:
+        self._hook_interval = max(1, int(n))
+        self._hook_count = self._hook_interval
 
     # -- libraries ---------------------------------------------------------------
     def _open_optional_libs(self) -> None:
