@@ -61,7 +61,12 @@ def opt_int(v: Any, n: int, fname: str, default: int) -> int:
 
 def lua_next(t: Any = _NOVAL, k: Any = None, *_: Any) -> tuple:
     check_table(t, 1, "next")
-    r = t.next(k)
+    try:
+        r = t.next(k)
+    except LuaError as e:
+        # luaG_runerror inside a C function: Lua adds no position
+        e.lua_positioned = True
+        raise
     return (None,) if r is None else r
 
 
@@ -76,7 +81,7 @@ def ipairs_aux(t: Any = _NOVAL, i: Any = 0, *_: Any) -> tuple:
 
 def open(rt) -> LuaTable:
     G = rt.globals
-    from .runtime import fix_error, lua_frames, lua_where, positioned, stack_overflow, chunkid
+    from .runtime import fix_error, level_frame, lua_where, positioned, stack_overflow, chunkid
 
     def call(f, *args):
         return rt.call(f, *args)
@@ -168,7 +173,11 @@ def open(rt) -> LuaTable:
             raise argerror(2, "rawset", "value expected")
         if v is _NOVAL:
             raise argerror(3, "rawset", "value expected")
-        t.set(k, v)
+        try:
+            t.set(k, v)
+        except LuaError as e:
+            e.lua_positioned = True      # "table index is nil" from a C function: no position
+            raise
         return (t,)
 
     def lua_rawequal(a=_NOVAL, b=_NOVAL, *_):
@@ -225,13 +234,8 @@ def open(rt) -> LuaTable:
         if type(msg) in _NUM:
             msg = number_to_bytes(msg)
         if type(msg) is bytes and lvl > 0:
-            frames = lua_frames(sys._getframe(1))
-            f = None
-            for idx, fr in enumerate(frames, 1):
-                if idx == lvl:
-                    f = fr
-                    break
-            if f is not None:
+            f = level_frame(sys._getframe(), lvl)
+            if f is not None and "__lua_chunk__" in f.f_globals:
                 msg = lua_where(f) + b" " + msg
         raise positioned(LuaError(msg))
 

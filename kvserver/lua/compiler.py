@@ -29,6 +29,8 @@ _M53 = 9007199254740992
 
 # expression kinds
 COMPLEX, SIMPLE, BOOL, NUM, STR, NIL = range(6)
+# expression nodes that carry their Lua line as the last item
+_LINED = frozenset(("index", "call", "method", "binop", "unop", "and", "or", "table"))
 
 
 def _bytes_lit(b: bytes) -> str:
@@ -70,14 +72,19 @@ def _name_desc(e: tuple, fn: Func) -> str | None:
     return None
 
 
-def _has_function(node) -> bool:
-    if type(node) is tuple:
-        if node and node[0] == "function":
-            return True
-        return any(_has_function(x) for x in node)
-    if type(node) is list:
-        return any(_has_function(x) for x in node)
-    return False
+_MAX_PAREN_DEPTH = 60     # of Python's 200, leaving room for the enclosing expression
+
+
+def _paren_depth(code: str) -> int:
+    depth = top = 0
+    for ch in code:
+        if ch == "(" or ch == "[":
+            depth += 1
+            if depth > top:
+                top = depth
+        elif ch == ")" or ch == "]":
+            depth -= 1
+    return top
 
 
 class CodeGen:
@@ -90,6 +97,8 @@ class CodeGen:
         self.nfunc = 0
         self.fn: Func | None = None
         self.vararg_name = "_va0"
+        self.cur = 0          # the Lua line the expression being generated sits on
+        self.conditional = 0  # > 0 inside an operand that may not be evaluated
 
     # -- output ---------------------------------------------------------------
     def emit(self, text: str) -> None:
@@ -103,8 +112,16 @@ class CodeGen:
         out = []
         linemap = [0]
         for indent, text, line in self.lines:
-            out.append("    " * indent + text)
-            linemap.append(line)
+            if "\n" not in text:
+                out.append("    " * indent + text)
+                linemap.append(line)
+                continue
+            pad = "    " * indent
+            for part in text.split("\n"):
+                if part.startswith("#@"):
+                    line = int(part[2:])
+                out.append(pad + part)
+                linemap.append(line)
         return "\n".join(out) + "\n", linemap
 
     # -- functions --------------------------------------------------------------
@@ -115,6 +132,8 @@ class CodeGen:
         self.fn = f
         self.vararg_name = "_va0"
         self.emit("global _hc")
+        if f.has_loop:
+            self.emit("_hk = _hc")
         self.block(f.body)
         self.emit("return ()")
         self.indent -= 1
@@ -129,15 +148,18 @@ class CodeGen:
         kw = [f"{v.pyname}={v.pyname}" for v in f.upvals.values()]
         if kw:
             params.extend(kw)
-        saved_line = self.line
-        self.line = f.line
+        saved_line = self.line, self.cur
+        self.line = self.cur = f.line
         self.emit(f"def {pyname}({', '.join(params)}):")
         self.indent += 1
-        saved = self.fn, self.vararg_name
+        saved = self.fn, self.vararg_name, self.conditional
         self.fn = f
         self.vararg_name = va
+        self.conditional = 0
         self.emit("global _hc")
         self.emit("if (_hc := _hc - 1) < 0: _tick()")
+        if f.has_loop:
+            self.emit("_hk = _hc")
         for p in f.params:
             if p.captured:
                 self.emit(f"{p.pyname} = [{p.pyname}]")
@@ -145,8 +167,8 @@ class CodeGen:
         if not f.body or f.body[-1][0] != "return":
             self.emit("return ()")
         self.indent -= 1
-        self.fn, self.vararg_name = saved
-        self.line = saved_line
+        self.fn, self.vararg_name, self.conditional = saved
+        self.line, self.cur = saved_line
 
     def function_expr(self, f: Func) -> tuple[str, int]:
         self.nfunc += 1
@@ -165,6 +187,7 @@ class CodeGen:
     def statement(self, st: tuple) -> None:
         tag = st[0]
         self.line = st[-1] if tag != "forin" else st[4]
+        self.cur = self.line
         getattr(self, "st_" + tag)(st)
 
     def st_do(self, st: tuple) -> None:
@@ -316,7 +339,8 @@ class CodeGen:
         self.emit("break")
 
     def hook_line(self) -> None:
-        self.emit("if (_hc := _hc - 1) < 0: _tick()")
+        # a function-local countdown: cheaper than the module-global one of calls
+        self.emit("if (_hk := _hk - 1) < 0: _hk = _tick()")
 
     def st_while(self, st: tuple) -> None:
         _, cond, body, line = st
@@ -335,7 +359,7 @@ class CodeGen:
         self.hook_line()
         self.block(body)
         # a 'break' inside the body leaves the Python loop before the test, as in Lua
-        self.line = line
+        self.line = self.cur = line
         c = self.cond(cond)
         self.emit(f"if {c}: break")
         self.indent -= 1
@@ -345,18 +369,34 @@ class CodeGen:
         depth = 0
         first = True
         for cond, body in clauses:
-            if not first and _has_function(cond):
-                self.emit("else:")
+            if first:
+                c = self.cond(cond)
+                self.emit(f"if {c}:")
+                first = False
+            else:
+                # statements the condition needs (function defs, deep values)
+                # cannot go between a body and its 'elif': nest an 'if' in 'else'
+                saved = self.lines
+                self.lines = []
                 self.indent += 1
-                depth += 1
-                first = True
-            c = self.cond(cond)
-            self.emit(f"{'if' if first else 'elif'} {c}:")
-            first = False
+                try:
+                    c = self.cond(cond)
+                finally:
+                    pre = self.lines
+                    self.lines = saved
+                    self.indent -= 1
+                if pre:
+                    self.emit("else:")
+                    self.indent += 1
+                    depth += 1
+                    self.lines.extend(pre)
+                    self.emit(f"if {c}:")
+                else:
+                    self.emit(f"elif {c}:")
             self.indent += 1
             self.block(body)
             self.indent -= 1
-            self.line = line
+            self.line = self.cur = line
         if orelse:
             self.emit("else:")
             self.indent += 1
@@ -461,6 +501,42 @@ class CodeGen:
         return f"({first} is not None and {later} is not False)"
 
     def expr(self, e: tuple) -> tuple[str, int]:
+        """Code and kind of expression e (a multi-value one adjusted to one value).
+
+        An operation on another Lua line than the enclosing one is wrapped in
+        parentheses with '#@line' comment lines around it, so that the Python
+        line of each instruction maps back to the Lua line of its operation.
+
+        Python's parser allows 200 nested parentheses, Lua chains like
+        ``t.a.a.a...`` or ``x + x + x...`` nest without limit: a deeply nested
+        value is computed into a temporary by a statement of its own (outside
+        and/or operands, whose evaluation is conditional).
+        """
+        tag = e[0]
+        if tag in _LINED:
+            line = e[-1]
+            if line != self.cur:
+                saved = self.cur
+                self.cur = line
+                try:
+                    code, kind = self.expr_at_line(e)
+                finally:
+                    self.cur = saved
+                code = f"(\n#@{line}\n{code}\n#@{saved}\n)"
+            else:
+                code, kind = self.expr_at_line(e)
+            if (kind in (COMPLEX, BOOL) and not self.conditional and len(code) > 600
+                    and _paren_depth(code) > _MAX_PAREN_DEPTH):
+                t = self.tmp()
+                saved_line = self.line
+                self.line = self.cur
+                self.emit(f"{t} = {code}")
+                self.line = saved_line
+                return t, SIMPLE
+            return code, kind
+        return self.expr_at_line(e)
+
+    def expr_at_line(self, e: tuple) -> tuple[str, int]:
         tag = e[0]
         if tag == "num":
             return _num_lit(e[1]), NUM
@@ -576,10 +652,18 @@ class CodeGen:
     def andor_code(self, e: tuple) -> tuple[str, int]:
         tag, a, b, line = e
         acode, akind = self.expr(a)
-        bcode, bkind = self.expr(b)
+        self.conditional += 1
+        try:
+            bcode, bkind = self.expr(b)
+        finally:
+            self.conditional -= 1
         if akind == BOOL:
             kind = BOOL if bkind == BOOL else COMPLEX
             return f"({acode} {tag} {bcode})", kind
+        if akind in (NUM, STR):       # a true constant
+            return (bcode, bkind) if tag == "and" else (acode, akind)
+        if akind == NIL:
+            return (acode, akind) if tag == "and" else (bcode, bkind)
         first, later = self.bind(acode, akind)
         test = f"({first} is not None and {later} is not False)"
         if tag == "and":
@@ -603,7 +687,8 @@ class CodeGen:
         if op == "-":
             return f"(-{later} if type({first}) in _NUM and {later} else _unm({later}, {d}))", COMPLEX
         # '#'
-        return f"(len({later}) if type({first}) is bytes else _len({later}, {d}))", COMPLEX
+        return (f"(len({later}.arr) if type({first}) is _LT else len({later}) if type({later}) is bytes "
+                f"else _len({later}, {d}))"), COMPLEX
 
     def concat_operands(self, e: tuple, out: list) -> None:
         while e[0] == "binop" and e[1] == "..":
@@ -665,14 +750,18 @@ class CodeGen:
         slow_args = f"{ta}, {tb}, {da}, {db}"
         if op == "+" or op == "-" or op == "*":
             r = self.tmp()
-            fast = f"({r} if -{_M53} < ({r} := {ta} {op} {tb}) < {_M53} else _fl({r}))"
+            if op == "*":
+                # a zero product may be -0 in Lua (doubles): the slow path decides
+                fast = f"({r} if -{_M53} < ({r} := {ta} * {tb}) < {_M53} and {r} else _mulfix({ta}, {tb}))"
+            else:
+                fast = f"({r} if -{_M53} < ({r} := {ta} {op} {tb}) < {_M53} else _fl({r}))"
             test = " and ".join(test_parts) or "True"
             helper = {"+": "_add", "-": "_sub", "*": "_mul"}[op]
             return f"({fast} if {test} else {helper}({slow_args}))", COMPLEX
         if op == "/":
             test = " and ".join(test_parts + [tb]) if bkind != NUM else " and ".join(test_parts) or "True"
             if bkind == NUM and tb in ("0", "0.0", "(-0.0)"):
-                return f"_div({slow_args})", COMPLEX
+                return (f"({pre} and _div({slow_args}))" if pre else f"_div({slow_args})"), COMPLEX
             return f"({ta} / {tb} if {test} else _div({slow_args}))", COMPLEX
         if op == "%":
             parts = ([pre] if pre else []) + [f"type({ta}) is int", f"type({tb}) is int", tb]

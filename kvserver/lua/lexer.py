@@ -206,7 +206,7 @@ class Lexer:
                 break
             if c == 10 or c == 13:
                 self.pos = p
-                raise self.error("unfinished string", _near(src[start:p]))
+                raise self.error("unfinished string", chr(quote) + _near(bytes(out)))
             if c == 92:                           # backslash
                 p += 1
                 if p >= n:
@@ -226,7 +226,7 @@ class Lexer:
                     v = int(src[p:q])
                     if v > 255:
                         self.pos = q
-                        raise self.error("escape sequence too large", _near(src[start:q]))
+                        raise self.error("escape sequence too large", chr(quote) + _near(bytes(out)))
                     out.append(v)
                     p = q
                 else:

@@ -86,6 +86,8 @@ class Parser:
         return LuaSyntaxError(text.encode("latin-1"))
 
     def error_expected(self, what: str) -> LuaSyntaxError:
+        if what == "eof":
+            what = "<eof>"
         return self.error(f"'{what}' expected")
 
     def check(self, kind: str) -> None:
@@ -112,7 +114,7 @@ class Parser:
 
     def checkname(self) -> str:
         if self.tok[0] != "name":
-            raise self.error("<name> expected")
+            raise self.error_expected("<name>")
         name = self.tok[3]
         self.next()
         return name
@@ -393,7 +395,7 @@ class Parser:
                     self.next()
                     fs.is_vararg = True
                 else:
-                    raise self.error("<name> expected")
+                    raise self.error("<name> or '...' expected")
                 if fs.is_vararg or not self.testnext(","):
                     break
         self.checknext(")")
@@ -435,6 +437,8 @@ class Parser:
             line = self.tok[2]
             self.next()
             right = self.subexpr(prio[1])
+            if op != "and" and op != "or":
+                line = self.lastline      # Lua codes the operation after its second operand
             if op == "and" or op == "or":
                 e = (op, e, right, line)
             else:
@@ -489,9 +493,7 @@ class Parser:
             self.next()
             e = self.expr()
             self.check_match(")", "(", line)
-            if e[0] in ("call", "method", "vararg"):
-                return ("paren", e)
-            return e
+            return ("paren", e)
         raise self.error("unexpected symbol")
 
     def primaryexp(self) -> tuple:

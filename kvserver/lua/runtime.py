@@ -19,10 +19,10 @@ with a level, non-string error values) are marked and left alone.
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 import types
+import warnings
 from typing import Any, Callable
 
 from .compiler import generate
@@ -38,6 +38,7 @@ _INF = math.inf
 _NEGNAN = _INF - _INF          # what 0/0 gives in C on x86 (prints "-nan")
 _NAN = -_NEGNAN
 
+_THIS_FILE = __file__
 MAXTAGLOOP = 100               # lvm.c: __index/__newindex chains longer than this are loops
 MAX_UNPACK = 8000              # LUAI_MAXCSTACK: "too many results to unpack"
 # Python frames a Lua call may take at most; scripts recurse until "stack overflow".
@@ -68,12 +69,22 @@ def lua_where(frame) -> bytes:
     return b""
 
 
-def lua_frames(frame):
-    """Every Lua function frame from frame outwards."""
-    while frame is not None:
-        if "__lua_chunk__" in frame.f_globals:
-            yield frame
-        frame = frame.f_back
+def level_frame(frame, level: int):
+    """The frame of the function at call level ``level`` above ``frame`` (level 0).
+
+    Levels count Lua functions and builtins ("C functions"), as lua_getstack
+    does; this module's frames (call helpers, metamethod dispatch) are not
+    functions at the Lua level and are skipped. None if there are not so many.
+    """
+    f = frame.f_back
+    n = 0
+    while f is not None:
+        if f.f_code.co_filename != _THIS_FILE:
+            n += 1
+            if n == level:
+                return f
+        f = f.f_back
+    return None
 
 
 def _tb_where(tb) -> bytes:
@@ -131,13 +142,22 @@ class Runtime:
         self.globals = LuaTable()
         self.string_meta = LuaTable()
         self.hook: Callable[[], None] | None = None
-        self.hook_interval = DEFAULT_HOOK_INTERVAL
+        self._hook_interval = DEFAULT_HOOK_INTERVAL
         self._hook_count = DEFAULT_HOOK_INTERVAL
         self.print_handler: Callable[[bytes], None] | None = None
         self._helpers = self._make_helpers()
         from . import baselib
         baselib.open(self)
         self._open_optional_libs()
+
+    @property
+    def hook_interval(self) -> int:
+        return self._hook_interval
+
+    @hook_interval.setter
+    def hook_interval(self, n: int) -> None:
+        self._hook_interval = max(1, int(n))
+        self._hook_count = self._hook_interval
 
     # -- libraries ---------------------------------------------------------------
     def _open_optional_libs(self) -> None:
@@ -167,7 +187,10 @@ class Runtime:
             tree = parse(source, chunkname)
             pysrc, linemap = generate(tree, chunkname)
             try:
-                code = compile(pysrc, f"<lua {chunkname}>", "exec")
+                with warnings.catch_warnings():
+                    # "is" against a literal is intended: Lua's identity tests on constants
+                    warnings.simplefilter("ignore")
+                    code = compile(pysrc, f"<lua {chunkname}>", "exec")
             except (SyntaxError, RecursionError, MemoryError, ValueError):
                 # Python's own nesting limits are below Lua's in rare shapes
                 raise LuaSyntaxError(f"{chunkname}:1: chunk has too many syntax levels"
@@ -184,11 +207,12 @@ class Runtime:
         g["__builtins__"] = {}
         rt = self
 
-        def _tick() -> None:
-            g["_hc"] = rt.hook_interval
+        def _tick() -> int:
+            n = g["_hc"] = rt.hook_interval
             hook = rt.hook
             if hook is not None:
                 hook()
+            return n
         g["_tick"] = _tick
         exec(code, g)
         main = g["_lua_main"]
@@ -269,9 +293,8 @@ class Runtime:
     def error(self, msg: bytes, level: int = 1) -> LuaError:
         """A LuaError positioned as luaL_error would (level 1: the calling Lua code)."""
         if level > 0:
-            frames = lua_frames(sys._getframe(1))
-            f = next(itertools.islice(frames, level - 1, None), None)
-            if f is not None:
+            f = level_frame(sys._getframe(1), level)
+            if f is not None and "__lua_chunk__" in f.f_globals:
                 msg = lua_where(f) + b" " + msg
         return positioned(LuaError(msg))
 
@@ -317,9 +340,10 @@ class Runtime:
         def callable_(f, desc):
             if type(f) is LT:
                 h = tm(f, b"__call")
-                if h is not None:
+                # Lua calls __call only when it is a function (no chains)
+                if h is not None and type(h) is not LT and callable(h) and type(h) is not bytes:
                     def bound(*args):
-                        return call_tm(h, f, *args)
+                        return h(f, *args)
                     return bound
             elif callable(f) and type(f) not in (bytes, bool, int, float):
                 return f
@@ -397,6 +421,12 @@ class Runtime:
                 except OverflowError:
                     return _INF if r > 0 else -_INF
             return r
+
+        def mulfix(a, b):
+            r = a * b
+            if r == 0:
+                return float(a) * float(b)     # Lua's doubles: 0 * -1 is -0
+            return norm(r)
 
         def norm(r):
             if type(r) is int and not -_M53 < r < _M53:
@@ -739,7 +769,7 @@ class Runtime:
             "_index": index, "_setindex": setindex, "_callable": callable_,
             "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_mod": mod, "_pow": pow_,
             "_unm": unm, "_len": len_, "_concat": concat, "_concat2": concat2,
-            "_lt": lt, "_le": le, "_eq": eq, "_fl": fl,
+            "_lt": lt, "_le": le, "_eq": eq, "_fl": fl, "_mulfix": mulfix,
             "_forrange": forrange, "_forin": forin, "_adjust": adjust, "_newtable": newtable,
             "type": type, "len": len, "float": float, "bytes": bytes, "int": int,
         }
