@@ -91,6 +91,13 @@ def _t(*items, **fields):
     return d
 
 
+def _deep_list(depth):
+    v = [1]
+    for _ in range(depth - 1):
+        v = [v]
+    return v
+
+
 # Lua functions as arguments (Lua source for Redis, Python for us).
 UPPER = lua_fn("function(s) return s:upper() end", lambda s: (s.upper(),))
 RET_NIL = lua_fn("function() return nil end", lambda *a: (None,))
@@ -258,6 +265,65 @@ CASES = [
     ("cjson.encode_number_precision", 15), ("cjson.encode_sparse_array", True, -1),
     ("cjson.encode_sparse_array", None, None, -1), ("cjson.encode_invalid_numbers", b"maybe"),
     ("cjson.encode_invalid_numbers", _t()),
+    # -- bit
+    ("bit.tobit", 0xFFFFFFFF), ("bit.tobit", 2**32 + 5), ("bit.tobit", -1), ("bit.tobit", 1.5), ("bit.tobit", 2.5),
+    ("bit.tobit", -2.5), ("bit.tobit", b"10"), ("bit.tobit", b"x"), ("bit.tobit",), ("bit.tobit", None),
+    ("bit.tobit", 2**52 + 7), ("bit.tobit", 1e300), ("bit.tobit", math.inf), ("bit.tobit", 2**31),
+    ("bit.tohex", 1), ("bit.tohex", -1), ("bit.tohex", 255, 2), ("bit.tohex", 255, -4), ("bit.tohex", 255, 12),
+    ("bit.tohex", 255, 0), ("bit.tohex", 0x12345678, 3), ("bit.tohex", 1, None),
+    ("bit.bnot", 0), ("bit.bnot", 5), ("bit.band", 0xFF, 0x0F, 0x3), ("bit.band", 7), ("bit.band",),
+    ("bit.bor", 1, 2, 4), ("bit.bxor", 5, 3), ("bit.bxor", 1, b"x"), ("bit.band", -1, 0xFFFF),
+    ("bit.lshift", 1, 31), ("bit.lshift", 1, 32), ("bit.lshift", 1, 33), ("bit.lshift", 3, -1),
+    ("bit.rshift", -1, 28), ("bit.rshift", 256, 4), ("bit.arshift", -256, 4), ("bit.arshift", 256, 4),
+    ("bit.rol", 0x12345678, 8), ("bit.rol", 0x12345678, 0), ("bit.ror", 0x12345678, 8), ("bit.ror", 1, 1),
+    ("bit.bswap", 0x12345678), ("bit.bswap", -1), ("bit.lshift", 1),
+    # -- struct
+    ("struct.pack", b">I2", 258), ("struct.pack", b"<i", -2), ("struct.pack", b"bBhHlLTiI", -1, 255, -2, 65535, -3, 7, 8, 9, 10),
+    ("struct.pack", b">d", 1.5), ("struct.pack", b"<f", 0.1), ("struct.pack", b"f", 1e300), ("struct.pack", b"s", b"abc"),
+    ("struct.pack", b"c5", b"abcdefg"), ("struct.pack", b"c0", b"xyz"), ("struct.pack", b"c5", b"ab"),
+    ("struct.pack", b"!4 b i", 1, 2), ("struct.pack", b"!b d", 1, 2), ("struct.pack", b"!3i", 1), ("struct.pack", b"z", 1),
+    ("struct.pack", b"i33", 1), ("struct.pack", b"i16", -1), ("struct.pack", b">i12", 1), ("struct.pack", b"i"), ("struct.pack", b"ii", 1), ("struct.pack", b"iii", 1),
+    ("struct.pack", b"i", b"x"), ("struct.pack", b"xxb", 5), ("struct.pack", b"I", 2**32 + 1), ("struct.pack", b"b", 300),
+    ("struct.pack", b"i99999999999", 1), ("struct.pack", b"h", 1.7), ("struct.pack", b"h", -1.7), ("struct.pack",),
+    ("struct.unpack", b">I2", b"\x01\x02"), ("struct.unpack", b"<i", b"\xfe\xff\xff\xff"), ("struct.unpack", b"b", b"\xff"),
+    ("struct.unpack", b"B", b"\xff"), ("struct.unpack", b"i", b"ab"), ("struct.unpack", b"s", b"abc\0rest"),
+    ("struct.unpack", b"s", b"abc"), ("struct.unpack", b"c3", b"abcdef", 2), ("struct.unpack", b"b", b"abc", 0),
+    ("struct.unpack", b"b c0", b"\x02abc"), ("struct.unpack", b"c0", b"abc"), ("struct.unpack", b">d", b"?\xf8\0\0\0\0\0\0"),
+    ("struct.unpack", b"f", b"\xcd\xcc\xcc\x3d"), ("struct.unpack", b"!4 b i", b"\x01\0\0\0\x02\0\0\0"),
+    ("struct.unpack", b"l", b"\xff" * 8), ("struct.unpack", b"L", b"\xff" * 8), ("struct.unpack", b"i16", b"\xff" * 16),
+    ("struct.unpack", b"I9", b"\x01" * 9), ("struct.unpack", b">i9", b"\x80" + b"\0" * 8), ("struct.unpack", b"x", b""),
+    ("struct.unpack", b"z", b"a"), ("struct.unpack", b"b", b"a", 5),
+    ("struct.size", b"bhi"), ("struct.size", b"!bhid"), ("struct.size", b"s"), ("struct.size", b"c0"), ("struct.size", b"c7"),
+    ("struct.size", b"z"), ("struct.size", b"?"), ("struct.size", b"<>!2i"),
+    # -- cmsgpack
+    ("cmsgpack.pack", 1), ("cmsgpack.pack", 127), ("cmsgpack.pack", 128), ("cmsgpack.pack", 255), ("cmsgpack.pack", 256),
+    ("cmsgpack.pack", 65536), ("cmsgpack.pack", 2**32), ("cmsgpack.pack", -1), ("cmsgpack.pack", -33),
+    ("cmsgpack.pack", -129), ("cmsgpack.pack", -32769), ("cmsgpack.pack", -2**31 - 1), ("cmsgpack.pack", 1.5),
+    ("cmsgpack.pack", 0.1), ("cmsgpack.pack", math.inf), ("cmsgpack.pack", math.nan), ("cmsgpack.pack", 2.0**63),
+    ("cmsgpack.pack", -2.0**63), ("cmsgpack.pack", 1e300), ("cmsgpack.pack", -0.0),
+    ("cmsgpack.pack", b"abc"), ("cmsgpack.pack", b"x" * 31), ("cmsgpack.pack", b"x" * 32), ("cmsgpack.pack", b"x" * 256),
+    ("cmsgpack.pack", b"x" * 70000), ("cmsgpack.pack", True, False, None), ("cmsgpack.pack",),
+    ("cmsgpack.pack", [1, 2, 3]), ("cmsgpack.pack", []), ("cmsgpack.pack", _t(a=1)), ("cmsgpack.pack", {1: 1, 3: 3}),
+    ("cmsgpack.pack", {2: 2}), ("cmsgpack.pack", list(range(16))), ("cmsgpack.pack", list(range(70000))[:20]),
+    ("cmsgpack.pack", Lua("cjson.null", NULL)), ("cmsgpack.pack", Lua("string.len", lib_string.str_len)),
+    ("cmsgpack.pack", _deep_list(15)), ("cmsgpack.pack", _deep_list(16)), ("cmsgpack.pack", _deep_list(18)), ("cmsgpack.pack", {1.5: 1}),
+    ("cmsgpack.unpack", b"\x93\x01\x02\x03"), ("cmsgpack.unpack", b"\x81\xa1a\x01"), ("cmsgpack.unpack", b"\x01\x02\x03"),
+    ("cmsgpack.unpack", b""), ("cmsgpack.unpack", b"\xc1"), ("cmsgpack.unpack", b"\x92\x01"), ("cmsgpack.unpack", b"\xcd\x01"),
+    ("cmsgpack.unpack", b"\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), ("cmsgpack.unpack", b"\xd3\x80\0\0\0\0\0\0\0"),
+    ("cmsgpack.unpack", b"\xd0\x80\xd1\x80\x00\xd2\x80\0\0\0"), ("cmsgpack.unpack", b"\xca\x3f\xc0\0\0"),
+    ("cmsgpack.unpack", b"\xcb\x3f\xf8\0\0\0\0\0\0"), ("cmsgpack.unpack", b"\xd9\x03abc\xda\x00\x01z\xdb\0\0\0\x01q"),
+    ("cmsgpack.unpack", b"\x81\xc0\x01"), ("cmsgpack.unpack", b"\x92\xc0\x01"), ("cmsgpack.unpack", b"\xc4\x01a"),
+    ("cmsgpack.unpack", b"\xdc\x00\x02\x01\x02"), ("cmsgpack.unpack", b"\xde\x00\x01\x01\x02"), ("cmsgpack.unpack", 5),
+    ("cmsgpack.unpack", b"\x91" * 3990 + b"\x01"), ("cmsgpack.unpack", b"\x91" * 4010 + b"\x01"),
+    ("cmsgpack.unpack", b"\x81" * 2000 + b"\x01" * 2001), ("cmsgpack.unpack", b"\x81" * 8000 + b"\x01" * 8001),
+    ("cmsgpack.unpack", b"\x01" * 7998), ("cmsgpack.unpack", b"\x01" * 7999), ("cmsgpack.unpack", b"\x01" * 8000),
+    ("cmsgpack.unpack", b"\xff\xe0"), ("cmsgpack.unpack", b"\xa3ab"),
+    ("cmsgpack.unpack_one", b"\x01\x02"), ("cmsgpack.unpack_one", b"\x01\x02", 1), ("cmsgpack.unpack_one", b"\x01\x02", 2),
+    ("cmsgpack.unpack_one", b"\x01\x02", 3), ("cmsgpack.unpack_one", b"\x01\x02", -1), ("cmsgpack.unpack_one", b""),
+    ("cmsgpack.unpack_limit", b"\x01\x02\x03", 2), ("cmsgpack.unpack_limit", b"\x01\x02\x03", 2, 2),
+    ("cmsgpack.unpack_limit", b"\x01\x02\x03", 0), ("cmsgpack.unpack_limit", b"\x01\x02\x03", -1),
+    ("cmsgpack.unpack_limit", b"\x01\x02\x03"), ("cmsgpack.unpack_limit", b"\x01\x02\x03", 0, 1),
+    ("cmsgpack.unpack_one", None, 1),
     # -- table
     ("table.concat", [1, 2, 3]), ("table.concat", [b"a", b"b"], b", "), ("table.concat", [b"a", 2.5, 3], b"-"),
     ("table.concat", [b"a", b"b", b"c"], b",", 2), ("table.concat", [b"a", b"b", b"c"], b",", 2, 3),
