@@ -28,7 +28,7 @@ for _n in ("string", "table", "math", "cjson", "bit", "struct", "cmsgpack"):
         _mods[_n] = importlib.import_module("kvserver.lua.lib_" + _n)
     except ImportError:
         pass
-from kvserver.lua import lib_math, lib_string, lpattern  # noqa: E402
+from kvserver.lua import lib_math, lib_string, lib_table, lpattern  # noqa: E402
 from kvserver.lua.value import LuaError, LuaTable, tostring, type_name  # noqa: E402
 
 
@@ -560,6 +560,126 @@ def test_random_state_persists_across_scripts(redis_conn):
     c = redis_run(redis_conn, "math.random(1000000)")
     assert a == [b"(none)"] and b != c
     assert py_run(_seeded(7, [(1000000,), (1000000,)]), ()) == b + c
+
+
+# -- limits, interruption and complexity (what a difference test cannot show) -----------
+
+class Interrupted(BaseException):
+    """What a killed script's hook raises: not an Exception, so pcall cannot catch it."""
+
+
+@pytest.fixture
+def interrupting_hook():
+    calls = []
+
+    def hook():
+        calls.append(1)
+        if len(calls) >= 3:
+            raise Interrupted
+    RT.hook = hook
+    try:
+        yield calls
+    finally:
+        RT.hook = None
+
+
+def test_pathological_pattern_calls_the_hook(interrupting_hook):
+    # a*a*a*a*b on 4000 a's is O(n^5) backtracking, as in Lua: it must be interruptible.
+    with pytest.raises(Interrupted):
+        lib_fn("string.find")(b"a" * 4000, b"a*a*a*a*b")
+    assert len(interrupting_hook) == 3
+
+
+def test_gsub_and_gmatch_call_the_hook(interrupting_hook):
+    with pytest.raises(Interrupted):
+        lib_fn("string.gsub")(b"a" * 3000, b"a-a-a-b", b"x")
+    interrupting_hook.clear()
+    it = lib_fn("string.gmatch")(b"a" * 3000, b"a*a*a*b")[0]
+    with pytest.raises(Interrupted):
+        it()
+
+
+def test_pattern_nesting_limit():
+    # Lua 5.1 recurses without limit on the C stack; here 200 levels ("pattern too complex").
+    with pytest.raises(LuaError, match="pattern too complex"):
+        lib_fn("string.match")(b"a" * 300, b"a?" * 300)
+    assert lib_fn("string.match")(b"a" * 150, b"a?" * 150) == (b"a" * 150,)
+    with pytest.raises(LuaError, match="too many captures"):
+        lib_fn("string.match")(b"a" * 40, b"(a)" * 33)
+
+
+def test_rep_refuses_giant_strings():
+    with pytest.raises(LuaError, match="resulting string too large"):
+        lib_fn("string.rep")(b"xx", 2**30)
+    assert lib_fn("string.rep")(b"ab", 3) == (b"ababab",)
+
+
+def test_gsub_and_concat_output_is_capped(monkeypatch):
+    monkeypatch.setattr(lib_string, "MAX_STRING", 1000)
+    with pytest.raises(LuaError, match="resulting string too large"):
+        lib_fn("string.gsub")(b"a" * 100, b"a", b"x" * 11)
+    assert lib_fn("string.gsub")(b"a" * 100, b"a", b"x" * 10)[1] == 100
+    big = LuaTable.from_list([b"y" * 100] * 11)
+    with pytest.raises(LuaError, match="resulting string too large"):
+        lib_fn("table.concat")(big)
+    with pytest.raises(LuaError, match="resulting string too large"):
+        lib_fn("table.concat")(LuaTable.from_list([b"y" * 100, 5] * 10))
+
+
+def _antiqsort(n):
+    """McIlroy's adversary: a comparator that makes any quicksort quadratic (keys decided lazily)."""
+    gas = n
+    val = [gas] * n
+    state = {"solid": 0, "candidate": -1, "count": 0}
+
+    def lt(x, y):
+        state["count"] += 1
+        if val[x] == gas and val[y] == gas:
+            z = x if x == state["candidate"] else y
+            val[z] = state["solid"]
+            state["solid"] += 1
+        if val[x] == gas:
+            state["candidate"] = x
+        elif val[y] == gas:
+            state["candidate"] = y
+        return (val[x] < val[y],)
+    return lt, state, val
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_sort_is_n_log_n_even_against_an_adversary(monkeypatch, fallback):
+    n = 1500
+    if not fallback:   # shows the adversary works: without the fallback sort goes quadratic
+        monkeypatch.setattr(lib_table._Sorter, "fallback", None)
+        orig_init = lib_table._Sorter.__init__
+
+        def init(self, *a):
+            orig_init(self, *a)
+            self.max_depth = 10**9
+        monkeypatch.setattr(lib_table._Sorter, "__init__", init)
+    lt, state, val = _antiqsort(n)
+    t = LuaTable.from_list(list(range(n)))
+    lib_fn("table.sort")(t, lt)
+    keys = [val[x] for x in t.arr]
+    assert keys == sorted(keys)
+    bound = 8 * n * math.log2(n)
+    if fallback:
+        assert state["count"] < bound
+    else:
+        assert state["count"] > bound
+
+
+def test_sort_calls_the_hook(interrupting_hook):
+    t = LuaTable.from_list(list(range(20000, 0, -1)))
+    with pytest.raises(Interrupted):
+        lib_fn("table.sort")(t, lambda a, b: (a < b,))
+
+
+def test_cjson_null_is_userdata_and_shared():
+    assert type_name(NULL) == "userdata"
+    other = lib_fn("cjson.new")()[0]
+    assert other.get(b"null") is NULL
+    assert lib_fn("cjson.decode")(b"[null]")[0].get(1) is NULL
 
 
 if __name__ == "__main__":
