@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .libargs import arg_error, check_integer, check_str, opt_integer
+from .libargs import arg_error, check_integer, check_str, opt_integer, runtime_error
 from .value import LuaError, LuaTable
 
 MAX_NESTING = 16
@@ -270,7 +270,10 @@ def _decode_one(data: bytes, p: int, base: int) -> tuple[Any, int]:
                     f[5] = True
                     extra += 1
                     break
-                t.set(f[4], value)
+                try:
+                    t.set(f[4], value)
+                except LuaError as e:   # a nil or NaN key: lua_settable's error, no position
+                    raise runtime_error(e) from None
                 f[5] = False
                 extra -= 1
                 f[2] -= 1

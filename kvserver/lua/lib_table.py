@@ -19,7 +19,7 @@ import functools
 from typing import Any
 
 from . import lib_string
-from .libargs import check_int, opt_int, opt_str, type_error
+from .libargs import check_int, opt_int, opt_str, runtime_error, type_error
 from .value import LuaError, LuaTable, number_to_bytes, type_name
 
 #: Comparisons between two rt.check_hook() calls in table.sort.
@@ -235,7 +235,10 @@ class _Sorter:
                 return x < y
             if tx is bytes and ty is bytes:
                 return x < y
-            return self.rt.lt(x, y)
+            try:
+                return self.rt.lt(x, y)
+            except LuaError as e:
+                raise runtime_error(e) from None
         r = self.rt.call(comp, x, y)
         return bool(r) and r[0] is not None and r[0] is not False
 
