@@ -748,6 +748,52 @@ def test_sort_calls_the_hook(interrupting_hook):
         lib_fn("table.sort")(t, lambda a, b: (a < b,))
 
 
+JSON_CORPUS = [
+    b'{"count":5,"ok":true,"items":[1,2,3]}', b"[]", b"{}", b"[[],{}]", b'{"a":{"b":{"c":[null]}}}',
+    b"-0", b"0", b"-0.0", b"1e400", b"-1e400", b"1E-400", b"[NaN,Infinity,-Infinity]", b"9007199254740993",
+    b"123456789012345678", b"1.0", b"2.5e3", b'"\xe9\x01\x7f raw"', b'{"k":1,"k":2}', b'{"b":1,"a":2}',
+    b" \t\n\r[1 , 2]\r\n", b"[1,]", b"[01]", b"01", b"1.", b".5", b"+1", b"0x10", b"nan", b"[true,false,null]",
+    b"truex", b"[1]]", b'{"a" 1}', b'{"a":}', b"\xff", b'["a\tb"]', b"[1e5]", b"[-1.5e-3]", b"[" * 50 + b"]" * 50,
+    b'{"":""}', b"[[[[[[1]]]]]]", b'"unterminated', b"[1,2", b"", b" ", b"[-]", b"[--1]", b"[1e]", b"[1.5E+2]",
+]
+
+
+@pytest.mark.parametrize("text", JSON_CORPUS)
+def test_cjson_fast_decode_agrees_with_cjson_tokenizer(text):
+    cfg = lib_cjson._Config()
+
+    def run(fn):
+        return py_run(lambda: (fn(cfg, text),), (), NULL)
+    assert run(lib_cjson.decode) == run(lib_cjson.decode_slow)
+
+
+ENCODE_CORPUS = [
+    [1, 2, _t(a=1)], _t(), [[[[]]]], _t(x=[1, b"two", True, False]), {1: 1, 3: 3}, {1: 1, 20: 2}, {True: 1},
+    _t(n=math.inf), [b"a/b\"c", -0.0, 1e300, 2**53, 1 / 3], {0: 1}, {1.5: 2}, [Lua("x", print)],
+]
+
+
+@pytest.mark.parametrize("value", ENCODE_CORPUS, ids=range(len(ENCODE_CORPUS)))
+@pytest.mark.parametrize("depth", [0, 3, 60])
+def test_cjson_recursive_encode_agrees_with_iterative(value, depth):
+    cfg = lib_cjson._Config()
+    v = py_value(value)
+    for _ in range(depth):
+        v = LuaTable.from_list([v])
+
+    def run(fn):
+        return py_run(lambda: (fn(cfg, v),), ())
+    assert run(lib_cjson.encode) == run(lib_cjson._encode_iter)
+
+
+def test_cjson_fast_decode_respects_the_depth_limit():
+    cfg = lib_cjson._Config()
+    cfg.decode_max_depth = 3
+    assert py_run(lambda: (lib_cjson.decode(cfg, b"[[[1]]]"),), ()) == [b"t:{n:1=t:{n:1=t:{n:1=n:1}}}"]
+    with pytest.raises(LuaError, match="Found too many nested data structures"):
+        lib_cjson.decode(cfg, b"[[[[1]]]]")
+
+
 def test_cjson_null_is_userdata_and_shared():
     assert type_name(NULL) == "userdata"
     other = lib_fn("cjson.new")()[0]
