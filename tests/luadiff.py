@@ -254,12 +254,25 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
         time.sleep(0.02)
 
 
-def redis_run(r: Redis, expr: str) -> list[bytes]:
+def redis_run(r: Redis, expr: str, keep_position: bool = False) -> list[bytes]:
     res = r.call("EVAL", LUA_SER.replace("%s", expr, 1), "0")
     if isinstance(res, Exception):
         return [b"REDIS-ERROR:" + str(res).encode()]
+    if keep_position:
+        return res
     # A library error carries its Lua caller's position (luaL_where(L, 1));
     # adding it is the interpreter's job, so compare the message without it.
     if res and res[0].startswith(b"E:user_script:"):
         res[0] = b"E:" + re.sub(rb"^user_script:\d+: ", b"", res[0][2:])
     return res
+
+
+def runtime_run(rt: Any, expr: str) -> list[bytes]:
+    """The same script as redis_run, run by kvserver's Lua runtime."""
+    fn = rt.compile(LUA_SER.replace("%s", expr, 1).encode(), "user_script")
+    try:
+        res = fn()
+    except LuaError as e:
+        return [b"REDIS-ERROR:" + (e.value if isinstance(e.value, bytes) else b"?")]
+    t = res[0]
+    return [t.get(i) for i in range(1, t.length() + 1)]

@@ -21,6 +21,7 @@ order (array part, then insertion order), where C Lua uses its hash order;
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -120,13 +121,83 @@ def _array_length(cfg: _Config, t: LuaTable) -> int:
     return mx
 
 
+class _TooDeep(Exception):
+    pass
+
+
+#: Nesting the recursive encoder handles before handing over to the iterative one.
+_FAST_DEPTH = 64
+
+
+def _encode_fast(cfg: _Config, x: Any, depth: int, emit) -> None:
+    """The common case, recursively (same output and errors as _encode_iter)."""
+    tx = type(x)
+    if tx is bytes:
+        emit(_quote(x))
+    elif tx is int and -100000000000000 < x < 100000000000000 and cfg.precision == 14:
+        emit(b"%d" % x)
+    elif tx is int or tx is float:
+        emit(_number(cfg, x))
+    elif tx is bool:
+        emit(b"true" if x else b"false")
+    elif x is None or x is null:
+        emit(b"null")
+    elif tx is LuaTable:
+        depth += 1
+        if depth > _FAST_DEPTH:
+            raise _TooDeep
+        if depth > cfg.encode_max_depth:
+            raise LuaError(b"Cannot serialise, excessive nesting (%d)" % depth)
+        n = _array_length(cfg, x)
+        if n > 0:
+            emit(b"[")
+            get = x.get
+            for i in range(1, n + 1):
+                if i > 1:
+                    emit(b",")
+                _encode_fast(cfg, get(i), depth, emit)
+            emit(b"]")
+        else:
+            emit(b"{")
+            first = True
+            for k, v in x.items():
+                if first:
+                    first = False
+                else:
+                    emit(b",")
+                tk = type(k)
+                if tk is bytes:
+                    emit(_quote(k))
+                    emit(b":")
+                elif tk is int or tk is float:
+                    emit(b'"')
+                    emit(_number(cfg, k))
+                    emit(b'":')
+                else:
+                    raise _encode_error(type_name(k), "table key must be a number or string")
+                _encode_fast(cfg, v, depth, emit)
+            emit(b"}")
+    else:
+        raise _encode_error(type_name(x), "type not supported")
+
+
 def encode(cfg: _Config, v: Any) -> bytes:
-    """cjson.encode(v) (iterative: the nesting limit is the only bound on depth)."""
+    """cjson.encode(v)."""
     tv = type(v)
     if tv is bytes:
         return _quote(v)
     if tv is int or tv is float:
         return _number(cfg, v)
+    out: list = []
+    try:
+        _encode_fast(cfg, v, 0, out.append)
+    except _TooDeep:
+        return _encode_iter(cfg, v)
+    return b"".join(out)
+
+
+def _encode_iter(cfg: _Config, v: Any) -> bytes:
+    """cjson.encode(v) iteratively: the nesting limit is the only bound on depth."""
     out: list = []
     stack: list = []     # [is_array, iterator, first, table]
     emit = out.append
@@ -262,8 +333,71 @@ class _ParseError(Exception):
     pass
 
 
+# -- the fast lane: Python's C JSON scanner for the inputs where it reads what cjson reads --
+#
+# With no backslash (so no escapes) and no NUL, a JSON text Python's json module
+# accepts is read by cjson to the same values: same whitespace, same literals,
+# strict-JSON numbers (a subset of what strtod takes; NaN/Infinity/-Infinity as
+# cjson reads them with decode_invalid_numbers on), raw control bytes in strings
+# (strict=False), latin-1 mapping bytes 1:1. Everything else, every error, and
+# anything that might nest deeper than decode_max_depth goes to decode_slow,
+# which is cjson's tokenizer and says cjson's exact error.
+
+def _fast_int(text: str) -> int | float:
+    if text == "-0":
+        return -0.0
+    if len(text) < 16:
+        return int(text)
+    f = float(text)
+    return int(f) if abs(f) <= 9007199254740992.0 else f
+
+
+def _fast_float(text: str) -> int | float:
+    f = float(text)
+    if f.is_integer() and -9007199254740992.0 <= f <= 9007199254740992.0 and \
+            not (f == 0 and text.startswith("-")):
+        return int(f)
+    return f
+
+
+_CONSTANTS = {"NaN": float("nan"), "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _fast_value(v: Any) -> Any:
+    t = type(v)
+    if t is str:
+        return v.encode("latin-1")
+    if t is list:
+        return LuaTable([_fast_value(x) for x in v])
+    if v is None:
+        return null
+    return v        # numbers, booleans, LuaTables built by the pairs hook
+
+
+def _fast_object(pairs: list) -> LuaTable:
+    t = LuaTable()
+    for k, v in pairs:
+        t.set(k.encode("latin-1"), _fast_value(v))
+    return t
+
+
+_FAST = json.JSONDecoder(object_pairs_hook=_fast_object, parse_float=_fast_float,
+                         parse_int=_fast_int, parse_constant=_CONSTANTS.__getitem__, strict=False)
+
+
 def decode(cfg: _Config, data: bytes) -> Any:
     """cjson.decode(data)."""
+    if (b"\\" not in data and b"\0" not in data and cfg.decode_invalid_numbers
+            and data.count(b"[") + data.count(b"{") <= cfg.decode_max_depth):
+        try:
+            return _fast_value(_FAST.decode(data.decode("latin-1")))
+        except (ValueError, RecursionError):
+            pass
+    return decode_slow(cfg, data)
+
+
+def decode_slow(cfg: _Config, data: bytes) -> Any:
+    """cjson.decode(data) by cjson's own tokenizer and grammar (every error comes from here)."""
     if len(data) >= 2 and (data[0] == 0 or data[1] == 0):
         raise LuaError(b"JSON parser does not support UTF-16 or UTF-32")
     nul = data.find(b"\0")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from .lib_string import MAX_STRING
-from .libargs import check_int, opt_int, opt_str, type_error
+from . import lib_string
+from .libargs import check_int, opt_int, opt_str, runtime_error, type_error
 from .value import LuaError, LuaTable, number_to_bytes, type_name
 
 #: Comparisons between two rt.check_hook() calls in table.sort.
@@ -104,7 +104,7 @@ def t_concat(*args: Any) -> tuple:
         arr = t.arr
         try:
             total = sum(map(len, arr)) + len(sep) * (last - 1)
-            ok = total <= MAX_STRING
+            ok = total <= lib_string.MAX_STRING
         except TypeError:
             ok = False
         if ok:
@@ -125,7 +125,7 @@ def t_concat(*args: Any) -> tuple:
             raise LuaError(b"invalid value (%s) at index %d in table for 'concat'"
                            % (type_name(v).encode(), k))
         total += len(parts[-1]) + len(sep)
-        if total > MAX_STRING:
+        if total > lib_string.MAX_STRING:
             raise LuaError(b"resulting string too large")
     return (sep.join(parts),)
 
@@ -235,7 +235,10 @@ class _Sorter:
                 return x < y
             if tx is bytes and ty is bytes:
                 return x < y
-            return self.rt.lt(x, y)
+            try:
+                return self.rt.lt(x, y)
+            except LuaError as e:
+                raise runtime_error(e) from None
         r = self.rt.call(comp, x, y)
         return bool(r) and r[0] is not None and r[0] is not False
 

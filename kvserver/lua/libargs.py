@@ -26,10 +26,28 @@ _INT64_MIN = -(1 << 63)
 
 
 def arg_error(n: int, fname: str, extramsg: str | bytes) -> LuaError:
-    """luaL_argerror's error (returned, the caller raises it)."""
+    """luaL_argerror's error (returned, the caller raises it).
+
+    The error carries ``arg_n``, ``fname`` and ``extramsg`` so that a runtime
+    that knows the call was a method call (``s:rep()``) can renumber it as
+    Lua does: #N-1, or "calling 'rep' on bad self (...)" for N = 1.
+    """
     if isinstance(extramsg, str):
         extramsg = extramsg.encode()
-    return LuaError(b"bad argument #%d to '%s' (%s)" % (n, fname.encode(), extramsg))
+    e = LuaError(b"bad argument #%d to '%s' (%s)" % (n, fname.encode(), extramsg))
+    e.arg_n = n
+    e.fname = fname
+    e.extramsg = extramsg
+    return e
+
+
+def runtime_error(e: LuaError) -> LuaError:
+    """Mark e as an error raised *inside* a C function (luaG_runerror while a C
+    function runs adds no position), e.g. a comparison in table.sort or a nil
+    key while cmsgpack fills a table: the runtime must not prefix the calling
+    Lua code's position (the marker is kvserver.lua.runtime.positioned's)."""
+    e.lua_positioned = True
+    return e
 
 
 def type_error(args: tuple, n: int, fname: str, expected: str) -> LuaError:
