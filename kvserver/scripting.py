@@ -670,9 +670,6 @@ class Scripting:
         set_global = self._set_global
         set_global(b"KEYS", keys_t)
         set_global(b"ARGV", args_t)
-        reset_random = self._reset_random
-        if reset_random is not None:
-            reset_random(rt)
         previous_hook = rt.hook
         rt.hook = ctx.hook
         try:
@@ -689,14 +686,6 @@ class Scripting:
         finally:
             rt.hook = previous_hook
             self.running = None
-
-    @property
-    def _reset_random(self) -> Any:
-        try:
-            from .lua import lib_math
-        except ImportError:
-            return None
-        return getattr(lib_math, "reset_random", None)
 
     def _error_reply(self, caller: Any, value: Any, ctx: RunContext, exc: Any) -> Any:
         """The reply to a script that raised ``value`` (Redis's error handler + luaCallFunction)."""
