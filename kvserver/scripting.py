@@ -970,7 +970,37 @@ class RedisAPI:
         self.rt = rt
 
     def functions(self) -> dict[bytes, Any]:
-        return {b"call": self.call, b"pcall": self.pcall, b"log": self.log,
+        """name -> plain function (the interpreter calls plain functions on its fast path)."""
+        engine = self.engine
+
+        def call(*args: Any) -> tuple:
+            ctx = engine.running
+            if ctx is None:
+                raise LuaError(error_value(b"ERR redis.call/pcall can only be called inside "
+                                          b"a script invocation"))
+            reply = run_call(ctx, args)
+            if type(reply) is LuaTable and reply.hash and type(reply.hash.get(b"err")) is bytes:
+                raise LuaError(reply)
+            return (reply,)
+
+        def pcall(*args: Any) -> tuple:
+            ctx = engine.running
+            if ctx is None:
+                raise LuaError(error_value(b"ERR redis.call/pcall can only be called inside "
+                                          b"a script invocation"))
+            return (run_call(ctx, args),)
+
+        def plain(method: Any) -> Any:
+            def f(*args: Any) -> tuple:
+                return method(*args)
+            return f
+        table = {name: plain(method) for name, method in self._methods().items()}
+        table[b"call"] = call
+        table[b"pcall"] = pcall
+        return table
+
+    def _methods(self) -> dict[bytes, Any]:
+        return {b"log": self.log,
                 b"setresp": self.setresp, b"sha1hex": self.sha1hex,
                 b"error_reply": self.error_reply, b"status_reply": self.status_reply,
                 b"set_repl": self.set_repl, b"acl_check_cmd": self.acl_check_cmd,
@@ -983,17 +1013,6 @@ class RedisAPI:
             raise LuaError(error_value(b"ERR " + what + b" can only be called inside a "
                                        b"script invocation"))
         return ctx
-
-    def call(self, *args: Any) -> tuple:
-        ctx = self._ctx(b"redis.call/pcall")
-        reply = run_call(ctx, args)
-        if type(reply) is LuaTable and reply.hash and type(reply.hash.get(b"err")) is bytes:
-            raise LuaError(reply)
-        return (reply,)
-
-    def pcall(self, *args: Any) -> tuple:
-        ctx = self._ctx(b"redis.call/pcall")
-        return (run_call(ctx, args),)
 
     def log(self, *args: Any) -> tuple:
         if len(args) < 2:
