@@ -56,8 +56,7 @@ def _feed_monitors(c, argv) -> None:
                 monitor.send_monitor(line)
 
 
-def _run(c, argv, script, read_only: bool):
-    n = _numkeys(argv)
+def _run(c, argv, n: int, script, read_only: bool):
     core = c.core
     errors_before = core.stats.error_replies
     # One unit for the whole script: its commands' units nest in it.
@@ -74,21 +73,23 @@ def _run(c, argv, script, read_only: bool):
 
 
 def _eval(c, argv, read_only: bool):
-    _feed_monitors(c, argv)
-    _numkeys(argv)   # Redis checks numkeys before it compiles the script
+    if c.core.monitors:
+        _feed_monitors(c, argv)
+    n = _numkeys(argv)   # Redis checks numkeys before it compiles the script
     script = engine(c.core).load(argv[1])
-    return _run(c, argv, script, read_only)
+    return _run(c, argv, n, script, read_only)
 
 
 def _evalsha(c, argv, read_only: bool):
-    _feed_monitors(c, argv)
+    if c.core.monitors:
+        _feed_monitors(c, argv)
     if len(argv[1]) != 40:
         raise CommandError(NOSCRIPT)
-    _numkeys(argv)
+    n = _numkeys(argv)
     script = engine(c.core).lookup(argv[1])
     if script is None:
         raise CommandError(NOSCRIPT)
-    return _run(c, argv, script, read_only)
+    return _run(c, argv, n, script, read_only)
 
 
 _FLAGS = "noscript stale skip_monitor no_mandatory_keys movablekeys"
