@@ -501,6 +501,9 @@ def test_busy_script_that_wrote_is_unkillable(kind, kv_process, tmp_path):
         runner = RawClient(port, timeout=20)
         other = RawClient(port, timeout=20)
         body = b"redis.call('set', 'w', 1) local i = 0 while i < 1e12 do i = i + 1 end"
+        # Both connected (accepted) before the script starts: a client that
+        # connects during a busy script is not accepted until it ends.
+        assert other.call("PING").raw == b"+PONG\r\n"
         runner.send(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(body), body))
         deadline = time.monotonic() + 10
         while not other.call("PING").raw.startswith(b"-BUSY"):
