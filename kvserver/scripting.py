@@ -442,7 +442,7 @@ class RunContext:
 
     __slots__ = ("engine", "caller", "client", "sha", "read_only", "allow_oom", "oom_at_start",
                  "dirty", "killed", "started", "timed_out", "threshold", "dispatcher",
-                 "commands")
+                 "commands", "next_serve")
 
     def __init__(self, engine: "Scripting", caller: Any, client: Any, sha: str,
                  read_only: bool, allow_oom: bool) -> None:
@@ -457,6 +457,7 @@ class RunContext:
         self.killed = False
         self.started = time.monotonic()
         self.timed_out = False
+        self.next_serve = 0.0
         threshold = caller.core.config.busy_reply_threshold
         self.threshold = threshold / 1000.0 if threshold > 0 else None
         self.dispatcher = caller.core.dispatcher()
@@ -473,9 +474,11 @@ class RunContext:
         threshold = self.threshold
         if threshold is None:
             return
-        elapsed = time.monotonic() - self.started
-        if elapsed < threshold:
+        now = time.monotonic()
+        elapsed = now - self.started
+        if elapsed < threshold or now < self.next_serve:
             return
+        self.next_serve = now + BUSY_SERVE_INTERVAL
         if not self.timed_out:
             self.timed_out = True
             log.warning("Slow script detected: still in execution after %d milliseconds. "
@@ -498,6 +501,9 @@ class RunContext:
 
 #: What one busy-mode pass reads from one client at most: the rest waits for the next pass.
 BUSY_READ_BYTES = 64 * 1024
+#: Seconds between two busy-mode passes: a pass looks at every client, and the
+#: hook runs every thousand Lua steps, far more often than a client needs an answer.
+BUSY_SERVE_INTERVAL = 0.005
 
 
 def serve_busy(ctx: RunContext) -> None:
