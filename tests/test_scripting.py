@@ -521,3 +521,22 @@ def test_busy_script_that_wrote_is_unkillable(kind, kv_process, tmp_path):
         c = RawClient(restarted.port)
         assert c.call("GET", "w").raw == b"$-1\r\n"   # the script's unit was never logged
         c.close()
+
+
+@pytest.mark.parametrize("kind", ["kvserver", "redis-server"])
+def test_script_kill_passes_through_pcall(kind, kv_process, tmp_path):
+    port, server = _busy_server(kind, kv_process, tmp_path)
+    body = b"while true do pcall(function() while true do end end) end"
+    try:
+        runner = RawClient(port, timeout=20)
+        other = RawClient(port, timeout=20)
+        assert other.call("PING").raw == b"+PONG\r\n"
+        runner.send(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(body), body))
+        deadline = time.monotonic() + 10
+        while not other.call("PING").raw.startswith(b"-BUSY"):
+            assert time.monotonic() < deadline, "never busy"
+            time.sleep(0.02)
+        assert other.call("SCRIPT", "KILL").raw == b"+OK\r\n"
+        assert runner.read().raw.startswith(b"-ERR Script killed by user with SCRIPT KILL...")
+    finally:
+        server.kill9()
