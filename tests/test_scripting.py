@@ -540,3 +540,36 @@ def test_script_kill_passes_through_pcall(kind, kv_process, tmp_path):
         assert runner.read().raw.startswith(b"-ERR Script killed by user with SCRIPT KILL...")
     finally:
         server.kill9()
+
+
+def test_oom_refuses_a_scripts_first_denyoom_write_only():
+    core, d, rec = make_core(maxmemory=1)
+    core.over_maxmemory = True
+    c = Client(core)
+    oom = "OOM command not allowed when used memory > 'maxmemory'."
+    assert run(d, c, "EVAL", "return redis.call('set', 'a', 1)", 0).startswith(
+        b"-OOM command not allowed when used memory > 'maxmemory'. script: ")
+    assert run(d, c, "EVAL", "return redis.call('get', 'a')", 0) == Raw(b"$-1\r\n")
+    assert run(d, c, "EVAL", "redis.call('del', 'a') return redis.call('set', 'a', 2)", 0) \
+        == Raw(b"+OK\r\n")   # DEL is not denyoom: once a script wrote, it goes on
+    assert run(d, c, "EVAL", "#!lua\nreturn 1", 0) == oom                   # denyoom script
+    assert run(d, c, "EVAL", "#!lua flags=allow-oom\nreturn redis.call('set', 'b', 1)", 0) \
+        == Raw(b"+OK\r\n")
+    assert run(d, c, "EVAL", "#!lua flags=no-writes\nreturn 2", 0) == 2
+
+
+def test_monitor_sees_eval_then_its_commands():
+    core, d, _ = make_core()
+    c = Client(core, addr="127.0.0.1:5000")
+
+    class Monitor:
+        lines: list = []
+
+        def send_monitor(self, line):
+            self.lines.append(line)
+    core.monitors.add(Monitor())
+    run(d, c, "EVAL", "redis.call('set', 'a', 1) return redis.call('get', 'a')", 0)
+    lines = Monitor.lines
+    assert len(lines) == 3
+    assert b'[0 127.0.0.1:5000] "EVAL"' in lines[0]
+    assert b'[0 lua] "set" "a" "1"' in lines[1] and b'[0 lua] "get" "a"' in lines[2]
