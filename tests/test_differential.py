@@ -594,7 +594,7 @@ CASES: dict[str, list] = {
     "client-name": ["CLIENT GETNAME", "CLIENT SETNAME myname", "CLIENT GETNAME",
                     ("CLIENT", "SETNAME", "a b"), ("CLIENT", "SETNAME", "a\nb"),
                     ("CLIENT", "SETNAME", ""), "CLIENT GETNAME", "CLIENT SETNAME x y"],
-    "config-set-errors": ["CONFIG SET", "CONFIG SET nosuch 1", "CONFIG SET port 1 2",
+    "config-set-errors": ["CONFIG SET", "CONFIG SET nosuch 1", "CONFIG SET NoSuch 1", "CONFIG SET port 1 2",
                           "CONFIG GET", "CONFIG GET nosuch*", "CONFIG RESETSTAT x"],
 }
 

@@ -93,10 +93,11 @@ def cmd_config_set(s, argv):
     config = s.core.config
     seen = set()
     for i in range(2, len(argv), 2):
-        name = argv[i].decode("utf-8", "replace").lower()
+        given = argv[i].decode("utf-8", "replace")
+        name = given.lower()
         opt = OPTIONS_BY_NAME.get(name)
-        if opt is None:
-            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+        if opt is None:  # named as the client spelled it, as Redis does
+            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{given}'")
         if opt.protected and opt.mutable:
             raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') "
                                "- can't set protected config")
