@@ -175,79 +175,103 @@ def _cstring(s: bytes) -> bytes:
     return s if nul < 0 else s[:nul]
 
 
+#: Marks, on lua_to_resp's stack, the end of a table's elements.
+_EXIT = object()
+#: A table that contains itself (directly or not) would be an endless reply;
+#: Redis's recursion ends at the Lua stack's limit with this error, in place.
+STACK_LIMIT_ERROR = b"-ERR reached lua stack limit\r\n"
+
+
 def lua_to_resp(value: Any, script_resp: int, resp: int, out: list) -> None:
     """Append the RESP encoding of a Lua value to ``out`` (Redis's luaReplyToRedisReply).
 
     ``script_resp`` is the script's protocol (redis.setresp: how booleans
     convert), ``resp`` the caller's (how maps, sets, doubles, nulls encode).
+    Iterative (nesting is not bounded by Python's stack); a table met again
+    inside itself is answered "reached lua stack limit", where Redis's
+    recursion would stop.
     """
-    t = type(value)
-    if t is bytes:
-        out.append(b"$%d\r\n%s\r\n" % (len(value), value))
-    elif t is int or t is float:
-        out.append(b":%d\r\n" % _as_long_long(value))
-    elif t is bool:
-        if script_resp == 2:
-            out.append(b":1\r\n" if value else (b"$-1\r\n" if resp == 2 else b"_\r\n"))
-        elif resp == 2:
-            out.append(b":1\r\n" if value else b":0\r\n")
+    stack = [value]
+    open_tables: set = set()
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        value = pop()
+        t = type(value)
+        if t is bytes:
+            out.append(b"$%d\r\n%s\r\n" % (len(value), value))
+        elif t is int or t is float:
+            out.append(b":%d\r\n" % _as_long_long(value))
+        elif t is bool:
+            if script_resp == 2:
+                out.append(b":1\r\n" if value else (b"$-1\r\n" if resp == 2 else b"_\r\n"))
+            elif resp == 2:
+                out.append(b":1\r\n" if value else b":0\r\n")
+            else:
+                out.append(b"#t\r\n" if value else b"#f\r\n")
+        elif t is LuaTable:
+            if id(value) in open_tables:
+                out.append(STACK_LIMIT_ERROR)
+                continue
+            children = _table_reply(value, resp, out)
+            if children:
+                open_tables.add(id(value))
+                push((_EXIT, id(value)))
+                for child in reversed(children):
+                    push(child)
+        elif t is tuple and value[0] is _EXIT:
+            open_tables.discard(value[1])
         else:
-            out.append(b"#t\r\n" if value else b"#f\r\n")
-    elif t is LuaTable:
-        h = value.hash
-        if h:
-            err = h.get(b"err")
-            if type(err) is bytes:
-                out.append(error_line(_cstring(err)))
-                return
-            ok = h.get(b"ok")
-            if type(ok) is bytes:
-                out.append(b"+%s\r\n" % _cstring(ok).replace(b"\r", b" ").replace(b"\n", b" "))
-                return
-            double = h.get(b"double")
-            if type(double) is int or type(double) is float:
-                text = format_double(float(double))
-                out.append(b"$%d\r\n%s\r\n" % (len(text), text) if resp == 2
-                           else b",%s\r\n" % text)
-                return
-            big = h.get(b"big_number")
-            if type(big) is bytes:
-                big = big.replace(b"\r", b" ").replace(b"\n", b" ")
-                out.append(b"$%d\r\n%s\r\n" % (len(big), big) if resp == 2
-                           else b"(%s\r\n" % big)
-                return
-            verbatim = h.get(b"verbatim_string")
-            if type(verbatim) is LuaTable:
-                fmt = verbatim.get(b"format")
-                text = verbatim.get(b"string")
-                if type(fmt) is bytes and type(text) is bytes:
-                    if resp == 2:
-                        out.append(b"$%d\r\n%s\r\n" % (len(text), text))
-                    else:
-                        fmt = (fmt + b"\0\0\0")[:3]
-                        out.append(b"=%d\r\n%s:%s\r\n" % (len(text) + 4, fmt, text))
-                    return
-            pairs = h.get(b"map")
-            if type(pairs) is LuaTable:
-                items = list(pairs.items())
-                out.append(b"%%%d\r\n" % len(items) if resp != 2 else b"*%d\r\n" % (2 * len(items)))
-                for k, v in items:
-                    lua_to_resp(k, script_resp, resp, out)
-                    lua_to_resp(v, script_resp, resp, out)
-                return
-            members = h.get(b"set")
-            if type(members) is LuaTable:
-                keys = [k for k, _ in members.items()]
-                out.append(b"~%d\r\n" % len(keys) if resp != 2 else b"*%d\r\n" % len(keys))
-                for k in keys:
-                    lua_to_resp(k, script_resp, resp, out)
-                return
-        items = value.sequence()
-        out.append(b"*%d\r\n" % len(items))
-        for item in items:
-            lua_to_resp(item, script_resp, resp, out)
-    else:
-        out.append(b"$-1\r\n" if resp == 2 else b"_\r\n")
+            out.append(b"$-1\r\n" if resp == 2 else b"_\r\n")
+
+
+def _table_reply(value: LuaTable, resp: int, out: list) -> list:
+    """Append a table's reply header (or whole reply); return the values still to encode."""
+    h = value.hash
+    if h:
+        err = h.get(b"err")
+        if type(err) is bytes:
+            out.append(error_line(_cstring(err)))
+            return []
+        ok = h.get(b"ok")
+        if type(ok) is bytes:
+            out.append(b"+%s\r\n" % _cstring(ok).replace(b"\r", b" ").replace(b"\n", b" "))
+            return []
+        double = h.get(b"double")
+        if type(double) is int or type(double) is float:
+            text = format_double(float(double))
+            out.append(b"$%d\r\n%s\r\n" % (len(text), text) if resp == 2
+                       else b",%s\r\n" % text)
+            return []
+        big = h.get(b"big_number")
+        if type(big) is bytes:
+            big = big.replace(b"\r", b" ").replace(b"\n", b" ")
+            out.append(b"$%d\r\n%s\r\n" % (len(big), big) if resp == 2 else b"(%s\r\n" % big)
+            return []
+        verbatim = h.get(b"verbatim_string")
+        if type(verbatim) is LuaTable:
+            fmt = verbatim.get(b"format")
+            text = verbatim.get(b"string")
+            if type(fmt) is bytes and type(text) is bytes:
+                if resp == 2:
+                    out.append(b"$%d\r\n%s\r\n" % (len(text), text))
+                else:
+                    fmt = (fmt + b"\0\0\0")[:3]
+                    out.append(b"=%d\r\n%s:%s\r\n" % (len(text) + 4, fmt, text))
+                return []
+        pairs = h.get(b"map")
+        if type(pairs) is LuaTable:
+            items = list(pairs.items())
+            out.append(b"%%%d\r\n" % len(items) if resp != 2 else b"*%d\r\n" % (2 * len(items)))
+            return [x for kv in items for x in kv]
+        members = h.get(b"set")
+        if type(members) is LuaTable:
+            keys = [k for k, _ in members.items()]
+            out.append(b"~%d\r\n" % len(keys) if resp != 2 else b"*%d\r\n" % len(keys))
+            return keys
+    items = value.sequence()
+    out.append(b"*%d\r\n" % len(items))
+    return items
 
 
 def script_reply(value: Any, script_resp: int, resp: int) -> Any:

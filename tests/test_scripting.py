@@ -573,3 +573,13 @@ def test_monitor_sees_eval_then_its_commands():
     assert len(lines) == 3
     assert b'[0 127.0.0.1:5000] "EVAL"' in lines[0]
     assert b'[0 lua] "set" "a" "1"' in lines[1] and b'[0 lua] "get" "a"' in lines[2]
+
+
+def test_deep_and_self_referencing_replies_are_bounded():
+    core, d, _ = make_core()
+    c = Client(core)
+    deep = run(d, c, "EVAL", "local t = {} local c = t for i = 1, 20000 do c[1] = {} c = c[1] end "
+               "return t", 0)
+    assert deep == Raw(b"*1\r\n" * 20000 + b"*0\r\n")      # not a RecursionError
+    cyclic = run(d, c, "EVAL", "local t = {1} t[2] = t return t", 0)
+    assert cyclic == Raw(b"*2\r\n:1\r\n-ERR reached lua stack limit\r\n")
