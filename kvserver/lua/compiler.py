@@ -267,13 +267,15 @@ class CodeGen:
         prepared = []
         for t in targets:
             if t[0] == "index":
+                # table and key are fixed before any assignment (a local named
+                # here may be assigned by this same statement)
                 o = self.expr(t[1])
-                if o[1] not in (SIMPLE, NUM, STR, NIL):
+                if o[1] not in (NUM, STR, NIL):
                     tv = self.tmp()
                     self.emit(f"{tv} = {o[0]}")
                     o = (tv, SIMPLE)
                 k = self.expr(t[2])
-                if k[1] not in (SIMPLE, NUM, STR, NIL):
+                if k[1] not in (NUM, STR, NIL):
                     tk = self.tmp()
                     self.emit(f"{tk} = {k[0]}")
                     k = (tk, SIMPLE)
@@ -631,6 +633,23 @@ class CodeGen:
             return "_LT()"
         pos = [it for it in items if it[0] == "pos"]
         kv = [it for it in items if it[0] == "kv"]
+        if pos and kv:
+            # both kinds: evaluate in source order, place them as Lua does
+            codes = []
+            layout = []
+            for n, it in enumerate(items):
+                if it[0] == "kv":
+                    codes.append(self.expr(it[1])[0])
+                    codes.append(self.expr(it[2])[0])
+                    layout.append("k")
+                elif n == len(items) - 1 and self.is_multi(it[1]):
+                    m, _ = self.expr_multi(it[1])
+                    codes.append(f"*{m}")
+                    layout.append("m")
+                else:
+                    codes.append(self.expr(it[1])[0])
+                    layout.append("p")
+            return f"_ctor(({', '.join(codes)},), {''.join(layout)!r})"
         kvcodes = []
         for it in kv:
             kvcodes.append(self.expr(it[1])[0])

@@ -759,6 +759,30 @@ class Runtime:
                     t.set(i, v)
             return t
 
+        def ctor(values, layout):
+            """A constructor mixing positional and keyed items, evaluated in order."""
+            t = LT()
+            arr = []
+            i = 0
+            for kind in layout:
+                if kind == "k":
+                    k = values[i]
+                    v = values[i + 1]
+                    i += 2
+                    if k is None:
+                        raise LuaError(b"table index is nil")
+                    if v is not None:
+                        t.set(k, v)
+                elif kind == "p":
+                    arr.append(values[i])
+                    i += 1
+                else:          # "m": all remaining values
+                    arr.extend(values[i:])
+            # positional items are stored last (Lua's SETLIST), overriding keyed ones
+            for n, v in enumerate(arr, 1):
+                t.set(n, v)
+            return t
+
         from .baselib import ipairs_aux, lua_next
         from .value import _BoolKey
 
@@ -770,6 +794,6 @@ class Runtime:
             "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_mod": mod, "_pow": pow_,
             "_unm": unm, "_len": len_, "_concat": concat, "_concat2": concat2,
             "_lt": lt, "_le": le, "_eq": eq, "_fl": fl, "_mulfix": mulfix,
-            "_forrange": forrange, "_forin": forin, "_adjust": adjust, "_newtable": newtable,
+            "_forrange": forrange, "_forin": forin, "_adjust": adjust, "_newtable": newtable, "_ctor": ctor,
             "type": type, "len": len, "float": float, "bytes": bytes, "int": int,
         }
