@@ -973,3 +973,34 @@ def test_compiled_chunk_runs_many_times_independently():
     rt = Runtime()
     fn = rt.compile(b"local t = {...} t[#t + 1] = 'x' return #t")
     assert [fn(1, 2)[0] for _ in range(3)] == [3, 3, 3]
+
+
+def test_argument_errors_name_the_call_site_as_luaL_argerror():
+    from kvserver.lua.baselib import argerror
+    rt = Runtime()
+    assert error_of("setmetatable(1)", rt=rt) == \
+        b"user_script:1: bad argument #1 to 'setmetatable' (table expected, got number)"
+    assert error_of("local sm = setmetatable\nsm(1)", rt=rt) == \
+        b"user_script:2: bad argument #1 to 'sm' (table expected, got number)"
+    assert run("return pcall(setmetatable, 1)", rt=rt) == \
+        (False, b"bad argument #1 to '?' (table expected, got number)")
+
+    def chk(*args):
+        raise argerror(len(args) + 1, "chk", "number expected, got no value")
+    lib = LuaTable()
+    lib.set(b"chk", chk)
+    rt.string_meta.set(b"__index", lib)
+    rt.globals.set(b"lib", lib)
+    # s:chk() passes s as #1: the error in #2 is #1 of the method call
+    assert error_of("local s = 'x' return s:chk()", rt=rt) == \
+        b"user_script:1: bad argument #1 to 'chk' (number expected, got no value)"
+    assert error_of("return lib.chk('x')", rt=rt) == \
+        b"user_script:1: bad argument #2 to 'chk' (number expected, got no value)"
+    assert error_of("return ('x'):chk(1, 2, 3)", rt=rt) == \
+        b"user_script:1: bad argument #4 to 'chk' (number expected, got no value)"
+
+    def bad_self(*args):
+        raise argerror(1, "bs", "string expected, got table")
+    lib.set(b"bs", bad_self)
+    assert error_of("local t = setmetatable({}, {__index = lib}) t:bs()", rt=rt) == \
+        b"user_script:1: calling 'bs' on bad self (string expected, got table)"

@@ -20,6 +20,7 @@ with a level, non-string error values) are marked and left alone.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import types
 import warnings
@@ -101,17 +102,109 @@ def _tb_where(tb) -> bytes:
     return where
 
 
+def _innermost_lua_tb(tb):
+    """The traceback entry of the innermost Lua frame (or None), and whether the
+    builtin that raised was called by it directly: below the Lua frame, after
+    the runtime's own helper frames, the first other frame is the callee; if
+    the runtime appears again below that, the callee called a function back
+    (pcall, sort's comparator) and the raiser was not called by Lua code."""
+    found = None
+    state = 0
+    while tb is not None:
+        f = tb.tb_frame
+        if "__lua_chunk__" in f.f_globals:
+            found = tb
+            state = 0
+        elif found is not None:
+            helper = f.f_code.co_filename == _THIS_FILE
+            if state == 0 and not helper:
+                state = 1
+            elif state == 1 and helper:
+                state = 2
+        tb = tb.tb_next
+    return found, found is not None and state != 2
+
+
+_DESC = re.compile(r"""_callable\([^,()]*, (None|"[^"]*"|'[^']*')\)\)$""")
+
+
+def call_site_name(tb) -> tuple[str, bool] | None:
+    """(name, is_method) of the call a Lua frame was making, as Lua's getfuncname
+    tells it ("rep" and True for s:rep()); None if it cannot be told."""
+    code = tb.tb_frame.f_code
+    lines = tb.tb_frame.f_globals.get("__lua_source__")
+    if lines is None:
+        return None
+    try:
+        pos = list(code.co_positions())[tb.tb_lasti // 2]
+    except (IndexError, ValueError):
+        return None
+    line, end_line, col, end_col = pos
+    if line is None or col is None:
+        return None
+    text = "\n".join(lines[line - 1:end_line])
+    end = len(text) - (len(lines[end_line - 1]) - end_col)
+    text = text[col:end]
+    # the call is "(callee)(args)": find the callee's closing parenthesis
+    depth = 0
+    quote = None
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                m = _DESC.search(text[:i + 1])
+                if m is None:
+                    return None
+                desc = m.group(1)
+                if desc == "None":
+                    return "?", False
+                kind, _, name = desc[1:-1].partition(" ")
+                return name.strip("'"), kind == "method"
+    return None
+
+
 def fix_error(e: LuaError) -> LuaError:
-    """Give e its Lua position (once), as the catcher of a Lua error must."""
+    """Give e its Lua position (once), as the catcher of a Lua error must.
+
+    An argument error of a builtin (one carrying ``arg_n``, ``extramsg``, as
+    libargs.arg_error makes them) is renamed as luaL_argerror does: the name
+    the call site used, '?' when a builtin called it, and for a method call
+    (``s:rep()``) the number shifted past self.
+    """
     if getattr(e, "lua_positioned", False):
         return e
     e.lua_positioned = True
     v = e.value
     if type(v) is bytes:
-        where = _tb_where(e.__traceback__)
-        if where:
-            e.value = where + b" " + v
-            e.args = (e.value,)
+        tb, direct = _innermost_lua_tb(e.__traceback__)
+        if getattr(e, "arg_n", None) is not None and getattr(e, "extramsg", None) is not None:
+            n = e.arg_n
+            extramsg = e.extramsg
+            site = call_site_name(tb) if (tb is not None and direct) else None
+            name, is_method = site if site is not None else ("?", False)
+            if tb is not None and not direct:
+                name, is_method = "?", False
+            if is_method:
+                n -= 1
+                if n == 0:
+                    v = b"calling '%s' on bad self (%s)" % (name.encode("latin-1"), extramsg)
+            if not (is_method and n == 0):
+                v = b"bad argument #%d to '%s' (%s)" % (n, name.encode("latin-1"), extramsg)
+        if tb is not None:
+            info = tb.tb_frame.f_globals["__lua_chunk__"]
+            ln = tb.tb_lineno
+            linemap = info[1]
+            line = linemap[ln] if 0 < ln < len(linemap) else 0
+            v = b"%s:%d: %s" % (info[0], line, v)
+        e.value = v
+        e.args = (v,)
     return e
 
 
@@ -203,6 +296,7 @@ class Runtime:
                 sys.setrecursionlimit(old)
         g = dict(self._helpers)
         g["__lua_chunk__"] = (chunkname.encode("latin-1"), linemap)
+        g["__lua_source__"] = pysrc.split("\n")     # read only to name a call site in an error
         g["_hc"] = self.hook_interval
         g["__builtins__"] = {}
         rt = self
