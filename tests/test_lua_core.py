@@ -1004,3 +1004,18 @@ def test_argument_errors_name_the_call_site_as_luaL_argerror():
     lib.set(b"bs", bad_self)
     assert error_of("local t = setmetatable({}, {__index = lib}) t:bs()", rt=rt) == \
         b"user_script:1: calling 'bs' on bad self (string expected, got table)"
+
+
+def test_concatenation_has_a_size_cap(monkeypatch):
+    import kvserver.lua.runtime as runtime_mod
+    monkeypatch.setattr(runtime_mod, "MAX_STRING", 1000)
+    rt = Runtime()
+    fn = rt.compile(b"local s = 'x' for i = 1, 20 do s = s .. s end return #s")
+    with pytest.raises(LuaError) as ei:
+        fn()
+    assert ei.value.value == b"user_script:1: string length overflow"
+    src = b"local s = 'x' for i = 1, 9 do s = s .. s end return #(s .. 1), #(s .. 1 .. s)"
+    with pytest.raises(LuaError) as ei:
+        rt.compile(src)()
+    assert ei.value.value == b"user_script:1: string length overflow"
+    assert rt.compile(b"local s = 'x' for i = 1, 9 do s = s .. s end return #(s .. 1 .. 'y')")() == (514,)

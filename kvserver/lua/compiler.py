@@ -725,7 +725,7 @@ class CodeGen:
             if len(ops) == 2:
                 t1, t2 = self.tmp(), self.tmp()
                 return (f"({t1} + {t2} if ({t1} := {codes[0]}) is {t1} and type({t2} := {codes[1]}) "
-                        f"is bytes and type({t1}) is bytes "
+                        f"is bytes and type({t1}) is bytes and len({t1}) + len({t2}) <= _MAXS "
                         f"else _concat2({t1}, {t2}, {descs[0]!r}, {descs[1]!r}))"), COMPLEX
             return f"_concat(({', '.join(codes)}), {tuple(descs)!r})", COMPLEX
         acode, akind = self.expr(a)

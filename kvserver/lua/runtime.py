@@ -42,6 +42,9 @@ _NAN = -_NEGNAN
 _THIS_FILE = __file__
 MAXTAGLOOP = 100               # lvm.c: __index/__newindex chains longer than this are loops
 MAX_UNPACK = 8000              # LUAI_MAXCSTACK: "too many results to unpack"
+# Longest string '..' may build (not in Lua, which grows until memory runs out):
+# Redis's proto-max-bulk-len default, the same cap lib_string puts on rep/gsub/concat.
+MAX_STRING = 512 * 1024 * 1024
 # Python frames a Lua call may take at most; scripts recurse until "stack overflow".
 DEFAULT_HOOK_INTERVAL = 1000
 # Nesting allowed while parsing/compiling a chunk (MAX_LEVELS levels each take a few frames).
@@ -633,11 +636,16 @@ class Runtime:
                 return number_to_bytes(v)
             return None
 
+        def too_long():
+            return LuaError(b"string length overflow")
+
         def concat2(a, b, da=None, db=None):
             x = tostr_operand(a)
             if x is not None:
                 y = tostr_operand(b)
                 if y is not None:
+                    if len(x) + len(y) > MAX_STRING:
+                        raise too_long()
                     return x + y
             h = tm(a, b"__concat")
             if h is None:
@@ -650,12 +658,16 @@ class Runtime:
 
         def concat(values, descs):
             parts = []
+            total = 0
             for v in values:
                 s = tostr_operand(v)
                 if s is None:
                     break
+                total += len(s)
                 parts.append(s)
             else:
+                if total > MAX_STRING:
+                    raise too_long()
                 return b"".join(parts)
             # a value needs a metamethod or is an error: right to left, as luaV_concat
             n = len(values)
@@ -882,7 +894,7 @@ class Runtime:
 
         self._metatable = metatable
         return {
-            "_LT": LT, "_FN": _FN, "_NUM": _NUM, "_N1": _N1, "_INF": _INF, "_NAN": _NAN,
+            "_LT": LT, "_FN": _FN, "_NUM": _NUM, "_MAXS": MAX_STRING, "_N1": _N1, "_INF": _INF, "_NAN": _NAN,
             "_Gh": Gh, "_getglobal": getglobal, "_setglobal": setglobal,
             "_index": index, "_setindex": setindex, "_callable": callable_,
             "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_mod": mod, "_pow": pow_,
