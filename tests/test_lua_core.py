@@ -926,9 +926,47 @@ def test_stack_overflow_is_a_lua_error():
     assert sys.getrecursionlimit() == limit
 
 
-def test_recursion_a_few_hundred_deep_works():
+def test_recursion_two_thousand_deep_works():
+    import sys
+    limit = sys.getrecursionlimit()
     assert run("local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end "
-               "return f(300)") == (300,)
+               "return f(2000)") == (2000,)
+    assert sys.getrecursionlimit() == limit
+
+
+def test_stack_overflow_whatever_the_process_recursion_limit(tmp_path):
+    # A process that raised its recursion limit must not let Lua recursion
+    # overflow the C stack (a crash); run in a child with a 2 MB thread stack.
+    import subprocess
+    import sys
+    code = (
+        "import sys, threading\n"
+        "sys.setrecursionlimit(100000)\n"
+        "from kvserver.lua.runtime import Runtime\n"
+        "from kvserver.lua.value import LuaError\n"
+        "out = []\n"
+        "def go():\n"
+        "    for src in (b'local function f() return 1 + f() end return f()',\n"
+        "                b'local function f() pcall(f) end f() return 1',\n"
+        "                b'local t = setmetatable({}, {}) getmetatable(t).__index = "
+        "function(t, k) return t[k] end return t.x'):\n"
+        "        try:\n"
+        "            out.append(Runtime().compile(src)())\n"
+        "        except LuaError as e:\n"
+        "            out.append(e.value)\n"
+        "threading.stack_size(2 * 1024 * 1024)\n"
+        "t = threading.Thread(target=go)\n"
+        "t.start()\n"
+        "t.join()\n"
+        "print(out, sys.getrecursionlimit())\n"
+    )
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == ("[b'user_script:1: stack overflow', (1,), "
+                                "b'user_script:1: stack overflow'] 100000")
 
 
 class Killed(BaseException):
