@@ -569,7 +569,7 @@ class CodeGen:
             return (f"{v.pyname}[0]" if v.cell else v.pyname), SIMPLE
         if tag == "global":
             k = _bytes_lit(e[1])
-            return f"(_Gh.get({k}) or _getglobal({k}))", COMPLEX
+            return f"(_Gget({k}) or _getglobal({k}))", COMPLEX
         if tag == "vararg":
             va = self.vararg_name
             return f"({va}[0] if {va} else None)", COMPLEX

@@ -923,7 +923,7 @@ class Runtime:
         self._metatable = metatable
         return {
             "_LT": LT, "_FN": _FN, "_NUM": _NUM, "_MAXS": MAX_STRING, "_N1": _N1, "_INF": _INF, "_NAN": _NAN,
-            "_Gh": Gh, "_getglobal": getglobal, "_setglobal": setglobal,
+            "_Gh": Gh, "_Gget": Gh.get, "_getglobal": getglobal, "_setglobal": setglobal,
             "_index": index, "_setindex": setindex, "_callable": callable_,
             "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_mod": mod, "_pow": pow_,
             "_unm": unm, "_len": len_, "_concat": concat, "_concat2": concat2,
