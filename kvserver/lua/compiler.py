@@ -332,10 +332,23 @@ class CodeGen:
         d = repr(desc)
         if kkind == STR:
             fast = f"{ocode}._set_hash({kcode}, {vcode})"
+            self.emit(f"if type({ocode}) is _LT and {ocode}.metatable is None: {fast}")
+            self.emit(f"else: _setindex({ocode}, {kcode}, {vcode}, {d})")
+            return
+        # array part inline: overwrite t[i] (1 <= i <= #arr) or append t[#arr + 1]
+        # when the hash part is empty (nothing to move into the array then)
+        o, k, v = ocode, kcode, vcode
+        self.emit(f"if type({o}) is _LT and {o}.metatable is None:")
+        self.indent += 1
+        if vkind == NIL:
+            self.emit(f"{o}.set({k}, None)")
         else:
-            fast = f"{ocode}.set({kcode}, {vcode})"
-        self.emit(f"if type({ocode}) is _LT and {ocode}.metatable is None: {fast}")
-        self.emit(f"else: _setindex({ocode}, {kcode}, {vcode}, {d})")
+            self.emit(f"if type({k}) is int and {v} is not None and 0 < {k} <= len({o}.arr): {o}.arr[{k} - 1] = {v}")
+            self.emit(f"elif type({k}) is int and {v} is not None and {k} == len({o}.arr) + 1 and not {o}.hash: "
+                      f"{o}.arr.append({v})")
+            self.emit(f"else: {o}.set({k}, {v})")
+        self.indent -= 1
+        self.emit(f"else: _setindex({o}, {k}, {v}, {d})")
 
     def st_return(self, st: tuple) -> None:
         exprs = st[1]
