@@ -567,6 +567,69 @@ def test_differential(redis_conn, case):
     assert ours(case) == theirs(redis_conn, case)
 
 
+PATTERN_CASES = [c for c in CASES if c[0] in ("string.find", "string.match", "string.gsub", "string.gfind")]
+
+
+@pytest.mark.parametrize("case", PATTERN_CASES, ids=_case_id)
+def test_differential_patterns_without_the_re_lane(redis_conn, case, monkeypatch):
+    # The same cases on lstrlib's matcher alone (the re lane takes most of them otherwise).
+    monkeypatch.setattr(lpattern, "FAST_BUDGET", -1)
+    assert ours(case) == theirs(redis_conn, case)
+
+
+def _random_pattern(rnd):
+    pieces = [b"a", b"b", b".", b"%a", b"%d", b"[ab]", b"[^a]", b"%s", b"1"]
+    out = [b"^"] if rnd.random() < 0.2 else []
+    open_caps = 0
+    for _ in range(rnd.randint(1, 5)):
+        r = rnd.random()
+        if r < 0.15:
+            out.append(b"(")
+            open_caps += 1
+        elif r < 0.25 and open_caps:
+            out.append(b")")
+            open_caps -= 1
+        elif r < 0.3:
+            out.append(b"()")
+        else:
+            out.append(rnd.choice(pieces) + rnd.choice([b"", b"", b"?", b"*", b"+", b"-"]))
+    out.extend([b")"] * open_caps)
+    if rnd.random() < 0.2:
+        out.append(b"$")
+    return b"".join(out)
+
+
+def test_re_lane_agrees_with_the_matcher(monkeypatch):
+    import random
+    rnd = random.Random(1234)
+
+    def run_all(pat, subj):
+        res = []
+        for fn, args in (("string.find", (subj, pat)), ("string.match", (subj, pat, 2)),
+                         ("string.gsub", (subj, pat, b"<%0>")), ("string.gsub", (subj, pat, b"[%1]", 2))):
+            res.append(py_run(lib_fn(fn), args))
+        it = lib_fn("string.gmatch")(subj, pat)[0]
+        seq = []
+        for _ in range(30):
+            r = it()
+            if not r:
+                break
+            seq.append(r)
+        res.append(seq)
+        return res
+    checked = 0
+    for _ in range(400):
+        pat = _random_pattern(rnd)
+        subj = bytes(rnd.choice(b"ab1 ") for _ in range(rnd.randint(0, 12)))
+        fast = run_all(pat, subj)
+        monkeypatch.setattr(lpattern, "FAST_BUDGET", -1)
+        slow = run_all(pat, subj)
+        monkeypatch.undo()
+        assert fast == slow, (pat, subj)
+        checked += 1
+    assert checked == 400
+
+
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda s: s[0][:80])
 def test_differential_snippets(redis_conn, snippet):
     lua, thunk = snippet

@@ -425,6 +425,141 @@ class MatchState:
         return tuple(self.capture(i, s, e) for i in range(n))
 
 
+# -- the fast lane: Python's re for patterns it reads exactly as Lua does ----------------
+#
+# Without %b, %f and back references, a Lua pattern is a regular expression
+# with the same backtracking priorities: a single-char class is a class, '?',
+# '*', '+' are greedy as in re, '-' is '*?', captures are groups (position
+# captures empty groups), a final '$' is \Z. The first match re finds from a
+# position is the one lstrlib.c's matcher finds, so find/match/gmatch/gsub
+# give the same results. re cannot call the hook, so it is used only when the
+# worst case is small: (n+1)^(k+1) * 2^q steps at most FAST_BUDGET, for a
+# subject of n bytes and a pattern with k unbounded and q optional items;
+# everything else (and every pattern that can raise an error) runs on the
+# matcher above, which counts its steps and calls the hook.
+
+#: Worst-case backtracking steps allowed in the (uninterruptible) re lane.
+FAST_BUDGET = 2_000_000
+
+_fast_cache: dict[bytes, Any] = {}
+
+
+def _class_regex(tbl: bytes) -> bytes:
+    members = [c for c in range(256) if tbl[c]]
+    if len(members) == 256:
+        return b"[\\x00-\\xff]"
+    if len(members) == 1:
+        return b"\\x%02x" % members[0]
+    if not members:
+        return b"[^\\x00-\\xff]"
+    parts = []
+    i = 0
+    while i < len(members):
+        j = i
+        while j + 1 < len(members) and members[j + 1] == members[j] + 1:
+            j += 1
+        if j == i:
+            parts.append(b"\\x%02x" % members[i])
+        else:
+            parts.append(b"\\x%02x-\\x%02x" % (members[i], members[j]))
+        i = j + 1
+    return b"[" + b"".join(parts) + b"]"
+
+
+def _translate(items: list):
+    """(regex, ncaptures, positions, k, q) for an item list re reads as Lua does, else None."""
+    out = []
+    depth = 0
+    ncap = 0
+    positions = []
+    k = q = 0
+    for kind, a, b, quant in items:
+        if kind == SINGLE:
+            out.append(_class_regex(a))
+            if quant == 63:
+                out.append(b"?")
+                q += 1
+            elif quant == 42:
+                out.append(b"*")
+                k += 1
+            elif quant == 43:
+                out.append(b"+")
+                k += 1
+            elif quant == 45:
+                out.append(b"*?")
+                k += 1
+        elif kind == OPEN:
+            out.append(b"(")
+            depth += 1
+            ncap += 1
+        elif kind == POSITION:
+            out.append(b"()")
+            positions.append(ncap)
+            ncap += 1
+        elif kind == CLOSE:
+            if depth == 0:
+                return None
+            out.append(b")")
+            depth -= 1
+        elif kind == END_ANCHOR:
+            out.append(b"\\Z")
+        elif kind == END:
+            break
+        else:       # %b, %f, back references, errors: the matcher's job
+            return None
+    if depth or ncap > MAXCAPTURES:
+        return None
+    try:
+        rx = re.compile(b"".join(out))
+    except (re.error, RecursionError, OverflowError):
+        return None
+    return rx, ncap, frozenset(positions), k, q
+
+
+def fast_regex(pat: bytes, items: list, n: int):
+    """The re lane for pattern ``pat`` (its item list) on a subject of n bytes, or None."""
+    f = _fast_cache.get(pat, False)
+    if f is False:
+        f = _translate(items)
+        if len(pat) <= 4096:
+            if len(_fast_cache) >= _CACHE_MAX:
+                _fast_cache.clear()
+            _fast_cache[pat] = f
+    if f is None:
+        return None
+    k, q = f[3], f[4]
+    if k == 0 and q == 0:
+        return f if n <= FAST_BUDGET else None
+    if (n + 1) ** (k + 1) * (1 << min(q, 30)) > FAST_BUDGET:
+        return None
+    return f
+
+
+class ReMatch:
+    """A re match seen through MatchState's capture interface (what gsub's add_value uses)."""
+
+    __slots__ = ("src", "m", "level", "positions")
+
+    def __init__(self, src: bytes, m: re.Match, level: int, positions: frozenset) -> None:
+        self.src = src
+        self.m = m
+        self.level = level
+        self.positions = positions
+
+    def capture(self, i: int, s: int, e: int) -> Any:
+        if i >= self.level:
+            if i == 0:
+                return self.src[s:e]
+            raise LuaError(b"invalid capture index")
+        if i in self.positions:
+            return self.m.start(i + 1) + 1
+        return self.m.group(i + 1)
+
+    def captures(self, s: int, e: int, whole: bool) -> tuple:
+        n = 1 if (self.level == 0 and whole) else self.level
+        return tuple(self.capture(i, s, e) for i in range(n))
+
+
 def has_specials(pat: bytes) -> bool:
     """strpbrk(p, SPECIALS) != NULL (up to the first NUL, as C sees it)."""
     nul = pat.find(b"\0")
@@ -444,6 +579,16 @@ def find_aux(rt: Any, s: bytes, pat: bytes, init: int, plain: bool, find: bool) 
             return (k + 1, k + len(pat))
         return (None,)
     anchored, items = get_pattern(pat)
+    f = fast_regex(pat, items, len(s))
+    if f is not None:
+        rx, ncap, positions = f[0], f[1], f[2]
+        m = rx.match(s, init) if anchored else rx.search(s, init)
+        if m is None:
+            return (None,)
+        rm = ReMatch(s, m, ncap, positions)
+        if find:
+            return (m.start() + 1, m.end()) + rm.captures(-1, 0, False)
+        return rm.captures(m.start(), m.end(), True)
     ms = MatchState(rt, s, items)
     s1 = init
     n = len(s)
@@ -462,8 +607,32 @@ def find_aux(rt: Any, s: bytes, pat: bytes, init: int, plain: bool, find: bool) 
 
 def gmatch_iter(rt: Any, s: bytes, pat: bytes):
     """The iterator string.gmatch returns (5.1: a leading '^' is a literal character here)."""
-    ms = MatchState(rt, s, compiled(pat))
+    items = compiled(pat)
     pos = [0]
+    f = fast_regex(b"\0gmatch" + pat, items, len(s))
+    if f is not None:
+        rx, ncap, positions = f[0], f[1], f[2]
+        count = [0]
+
+        def it_fast(*_args: Any) -> tuple:
+            start = pos[0]
+            if start > len(s):
+                return ()
+            m = rx.search(s, start)
+            if m is None:
+                pos[0] = len(s) + 1
+                return ()
+            e = m.end()
+            pos[0] = e + 1 if e == m.start() else e
+            count[0] += 1
+            if count[0] >= HOOK_STEPS:
+                count[0] = 0
+                hook = getattr(rt, "check_hook", None)
+                if hook is not None:
+                    hook()
+            return ReMatch(s, m, ncap, positions).captures(m.start(), e, True)
+        return it_fast
+    ms = MatchState(rt, s, items)
 
     def it(*_args: Any) -> tuple:
         src = pos[0]
@@ -483,6 +652,9 @@ def gmatch_iter(rt: Any, s: bytes, pat: bytes):
 def gsub(rt: Any, src: bytes, pat: bytes, max_s: int, add_value) -> tuple[bytes, int]:
     """str_gsub's loop; add_value(ms, s, e) returns the replacement bytes of one match."""
     anchored, items = get_pattern(pat)
+    f = fast_regex(pat, items, len(src))
+    if f is not None:
+        return _gsub_fast(rt, src, f, anchored, max_s, add_value)
     ms = MatchState(rt, src, items)
     out: list = []
     pos = 0
@@ -502,6 +674,39 @@ def gsub(rt: Any, src: bytes, pat: bytes, max_s: int, add_value) -> tuple[bytes,
             pos = e
         elif pos < end:
             pos += 1
+        else:
+            break
+        if anchored:
+            break
+    out.append(src[copied:])
+    return b"".join(out), n
+
+
+def _gsub_fast(rt: Any, src: bytes, f: tuple, anchored: bool, max_s: int, add_value) -> tuple[bytes, int]:
+    """gsub's loop on the re lane: search finds the position the matcher would reach next."""
+    rx, ncap, positions = f[0], f[1], f[2]
+    out: list = []
+    pos = 0
+    copied = 0
+    n = 0
+    end = len(src)
+    hook = getattr(rt, "check_hook", None)
+    while n < max_s:
+        m = rx.match(src, pos) if anchored else rx.search(src, pos)
+        if m is None:
+            break
+        s, e = m.start(), m.end()
+        n += 1
+        if copied < s:
+            out.append(src[copied:s])
+        out.append(add_value(ReMatch(src, m, ncap, positions), s, e))
+        copied = e
+        if n % HOOK_STEPS == 0 and hook is not None:
+            hook()
+        if e > s:
+            pos = e
+        elif s < end:
+            pos = s + 1
         else:
             break
         if anchored:
