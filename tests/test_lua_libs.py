@@ -735,6 +735,50 @@ def test_gsub_and_gmatch_call_the_hook(interrupting_hook):
         it()
 
 
+@pytest.mark.parametrize("lua", [
+    "return string.find(('a'):rep(40), 'a*a*a*b')",
+    "return string.gsub(('a'):rep(40), 'a*a*a*b', 'x')",
+    "for w in string.gmatch(('a'):rep(40), 'a*a*a*b') do end",
+])
+def test_library_loops_reach_the_runtime_hook(lua):
+    # The interpreter fires its hook every hook_interval check_hook() calls; a library
+    # call doing ~10^5 steps of work must reach it (a killed script stops inside it).
+    from kvserver.lua.runtime import Runtime
+    rt = Runtime()
+    fired = []
+
+    def hook():
+        fired.append(1)
+        raise Interrupted
+    fn = rt.compile(lua.encode())
+    rt.hook = hook
+    with pytest.raises(Interrupted):
+        fn()
+    assert fired
+
+
+def test_sort_without_comparator_reaches_the_runtime_hook():
+    from kvserver.lua.runtime import Runtime
+    rt = Runtime()
+    fired = []
+
+    def hook():
+        fired.append(1)
+        raise Interrupted
+    rt.hook = hook
+    t = LuaTable.from_list([LuaTable() for _ in range(3000)])
+    for i, x in enumerate(t.arr):
+        x.metatable = MT_LT
+        x.set(b"v", (i * 7919) % 3000)
+    with pytest.raises(Interrupted):
+        rt.globals.get(b"table").get(b"sort")(t)
+    assert fired
+
+
+MT_LT = LuaTable()
+MT_LT.set(b"__lt", lambda a, b: (a.get(b"v") < b.get(b"v"),))
+
+
 def test_pattern_nesting_limit():
     # Lua 5.1 recurses without limit on the C stack; here 200 levels ("pattern too complex").
     with pytest.raises(LuaError, match="pattern too complex"):

@@ -31,8 +31,10 @@ from .value import LuaError
 MAXCAPTURES = 32
 #: Nesting of the backtracking matcher (Lua 5.2's MAXCCALLS; 5.1 has no limit).
 MAXCCALLS = 200
-#: Matcher steps between two rt.check_hook() calls.
-HOOK_STEPS = 2000
+#: Matcher steps between two rt.check_hook() calls. The runtime counts those calls
+#: as it counts loop iterations (its hook fires every hook_interval of them), so a
+#: call stands for a few steps' work, like one iteration of a Lua loop.
+HOOK_STEPS = 10
 
 SPECIALS = frozenset(b"^$*+?.([%-")
 
