@@ -241,7 +241,7 @@ CASES = [
     ("cjson.encode", 1e300), ("cjson.encode", 123456789012345), ("cjson.encode", math.inf),
     ("cjson.encode", math.nan), ("cjson.encode", True), ("cjson.encode", False), ("cjson.encode", None),
     ("cjson.encode",), ("cjson.encode", 1, 2), ("cjson.encode", Lua("cjson.null", NULL)),
-    ("cjson.encode", Lua("print", print) if False else Lua("string.len", lib_string.str_len)),
+    ("cjson.encode", Lua("string.len", lib_string.str_len)),
     ("cjson.encode", {1: 1, 2: 2, 4: 4}), ("cjson.encode", {1: 1, 20: 2}), ("cjson.encode", {11: 1}),
     ("cjson.encode", {10: 1}), ("cjson.encode", {0: b"z"}), ("cjson.encode", {1.5: 1}), ("cjson.encode", {-1: 1}),
     ("cjson.encode", {True: 1}), ("cjson.encode", _t(x=_t())), ("cjson.encode", [[[[]]]]),

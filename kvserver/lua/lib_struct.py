@@ -11,6 +11,7 @@ zero bytes past the eighth, as in C; unpacked numbers are Lua doubles.
 
 from __future__ import annotations
 
+import math
 import struct as _pystruct
 from typing import Any
 
@@ -220,7 +221,8 @@ def _isnum(s: bytes):
 
 
 def _num(x: float) -> int | float:
-    if x == x and x.is_integer() and abs(x) <= 9007199254740992.0 and not (x == 0 and str(x)[0] == "-"):
+    if x == x and x.is_integer() and abs(x) <= 9007199254740992.0 and \
+            not (x == 0 and math.copysign(1.0, x) < 0):
         return int(x)
     return x
 
