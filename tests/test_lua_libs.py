@@ -129,7 +129,8 @@ CASES = [
     ("string.reverse", b"abc"), ("string.reverse", b""),
     ("string.byte", b"ABC"), ("string.byte", b"ABC", 2), ("string.byte", b"ABC", 1, 3),
     ("string.byte", b"ABC", -1), ("string.byte", b"ABC", 10), ("string.byte", b"ABC", 0, 10),
-    ("string.byte", b""), ("string.byte", b"ABC", 3, 1),
+    ("string.byte", b""), ("string.byte", b"ABC", 3, 1), ("string.byte", b"a" * 7997, 1, -1),
+    ("string.byte", b"a" * 7998, 1, -1), ("string.byte", b"a" * 7998, -7998), ("string.byte", b"a" * 7999, -7998),
     ("string.char", 72, 105), ("string.char",), ("string.char", 256), ("string.char", -1),
     ("string.char", 65, "66"), ("string.char", 65, None), ("string.char", 65.9),
     # -- string.format
@@ -291,6 +292,8 @@ CASES = [
     ("struct.unpack", b"l", b"\xff" * 8), ("struct.unpack", b"L", b"\xff" * 8), ("struct.unpack", b"i16", b"\xff" * 16),
     ("struct.unpack", b"I9", b"\x01" * 9), ("struct.unpack", b">i9", b"\x80" + b"\0" * 8), ("struct.unpack", b"x", b""),
     ("struct.unpack", b"z", b"a"), ("struct.unpack", b"b", b"a", 5),
+    ("struct.unpack", b"b" * 7996, b"\0" * 7996), ("struct.unpack", b"b" * 7997, b"\0" * 7997),
+    ("struct.unpack", b"b" * 7996 + b" ", b"\0" * 7996), ("struct.unpack", b"b" * 7996, b"\0" * 7996, 1),
     ("struct.size", b"bhi"), ("struct.size", b"!bhid"), ("struct.size", b"s"), ("struct.size", b"c0"), ("struct.size", b"c7"),
     ("struct.size", b"z"), ("struct.size", b"?"), ("struct.size", b"<>!2i"),
     # -- cmsgpack

@@ -26,6 +26,9 @@ MAX_STRING = 512 * 1024 * 1024
 
 _TOO_LARGE = b"resulting string too large"
 
+#: Lua 5.1's LUAI_MAXCSTACK: the most values a C function can push (string.byte's limit).
+MAXCSTACK = 8000
+
 
 def _posrelat(pos: int, n: int) -> int:
     if pos < 0:
@@ -84,6 +87,8 @@ def str_byte(*args: Any) -> tuple:
         pose = n
     if posi > pose:
         return ()
+    if pose - posi + 1 + len(args) > MAXCSTACK:   # luaL_checkstack(L, n, ...)
+        raise LuaError(b"stack overflow (string slice too long)")
     return tuple(s[posi - 1:pose])
 
 
