@@ -26,7 +26,12 @@ _NUM = (int, float)
 
 
 def argerror(n: int, fname: str, msg: str) -> LuaError:
-    return LuaError(b"bad argument #%d to '%s' (%s)" % (n, fname.encode(), msg.encode()))
+    """luaL_argerror's error; the parts let the runtime rename it after the call site."""
+    e = LuaError(b"bad argument #%d to '%s' (%s)" % (n, fname.encode(), msg.encode()))
+    e.arg_n = n
+    e.fname = fname
+    e.extramsg = msg.encode()
+    return e
 
 
 def typeerror(n: int, fname: str, expected: str, v: Any) -> LuaError:

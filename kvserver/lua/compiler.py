@@ -72,14 +72,19 @@ def _name_desc(e: tuple, fn: Func) -> str | None:
     return None
 
 
-def _has_function(node) -> bool:
-    if type(node) is tuple:
-        if node and node[0] == "function":
-            return True
-        return any(_has_function(x) for x in node)
-    if type(node) is list:
-        return any(_has_function(x) for x in node)
-    return False
+_MAX_PAREN_DEPTH = 60     # of Python's 200, leaving room for the enclosing expression
+
+
+def _paren_depth(code: str) -> int:
+    depth = top = 0
+    for ch in code:
+        if ch == "(" or ch == "[":
+            depth += 1
+            if depth > top:
+                top = depth
+        elif ch == ")" or ch == "]":
+            depth -= 1
+    return top
 
 
 class CodeGen:
@@ -93,6 +98,7 @@ class CodeGen:
         self.fn: Func | None = None
         self.vararg_name = "_va0"
         self.cur = 0          # the Lua line the expression being generated sits on
+        self.conditional = 0  # > 0 inside an operand that may not be evaluated
 
     # -- output ---------------------------------------------------------------
     def emit(self, text: str) -> None:
@@ -126,6 +132,8 @@ class CodeGen:
         self.fn = f
         self.vararg_name = "_va0"
         self.emit("global _hc")
+        if f.has_loop:
+            self.emit("_hk = _hc")
         self.block(f.body)
         self.emit("return ()")
         self.indent -= 1
@@ -144,11 +152,14 @@ class CodeGen:
         self.line = self.cur = f.line
         self.emit(f"def {pyname}({', '.join(params)}):")
         self.indent += 1
-        saved = self.fn, self.vararg_name
+        saved = self.fn, self.vararg_name, self.conditional
         self.fn = f
         self.vararg_name = va
+        self.conditional = 0
         self.emit("global _hc")
         self.emit("if (_hc := _hc - 1) < 0: _tick()")
+        if f.has_loop:
+            self.emit("_hk = _hc")
         for p in f.params:
             if p.captured:
                 self.emit(f"{p.pyname} = [{p.pyname}]")
@@ -156,7 +167,7 @@ class CodeGen:
         if not f.body or f.body[-1][0] != "return":
             self.emit("return ()")
         self.indent -= 1
-        self.fn, self.vararg_name = saved
+        self.fn, self.vararg_name, self.conditional = saved
         self.line, self.cur = saved_line
 
     def function_expr(self, f: Func) -> tuple[str, int]:
@@ -256,13 +267,15 @@ class CodeGen:
         prepared = []
         for t in targets:
             if t[0] == "index":
+                # table and key are fixed before any assignment (a local named
+                # here may be assigned by this same statement)
                 o = self.expr(t[1])
-                if o[1] not in (SIMPLE, NUM, STR, NIL):
+                if o[1] not in (NUM, STR, NIL):
                     tv = self.tmp()
                     self.emit(f"{tv} = {o[0]}")
                     o = (tv, SIMPLE)
                 k = self.expr(t[2])
-                if k[1] not in (SIMPLE, NUM, STR, NIL):
+                if k[1] not in (NUM, STR, NIL):
                     tk = self.tmp()
                     self.emit(f"{tk} = {k[0]}")
                     k = (tk, SIMPLE)
@@ -328,7 +341,8 @@ class CodeGen:
         self.emit("break")
 
     def hook_line(self) -> None:
-        self.emit("if (_hc := _hc - 1) < 0: _tick()")
+        # a function-local countdown: cheaper than the module-global one of calls
+        self.emit("if (_hk := _hk - 1) < 0: _hk = _tick()")
 
     def st_while(self, st: tuple) -> None:
         _, cond, body, line = st
@@ -357,14 +371,30 @@ class CodeGen:
         depth = 0
         first = True
         for cond, body in clauses:
-            if not first and _has_function(cond):
-                self.emit("else:")
+            if first:
+                c = self.cond(cond)
+                self.emit(f"if {c}:")
+                first = False
+            else:
+                # statements the condition needs (function defs, deep values)
+                # cannot go between a body and its 'elif': nest an 'if' in 'else'
+                saved = self.lines
+                self.lines = []
                 self.indent += 1
-                depth += 1
-                first = True
-            c = self.cond(cond)
-            self.emit(f"{'if' if first else 'elif'} {c}:")
-            first = False
+                try:
+                    c = self.cond(cond)
+                finally:
+                    pre = self.lines
+                    self.lines = saved
+                    self.indent -= 1
+                if pre:
+                    self.emit("else:")
+                    self.indent += 1
+                    depth += 1
+                    self.lines.extend(pre)
+                    self.emit(f"if {c}:")
+                else:
+                    self.emit(f"elif {c}:")
             self.indent += 1
             self.block(body)
             self.indent -= 1
@@ -478,6 +508,11 @@ class CodeGen:
         An operation on another Lua line than the enclosing one is wrapped in
         parentheses with '#@line' comment lines around it, so that the Python
         line of each instruction maps back to the Lua line of its operation.
+
+        Python's parser allows 200 nested parentheses, Lua chains like
+        ``t.a.a.a...`` or ``x + x + x...`` nest without limit: a deeply nested
+        value is computed into a temporary by a statement of its own (outside
+        and/or operands, whose evaluation is conditional).
         """
         tag = e[0]
         if tag in _LINED:
@@ -489,7 +524,18 @@ class CodeGen:
                     code, kind = self.expr_at_line(e)
                 finally:
                     self.cur = saved
-                return f"(\n#@{line}\n{code}\n#@{saved}\n)", kind
+                code = f"(\n#@{line}\n{code}\n#@{saved}\n)"
+            else:
+                code, kind = self.expr_at_line(e)
+            if (kind in (COMPLEX, BOOL) and not self.conditional and len(code) > 600
+                    and _paren_depth(code) > _MAX_PAREN_DEPTH):
+                t = self.tmp()
+                saved_line = self.line
+                self.line = self.cur
+                self.emit(f"{t} = {code}")
+                self.line = saved_line
+                return t, SIMPLE
+            return code, kind
         return self.expr_at_line(e)
 
     def expr_at_line(self, e: tuple) -> tuple[str, int]:
@@ -587,6 +633,23 @@ class CodeGen:
             return "_LT()"
         pos = [it for it in items if it[0] == "pos"]
         kv = [it for it in items if it[0] == "kv"]
+        if pos and kv:
+            # both kinds: evaluate in source order, place them as Lua does
+            codes = []
+            layout = []
+            for n, it in enumerate(items):
+                if it[0] == "kv":
+                    codes.append(self.expr(it[1])[0])
+                    codes.append(self.expr(it[2])[0])
+                    layout.append("k")
+                elif n == len(items) - 1 and self.is_multi(it[1]):
+                    m, _ = self.expr_multi(it[1])
+                    codes.append(f"*{m}")
+                    layout.append("m")
+                else:
+                    codes.append(self.expr(it[1])[0])
+                    layout.append("p")
+            return f"_ctor(({', '.join(codes)},), {''.join(layout)!r})"
         kvcodes = []
         for it in kv:
             kvcodes.append(self.expr(it[1])[0])
@@ -608,7 +671,11 @@ class CodeGen:
     def andor_code(self, e: tuple) -> tuple[str, int]:
         tag, a, b, line = e
         acode, akind = self.expr(a)
-        bcode, bkind = self.expr(b)
+        self.conditional += 1
+        try:
+            bcode, bkind = self.expr(b)
+        finally:
+            self.conditional -= 1
         if akind == BOOL:
             kind = BOOL if bkind == BOOL else COMPLEX
             return f"({acode} {tag} {bcode})", kind
@@ -639,7 +706,8 @@ class CodeGen:
         if op == "-":
             return f"(-{later} if type({first}) in _NUM and {later} else _unm({later}, {d}))", COMPLEX
         # '#'
-        return f"(len({later}) if type({first}) is bytes else _len({later}, {d}))", COMPLEX
+        return (f"(len({later}.arr) if type({first}) is _LT else len({later}) if type({later}) is bytes "
+                f"else _len({later}, {d}))"), COMPLEX
 
     def concat_operands(self, e: tuple, out: list) -> None:
         while e[0] == "binop" and e[1] == "..":
@@ -657,7 +725,7 @@ class CodeGen:
             if len(ops) == 2:
                 t1, t2 = self.tmp(), self.tmp()
                 return (f"({t1} + {t2} if ({t1} := {codes[0]}) is {t1} and type({t2} := {codes[1]}) "
-                        f"is bytes and type({t1}) is bytes "
+                        f"is bytes and type({t1}) is bytes and len({t1}) + len({t2}) <= _MAXS "
                         f"else _concat2({t1}, {t2}, {descs[0]!r}, {descs[1]!r}))"), COMPLEX
             return f"_concat(({', '.join(codes)}), {tuple(descs)!r})", COMPLEX
         acode, akind = self.expr(a)
@@ -712,7 +780,7 @@ class CodeGen:
         if op == "/":
             test = " and ".join(test_parts + [tb]) if bkind != NUM else " and ".join(test_parts) or "True"
             if bkind == NUM and tb in ("0", "0.0", "(-0.0)"):
-                return f"_div({slow_args})", COMPLEX
+                return (f"({pre} and _div({slow_args}))" if pre else f"_div({slow_args})"), COMPLEX
             return f"({ta} / {tb} if {test} else _div({slow_args}))", COMPLEX
         if op == "%":
             parts = ([pre] if pre else []) + [f"type({ta}) is int", f"type({tb}) is int", tb]

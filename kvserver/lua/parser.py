@@ -86,6 +86,8 @@ class Parser:
         return LuaSyntaxError(text.encode("latin-1"))
 
     def error_expected(self, what: str) -> LuaSyntaxError:
+        if what == "eof":
+            what = "<eof>"
         return self.error(f"'{what}' expected")
 
     def check(self, kind: str) -> None:
@@ -491,9 +493,7 @@ class Parser:
             self.next()
             e = self.expr()
             self.check_match(")", "(", line)
-            if e[0] in ("call", "method", "vararg"):
-                return ("paren", e)
-            return e
+            return ("paren", e)
         raise self.error("unexpected symbol")
 
     def primaryexp(self) -> tuple:

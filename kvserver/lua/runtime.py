@@ -20,6 +20,7 @@ with a level, non-string error values) are marked and left alone.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import types
 import warnings
@@ -41,6 +42,9 @@ _NAN = -_NEGNAN
 _THIS_FILE = __file__
 MAXTAGLOOP = 100               # lvm.c: __index/__newindex chains longer than this are loops
 MAX_UNPACK = 8000              # LUAI_MAXCSTACK: "too many results to unpack"
+# Longest string '..' may build (not in Lua, which grows until memory runs out):
+# Redis's proto-max-bulk-len default, the same cap lib_string puts on rep/gsub/concat.
+MAX_STRING = 512 * 1024 * 1024
 # Python frames a Lua call may take at most; scripts recurse until "stack overflow".
 DEFAULT_HOOK_INTERVAL = 1000
 # Nesting allowed while parsing/compiling a chunk (MAX_LEVELS levels each take a few frames).
@@ -101,17 +105,109 @@ def _tb_where(tb) -> bytes:
     return where
 
 
+def _innermost_lua_tb(tb):
+    """The traceback entry of the innermost Lua frame (or None), and whether the
+    builtin that raised was called by it directly: below the Lua frame, after
+    the runtime's own helper frames, the first other frame is the callee; if
+    the runtime appears again below that, the callee called a function back
+    (pcall, sort's comparator) and the raiser was not called by Lua code."""
+    found = None
+    state = 0
+    while tb is not None:
+        f = tb.tb_frame
+        if "__lua_chunk__" in f.f_globals:
+            found = tb
+            state = 0
+        elif found is not None:
+            helper = f.f_code.co_filename == _THIS_FILE
+            if state == 0 and not helper:
+                state = 1
+            elif state == 1 and helper:
+                state = 2
+        tb = tb.tb_next
+    return found, found is not None and state != 2
+
+
+_DESC = re.compile(r"""_callable\([^,()]*, (None|"[^"]*"|'[^']*')\)\)$""")
+
+
+def call_site_name(tb) -> tuple[str, bool] | None:
+    """(name, is_method) of the call a Lua frame was making, as Lua's getfuncname
+    tells it ("rep" and True for s:rep()); None if it cannot be told."""
+    code = tb.tb_frame.f_code
+    lines = tb.tb_frame.f_globals.get("__lua_source__")
+    if lines is None:
+        return None
+    try:
+        pos = list(code.co_positions())[tb.tb_lasti // 2]
+    except (IndexError, ValueError):
+        return None
+    line, end_line, col, end_col = pos
+    if line is None or col is None:
+        return None
+    text = "\n".join(lines[line - 1:end_line])
+    end = len(text) - (len(lines[end_line - 1]) - end_col)
+    text = text[col:end]
+    # the call is "(callee)(args)": find the callee's closing parenthesis
+    depth = 0
+    quote = None
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                m = _DESC.search(text[:i + 1])
+                if m is None:
+                    return None
+                desc = m.group(1)
+                if desc == "None":
+                    return "?", False
+                kind, _, name = desc[1:-1].partition(" ")
+                return name.strip("'"), kind == "method"
+    return None
+
+
 def fix_error(e: LuaError) -> LuaError:
-    """Give e its Lua position (once), as the catcher of a Lua error must."""
+    """Give e its Lua position (once), as the catcher of a Lua error must.
+
+    An argument error of a builtin (one carrying ``arg_n``, ``extramsg``, as
+    libargs.arg_error makes them) is renamed as luaL_argerror does: the name
+    the call site used, '?' when a builtin called it, and for a method call
+    (``s:rep()``) the number shifted past self.
+    """
     if getattr(e, "lua_positioned", False):
         return e
     e.lua_positioned = True
     v = e.value
     if type(v) is bytes:
-        where = _tb_where(e.__traceback__)
-        if where:
-            e.value = where + b" " + v
-            e.args = (e.value,)
+        tb, direct = _innermost_lua_tb(e.__traceback__)
+        if getattr(e, "arg_n", None) is not None and getattr(e, "extramsg", None) is not None:
+            n = e.arg_n
+            extramsg = e.extramsg
+            site = call_site_name(tb) if (tb is not None and direct) else None
+            name, is_method = site if site is not None else ("?", False)
+            if tb is not None and not direct:
+                name, is_method = "?", False
+            if is_method:
+                n -= 1
+                if n == 0:
+                    v = b"calling '%s' on bad self (%s)" % (name.encode("latin-1"), extramsg)
+            if not (is_method and n == 0):
+                v = b"bad argument #%d to '%s' (%s)" % (n, name.encode("latin-1"), extramsg)
+        if tb is not None:
+            info = tb.tb_frame.f_globals["__lua_chunk__"]
+            ln = tb.tb_lineno
+            linemap = info[1]
+            line = linemap[ln] if 0 < ln < len(linemap) else 0
+            v = b"%s:%d: %s" % (info[0], line, v)
+        e.value = v
+        e.args = (v,)
     return e
 
 
@@ -142,13 +238,22 @@ class Runtime:
         self.globals = LuaTable()
         self.string_meta = LuaTable()
         self.hook: Callable[[], None] | None = None
-        self.hook_interval = DEFAULT_HOOK_INTERVAL
+        self._hook_interval = DEFAULT_HOOK_INTERVAL
         self._hook_count = DEFAULT_HOOK_INTERVAL
         self.print_handler: Callable[[bytes], None] | None = None
         self._helpers = self._make_helpers()
         from . import baselib
         baselib.open(self)
         self._open_optional_libs()
+
+    @property
+    def hook_interval(self) -> int:
+        return self._hook_interval
+
+    @hook_interval.setter
+    def hook_interval(self, n: int) -> None:
+        self._hook_interval = max(1, int(n))
+        self._hook_count = self._hook_interval
 
     # -- libraries ---------------------------------------------------------------
     def _open_optional_libs(self) -> None:
@@ -194,15 +299,17 @@ class Runtime:
                 sys.setrecursionlimit(old)
         g = dict(self._helpers)
         g["__lua_chunk__"] = (chunkname.encode("latin-1"), linemap)
+        g["__lua_source__"] = pysrc.split("\n")     # read only to name a call site in an error
         g["_hc"] = self.hook_interval
         g["__builtins__"] = {}
         rt = self
 
-        def _tick() -> None:
-            g["_hc"] = rt.hook_interval
+        def _tick() -> int:
+            n = g["_hc"] = rt.hook_interval
             hook = rt.hook
             if hook is not None:
                 hook()
+            return n
         g["_tick"] = _tick
         exec(code, g)
         main = g["_lua_main"]
@@ -330,9 +437,10 @@ class Runtime:
         def callable_(f, desc):
             if type(f) is LT:
                 h = tm(f, b"__call")
-                if h is not None:
+                # Lua calls __call only when it is a function (no chains)
+                if h is not None and type(h) is not LT and callable(h) and type(h) is not bytes:
                     def bound(*args):
-                        return call_tm(h, f, *args)
+                        return h(f, *args)
                     return bound
             elif callable(f) and type(f) not in (bytes, bool, int, float):
                 return f
@@ -528,11 +636,16 @@ class Runtime:
                 return number_to_bytes(v)
             return None
 
+        def too_long():
+            return LuaError(b"string length overflow")
+
         def concat2(a, b, da=None, db=None):
             x = tostr_operand(a)
             if x is not None:
                 y = tostr_operand(b)
                 if y is not None:
+                    if len(x) + len(y) > MAX_STRING:
+                        raise too_long()
                     return x + y
             h = tm(a, b"__concat")
             if h is None:
@@ -545,12 +658,16 @@ class Runtime:
 
         def concat(values, descs):
             parts = []
+            total = 0
             for v in values:
                 s = tostr_operand(v)
                 if s is None:
                     break
+                total += len(s)
                 parts.append(s)
             else:
+                if total > MAX_STRING:
+                    raise too_long()
                 return b"".join(parts)
             # a value needs a metamethod or is an error: right to left, as luaV_concat
             n = len(values)
@@ -748,17 +865,41 @@ class Runtime:
                     t.set(i, v)
             return t
 
+        def ctor(values, layout):
+            """A constructor mixing positional and keyed items, evaluated in order."""
+            t = LT()
+            arr = []
+            i = 0
+            for kind in layout:
+                if kind == "k":
+                    k = values[i]
+                    v = values[i + 1]
+                    i += 2
+                    if k is None:
+                        raise LuaError(b"table index is nil")
+                    if v is not None:
+                        t.set(k, v)
+                elif kind == "p":
+                    arr.append(values[i])
+                    i += 1
+                else:          # "m": all remaining values
+                    arr.extend(values[i:])
+            # positional items are stored last (Lua's SETLIST), overriding keyed ones
+            for n, v in enumerate(arr, 1):
+                t.set(n, v)
+            return t
+
         from .baselib import ipairs_aux, lua_next
         from .value import _BoolKey
 
         self._metatable = metatable
         return {
-            "_LT": LT, "_FN": _FN, "_NUM": _NUM, "_N1": _N1, "_INF": _INF, "_NAN": _NAN,
+            "_LT": LT, "_FN": _FN, "_NUM": _NUM, "_MAXS": MAX_STRING, "_N1": _N1, "_INF": _INF, "_NAN": _NAN,
             "_Gh": Gh, "_getglobal": getglobal, "_setglobal": setglobal,
             "_index": index, "_setindex": setindex, "_callable": callable_,
             "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_mod": mod, "_pow": pow_,
             "_unm": unm, "_len": len_, "_concat": concat, "_concat2": concat2,
             "_lt": lt, "_le": le, "_eq": eq, "_fl": fl, "_mulfix": mulfix,
-            "_forrange": forrange, "_forin": forin, "_adjust": adjust, "_newtable": newtable,
+            "_forrange": forrange, "_forin": forin, "_adjust": adjust, "_newtable": newtable, "_ctor": ctor,
             "type": type, "len": len, "float": float, "bytes": bytes, "int": int,
         }
