@@ -690,14 +690,19 @@ def test_differential_through_the_interpreter(redis_conn, lua_runtime, lua):
     assert runtime_run(lua_runtime, lua) == redis_run(redis_conn, lua, keep_position=True)
 
 
-# Lua renumbers a bad argument of a method call (s:rep() -> #1, not #2); only the
-# interpreter knows a call was a method call (libargs.arg_error gives it arg_n/fname).
-METHOD_CALL_ERRORS = ["('x'):rep()", "('%d'):format('z')", "('x'):sub()"]
+# Lua names a bad argument after the call site and renumbers method calls (s:rep() ->
+# #1, not #2); the interpreter does that from libargs.arg_error's arg_n/fname/extramsg.
+CALL_SITE_ERRORS = [
+    "('x'):rep()", "('%d'):format('z')", "('x'):sub()", "(''):char(256)",
+    "(function() local f = string.rep return f() end)()",
+    "(function() local s = string return s.sub() end)()",
+    "(function() local t = {f = table.concat} return t.f(1) end)()",
+    "cjson.decode()", "struct.pack('i')", "bit.band('x')", "math.floor()",
+]
 
 
-@pytest.mark.xfail(strict=True, reason="method-call renumbering of bad-argument errors: interpreter")
-@pytest.mark.parametrize("lua", METHOD_CALL_ERRORS)
-def test_method_call_argument_numbers(redis_conn, lua_runtime, lua):
+@pytest.mark.parametrize("lua", CALL_SITE_ERRORS)
+def test_argument_errors_are_named_by_the_call_site(redis_conn, lua_runtime, lua):
     assert runtime_run(lua_runtime, lua) == redis_run(redis_conn, lua, keep_position=True)
 
 
