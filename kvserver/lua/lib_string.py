@@ -389,11 +389,12 @@ def _format_unsigned(spec: bytes, flags: bytes, conv: int, v: int, has_prec: boo
         spec_nohash = spec.replace(b"#", b"")
         if conv == 111:
             digits = b"%o" % v
-            body_spec = spec_nohash
-            prec_digits = _prec(spec)
-            if not digits.startswith(b"0") and (prec_digits is None or prec_digits <= len(digits)):
-                prec_digits = len(digits) + 1
-            return _pad_number(body_spec, b"", digits, prec_digits)
+            prec = _prec(spec)
+            if prec == 0 and v == 0:
+                prec = 1           # '#' keeps one zero where precision 0 would print none
+            elif not digits.startswith(b"0") and (prec is None or prec <= len(digits)):
+                digits = b"0" + digits
+            return _pad_number(spec_nohash, b"", digits, prec)
         digits = b"%x" % v if conv == 120 else b"%X" % v
         prefix = (b"0x" if conv == 120 else b"0X") if v else b""
         return _pad_number(spec_nohash, prefix, digits, _prec(spec))
@@ -412,8 +413,10 @@ def _prec(spec: bytes) -> int | None:
 
 
 def _pad_number(spec: bytes, prefix: bytes, digits: bytes, prec: int | None) -> bytes:
-    flags = bytes(c for c in spec if c in _FLAGS)
-    rest = spec[len(flags):]
+    k = 0
+    while k < len(spec) and spec[k] in _FLAGS:
+        k += 1
+    flags, rest = spec[:k], spec[k:]
     k = rest.find(b".")
     wtxt = rest if k < 0 else rest[:k]
     width = int(wtxt) if wtxt else 0
