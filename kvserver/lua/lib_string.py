@@ -260,18 +260,22 @@ def _nonfinite(x: float, flags: bytes, width: int, conv: int) -> bytes:
 
 
 def _unsigned(x: int | float) -> int:
-    """(unsigned long long)x for a double x, as gcc on x86-64 converts it."""
-    if type(x) is float:
-        if x != x or math.isinf(x):
-            return 1 << 63
-        if x >= 18446744073709551616.0:
-            return 1 << 63
-        if x >= 9.223372036854775808e18:
-            return int(x)
-        if x <= -9.223372036854775808e18:
-            return 1 << 63
-        x = int(x)
-    return x & 0xFFFFFFFFFFFFFFFF
+    """(unsigned long long)x for a double x, as gcc on x86-64 converts it.
+
+    Below 2^63 (or NaN) it is cvttsd2si, whose out-of-range answer is
+    0x8000000000000000; from 2^63 up it is cvttsd2si(x - 2^63) ^ 2^63, which
+    is 0 from 2^64 up (and for +inf).
+    """
+    if type(x) is int and -(1 << 63) <= x < (1 << 63):
+        return x & 0xFFFFFFFFFFFFFFFF
+    x = float(x)
+    if x != x:
+        return 1 << 63
+    if x >= 9.223372036854775808e18:
+        return int(x) if x < 18446744073709551616.0 else 0
+    if x < -9.223372036854775808e18:
+        return 1 << 63
+    return int(x) & 0xFFFFFFFFFFFFFFFF
 
 
 def str_format(*args: Any) -> tuple:
