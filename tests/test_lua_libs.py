@@ -816,6 +816,20 @@ MT_LT = LuaTable()
 MT_LT.set(b"__lt", lambda a, b: (a.get(b"v") < b.get(b"v"),))
 
 
+def test_pattern_caches_are_bounded():
+    find = lib_fn("string.find")
+    for i in range(50):                           # 2 x 50 x 900 bytes > CACHE_BYTES
+        pat = (b"%d" % i) + b"[ab]*x" * 150       # 901+ bytes, distinct
+        find(b"ab" * 10, pat)
+        find(b"ab" * 10, b"^" + pat)
+    cached = sum(map(len, lpattern._cache)) + sum(map(len, lpattern._fast_cache))
+    assert cached <= 2 * lpattern.CACHE_BYTES
+    assert len(lpattern._SETS) <= lpattern._INTERN_MAX and len(lpattern._RUNS) <= lpattern._INTERN_MAX
+    big = b"a?" * (lpattern.CACHE_PATTERN_MAX // 2 + 1)
+    assert find(b"a" * 10, big) == (1, 10)       # a long pattern still works, uncached
+    assert big not in lpattern._cache
+
+
 def test_pattern_nesting_limit():
     # Lua 5.1 recurses without limit on the C stack; here 200 levels ("pattern too complex").
     with pytest.raises(LuaError, match="pattern too complex"):

@@ -130,6 +130,21 @@ def _classend(p: bytes, i: int) -> int:
     return i
 
 
+def _literal_table(ch: int) -> bytes:
+    t = bytearray(256)
+    t[ch] = 1
+    return bytes(t)
+
+
+_LITERALS = [_literal_table(c) for c in range(256)]
+
+# Interned set tables and run regexes: a pattern's items share them, and a script
+# cannot grow them without bound (each is cleared when it reaches its cap).
+_SETS: dict[bytes, bytes] = {}
+_RUNS: dict[bytes, Any] = {}
+_INTERN_MAX = 1024
+
+
 def _class_table(p: bytes, i: int, ep: int) -> bytes:
     """Membership table of the single-char class p[i:ep]."""
     ch = p[i]
@@ -140,18 +155,31 @@ def _class_table(p: bytes, i: int, ep: int) -> bytes:
         t = _CLASSES.get(cl)
         if t is not None:
             return t
-        return bytes(1 if c == cl else 0 for c in range(256))
+        return _LITERALS[cl]
     if ch == 91:
-        return bytes(1 if _bracket(c, p, i, ep - 1) else 0 for c in range(256))
-    return bytes(1 if c == ch else 0 for c in range(256))
+        src = p[i:ep]
+        t = _SETS.get(src)
+        if t is None:
+            t = bytes(1 if _bracket(c, p, i, ep - 1) else 0 for c in range(256))
+            if len(_SETS) >= _INTERN_MAX:
+                _SETS.clear()
+            _SETS[src] = t
+        return t
+    return _LITERALS[ch]
 
 
 def _run_regex(tbl: bytes):
     """A compiled regex matching the longest run of members of tbl (for max_expand)."""
-    members = bytes(c for c in range(256) if tbl[c])
-    if not members:
-        return None
-    return re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in members) + b"]*")
+    rx = _RUNS.get(tbl)
+    if rx is None:
+        members = bytes(c for c in range(256) if tbl[c])
+        if not members:
+            return None
+        rx = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in members) + b"]*")
+        if len(_RUNS) >= _INTERN_MAX:
+            _RUNS.clear()
+        _RUNS[tbl] = rx
+    return rx
 
 
 def compile_pattern(pat: bytes) -> list:
@@ -230,8 +258,26 @@ def compile_pattern(pat: bytes) -> list:
     return items
 
 
+# Compiled patterns (and their re translations, below) are cached by pattern text;
+# the caches hold at most CACHE_BYTES of pattern text in all (about a hundred
+# bytes of items per pattern byte), and patterns longer than CACHE_PATTERN_MAX
+# are compiled on each call. Reaching the cap clears both caches.
+CACHE_BYTES = 32 * 1024
+CACHE_PATTERN_MAX = 1024
 _cache: dict[bytes, list] = {}
-_CACHE_MAX = 512
+_cache_bytes = [0]
+
+
+def _cache_room(pat: bytes) -> bool:
+    """Whether pat may be cached (clearing the caches first if they are full)."""
+    if len(pat) > CACHE_PATTERN_MAX:
+        return False
+    if _cache_bytes[0] + len(pat) > CACHE_BYTES:
+        _cache.clear()
+        _fast_cache.clear()
+        _cache_bytes[0] = 0
+    _cache_bytes[0] += len(pat)
+    return True
 
 
 def compiled(pat: bytes) -> list:
@@ -239,9 +285,7 @@ def compiled(pat: bytes) -> list:
     r = _cache.get(pat)
     if r is None:
         r = compile_pattern(pat)
-        if len(pat) <= 4096:
-            if len(_cache) >= _CACHE_MAX:
-                _cache.clear()
+        if _cache_room(pat):
             _cache[pat] = r
     return r
 
@@ -444,9 +488,24 @@ class MatchState:
 FAST_BUDGET = 2_000_000
 
 _fast_cache: dict[bytes, Any] = {}
+_FAST_K = 6
+_FAST_Q = 16
+
+
+_CLASS_RX: dict[bytes, bytes] = {}
 
 
 def _class_regex(tbl: bytes) -> bytes:
+    rx = _CLASS_RX.get(tbl)
+    if rx is None:
+        rx = _class_regex_of(tbl)
+        if len(_CLASS_RX) >= _INTERN_MAX:
+            _CLASS_RX.clear()
+        _CLASS_RX[tbl] = rx
+    return rx
+
+
+def _class_regex_of(tbl: bytes) -> bytes:
     members = [c for c in range(256) if tbl[c]]
     if len(members) == 256:
         return b"[\\x00-\\xff]"
@@ -470,6 +529,10 @@ def _class_regex(tbl: bytes) -> bytes:
 
 def _translate(items: list):
     """(regex, ncaptures, positions, k, q) for an item list re reads as Lua does, else None."""
+    k = sum(1 for it in items if it[0] == SINGLE and it[3] in (42, 43, 45))
+    q = sum(1 for it in items if it[0] == SINGLE and it[3] == 63)
+    if k > _FAST_K or q > _FAST_Q:
+        return None     # (beyond these the budget never admits a subject worth it)
     out = []
     depth = 0
     ncap = 0
@@ -523,9 +586,7 @@ def fast_regex(pat: bytes, items: list, n: int):
     f = _fast_cache.get(pat, False)
     if f is False:
         f = _translate(items)
-        if len(pat) <= 4096:
-            if len(_fast_cache) >= _CACHE_MAX:
-                _fast_cache.clear()
+        if _cache_room(pat):
             _fast_cache[pat] = f
     if f is None:
         return None
