@@ -537,22 +537,17 @@ def _translate(items: list):
     depth = 0
     ncap = 0
     positions = []
-    k = q = 0
     for kind, a, b, quant in items:
         if kind == SINGLE:
             out.append(_class_regex(a))
             if quant == 63:
                 out.append(b"?")
-                q += 1
             elif quant == 42:
                 out.append(b"*")
-                k += 1
             elif quant == 43:
                 out.append(b"+")
-                k += 1
             elif quant == 45:
                 out.append(b"*?")
-                k += 1
         elif kind == OPEN:
             out.append(b"(")
             depth += 1
