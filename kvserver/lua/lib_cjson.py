@@ -26,7 +26,7 @@ import math
 import re
 from typing import Any
 
-from .libargs import arg_error, check_str, to_int32, type_error
+from .libargs import arg_error, check_integer, check_str, to_int32
 from .value import LuaError, LuaTable, type_name
 
 
@@ -598,7 +598,6 @@ def _int_option(args: tuple, i: int, fname: str, cur: int, lo: int, hi: int) -> 
     v = args[i - 1]
     if v is None:
         return cur
-    from .libargs import check_integer
     value = to_int32(check_integer(args, i, fname))
     if not lo <= value <= hi:
         raise arg_error(1, fname, "expected integer between %d and %d" % (lo, hi))
@@ -706,5 +705,3 @@ def open(rt: Any) -> LuaTable:  # noqa: A001 - the contract's name
     """The cjson library table."""
     return new_module(rt)
 
-
-__all__ = ["open", "null", "encode", "decode", "type_error"]

@@ -17,6 +17,7 @@ them, so deep nesting or too many values fail with Lua's "stack overflow
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -165,7 +166,7 @@ _TOO_MANY = b"stack overflow (too many return values at once; use unpack_one or 
 
 def _num(x: float) -> int | float:
     if x == x and x.is_integer() and -9007199254740992.0 <= x <= 9007199254740992.0:
-        if x == 0 and str(x)[0] == "-":
+        if x == 0 and math.copysign(1.0, x) < 0:
             return x
         return int(x)
     return x

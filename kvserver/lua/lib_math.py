@@ -97,10 +97,6 @@ def _num(x: float | int) -> int | float:
     return x
 
 
-def _f(x: Any) -> float:
-    return float(x)
-
-
 def m_abs(*args: Any) -> tuple:
     x = check_num(args, 1, "abs")
     return (abs(x),)

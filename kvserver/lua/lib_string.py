@@ -26,6 +26,9 @@ MAX_STRING = 512 * 1024 * 1024
 
 _TOO_LARGE = b"resulting string too large"
 
+#: Lua 5.1's LUAI_MAXCSTACK: the most values a C function can push (string.byte's limit).
+MAXCSTACK = 8000
+
 
 def _posrelat(pos: int, n: int) -> int:
     if pos < 0:
@@ -84,6 +87,8 @@ def str_byte(*args: Any) -> tuple:
         pose = n
     if posi > pose:
         return ()
+    if pose - posi + 1 + len(args) > MAXCSTACK:   # luaL_checkstack(L, n, ...)
+        raise LuaError(b"stack overflow (string slice too long)")
     return tuple(s[posi - 1:pose])
 
 
@@ -255,18 +260,22 @@ def _nonfinite(x: float, flags: bytes, width: int, conv: int) -> bytes:
 
 
 def _unsigned(x: int | float) -> int:
-    """(unsigned long long)x for a double x, as gcc on x86-64 converts it."""
-    if type(x) is float:
-        if x != x or math.isinf(x):
-            return 1 << 63
-        if x >= 18446744073709551616.0:
-            return 1 << 63
-        if x >= 9.223372036854775808e18:
-            return int(x)
-        if x <= -9.223372036854775808e18:
-            return 1 << 63
-        x = int(x)
-    return x & 0xFFFFFFFFFFFFFFFF
+    """(unsigned long long)x for a double x, as gcc on x86-64 converts it.
+
+    Below 2^63 (or NaN) it is cvttsd2si, whose out-of-range answer is
+    0x8000000000000000; from 2^63 up it is cvttsd2si(x - 2^63) ^ 2^63, which
+    is 0 from 2^64 up (and for +inf).
+    """
+    if type(x) is int and -(1 << 63) <= x < (1 << 63):
+        return x & 0xFFFFFFFFFFFFFFFF
+    x = float(x)
+    if x != x:
+        return 1 << 63
+    if x >= 9.223372036854775808e18:
+        return int(x) if x < 18446744073709551616.0 else 0
+    if x < -9.223372036854775808e18:
+        return 1 << 63
+    return int(x) & 0xFFFFFFFFFFFFFFFF
 
 
 def str_format(*args: Any) -> tuple:
@@ -384,11 +393,12 @@ def _format_unsigned(spec: bytes, flags: bytes, conv: int, v: int, has_prec: boo
         spec_nohash = spec.replace(b"#", b"")
         if conv == 111:
             digits = b"%o" % v
-            body_spec = spec_nohash
-            prec_digits = _prec(spec)
-            if not digits.startswith(b"0") and (prec_digits is None or prec_digits <= len(digits)):
-                prec_digits = len(digits) + 1
-            return _pad_number(body_spec, b"", digits, prec_digits)
+            prec = _prec(spec)
+            if prec == 0 and v == 0:
+                prec = 1           # '#' keeps one zero where precision 0 would print none
+            elif not digits.startswith(b"0") and (prec is None or prec <= len(digits)):
+                digits = b"0" + digits
+            return _pad_number(spec_nohash, b"", digits, prec)
         digits = b"%x" % v if conv == 120 else b"%X" % v
         prefix = (b"0x" if conv == 120 else b"0X") if v else b""
         return _pad_number(spec_nohash, prefix, digits, _prec(spec))
@@ -407,8 +417,10 @@ def _prec(spec: bytes) -> int | None:
 
 
 def _pad_number(spec: bytes, prefix: bytes, digits: bytes, prec: int | None) -> bytes:
-    flags = bytes(c for c in spec if c in _FLAGS)
-    rest = spec[len(flags):]
+    k = 0
+    while k < len(spec) and spec[k] in _FLAGS:
+        k += 1
+    flags, rest = spec[:k], spec[k:]
     k = rest.find(b".")
     wtxt = rest if k < 0 else rest[:k]
     width = int(wtxt) if wtxt else 0

@@ -11,6 +11,7 @@ zero bytes past the eighth, as in C; unpacked numbers are Lua doubles.
 
 from __future__ import annotations
 
+import math
 import struct as _pystruct
 from typing import Any
 
@@ -19,6 +20,8 @@ from .libargs import arg_error, check_num, check_str, opt_integer, to_integer
 from .value import LuaError, LuaTable
 
 MAXINTSIZE = 32
+#: Lua 5.1's LUAI_MAXCSTACK: how many values unpack can return.
+MAXCSTACK = 8000
 MAXALIGN = 8
 _M64 = (1 << 64) - 1
 _INT_MAX = 2147483647
@@ -175,8 +178,11 @@ def s_unpack(*args: Any) -> tuple:
     pos -= 1
     h = [True, 1]
     res: list = []
+    nargs = len(args)
     while f.more():
         opt = f.next()
+        if nargs + len(res) + 2 > MAXCSTACK:   # luaL_checkstack(L, 2, "too many results")
+            raise LuaError(b"stack overflow (too many results)")
         size = _optsize(opt, f)
         pos += _toalign(pos, h[1], opt, size)
         if not (size <= ld and pos <= ld - size):
@@ -220,7 +226,8 @@ def _isnum(s: bytes):
 
 
 def _num(x: float) -> int | float:
-    if x == x and x.is_integer() and abs(x) <= 9007199254740992.0 and not (x == 0 and str(x)[0] == "-"):
+    if x == x and x.is_integer() and abs(x) <= 9007199254740992.0 and \
+            not (x == 0 and math.copysign(1.0, x) < 0):
         return int(x)
     return x
 

@@ -22,8 +22,9 @@ from . import lib_string
 from .libargs import check_int, opt_int, opt_str, runtime_error, type_error
 from .value import LuaError, LuaTable, number_to_bytes, type_name
 
-#: Comparisons between two rt.check_hook() calls in table.sort.
-HOOK_COMPARISONS = 1000
+#: Comparisons between two rt.check_hook() calls in table.sort (the runtime fires
+#: its hook every hook_interval calls, as for loop iterations).
+HOOK_COMPARISONS = 10
 
 
 def _check_table(args: tuple, n: int, fname: str) -> LuaTable:

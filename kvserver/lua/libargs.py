@@ -14,12 +14,7 @@ call site used (and, for a method call ``s:rep()``, shifts N by one).
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from .value import LuaError, number_to_bytes, str_to_number, type_name
-
-_ABSENT = object()
 
 #: (lua_Integer)d on x86-64 for NaN, infinities and out-of-range values.
 _INT64_MIN = -(1 << 63)
@@ -129,28 +124,3 @@ def opt_int(args: tuple, n: int, fname: str, default: int) -> int:
     if n > len(args) or args[n - 1] is None:
         return default
     return to_int32(check_num(args, n, fname))
-
-
-def check_table(args: tuple, n: int, fname: str) -> Any:
-    from .value import LuaTable
-    if n <= len(args) and type(args[n - 1]) is LuaTable:
-        return args[n - 1]
-    raise type_error(args, n, fname, "table")
-
-
-def check_any(args: tuple, n: int, fname: str) -> Any:
-    """luaL_checkany: 'value expected' when the argument is missing (nil is fine)."""
-    if n > len(args):
-        raise arg_error(n, fname, "value expected")
-    return args[n - 1]
-
-
-def num_result(x: float) -> int | float:
-    """A C double result as a Lua number: integral values within 2^53 as int."""
-    if x.is_integer() and -9007199254740992.0 <= x <= 9007199254740992.0:
-        return int(x)
-    return x
-
-
-def is_finite(x: int | float) -> bool:
-    return type(x) is int or math.isfinite(x)

@@ -31,8 +31,10 @@ from .value import LuaError
 MAXCAPTURES = 32
 #: Nesting of the backtracking matcher (Lua 5.2's MAXCCALLS; 5.1 has no limit).
 MAXCCALLS = 200
-#: Matcher steps between two rt.check_hook() calls.
-HOOK_STEPS = 2000
+#: Matcher steps between two rt.check_hook() calls. The runtime counts those calls
+#: as it counts loop iterations (its hook fires every hook_interval of them), so a
+#: call stands for a few steps' work, like one iteration of a Lua loop.
+HOOK_STEPS = 10
 
 SPECIALS = frozenset(b"^$*+?.([%-")
 
@@ -128,6 +130,21 @@ def _classend(p: bytes, i: int) -> int:
     return i
 
 
+def _literal_table(ch: int) -> bytes:
+    t = bytearray(256)
+    t[ch] = 1
+    return bytes(t)
+
+
+_LITERALS = [_literal_table(c) for c in range(256)]
+
+# Interned set tables and run regexes: a pattern's items share them, and a script
+# cannot grow them without bound (each is cleared when it reaches its cap).
+_SETS: dict[bytes, bytes] = {}
+_RUNS: dict[bytes, Any] = {}
+_INTERN_MAX = 1024
+
+
 def _class_table(p: bytes, i: int, ep: int) -> bytes:
     """Membership table of the single-char class p[i:ep]."""
     ch = p[i]
@@ -138,18 +155,31 @@ def _class_table(p: bytes, i: int, ep: int) -> bytes:
         t = _CLASSES.get(cl)
         if t is not None:
             return t
-        return bytes(1 if c == cl else 0 for c in range(256))
+        return _LITERALS[cl]
     if ch == 91:
-        return bytes(1 if _bracket(c, p, i, ep - 1) else 0 for c in range(256))
-    return bytes(1 if c == ch else 0 for c in range(256))
+        src = p[i:ep]
+        t = _SETS.get(src)
+        if t is None:
+            t = bytes(1 if _bracket(c, p, i, ep - 1) else 0 for c in range(256))
+            if len(_SETS) >= _INTERN_MAX:
+                _SETS.clear()
+            _SETS[src] = t
+        return t
+    return _LITERALS[ch]
 
 
 def _run_regex(tbl: bytes):
     """A compiled regex matching the longest run of members of tbl (for max_expand)."""
-    members = bytes(c for c in range(256) if tbl[c])
-    if not members:
-        return None
-    return re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in members) + b"]*")
+    rx = _RUNS.get(tbl)
+    if rx is None:
+        members = bytes(c for c in range(256) if tbl[c])
+        if not members:
+            return None
+        rx = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in members) + b"]*")
+        if len(_RUNS) >= _INTERN_MAX:
+            _RUNS.clear()
+        _RUNS[tbl] = rx
+    return rx
 
 
 def compile_pattern(pat: bytes) -> list:
@@ -228,8 +258,26 @@ def compile_pattern(pat: bytes) -> list:
     return items
 
 
+# Compiled patterns (and their re translations, below) are cached by pattern text;
+# the caches hold at most CACHE_BYTES of pattern text in all (about a hundred
+# bytes of items per pattern byte), and patterns longer than CACHE_PATTERN_MAX
+# are compiled on each call. Reaching the cap clears both caches.
+CACHE_BYTES = 32 * 1024
+CACHE_PATTERN_MAX = 1024
 _cache: dict[bytes, list] = {}
-_CACHE_MAX = 512
+_cache_bytes = [0]
+
+
+def _cache_room(pat: bytes) -> bool:
+    """Whether pat may be cached (clearing the caches first if they are full)."""
+    if len(pat) > CACHE_PATTERN_MAX:
+        return False
+    if _cache_bytes[0] + len(pat) > CACHE_BYTES:
+        _cache.clear()
+        _fast_cache.clear()
+        _cache_bytes[0] = 0
+    _cache_bytes[0] += len(pat)
+    return True
 
 
 def compiled(pat: bytes) -> list:
@@ -237,9 +285,7 @@ def compiled(pat: bytes) -> list:
     r = _cache.get(pat)
     if r is None:
         r = compile_pattern(pat)
-        if len(pat) <= 4096:
-            if len(_cache) >= _CACHE_MAX:
-                _cache.clear()
+        if _cache_room(pat):
             _cache[pat] = r
     return r
 
@@ -425,6 +471,153 @@ class MatchState:
         return tuple(self.capture(i, s, e) for i in range(n))
 
 
+# -- the fast lane: Python's re for patterns it reads exactly as Lua does ----------------
+#
+# Without %b, %f and back references, a Lua pattern is a regular expression
+# with the same backtracking priorities: a single-char class is a class, '?',
+# '*', '+' are greedy as in re, '-' is '*?', captures are groups (position
+# captures empty groups), a final '$' is \Z. The first match re finds from a
+# position is the one lstrlib.c's matcher finds, so find/match/gmatch/gsub
+# give the same results. re cannot call the hook, so it is used only when the
+# worst case is small: (n+1)^(k+1) * 2^q steps at most FAST_BUDGET, for a
+# subject of n bytes and a pattern with k unbounded and q optional items;
+# everything else (and every pattern that can raise an error) runs on the
+# matcher above, which counts its steps and calls the hook.
+
+#: Worst-case backtracking steps allowed in the (uninterruptible) re lane.
+FAST_BUDGET = 2_000_000
+
+_fast_cache: dict[bytes, Any] = {}
+_FAST_K = 6
+_FAST_Q = 16
+
+
+_CLASS_RX: dict[bytes, bytes] = {}
+
+
+def _class_regex(tbl: bytes) -> bytes:
+    rx = _CLASS_RX.get(tbl)
+    if rx is None:
+        rx = _class_regex_of(tbl)
+        if len(_CLASS_RX) >= _INTERN_MAX:
+            _CLASS_RX.clear()
+        _CLASS_RX[tbl] = rx
+    return rx
+
+
+def _class_regex_of(tbl: bytes) -> bytes:
+    members = [c for c in range(256) if tbl[c]]
+    if len(members) == 256:
+        return b"[\\x00-\\xff]"
+    if len(members) == 1:
+        return b"\\x%02x" % members[0]
+    if not members:
+        return b"[^\\x00-\\xff]"
+    parts = []
+    i = 0
+    while i < len(members):
+        j = i
+        while j + 1 < len(members) and members[j + 1] == members[j] + 1:
+            j += 1
+        if j == i:
+            parts.append(b"\\x%02x" % members[i])
+        else:
+            parts.append(b"\\x%02x-\\x%02x" % (members[i], members[j]))
+        i = j + 1
+    return b"[" + b"".join(parts) + b"]"
+
+
+def _translate(items: list):
+    """(regex, ncaptures, positions, k, q) for an item list re reads as Lua does, else None."""
+    k = sum(1 for it in items if it[0] == SINGLE and it[3] in (42, 43, 45))
+    q = sum(1 for it in items if it[0] == SINGLE and it[3] == 63)
+    if k > _FAST_K or q > _FAST_Q:
+        return None     # (beyond these the budget never admits a subject worth it)
+    out = []
+    depth = 0
+    ncap = 0
+    positions = []
+    for kind, a, b, quant in items:
+        if kind == SINGLE:
+            out.append(_class_regex(a))
+            if quant == 63:
+                out.append(b"?")
+            elif quant == 42:
+                out.append(b"*")
+            elif quant == 43:
+                out.append(b"+")
+            elif quant == 45:
+                out.append(b"*?")
+        elif kind == OPEN:
+            out.append(b"(")
+            depth += 1
+            ncap += 1
+        elif kind == POSITION:
+            out.append(b"()")
+            positions.append(ncap)
+            ncap += 1
+        elif kind == CLOSE:
+            if depth == 0:
+                return None
+            out.append(b")")
+            depth -= 1
+        elif kind == END_ANCHOR:
+            out.append(b"\\Z")
+        elif kind == END:
+            break
+        else:       # %b, %f, back references, errors: the matcher's job
+            return None
+    if depth or ncap > MAXCAPTURES:
+        return None
+    try:
+        rx = re.compile(b"".join(out))
+    except (re.error, RecursionError, OverflowError):
+        return None
+    return rx, ncap, frozenset(positions), k, q
+
+
+def fast_regex(pat: bytes, items: list, n: int):
+    """The re lane for pattern ``pat`` (its item list) on a subject of n bytes, or None."""
+    f = _fast_cache.get(pat, False)
+    if f is False:
+        f = _translate(items)
+        if _cache_room(pat):
+            _fast_cache[pat] = f
+    if f is None:
+        return None
+    k, q = f[3], f[4]
+    if k == 0 and q == 0:
+        return f if n <= FAST_BUDGET else None
+    if (n + 1) ** (k + 1) * (1 << min(q, 30)) > FAST_BUDGET:
+        return None
+    return f
+
+
+class ReMatch:
+    """A re match seen through MatchState's capture interface (what gsub's add_value uses)."""
+
+    __slots__ = ("src", "m", "level", "positions")
+
+    def __init__(self, src: bytes, m: re.Match, level: int, positions: frozenset) -> None:
+        self.src = src
+        self.m = m
+        self.level = level
+        self.positions = positions
+
+    def capture(self, i: int, s: int, e: int) -> Any:
+        if i >= self.level:
+            if i == 0:
+                return self.src[s:e]
+            raise LuaError(b"invalid capture index")
+        if i in self.positions:
+            return self.m.start(i + 1) + 1
+        return self.m.group(i + 1)
+
+    def captures(self, s: int, e: int, whole: bool) -> tuple:
+        n = 1 if (self.level == 0 and whole) else self.level
+        return tuple(self.capture(i, s, e) for i in range(n))
+
+
 def has_specials(pat: bytes) -> bool:
     """strpbrk(p, SPECIALS) != NULL (up to the first NUL, as C sees it)."""
     nul = pat.find(b"\0")
@@ -444,6 +637,16 @@ def find_aux(rt: Any, s: bytes, pat: bytes, init: int, plain: bool, find: bool) 
             return (k + 1, k + len(pat))
         return (None,)
     anchored, items = get_pattern(pat)
+    f = fast_regex(pat, items, len(s))
+    if f is not None:
+        rx, ncap, positions = f[0], f[1], f[2]
+        m = rx.match(s, init) if anchored else rx.search(s, init)
+        if m is None:
+            return (None,)
+        rm = ReMatch(s, m, ncap, positions)
+        if find:
+            return (m.start() + 1, m.end()) + rm.captures(-1, 0, False)
+        return rm.captures(m.start(), m.end(), True)
     ms = MatchState(rt, s, items)
     s1 = init
     n = len(s)
@@ -462,8 +665,32 @@ def find_aux(rt: Any, s: bytes, pat: bytes, init: int, plain: bool, find: bool) 
 
 def gmatch_iter(rt: Any, s: bytes, pat: bytes):
     """The iterator string.gmatch returns (5.1: a leading '^' is a literal character here)."""
-    ms = MatchState(rt, s, compiled(pat))
+    items = compiled(pat)
     pos = [0]
+    f = fast_regex(b"\0gmatch" + pat, items, len(s))
+    if f is not None:
+        rx, ncap, positions = f[0], f[1], f[2]
+        count = [0]
+
+        def it_fast(*_args: Any) -> tuple:
+            start = pos[0]
+            if start > len(s):
+                return ()
+            m = rx.search(s, start)
+            if m is None:
+                pos[0] = len(s) + 1
+                return ()
+            e = m.end()
+            pos[0] = e + 1 if e == m.start() else e
+            count[0] += 1
+            if count[0] >= HOOK_STEPS:
+                count[0] = 0
+                hook = getattr(rt, "check_hook", None)
+                if hook is not None:
+                    hook()
+            return ReMatch(s, m, ncap, positions).captures(m.start(), e, True)
+        return it_fast
+    ms = MatchState(rt, s, items)
 
     def it(*_args: Any) -> tuple:
         src = pos[0]
@@ -483,6 +710,9 @@ def gmatch_iter(rt: Any, s: bytes, pat: bytes):
 def gsub(rt: Any, src: bytes, pat: bytes, max_s: int, add_value) -> tuple[bytes, int]:
     """str_gsub's loop; add_value(ms, s, e) returns the replacement bytes of one match."""
     anchored, items = get_pattern(pat)
+    f = fast_regex(pat, items, len(src))
+    if f is not None:
+        return _gsub_fast(rt, src, f, anchored, max_s, add_value)
     ms = MatchState(rt, src, items)
     out: list = []
     pos = 0
@@ -502,6 +732,39 @@ def gsub(rt: Any, src: bytes, pat: bytes, max_s: int, add_value) -> tuple[bytes,
             pos = e
         elif pos < end:
             pos += 1
+        else:
+            break
+        if anchored:
+            break
+    out.append(src[copied:])
+    return b"".join(out), n
+
+
+def _gsub_fast(rt: Any, src: bytes, f: tuple, anchored: bool, max_s: int, add_value) -> tuple[bytes, int]:
+    """gsub's loop on the re lane: search finds the position the matcher would reach next."""
+    rx, ncap, positions = f[0], f[1], f[2]
+    out: list = []
+    pos = 0
+    copied = 0
+    n = 0
+    end = len(src)
+    hook = getattr(rt, "check_hook", None)
+    while n < max_s:
+        m = rx.match(src, pos) if anchored else rx.search(src, pos)
+        if m is None:
+            break
+        s, e = m.start(), m.end()
+        n += 1
+        if copied < s:
+            out.append(src[copied:s])
+        out.append(add_value(ReMatch(src, m, ncap, positions), s, e))
+        copied = e
+        if n % HOOK_STEPS == 0 and hook is not None:
+            hook()
+        if e > s:
+            pos = e
+        elif s < end:
+            pos = s + 1
         else:
             break
         if anchored:
