@@ -58,7 +58,7 @@ from typing import Any
 from .client import Deferred
 from .errors import CommandError, ProtocolError
 from .lua.value import LuaError, LuaTable, str_to_number
-from .protocol import (NULL_ARRAY, OK, ErrorReply, Raw, Simple, encode, encode3, error_line,
+from .protocol import (OK, ErrorReply, Raw, encode, encode3, error_line,
                        format_double, split_args)
 
 log = logging.getLogger("kvserver.scripting")
@@ -553,11 +553,15 @@ def serve_busy(ctx: RunContext) -> None:
             conns[fd] = conn
     if not conns:
         return
+    # poll(), not select(): descriptors past 1024 are common with many clients.
+    poller = select.poll()
+    for fd in conns:
+        poller.register(fd, select.POLLIN)
     try:
-        readable, _, _ = select.select(list(conns), [], [], 0)
-    except (OSError, ValueError):
+        ready = poller.poll(0)
+    except OSError:
         return
-    for fd in readable:
+    for fd, _events in ready:
         conn = conns[fd]
         try:
             # The socket is non-blocking (asyncio's): this takes what is there.
@@ -1118,8 +1122,7 @@ class RedisAPI:
         if type(argv) is bytes:
             raise LuaError(error_value(b"ERR " + argv))
         dispatcher = ctx.caller.core.dispatcher()
-        cmd = _lookup(dispatcher.commands, argv)
-        if cmd is None:
+        if _call_info(dispatcher.commands, argv) is None:
             raise LuaError(error_value(b"ERR Invalid command passed to redis.acl_check_cmd()"))
         return (True,)   # one user, every permission (no ACL users here)
 
@@ -1142,19 +1145,6 @@ def _to_int(v: Any) -> int:
     if type(v) is float and v == v and abs(v) < 2 ** 63:
         return int(v)
     return 0
-
-
-def _lookup(commands: dict, argv: list[bytes]) -> Any:
-    """The command (or subcommand) argv names, as Redis's lookupCommand: None if unknown."""
-    cmd = commands.get(argv[0]) or commands.get(argv[0].lower())
-    if cmd is None:
-        return None
-    if cmd.subcommands and len(argv) >= 2:
-        sub = cmd.subcommands.get(argv[1].decode("utf-8", "replace").lower())
-        if sub is None:
-            return None
-        return sub
-    return cmd
 
 
 def _call_info(commands: dict, argv: list[bytes]) -> tuple | None:

@@ -25,7 +25,7 @@ from kvserver.config import Config
 from kvserver.core import Core
 from kvserver.dispatch import Dispatcher
 from kvserver.protocol import ErrorReply, Raw
-from test_differential import (Pair, RawClient, kv_port, pair,  # noqa: F401
+from test_differential import (RawClient, kv_port, pair,  # noqa: F401
                                redis_port, run_step)
 
 
