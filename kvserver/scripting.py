@@ -706,6 +706,12 @@ class Scripting:
         set_global(b"ARGV", args_t)
         previous_hook = rt.hook
         rt.hook = ctx.hook
+        # Time stands still for the script (Redis 7's scriptTimeSnapshot): a key
+        # does not expire between two of its commands, whatever the script takes.
+        keyspace = core.keyspace
+        clock = keyspace.clock
+        started_ms = clock()
+        keyspace.clock = lambda: started_ms
         try:
             try:
                 results = script.func()
@@ -718,6 +724,7 @@ class Scripting:
             value = results[0] if results else None
             return script_reply(value, client.resp, caller.resp)
         finally:
+            keyspace.clock = clock
             rt.hook = previous_hook
             self.running = None
 

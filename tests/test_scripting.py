@@ -583,3 +583,21 @@ def test_deep_and_self_referencing_replies_are_bounded():
     assert deep == Raw(b"*1\r\n" * 20000 + b"*0\r\n")      # not a RecursionError
     cyclic = run(d, c, "EVAL", "local t = {1} t[2] = t return t", 0)
     assert cyclic == Raw(b"*2\r\n:1\r\n-ERR reached lua stack limit\r\n")
+
+
+def test_keys_do_not_expire_during_a_script():
+    now = [1_000_000]
+
+    def clock():
+        now[0] += 7          # every look at the clock moves it: time runs during the script
+        return now[0]
+    core = Core(Config(), clock=clock)
+    d = Dispatcher(core)
+    c = Client(core)
+    run(d, c, "SET", "k", "v", "PX", "50")
+    # Without a frozen clock the loop would see the key expire after a few GETs.
+    reply = run(d, c, "EVAL", "local n = 0 for i = 1, 40 do "
+                "if redis.call('get', 'k') then n = n + 1 end end return n", 0)
+    assert reply == 40
+    now[0] += 100
+    assert run(d, c, "GET", "k") is None        # after the script, time runs again
