@@ -24,13 +24,11 @@ from ..scripting import NOSCRIPT, NOTBUSY, engine
 from . import command, dispatch_subcommand
 
 
-def eval_keys(argv: list) -> list | None:
-    """EVAL's keys (COMMAND GETKEYS): argv[3:3+numkeys], or None when numkeys is bad."""
-    if len(argv) < 3:
-        return None
-    n = string2ll(argv[2])
+def eval_keys(argv: list) -> list:
+    """EVAL's keys (COMMAND GETKEYS): argv[3:3+numkeys]; none when numkeys is bad, as Redis."""
+    n = string2ll(argv[2]) if len(argv) >= 3 else None
     if n is None or n < 0 or n > len(argv) - 3:
-        return None
+        return []
     return argv[3:3 + n]
 
 
