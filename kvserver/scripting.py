@@ -146,11 +146,11 @@ def parse_shebang(body: bytes) -> tuple[int, int]:
 
 
 class Script:
-    """A cached script: its SHA1, body, shebang flags and compiled function."""
+    """A cached script: its SHA1 (lower-case hex bytes), body, shebang flags and compiled function."""
 
     __slots__ = ("sha", "body", "flags", "func")
 
-    def __init__(self, sha: str, body: bytes, flags: int, func: Any) -> None:
+    def __init__(self, sha: bytes, body: bytes, flags: int, func: Any) -> None:
         self.sha = sha
         self.body = body
         self.flags = flags
@@ -468,7 +468,7 @@ class RunContext:
                  "dirty", "killed", "started", "timed_out", "threshold", "dispatcher",
                  "commands", "next_serve")
 
-    def __init__(self, engine: "Scripting", caller: Any, client: Any, sha: str,
+    def __init__(self, engine: "Scripting", caller: Any, client: Any, sha: bytes,
                  read_only: bool, allow_oom: bool) -> None:
         self.engine = engine
         self.caller = caller
@@ -507,7 +507,7 @@ class RunContext:
             self.timed_out = True
             log.warning("Slow script detected: still in execution after %d milliseconds. "
                         "You can try killing the script using the SCRIPT KILL command. "
-                        "Script name is: %s.", int(elapsed * 1000), self.sha)
+                        "Script name is: %s.", int(elapsed * 1000), self.sha.decode())
         serve_busy(self)
         if self.killed:
             log.warning("Lua script killed by user with SCRIPT KILL.")
@@ -612,7 +612,8 @@ class Scripting:
     """The scripting engine of one server: the Lua state, the script cache, the running script."""
 
     def __init__(self) -> None:
-        self.scripts: dict[str, Script] = {}
+        #: Lower-case hex SHA1 (bytes) -> Script.
+        self.scripts: dict[bytes, Script] = {}
         self.running: RunContext | None = None
         self._rt: Any = None
         #: Sets a global of the locked state (KEYS, ARGV): lock_globals gives it.
@@ -638,11 +639,14 @@ class Scripting:
     def lookup(self, sha: bytes) -> Script | None:
         if len(sha) != 40:
             return None
-        return self.scripts.get(sha.decode("latin-1").lower())
+        script = self.scripts.get(sha)
+        if script is None:
+            script = self.scripts.get(sha.lower())
+        return script
 
     def load(self, body: bytes) -> Script:
         """The cached script for ``body``, compiling it first if new. Raises CommandError."""
-        sha = sha1hex(body)
+        sha = sha1hex(body).encode()
         script = self.scripts.get(sha)
         if script is not None:
             return script
@@ -689,21 +693,18 @@ class Scripting:
                 # A script with a shebang that may write is denyoom (evalGetCommandFlags):
                 # Redis refuses it before it runs, with the command's OOM error.
                 raise CommandError("OOM command not allowed when used memory > 'maxmemory'.")
-        rt = self.rt
-        client = self.script_client(caller)
-        client.select(caller.db_index)
+        rt = self._rt or self.rt
+        client = self.client or self.script_client(caller)
+        client.db = caller.db           # the caller's database; SELECT changes the script's
+        client.db_index = caller.db_index
         client.resp = 2
         ctx = RunContext(self, caller, client, script.sha,
                          read_only or (not compat and bool(flags & NO_WRITES)),
                          not compat and bool(flags & ALLOW_OOM))
         self.running = ctx
-        keys_t = LuaTable()
-        keys_t.arr = list(keys)
-        args_t = LuaTable()
-        args_t.arr = list(args)
         set_global = self._set_global
-        set_global(b"KEYS", keys_t)
-        set_global(b"ARGV", args_t)
+        set_global(b"KEYS", LuaTable(keys))     # (new lists: the callers' slices)
+        set_global(b"ARGV", LuaTable(args))
         previous_hook = rt.hook
         rt.hook = ctx.hook
         # Time stands still for the script (Redis 7's scriptTimeSnapshot): a key
@@ -741,7 +742,7 @@ class Scripting:
             err = b"ERR " + _lua_tostring(self.rt, value)
         line = error_line_number(exc, value)
         if line is not None:
-            err = err + b" script: %s, on @user_script:%d." % (ctx.sha.encode(), line)
+            err = err + b" script: %s, on @user_script:%d." % (ctx.sha, line)
         return _error(_cstring(err), counted)
 
 

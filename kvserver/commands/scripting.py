@@ -194,7 +194,7 @@ def cmd_script_kill(c, argv):
          acl="@slow @scripting",
          summary="Load the specified Lua script into the script cache.", synopsis="script")
 def cmd_script_load(c, argv):
-    return engine(c.core).load(argv[2]).sha.encode()
+    return engine(c.core).load(argv[2]).sha
 
 
 @command("debug", 3, "noscript", parent="script", group="scripting", since="3.2.0",
