@@ -304,6 +304,9 @@ class Option:
     protected: bool = False
     #: Like ``merge``, but only while the file and flags are read (save).
     accumulate: Callable[[Any, Any], Any] | None = None
+    #: Another name of an option listed before it (lua-time-limit): read and
+    #: shown as Redis does, but CONFIG REWRITE writes the real name only.
+    alias: bool = False
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -388,7 +391,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("busy-reply-threshold", "busy_reply_threshold", _int(0, 2 ** 63 - 1), True,
            "ms a script runs before other clients get -BUSY and SCRIPT KILL works (0 = never)"),
     Option("lua-time-limit", "busy_reply_threshold", _int(0, 2 ** 63 - 1), True,
-           "the old name of busy-reply-threshold"),
+           "the old name of busy-reply-threshold", alias=True),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -770,6 +773,8 @@ def rewrite(config: Config, old_text: str) -> str:
         if opt.name == "rename-command":
             continue  # kept as written (Redis does not rewrite them either)
         rewritten.add(opt.name)
+        if opt.alias:
+            continue  # its lines go; the option it names is written under its real name
         force = opt.name == "dir" or getattr(config, opt.attr) != getattr(defaults, opt.attr)
         if opt.name == "save" and not config.save and not where.get("save"):
             force = False

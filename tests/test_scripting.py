@@ -607,3 +607,13 @@ def test_keys_do_not_expire_during_a_script():
     assert reply == 40
     now[0] += 100
     assert run(d, c, "GET", "k") is None        # after the script, time runs again
+
+
+def test_busy_reply_threshold_and_its_alias():
+    from kvserver.config import rewrite
+    config = Config().with_option("lua-time-limit", "250")
+    assert config.busy_reply_threshold == 250
+    assert config.matching("lua-time-limit") == {"lua-time-limit": "250"}
+    assert config.matching("busy-*") == {"busy-reply-threshold": "250"}
+    text = rewrite(config, "lua-time-limit 250\nport 7000\n")
+    assert "busy-reply-threshold 250" in text and "lua-time-limit" not in text
