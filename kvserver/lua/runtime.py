@@ -852,7 +852,7 @@ class Runtime:
         def forin(f, s, c, n):
             if n <= 2 and type(s) is LT and c is None and f is lua_next:
                 return pairs_iter(s, n)
-            if n <= 2 and type(s) is LT and c == 0 and f is ipairs_aux:
+            if n <= 2 and type(s) is LT and type(c) is int and c == 0 and f is ipairs_aux:
                 return ipairs_iter(s, n)
             return generic_for(f, s, c, n)
 
