@@ -995,6 +995,23 @@ def test_hook_interrupts_an_endless_loop_through_pcall():
             rt.compile(src)()
 
 
+def test_hook_interrupts_metamethod_recursion_without_calls():
+    # __index here has no call and no loop (no hook of its own): the runtime
+    # counts metamethod calls, so 2^24 of them are interruptible
+    rt = Runtime()
+    calls = []
+
+    def hook():
+        calls.append(1)
+        if len(calls) > 3:
+            raise Killed()
+    rt.hook = hook
+    src = (b"local mt = {} mt.__index = function(t, k) if #k > 24 then return 'x' end "
+           b"return t[k .. 'a'] .. t[k .. 'b'] end return #setmetatable({}, mt).a")
+    with pytest.raises(Killed):
+        rt.compile(src)()
+
+
 def test_hook_is_called_every_interval():
     rt = Runtime()
     rt.hook_interval = 10

@@ -168,7 +168,10 @@ class CodeGen:
         self.vararg_name = va
         self.conditional = 0
         self.emit("global _hc")
-        self.emit("if (_hc := _hc - 1) < 0: _tick()")
+        if f.has_call:
+            # a leaf (no calls, no loops) does bounded work; metamethods it
+            # triggers are counted where the runtime calls them
+            self.emit("if (_hc := _hc - 1) < 0: _tick()")
         if f.has_loop:
             self.emit("_hk = _hc")
         for p in f.params:

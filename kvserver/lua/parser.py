@@ -64,6 +64,7 @@ class Func:
         self.body: list = []
         self.name = ""                      # for tracebacks only
         self.has_loop = False
+        self.has_call = False               # a call or method call in its own body
 
 
 class Parser:
@@ -532,9 +533,11 @@ class Parser:
                 name = self.checkname()
                 args = self.funcargs()
                 e = ("method", e, name.encode("latin-1"), args, line)
+                self.fs.has_call = True
             elif kind == "(" or kind == "string" or kind == "{":
                 args = self.funcargs()
                 e = ("call", e, args, line)
+                self.fs.has_call = True
             else:
                 return e
 

@@ -457,7 +457,12 @@ class Runtime:
                                 % (op, desc.encode("latin-1"), type_name(v).encode()))
             return LuaError(b"attempt to %s a %s value" % (op, type_name(v).encode()))
 
+        check_hook = rt.check_hook
+
         def call_tm(h, *args):
+            # counted here: a metamethod may be a leaf function, which has no
+            # hook call of its own, and metamethods can recurse without calls
+            check_hook()
             if type(h) is _FN:
                 return h(*args)
             return callable_(h, None)(*args)
@@ -468,6 +473,7 @@ class Runtime:
                 # Lua calls __call only when it is a function (no chains)
                 if h is not None and type(h) is not LT and callable(h) and type(h) is not bytes:
                     def bound(*args):
+                        check_hook()
                         return h(f, *args)
                     return bound
             elif callable(f) and type(f) not in (bytes, bool, int, float):
@@ -846,7 +852,7 @@ class Runtime:
         def forin(f, s, c, n):
             if n <= 2 and type(s) is LT and c is None and f is lua_next:
                 return pairs_iter(s, n)
-            if n <= 2 and type(s) is LT and c == 0 and f is ipairs_aux:
+            if n <= 2 and type(s) is LT and type(c) is int and c == 0 and f is ipairs_aux:
                 return ipairs_iter(s, n)
             return generic_for(f, s, c, n)
 
