@@ -383,6 +383,8 @@ CASES = [
      'boolean:true|boolean:true|boolean:false|s:x|'),
     ('return pcall(nil)',
      'boolean:true|boolean:false|s:attempt to call a nil value|'),
+    ('return pcall(setmetatable, 1)',
+     "boolean:true|boolean:false|s:bad argument #1 to '?' (table expected, got number)|"),
     ('return pcall(function() return 1, 2, 3 end)',
      'boolean:true|boolean:true|number:1|number:2|number:3|'),
     ("return xpcall(function() error('a') end, function(m) error('b') end)",
@@ -699,6 +701,118 @@ CASES = [
      'boolean:true|s:1.2345678901235e+19|number:1.2345678901235e+19|'),
     ('return 0.1, 1/3, 100, -100, 1e100, 123.456, 5e-324, 2^-1074',
      'boolean:true|number:0.1|number:0.33333333333333|number:100|number:-100|number:1e+100|number:123.456|number:4.9406564584125e-324|number:4.9406564584125e-324|'),
+    ('local fs = {} for i = 1, 3 do local function f(n) if n == 0 then return i end return f(n - 1) end fs[i] = f end return fs[1](2), fs[2](2), fs[3](0)',
+     'boolean:true|number:1|number:2|number:3|'),
+    ('local fs = {} local i = 1 while i <= 3 do local j = i fs[i] = function() return j end i = i + 1 end return fs[1](), fs[2](), fs[3]()',
+     'boolean:true|number:1|number:2|number:3|'),
+    ('local fs = {} local i = 1 repeat local j = i * 10 fs[i] = function() j = j + 1 return j end i = i + 1 until i > 2 return fs[1](), fs[1](), fs[2]()',
+     'boolean:true|number:11|number:12|number:21|'),
+    ('local x = 1 local function get() return x end local function set(v) x = v end set(5) return get()',
+     'boolean:true|number:5|'),
+    ('local function outer() local a = 1 local function mid() local function inner() return a end return inner end return mid()() end return outer()',
+     'boolean:true|number:1|'),
+    ("local t = {} for _, v in ipairs({'a', 'b'}) do t[#t + 1] = function() return v end end return t[1](), t[2]()",
+     'boolean:true|s:a|s:b|'),
+    ('local function f(a) return function() a = a + 1 return a end end local g = f(10) g() return g()',
+     'boolean:true|number:12|'),
+    ('local function f(a) return function() return a end end return f(1)(), f(2)()',
+     'boolean:true|number:1|number:2|'),
+    ('local x = 1 local f = function() return x end local x = 2 return f(), x',
+     'boolean:true|number:1|number:2|'),
+    ('local a = {} do local b = 5 a.get = function() return b end end return a.get()',
+     'boolean:true|number:5|'),
+    ('local n = 0 local function inc() n = n + 1 end for i = 1, 10 do inc() end return n',
+     'boolean:true|number:10|'),
+    ('local acc = {} for i = 1, 3 do local x = i acc[i] = function() return x end x = x * 100 end return acc[1](), acc[3]()',
+     'boolean:true|number:100|number:300|'),
+    ('local function mk() local v = 0 return function() v = v + 1 return v end end local a, b = mk(), mk() a() a() return a(), b()',
+     'boolean:true|number:3|number:1|'),
+    ("local f function f(n) if n == 0 then return 'done' end return f(n - 1) end return f(3)",
+     'boolean:true|s:done|'),
+    ('local function f() return 1 end local g = f local function f() return 2 end return g(), f()',
+     'boolean:true|number:1|number:2|'),
+    ('return [[a [[ b]]',
+     'boolean:true|s:a [[ b|'),
+    ('return [==[\nx]==], [[\n]], [[a]=]b]]',
+     'boolean:true|s:x|s:|s:a]=]b|'),
+    ('return 0xA.8p1',
+     "COMPILE:user_script:16: malformed number near '.8p1'"),
+    ('return 0x1P-2',
+     "COMPILE:user_script:16: malformed number near '0x1P'"),
+    ('return 3e2x',
+     "COMPILE:user_script:16: malformed number near '3e2x'"),
+    ('return 08, 0x0F, 1E2, 1e-2, 0.5e1',
+     'boolean:true|number:8|number:15|number:100|number:0.01|number:5|'),
+    ('--[[ unterminated',
+     "COMPILE:user_script:18: unfinished long comment near '<eof>'"),
+    ('return \'\\065\\10\', "\\\'\\"\\\\", \'\\a\\b\\f\\n\\r\\t\\v\' == "\\7\\8\\12\\10\\13\\9\\11"',
+     'boolean:true|s:A\n|s:\'"\\|boolean:true|'),
+    ('local s = "a\\\nb" return s',
+     'boolean:true|s:a\nb|'),
+    ('x = 1;;',
+     "COMPILE:user_script:16: unexpected symbol near ';'"),
+    ('return;',
+     'boolean:true|'),
+    ('local a = 1; local b = 2; return a + b;',
+     'boolean:true|number:3|'),
+    ('return 1 -- comment',
+     'boolean:true|number:1|'),
+    ('return 1 --[==[ long\ncomment ]==] + 1',
+     'boolean:true|number:2|'),
+    ("return 'abc' .. --[[inline]] 'def'",
+     'boolean:true|s:abcdef|'),
+    ('local t = {1, 2, 3,} return #t',
+     'boolean:true|number:3|'),
+    ('local t = {;} return #t',
+     "COMPILE:user_script:16: unexpected symbol near ';'"),
+    ('local t = {,} return #t',
+     "COMPILE:user_script:16: unexpected symbol near ','"),
+    ('return {} ~= {}, not not {}',
+     'boolean:true|boolean:true|boolean:true|'),
+    ('local a = not 1 == 2 return a',
+     'boolean:true|boolean:false|'),
+    ('return 2^-2, -2^-2, 2^3^2',
+     'boolean:true|number:0.25|number:-0.25|number:512|'),
+    ("return 1 .. 2 == '12', '1' + '2' == 3",
+     'boolean:true|boolean:true|boolean:true|'),
+    ("return 'a' < 'b' and 'b' < 'c', 'a' < 'ab', 'Z' < 'a', '' == ''",
+     'boolean:true|boolean:true|boolean:true|boolean:true|boolean:true|'),
+    ('return ("x"):byte == nil',
+     "COMPILE:user_script:16: function arguments expected near '=='"),
+    ("local t = {['key with space'] = 1, [1.5] = 2, [-1] = 3} return t['key with space'], t[1.5], t[-1]",
+     'boolean:true|number:1|number:2|number:3|'),
+    ('local a = {} a.b, a.c = 1, 2 return a.b + a.c',
+     'boolean:true|number:3|'),
+    ("local function v(...) return select('#', ...) end return v(nil, nil, nil), v((v())), v(v())",
+     'boolean:true|number:3|number:1|number:1|'),
+    ('return select(1, 1, 2, 3), select(3, 1, 2, 3), select(4, 1, 2, 3)',
+     'boolean:true|number:1|number:3|'),
+    ('local t = {} for i = 1, 10 do t[i] = i end local s = 0 for i, v in ipairs(t) do if i > 5 then break end s = s + v end return s',
+     'boolean:true|number:15|'),
+    ('local t = setmetatable({}, {__index = function(t, i) if i <= 3 then return i * 10 end end}) local s = 0 for i, v in ipairs(t) do s = s + v end return s',
+     'boolean:true|number:0|'),
+    ("local calls = 0 local function it(s, c) calls = calls + 1 if c < 3 then return c + 1, 'v' end end for a, b, c in it, nil, 0 do end return calls",
+     'boolean:true|number:4|'),
+    ('for k, v in next, {5} do return k, v end',
+     'boolean:true|number:1|number:5|'),
+    ('for k, v in pairs({}) do return 1 end return 2',
+     'boolean:true|number:2|'),
+    ('local x = 10 for x = 1, 2 do end return x',
+     'boolean:true|number:10|'),
+    ('local i = 1 for i = i, i + 2 do end return i',
+     'boolean:true|number:1|'),
+    ('for i = 1, 3 do local x = i if x == 2 then return x end end',
+     'boolean:true|number:2|'),
+    ("local s = '' for i = 3, 1, -1 do s = s .. i end for i = 1, 3, 2 do s = s .. i end return s",
+     'boolean:true|s:32113|'),
+    ('local s = 0 for i = 1, 2, 0.25 do s = s + 1 end return s',
+     'boolean:true|number:5|'),
+    ('local s = 0 for i = 0, 1, 0.1 do s = s + 1 end return s',
+     'boolean:true|number:11|'),
+    ("for i = 1, 3, 0 do return 'zero step runs' end return 'no'",
+     'boolean:true|s:no|'),
+    ("for i = 3, 1, 0 do return 'zero step runs' end return 'no'",
+     'boolean:true|s:zero step runs|'),
 ]
 
 
@@ -812,9 +926,47 @@ def test_stack_overflow_is_a_lua_error():
     assert sys.getrecursionlimit() == limit
 
 
-def test_recursion_a_few_hundred_deep_works():
+def test_recursion_two_thousand_deep_works():
+    import sys
+    limit = sys.getrecursionlimit()
     assert run("local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end "
-               "return f(300)") == (300,)
+               "return f(2000)") == (2000,)
+    assert sys.getrecursionlimit() == limit
+
+
+def test_stack_overflow_whatever_the_process_recursion_limit(tmp_path):
+    # A process that raised its recursion limit must not let Lua recursion
+    # overflow the C stack (a crash); run in a child with a 2 MB thread stack.
+    import subprocess
+    import sys
+    code = (
+        "import sys, threading\n"
+        "sys.setrecursionlimit(100000)\n"
+        "from kvserver.lua.runtime import Runtime\n"
+        "from kvserver.lua.value import LuaError\n"
+        "out = []\n"
+        "def go():\n"
+        "    for src in (b'local function f() return 1 + f() end return f()',\n"
+        "                b'local function f() pcall(f) end f() return 1',\n"
+        "                b'local t = setmetatable({}, {}) getmetatable(t).__index = "
+        "function(t, k) return t[k] end return t.x'):\n"
+        "        try:\n"
+        "            out.append(Runtime().compile(src)())\n"
+        "        except LuaError as e:\n"
+        "            out.append(e.value)\n"
+        "threading.stack_size(2 * 1024 * 1024)\n"
+        "t = threading.Thread(target=go)\n"
+        "t.start()\n"
+        "t.join()\n"
+        "print(out, sys.getrecursionlimit())\n"
+    )
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == ("[b'user_script:1: stack overflow', (1,), "
+                                "b'user_script:1: stack overflow'] 100000")
 
 
 class Killed(BaseException):
@@ -841,6 +993,23 @@ def test_hook_interrupts_an_endless_loop_through_pcall():
         calls.clear()
         with pytest.raises(Killed):
             rt.compile(src)()
+
+
+def test_hook_interrupts_metamethod_recursion_without_calls():
+    # __index here has no call and no loop (no hook of its own): the runtime
+    # counts metamethod calls, so 2^24 of them are interruptible
+    rt = Runtime()
+    calls = []
+
+    def hook():
+        calls.append(1)
+        if len(calls) > 3:
+            raise Killed()
+    rt.hook = hook
+    src = (b"local mt = {} mt.__index = function(t, k) if #k > 24 then return 'x' end "
+           b"return t[k .. 'a'] .. t[k .. 'b'] end return #setmetatable({}, mt).a")
+    with pytest.raises(Killed):
+        rt.compile(src)()
 
 
 def test_hook_is_called_every_interval():

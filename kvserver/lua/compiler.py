@@ -50,6 +50,17 @@ def _num_lit(v: int | float) -> str:
     return f"({r})" if r.startswith("-") else r
 
 
+def _small_int(code: str, kind: int) -> bool:
+    """A constant integer operand small enough that +/- need no 2^53 check."""
+    if kind != NUM:
+        return False
+    try:
+        v = int(code.strip("()"))
+    except ValueError:
+        return False
+    return -(1 << 20) < v < (1 << 20)
+
+
 def _name_desc(e: tuple, fn: Func) -> str | None:
     """How Lua 5.1's getobjname names the value of expression e (None: no name)."""
     tag = e[0]
@@ -145,7 +156,7 @@ class CodeGen:
         params = [f"{p.pyname}=None" for p in f.params]
         va = f"_va{self.nfunc}"
         params.append(f"*{va}")
-        kw = [f"{v.pyname}={v.pyname}" for v in f.upvals.values()]
+        kw = [f"{v.pyname}={v.pyname}" for v in f.upvals.values() if v.cell]
         if kw:
             params.extend(kw)
         saved_line = self.line, self.cur
@@ -157,11 +168,14 @@ class CodeGen:
         self.vararg_name = va
         self.conditional = 0
         self.emit("global _hc")
-        self.emit("if (_hc := _hc - 1) < 0: _tick()")
+        if f.has_call:
+            # a leaf (no calls, no loops) does bounded work; metamethods it
+            # triggers are counted where the runtime calls them
+            self.emit("if (_hc := _hc - 1) < 0: _tick()")
         if f.has_loop:
             self.emit("_hk = _hc")
         for p in f.params:
-            if p.captured:
+            if p.cell:
                 self.emit(f"{p.pyname} = [{p.pyname}]")
         self.block(f.body)
         if not f.body or f.body[-1][0] != "return":
@@ -203,7 +217,7 @@ class CodeGen:
         names = [v.pyname for v in vs]
         self.assign_values(names, exprs)
         for v in vs:
-            if v.captured:
+            if v.cell:
                 self.emit(f"{v.pyname} = [{v.pyname}]")
 
     def assign_values(self, names: list[str], exprs: list) -> None:
@@ -239,7 +253,7 @@ class CodeGen:
     def st_localfunc(self, st: tuple) -> None:
         v: Var = st[1]
         f: Func = st[2]
-        if v.captured:
+        if v.cell:
             self.emit(f"{v.pyname} = [None]")
             self.nfunc += 1
             name = f"_f{self.nfunc}"
@@ -294,9 +308,9 @@ class CodeGen:
         tag = t[0]
         if tag == "local":
             v = t[1]
-            self.emit(f"{v.pyname}[0] = {code}" if v.captured else f"{v.pyname} = {code}")
+            self.emit(f"{v.pyname}[0] = {code}" if v.cell else f"{v.pyname} = {code}")
         elif tag == "upval":
-            self.emit(f"{t[1].pyname}[0] = {code}")
+            self.emit(f"{t[1].pyname}[0] = {code}")      # assigned: always a cell
         elif tag == "global":
             self.emit(f"_setglobal({_bytes_lit(t[1])}, {code})")
         else:   # pragma: no cover - the parser only makes assignable targets
@@ -321,10 +335,23 @@ class CodeGen:
         d = repr(desc)
         if kkind == STR:
             fast = f"{ocode}._set_hash({kcode}, {vcode})"
+            self.emit(f"if type({ocode}) is _LT and {ocode}.metatable is None: {fast}")
+            self.emit(f"else: _setindex({ocode}, {kcode}, {vcode}, {d})")
+            return
+        # array part inline: overwrite t[i] (1 <= i <= #arr) or append t[#arr + 1]
+        # when the hash part is empty (nothing to move into the array then)
+        o, k, v = ocode, kcode, vcode
+        self.emit(f"if type({o}) is _LT and {o}.metatable is None:")
+        self.indent += 1
+        if vkind == NIL:
+            self.emit(f"{o}.set({k}, None)")
         else:
-            fast = f"{ocode}.set({kcode}, {vcode})"
-        self.emit(f"if type({ocode}) is _LT and {ocode}.metatable is None: {fast}")
-        self.emit(f"else: _setindex({ocode}, {kcode}, {vcode}, {d})")
+            self.emit(f"if type({k}) is int and {v} is not None and 0 < {k} <= len({o}.arr): {o}.arr[{k} - 1] = {v}")
+            self.emit(f"elif type({k}) is int and {v} is not None and {k} == len({o}.arr) + 1 and not {o}.hash: "
+                      f"{o}.arr.append({v})")
+            self.emit(f"else: {o}.set({k}, {v})")
+        self.indent -= 1
+        self.emit(f"else: _setindex({o}, {k}, {v}, {d})")
 
     def st_return(self, st: tuple) -> None:
         exprs = st[1]
@@ -411,14 +438,14 @@ class CodeGen:
         a = self.expr_single(start)[0]
         b = self.expr_single(stop)[0]
         c = self.expr_single(step)[0] if step is not None else "1"
-        if v.captured:
+        if v.cell:
             target = self.tmp()
         else:
             target = v.pyname
         self.emit(f"for {target} in _forrange({a}, {b}, {c}):")
         self.indent += 1
         self.hook_line()
-        if v.captured:
+        if v.cell:
             self.emit(f"{v.pyname} = [{target}]")
         self.block(body)
         self.indent -= 1
@@ -430,13 +457,13 @@ class CodeGen:
         self.assign_values([t1, t2, t3], exprs)
         targets = []
         for v in vs:
-            targets.append(self.tmp() if v.captured else v.pyname)
+            targets.append(self.tmp() if v.cell else v.pyname)
         tcode = ", ".join(targets) + ("," if n == 1 else "")
         self.emit(f"for {tcode} in _forin({t1}, {t2}, {t3}, {n}):")
         self.indent += 1
         self.hook_line()
         for v, t in zip(vs, targets):
-            if v.captured:
+            if v.cell:
                 self.emit(f"{v.pyname} = [{t}]")
         self.block(body)
         self.indent -= 1
@@ -552,12 +579,13 @@ class CodeGen:
             return "False", BOOL
         if tag == "local":
             v = e[1]
-            return (f"{v.pyname}[0]" if v.captured else v.pyname), SIMPLE
+            return (f"{v.pyname}[0]" if v.cell else v.pyname), SIMPLE
         if tag == "upval":
-            return f"{e[1].pyname}[0]", SIMPLE
+            v = e[1]
+            return (f"{v.pyname}[0]" if v.cell else v.pyname), SIMPLE
         if tag == "global":
             k = _bytes_lit(e[1])
-            return f"(_Gh.get({k}) or _getglobal({k}))", COMPLEX
+            return f"(_Gget({k}) or _getglobal({k}))", COMPLEX
         if tag == "vararg":
             va = self.vararg_name
             return f"({va}[0] if {va} else None)", COMPLEX
@@ -769,7 +797,11 @@ class CodeGen:
         slow_args = f"{ta}, {tb}, {da}, {db}"
         if op == "+" or op == "-" or op == "*":
             r = self.tmp()
-            if op == "*":
+            if op != "*" and (_small_int(ta, akind) or _small_int(tb, bkind)):
+                # ints are below 2^53 and a small constant moves them by little:
+                # no rounding to doubles to check for (2^33 steps to get there)
+                fast = f"{ta} {op} {tb}"
+            elif op == "*":
                 # a zero product may be -0 in Lua (doubles): the slow path decides
                 fast = f"({r} if -{_M53} < ({r} := {ta} * {tb}) < {_M53} and {r} else _mulfix({ta}, {tb}))"
             else:

@@ -143,7 +143,6 @@ class Lexer:
 
     def _read_long(self, level: int, comment: bool) -> bytes:
         src = self.src
-        start_line = self.line
         p = self.pos + level + 2
         if src[p:p + 2] == b"\r\n" or src[p:p + 2] == b"\n\r":
             p += 2
@@ -159,28 +158,24 @@ class Lexer:
             what = "unfinished long comment" if comment else "unfinished long string"
             raise self.error(what, "<eof>")
         body = src[p:end]
-        if level == 0 and not comment:
-            nested = body.find(b"[[")
-            if nested >= 0:               # LUA_COMPAT_LSTR == 1, as Lua 5.1 is built
-                self.line += body.count(b"\n", 0, nested)
-                raise self.error("nesting of [[...]] is deprecated", "[")
+        # Redis builds Lua without LUA_COMPAT_LSTR: "[[" inside "[[...]]" is plain text
         self.line += body.count(b"\n")
         self.pos = end + len(close)
-        del start_line
         return body.replace(b"\r\n", b"\n")
 
     def _read_number(self) -> tuple:
         src = self.src
         n = len(src)
         start = p = self.pos
-        # Lua 5.1 read_numeral: digits and dots, then an exponent with sign, then alnum/_
+        # Lua 5.1 read_numeral: digits and dots, then an exponent with sign, then
+        # letters, digits and '_' (so "0xA.8" ends before the dot)
         while p < n and (src[p] in _DIGITS or src[p] == 46):
             p += 1
         if p < n and src[p] in b"eE":
             p += 1
             if p < n and src[p] in b"+-":
                 p += 1
-        while p < n and (src[p] in _NAME_CHARS or src[p] == 46):
+        while p < n and src[p] in _NAME_CHARS:
             p += 1
         text = src[start:p]
         self.pos = p

@@ -33,14 +33,22 @@ _BLOCK_FOLLOW = frozenset(("else", "elseif", "end", "until", "eof"))
 class Var:
     """A Lua local variable."""
 
-    __slots__ = ("name", "id", "func", "captured", "pyname")
+    __slots__ = ("name", "id", "func", "captured", "pyname", "reassigned", "in_loop")
 
     def __init__(self, name: str, vid: int, func: "Func") -> None:
         self.name = name
         self.id = vid
         self.func = func
-        self.captured = False
+        self.captured = False        # an inner function uses it
+        self.reassigned = False      # assigned after its declaration
+        self.in_loop = False         # declared in a loop body (a fresh one per iteration)
         self.pyname = f"v{vid}_{name}"
+
+    @property
+    def cell(self) -> bool:
+        """Whether it lives in a one-item list. A captured local that is set once
+        and declared outside loops is shared through a plain Python closure."""
+        return self.captured and (self.reassigned or self.in_loop)
 
 
 class Func:
@@ -56,6 +64,7 @@ class Func:
         self.body: list = []
         self.name = ""                      # for tracebacks only
         self.has_loop = False
+        self.has_call = False               # a call or method call in its own body
 
 
 class Parser:
@@ -127,7 +136,9 @@ class Parser:
     # -- scopes -----------------------------------------------------------------
     def new_var(self, name: str) -> Var:
         self.nvars += 1
-        return Var(name, self.nvars, self.fs)
+        v = Var(name, self.nvars, self.fs)
+        v.in_loop = self.loops > 0
+        return v
 
     def activate(self, v: Var) -> None:
         fs = self.fs
@@ -280,6 +291,7 @@ class Parser:
                 step = self.expr()
             self.checknext("do")
             v = self.new_var(name)
+            v.in_loop = True
             n = len(fs.active)
             self.activate(v)
             body = self.loop_block()
@@ -297,6 +309,7 @@ class Parser:
             n = len(fs.active)
             vs = [self.new_var(nm) for nm in names]
             for v in vs:
+                v.in_loop = True
                 self.activate(v)
             body = self.loop_block()
             del fs.active[n:]
@@ -344,6 +357,8 @@ class Parser:
             target = ("index", target, ("str", key.encode("latin-1")), line)
             is_method = True
         f = self.body(is_method, line, fullname)
+        if target[0] == "local" or target[0] == "upval":
+            target[1].reassigned = True
         return ("assign", [target], [("function", f)], line)
 
     def localstat(self, line: int) -> tuple:
@@ -370,6 +385,9 @@ class Parser:
             break
         self.checknext("=")
         exprs = self.explist()
+        for t in targets:
+            if t[0] == "local" or t[0] == "upval":
+                t[1].reassigned = True
         return ("assign", targets, exprs, line)
 
     # -- functions ---------------------------------------------------------------
@@ -515,9 +533,11 @@ class Parser:
                 name = self.checkname()
                 args = self.funcargs()
                 e = ("method", e, name.encode("latin-1"), args, line)
+                self.fs.has_call = True
             elif kind == "(" or kind == "string" or kind == "{":
                 args = self.funcargs()
                 e = ("call", e, args, line)
+                self.fs.has_call = True
             else:
                 return e
 

@@ -45,7 +45,11 @@ MAX_UNPACK = 8000              # LUAI_MAXCSTACK: "too many results to unpack"
 # Longest string '..' may build (not in Lua, which grows until memory runs out):
 # Redis's proto-max-bulk-len default, the same cap lib_string puts on rep/gsub/concat.
 MAX_STRING = 512 * 1024 * 1024
-# Python frames a Lua call may take at most; scripts recurse until "stack overflow".
+# Python's recursion limit while a chunk runs: a Lua call takes one Python frame
+# (two or three through pcall or a metamethod), so Lua code recurses about 2900
+# deep before "stack overflow" (C Lua: 20000). Measured: every recursion shape
+# of tests/test_lua_core.py survives 4000 in a thread with a 2 MB stack, not 8000.
+LUA_RECURSION_LIMIT = 3000
 DEFAULT_HOOK_INTERVAL = 1000
 # Nesting allowed while parsing/compiling a chunk (MAX_LEVELS levels each take a few frames).
 _COMPILE_RECURSION = 6000
@@ -241,6 +245,7 @@ class Runtime:
         self._hook_interval = DEFAULT_HOOK_INTERVAL
         self._hook_count = DEFAULT_HOOK_INTERVAL
         self.print_handler: Callable[[bytes], None] | None = None
+        self._running = False           # a chunk is running (nested chunks keep its limit)
         self._helpers = self._make_helpers()
         from . import baselib
         baselib.open(self)
@@ -315,6 +320,29 @@ class Runtime:
         main = g["_lua_main"]
 
         def chunk(*args: Any) -> tuple:
+            if rt._running:
+                return run(args)
+            # The outermost chunk runs under LUA_RECURSION_LIMIT whatever the
+            # process's limit is: deep Lua recursion then stops with "stack
+            # overflow" long before the C stack (2 MB in the smallest thread
+            # stacks measured) can overflow.
+            old = sys.getrecursionlimit()
+            changed = False
+            if old != LUA_RECURSION_LIMIT:
+                try:
+                    sys.setrecursionlimit(LUA_RECURSION_LIMIT)
+                    changed = True
+                except RecursionError:      # already deeper than that: keep the limit
+                    pass
+            rt._running = True
+            try:
+                return run(args)
+            finally:
+                rt._running = False
+                if changed:
+                    sys.setrecursionlimit(old)
+
+        def run(args: tuple) -> tuple:
             try:
                 return main(*args)
             except LuaError as e:
@@ -429,7 +457,12 @@ class Runtime:
                                 % (op, desc.encode("latin-1"), type_name(v).encode()))
             return LuaError(b"attempt to %s a %s value" % (op, type_name(v).encode()))
 
+        check_hook = rt.check_hook
+
         def call_tm(h, *args):
+            # counted here: a metamethod may be a leaf function, which has no
+            # hook call of its own, and metamethods can recurse without calls
+            check_hook()
             if type(h) is _FN:
                 return h(*args)
             return callable_(h, None)(*args)
@@ -440,6 +473,7 @@ class Runtime:
                 # Lua calls __call only when it is a function (no chains)
                 if h is not None and type(h) is not LT and callable(h) and type(h) is not bytes:
                     def bound(*args):
+                        check_hook()
                         return h(f, *args)
                     return bound
             elif callable(f) and type(f) not in (bytes, bool, int, float):
@@ -818,7 +852,7 @@ class Runtime:
         def forin(f, s, c, n):
             if n <= 2 and type(s) is LT and c is None and f is lua_next:
                 return pairs_iter(s, n)
-            if n <= 2 and type(s) is LT and c == 0 and f is ipairs_aux:
+            if n <= 2 and type(s) is LT and type(c) is int and c == 0 and f is ipairs_aux:
                 return ipairs_iter(s, n)
             return generic_for(f, s, c, n)
 
@@ -895,7 +929,7 @@ class Runtime:
         self._metatable = metatable
         return {
             "_LT": LT, "_FN": _FN, "_NUM": _NUM, "_MAXS": MAX_STRING, "_N1": _N1, "_INF": _INF, "_NAN": _NAN,
-            "_Gh": Gh, "_getglobal": getglobal, "_setglobal": setglobal,
+            "_Gh": Gh, "_Gget": Gh.get, "_getglobal": getglobal, "_setglobal": setglobal,
             "_index": index, "_setindex": setindex, "_callable": callable_,
             "_add": add, "_sub": sub, "_mul": mul, "_div": div, "_mod": mod, "_pow": pow_,
             "_unm": unm, "_len": len_, "_concat": concat, "_concat2": concat2,
