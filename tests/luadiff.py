@@ -49,10 +49,13 @@ def lua_literal(v: Any) -> str:
     if type(v) is int:
         return str(v) if abs(v) < 2**53 else repr(float(v))
     if type(v) is float:
-        if v != v:   # x86's 0/0 is a NaN with the sign bit set ("-nan")
-            return "(0/0)" if math.copysign(1.0, v) < 0 else "(-(0/0))"
+        # Not 1/0 or 0/0: Lua 5.1's constant table keeps one slot for 0 and -0, so
+        # in a chunk that also has a -0.0 literal, 1/0 is -inf. x86's inf - inf is
+        # a NaN with the sign bit set ("-nan").
+        if v != v:
+            return "(math.huge-math.huge)" if math.copysign(1.0, v) < 0 else "(-(math.huge-math.huge))"
         if math.isinf(v):
-            return "(1/0)" if v > 0 else "(-1/0)"
+            return "math.huge" if v > 0 else "(-math.huge)"
         return repr(v)
     if type(v) is bytes:
         return '"' + "".join(chr(c) if 32 <= c < 127 and c not in (34, 92) else "\\%03d" % c

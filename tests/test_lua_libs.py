@@ -12,6 +12,7 @@ interruption, complexity).
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from luadiff import (REDIS_SERVER, Lua, Redis, lua_expr, lua_literal, py_run, py_value, redis_run, runtime_run,
+from luadiff import (REDIS_SERVER, Lua, Redis, lua_expr, lua_literal, py_run, py_ser, py_value, redis_run, runtime_run,
                      start_redis)  # noqa: E402
 
 from kvserver.lua import lib_bit, lib_cjson, lib_cmsgpack, lib_struct  # noqa: E402
@@ -757,6 +758,237 @@ def test_random_patterns_against_redis(redis_conn, monkeypatch, lane):
     for i, (a, b) in enumerate(zip(ours_, theirs_)):
         assert a == b, (pairs[i // 4], i % 4, a, b)
     assert len(ours_) == len(theirs_)
+
+
+RANDOM_FORMAT_LUA = r"""
+local out = {}
+for i = 1, #ARGV, 3 do
+  local fmt, kind, v = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if kind == 'n' then v = tonumber(v) end
+  local ok, r = pcall(string.format, fmt, v)
+  out[#out + 1] = (ok and 'ok:' or 'E:') .. tostring(r)
+end
+return out
+"""
+
+
+def test_random_format_specs_against_redis(redis_conn):
+    import random
+    from kvserver.lua.value import str_to_number
+    rnd = random.Random(7)
+    values = [b"0", b"1", b"-1", b"42", b"-42", b"3.14159", b"-2.5", b"0.5", b"1e10", b"-1e-5", b"123456789",
+              b"4294967296", b"1e300", b"-0", b"255", b"65", b"0.1", b"9007199254740993", b"1.5e-300"]
+    strings = [b"", b"abc", b"hello world", b"a\nb", b"x" * 120]
+    cases = []
+    for _ in range(600):
+        flags = bytes(rnd.choice(b"-+ #0") for _ in range(rnd.choice([0, 0, 1, 1, 2, 3])))
+        width = str(rnd.randint(0, 25)).encode() if rnd.random() < 0.5 else b""
+        prec = (b"." + (str(rnd.randint(0, 20)).encode() if rnd.random() < 0.8 else b"")) \
+            if rnd.random() < 0.4 else b""
+        conv = bytes([rnd.choice(b"diouxXeEfgGcsq")])
+        if conv in b"sq" and rnd.random() < 0.7:
+            kind, v = b"s", rnd.choice(strings)
+        else:
+            kind, v = b"n", rnd.choice(values)
+        cases.append((b"[%" + flags + width + prec + conv + b"]", kind, v))
+    theirs_ = redis_conn.call("EVAL", RANDOM_FORMAT_LUA, "0", *[x for c in cases for x in c])
+    assert not isinstance(theirs_, Exception), theirs_
+    fmt = lib_fn("string.format")
+    for (f, kind, v), b in zip(cases, theirs_):
+        # (value.str_to_number(b"-0") is 0, Lua's tonumber("-0") is -0: reported, not ours)
+        arg = (-0.0 if v == b"-0" else str_to_number(v)) if kind == b"n" else v
+        try:
+            a = b"ok:" + fmt(f, arg)[0]
+        except LuaError as e:
+            a = b"E:" + e.value
+        assert a == b, (f, kind, v)
+    assert len(theirs_) == len(cases)
+
+
+RANDOM_LIB_LUA = r"""
+local function num(n)
+  if n ~= n then return string.format('%f', n) end
+  if n == 1/0 then return 'inf' elseif n == -1/0 then return '-inf' end
+  return string.format('%.17g', n)
+end
+local ser
+ser = function(v, d)
+  local t = type(v)
+  if t == 'string' then return 's:' .. v
+  elseif t == 'number' then return 'n:' .. num(v)
+  elseif t == 'nil' then return 'nil'
+  elseif t == 'boolean' then return 'b:' .. tostring(v)
+  elseif t == 'table' then
+    if d > 20 then return 't:deep' end
+    local keys = {}
+    for k in pairs(v) do keys[#keys+1] = k end
+    table.sort(keys, function(a, b)
+      local ta, tb = type(a), type(b)
+      if ta ~= tb then return ta < tb end
+      if ta == 'number' or ta == 'string' then return a < b end
+      return tostring(a) < tostring(b)
+    end)
+    local parts = {}
+    for _, k in ipairs(keys) do parts[#parts+1] = ser(k, d+1) .. '=' .. ser(v[k], d+1) end
+    return 't:{' .. table.concat(parts, ',') .. '}'
+  elseif t == 'userdata' then
+    if v == cjson.null then return 'cjson.null' end
+    return 'userdata'
+  else return t end
+end
+local fn = ({decode = cjson.decode, unpack = cmsgpack.unpack,
+             unpack_struct = function(s) return struct.unpack(s, string.rep('\1\2\3\4', 16)) end})[KEYS[1]]
+local out = {}
+for i = 1, #ARGV do
+  local r = {pcall(fn, ARGV[i])}
+  if not r[1] then out[#out+1] = 'E:' .. tostring(r[2])
+  else
+    local parts = {}
+    for j = 2, table.maxn(r) do parts[#parts+1] = ser(r[j], 0) end
+    out[#out+1] = table.concat(parts, ' ')
+  end
+end
+return out
+"""
+
+
+def _random_json(rnd, depth=0):
+    r = rnd.random()
+    if depth > 4 or r < 0.45:
+        return rnd.choice([b"1", b"-0", b"0.5", b"-12.5e3", b"1E400", b"true", b"false", b"null", b'"x"',
+                           b'"a\\u00e9\\n\\/b"', b'"\\ud83d\\ude00"', b"123456789012345678", b"1e-400",
+                           b'""', b'"\xc3\xa9"', b"NaN", b"-Infinity", b"0x1F", b"+5", b"007", b"1.", b"nan"])
+    if r < 0.75:
+        items = [_random_json(rnd, depth + 1) for _ in range(rnd.randint(0, 4))]
+        return b"[" + b",".join(items) + b"]"
+    items = [b'"k%d":' % rnd.randint(0, 3) + _random_json(rnd, depth + 1) for _ in range(rnd.randint(0, 4))]
+    return b"{" + b",".join(items) + b"}"
+
+
+def _mutate(rnd, text):
+    r = rnd.random()
+    if r < 0.6 or not text:
+        return text
+    i = rnd.randrange(len(text))
+    if r < 0.75:
+        return text[:i] + text[i + 1:]
+    if r < 0.9:
+        return text[:i] + bytes([rnd.choice(b'[]{},:"\\ x0\t')]) + text[i:]
+    return text[:i]
+
+
+def _our_lib_results(fn, inputs):
+    out = []
+    for x in inputs:
+        try:
+            r = fn(x)
+        except LuaError as e:
+            out.append(b"E:" + e.value)
+            continue
+        r = list(r)
+        while r and r[-1] is None:   # table.maxn drops trailing nils
+            r.pop()
+        out.append(b" ".join(py_ser(v, 0, NULL) for v in r))
+    return out
+
+
+def _compare_random(redis_conn, which, fn, inputs):
+    theirs_ = redis_conn.call("EVAL", RANDOM_LIB_LUA, "1", which, *inputs)
+    assert not isinstance(theirs_, Exception), theirs_
+    # (struct.unpack runs inside a Lua wrapper there: its argument errors carry that line)
+    theirs_ = [re.sub(rb"^E:user_script:\d+: ", b"E:", x) for x in theirs_]
+    ours_ = _our_lib_results(fn, inputs)
+    for x, a, b in zip(inputs, ours_, theirs_):
+        assert a == b, x
+    assert len(ours_) == len(theirs_) == len(inputs)
+
+
+def test_random_json_against_redis(redis_conn):
+    import random
+    rnd = random.Random(5)
+    texts = [_mutate(rnd, _random_json(rnd)) for _ in range(500)]
+    _compare_random(redis_conn, "decode", lib_fn("cjson.decode"), texts)
+
+
+def test_random_msgpack_against_redis(redis_conn):
+    import random
+    rnd = random.Random(6)
+    pack = lib_fn("cmsgpack.pack")
+    inputs = []
+    for _ in range(400):
+        v = py_value(_random_lua_value(rnd))
+        data = pack(v)[0]
+        r = rnd.random()
+        if r < 0.3 and data:
+            i = rnd.randrange(len(data))
+            data = data[:i] + bytes([rnd.randrange(256)]) + data[i + 1:]
+        elif r < 0.4:
+            data = data[:rnd.randrange(len(data) + 1)]
+        inputs.append(data)
+    _compare_random(redis_conn, "unpack", lib_fn("cmsgpack.unpack"), inputs)
+
+
+def test_random_struct_formats_against_redis(redis_conn):
+    import random
+    rnd = random.Random(8)
+    unpack = lib_fn("struct.unpack")
+    data = b"\1\2\3\4" * 16
+    fmts = []
+    for _ in range(400):
+        parts = []
+        for _ in range(rnd.randint(1, 5)):
+            c = rnd.choice(b"bBhHlLTiIfdcxs<>! ?")
+            n = str(rnd.choice([1, 2, 3, 4, 8, 16])).encode() if c in b"iIc!" and rnd.random() < 0.6 else b""
+            parts.append(bytes([c]) + n)
+        fmts.append(b"".join(parts))
+    _compare_random(redis_conn, "unpack_struct", lambda f: unpack(f, data), fmts)
+
+
+def _random_encodable(rnd, depth=0):
+    """Values whose cjson/cmsgpack encoding does not depend on hash order (<= 1 non-array key)."""
+    r = rnd.random()
+    if depth > 3 or r < 0.45:
+        # (no -0.0: Lua 5.1's constant table shares one slot for 0 and -0 within a chunk)
+        return rnd.choice([0, 1, -1, 0.5, 1e15, 1e-7, 2**53, 1 / 3, 1e300, math.inf, b"", b"a/b",
+                           b"q\"\\\n\x01\x7f\xe9", True, False, Lua("cjson.null", NULL), 255, -2**31 - 1])
+    if r < 0.75:
+        return [_random_encodable(rnd, depth + 1) for _ in range(rnd.randint(0, 5))]
+    k = rnd.choice([b"k", 1, 2, 3, 11, 30, 0, -1, 2.5, True])
+    return {k: _random_encodable(rnd, depth + 1)}
+
+
+def test_random_encodings_against_redis(redis_conn):
+    import random
+    rnd = random.Random(21)
+    values = [_random_encodable(rnd) for _ in range(300)]
+    script = ("local cases = {" + ",".join("function() return %s end" % lua_literal(v) for v in values) + "}\n"
+              "local out = {}\n"
+              "for i, f in ipairs(cases) do\n"
+              "  local ok, j = pcall(cjson.encode, f())\n"
+              "  local ok2, m = pcall(cmsgpack.pack, f())\n"
+              "  out[#out+1] = (ok and 'ok:' or 'E:') .. j\n"
+              "  out[#out+1] = (ok2 and 'ok:' or 'E:') .. m\n"
+              "end\nreturn out")
+    theirs_ = redis_conn.call("EVAL", script, "0")
+    assert not isinstance(theirs_, Exception), theirs_
+    for i, v in enumerate(values):
+        for j, fn in enumerate((lib_fn("cjson.encode"), lib_fn("cmsgpack.pack"))):
+            try:
+                a = b"ok:" + fn(py_value(v))[0]
+            except LuaError as e:
+                a = b"E:" + e.value
+            assert a == theirs_[2 * i + j], (lua_literal(v), j)
+
+
+def _random_lua_value(rnd, depth=0):
+    r = rnd.random()
+    if depth > 3 or r < 0.5:
+        return rnd.choice([0, 1, -1, 127, 128, -33, 255, 256, 65535, 65536, 2**32, -2**31 - 1, 2**40, 1.5,
+                           0.1, -0.0, 1e300, b"", b"abc", b"x" * 40, b"y" * 300, True, False])
+    if r < 0.8:
+        return [_random_lua_value(rnd, depth + 1) for _ in range(rnd.randint(0, 5))]
+    return {rnd.choice([b"a", b"b", 1, 2, 5, 1.5]): _random_lua_value(rnd, depth + 1)
+            for _ in range(rnd.randint(1, 4))}
 
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda s: s[0][:80])

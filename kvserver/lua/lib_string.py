@@ -329,6 +329,10 @@ def str_format(*args: Any) -> tuple:
         spec = fmt[i:p]        # flags, width, precision (no '%', no conversion)
         conv = fmt0[p]
         i = p + 1
+        if has_prec and 48 in flags and conv in b"diouxX":
+            # C ignores '0' for an integer conversion with a precision (Python does not)
+            flags = flags.replace(b"0", b"")
+            spec = flags + fmt[w0:p]
         if conv == 100 or conv == 105:      # d i
             v = to_integer(check_num(args, arg, "format"))
             if v == 0 and has_prec and _prec(spec) == 0:
@@ -387,6 +391,9 @@ def _format_char(flags: bytes, width: int, v: int) -> bytes:
 
 
 def _format_unsigned(spec: bytes, flags: bytes, conv: int, v: int, has_prec: bool) -> bytes:
+    if 35 in flags and conv == 117:
+        spec = spec.replace(b"#", b"")      # '#' means nothing for %u
+        flags = flags.replace(b"#", b"")
     if 35 in flags:
         # C's '#': octal gets a leading 0 unless the digits start with one;
         # hex gets 0x/0X only for a nonzero value (Python would write 0o / 0x0).
