@@ -920,17 +920,19 @@ READONLY_ERROR = b"Attempt to modify a readonly table"
 
 
 def _readonly(*_args: Any) -> Any:
-    """A write to a locked table: Redis's error, with a position unless rawset made it."""
-    frame = sys._getframe(2)
+    """A write to a locked table: Redis's error, with a position unless a library
+    function (C in Redis: rawset, setmetatable, table.insert...) made it."""
+    err = LuaError(READONLY_ERROR)
+    frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_code.co_name == "lua_rawset":
-            err = LuaError(READONLY_ERROR)
-            err.lua_positioned = True   # a C function in Redis: no "user_script:N:" prefix
-            raise err
         if "__lua_chunk__" in frame.f_globals:
+            break       # compiled Lua code made the write: Lua adds the position
+        name = frame.f_code.co_filename.rsplit("/", 1)[-1]
+        if name == "baselib.py" or name.startswith("lib_"):
+            err.lua_positioned = True   # a C function in Redis: no "user_script:N:"
             break
         frame = frame.f_back
-    raise LuaError(READONLY_ERROR)
+    raise err
 
 
 class _ReadonlyDict(dict):
@@ -956,8 +958,8 @@ def lock_globals(rt: Any) -> Any:
     is needed): assigning a global, a library field, or rawset on them raises
     "Attempt to modify a readonly table". Reading an undefined global raises
     Redis's error (the globals' ``__index``). Metatables reachable from the
-    globals (and the string metatable) are locked too, and a locked table's
-    metatable cannot be replaced (``__metatable``). Returns the function
+    globals (and the string metatable) are locked too, and ``setmetatable``
+    refuses a locked table. Returns the function
     that sets a global anyway (KEYS and ARGV, new tables on every run, which
     scripts may change as in Redis).
     """
@@ -969,10 +971,7 @@ def lock_globals(rt: Any) -> Any:
 
     meta = LuaTable()
     meta.set(b"__index", nonexistent)
-    meta.set(b"__metatable", False)
     g.metatable = meta
-    guard = LuaTable()           # the metatable of locked tables that had none
-    guard.set(b"__metatable", False)
     seen: set = set()
 
     def lock(t: LuaTable) -> None:
@@ -982,12 +981,20 @@ def lock_globals(rt: Any) -> Any:
         for _k, v in list(t.items()):
             if type(v) is LuaTable:
                 lock(v)
-        if t.metatable is None:
-            t.metatable = guard
-        else:
+        if t.metatable is not None:
             lock(t.metatable)
         t.hash = _ReadonlyDict(t.hash)
         t.arr = _ReadonlyList(t.arr)
+    # setmetatable on a locked table is a write to it, refused as Redis refuses it.
+    base_setmetatable = g.get(b"setmetatable")
+    if base_setmetatable is not None:
+        def setmetatable(*args: Any) -> tuple:
+            if args and type(args[0]) is LuaTable and type(args[0].hash) is _ReadonlyDict:
+                err = LuaError(READONLY_ERROR)
+                err.lua_positioned = True   # setmetatable is C in Redis: no position
+                raise err
+            return base_setmetatable(*args)
+        g.set(b"setmetatable", setmetatable)
     string_meta = getattr(rt, "string_meta", None)
     if type(string_meta) is LuaTable:
         lock(string_meta)
