@@ -601,6 +601,12 @@ def _busy_reply(ctx: RunContext, argv: list[bytes]) -> bytes:
                 writer.commit_now()   # what was applied before the script, not the script
             except Exception:  # noqa: BLE001 - exiting anyway
                 log.exception("commit before SHUTDOWN NOSAVE failed")
+        if core.config.pidfile:
+            try:
+                os.unlink(core.config.pidfile)   # as a graceful stop does (__main__)
+            except OSError:
+                pass
+        logging.shutdown()
         os._exit(0)
     core.stats.count_error(BUSY)
     return error_line(BUSY)
