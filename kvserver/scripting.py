@@ -332,6 +332,8 @@ def _status(text: bytes) -> LuaTable:
 
 
 _OK_TABLE_TEXT = b"OK"
+#: The largest integer a double (a Lua 5.1 number) holds exactly.
+_EXACT = 2 ** 53
 
 
 def reply_to_lua(reply: Any, resp: int) -> Any:
@@ -344,7 +346,8 @@ def reply_to_lua(reply: Any, resp: int) -> Any:
     if t is bytes:
         return reply
     if t is int:
-        return reply
+        # A Lua number is a double: an integer reply past 2^53 arrives rounded.
+        return reply if -_EXACT <= reply <= _EXACT else float(reply)
     if reply is None:
         return False if resp == 2 else None
     if reply is OK:
@@ -387,7 +390,8 @@ def _parse_resp(data: bytes, pos: int) -> tuple[Any, int]:
             return t, pos + n + 2
         return s, pos + n + 2
     if kind == b":":
-        return int(body), pos
+        n = int(body)
+        return (n if -_EXACT <= n <= _EXACT else float(n)), pos
     if kind == b"+":
         return _status(body), pos
     if kind == b"-":
@@ -1231,7 +1235,7 @@ def run_call(ctx: RunContext, args: tuple) -> Any:
     core.stats.total_commands += 1      # as Redis's call(): a script's commands count
     reply = ctx.dispatcher.run_command(client, cmd, argv)
     t = type(reply)
-    if t is bytes or t is int:
+    if t is bytes:
         return reply
     if t is Deferred:
         reply.future.cancel()

@@ -194,6 +194,15 @@ CASES: dict[str, list] = {
                 E("#!lua flags=\nreturn 1"), E("#! lua\nreturn 1"), E("#!\nreturn 1"),
                 E("#!lua flags=allow-stale,no-cluster,allow-cross-slot-keys\nreturn 3"),
                 E("#!lua\nerror('line two')")],
+    "binary-and-many-args": [
+        E("return {KEYS[1], ARGV[1], #ARGV[1]}", 1, b"k\x00\xff", b"\r\n\x00v\xfe"),
+        E("local t = {} for i = 1, 2000 do t[#t + 1] = 'k' .. i; t[#t + 1] = i end "
+          "redis.call('mset', unpack(t)) return redis.call('mget', 'k1', 'k2000', 'k2001')"),
+        E("return redis.call('set', KEYS[1], ARGV[1])", 1, b"bin\x00key", b"\x00\x01"),
+        ("GET", b"bin\x00key"),
+        E("return redis.call('incrby', 'ctr', ARGV[1])", 0, "9223372036854775806"),
+        E("return redis.call('incr', 'ctr')"), E("return redis.call('incr', 'ctr')"),
+        E("return tonumber(redis.call('get', 'ctr'))")],
     "select-in-script": [E("redis.call('select', 2) redis.call('set', 'k', 'db2') "
                            "return redis.call('get', 'k')"),
                          "GET k", "SELECT 2", "GET k", E("return redis.call('get', 'k')"),
