@@ -263,14 +263,25 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         return sock.fileno() if sock is not None else None
 
-    def busy_feed(self, data: bytes) -> list:
-        """Bytes read by the busy script: into this client's parser; the complete requests."""
+    def busy_feed(self, data: bytes) -> tuple[list, ProtocolError | None]:
+        """Bytes read by the busy script: into this client's parser.
+
+        Returns every complete request, and the protocol error after them if any.
+        """
         stats = self.core.stats
         stats.net_input_bytes += len(data)
         stats.reads_processed += 1
         self.client.last_interaction = monotonic()
-        self.parser.feed(data)
-        return self.parser.take_requests()
+        requests: list = []
+        try:
+            self.parser.feed(data)
+            while True:   # (one at a time for a client that must still authenticate)
+                batch = self.parser.take_requests()
+                if not batch:
+                    return requests, None
+                requests += batch
+        except ProtocolError as exc:
+            return requests, exc
 
     def busy_send(self, data: bytes) -> None:
         """Replies made in busy mode: nothing of this client is held, so they go out now."""

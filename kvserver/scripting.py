@@ -56,7 +56,7 @@ import time
 from typing import Any
 
 from .client import Deferred
-from .errors import CommandError, ProtocolError
+from .errors import CommandError
 from .lua.value import LuaError, LuaTable, str_to_number
 from .protocol import (OK, ErrorReply, Raw, encode, encode3, error_line,
                        format_double, split_args)
@@ -577,14 +577,12 @@ def serve_busy(ctx: RunContext) -> None:
         if not data:
             conn.busy_eof()
             continue
-        try:
-            requests = conn.busy_feed(data)
-        except ProtocolError as exc:
-            conn.busy_protocol_error(exc)
-            continue
+        requests, error = conn.busy_feed(data)
         replies = [_busy_reply(ctx, argv) for argv in requests]
         if replies:
             conn.busy_send(b"".join(replies))
+        if error is not None:
+            conn.busy_protocol_error(error)   # after the replies to what came before it
 
 
 def _busy_reply(ctx: RunContext, argv: list[bytes]) -> bytes:

@@ -504,6 +504,10 @@ def test_busy_script_and_script_kill(kind, kv_process, tmp_path):
         assert reply.raw == (b"-BUSY Redis is busy running a script. You can only call "
                              b"SCRIPT KILL or SHUTDOWN NOSAVE.\r\n")
         assert other.call("GET", "x").raw.startswith(b"-BUSY")
+        other.send(b"PING\r\n*2\r\n$3\r\nGET\r\n$1\r\nx\r\nPI")    # pipelined, one cut
+        assert other.read().raw.startswith(b"-BUSY") and other.read().raw.startswith(b"-BUSY")
+        other.send(b"NG\r\n")
+        assert other.read().raw.startswith(b"-BUSY")
         assert other.call("SCRIPT", "KILL").raw == b"+OK\r\n"
         killed = runner.read()
         assert killed.raw == (b"-ERR Script killed by user with SCRIPT KILL... script: "
