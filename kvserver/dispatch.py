@@ -73,7 +73,7 @@ MAX_BATCH_REPLY_BYTES = 256 * 1024
 FAST_LANE = {"get": 2, "set": 3, "incr": 2}
 
 #: Commands a client may run before authenticating (as in Redis).
-NO_AUTH_NEEDED = frozenset({"auth", "hello", "quit"})
+NO_AUTH_NEEDED = frozenset({"auth", "hello", "quit", "reset"})
 
 #: The mode table: what a client in each mode may run (None: everything).
 #: BLOCKED clients run nothing (the connection does not hand their requests
