@@ -267,13 +267,12 @@ def _dbfilename(text: str) -> str:
 
 
 def _notify_events(text: str) -> str:
-    """The classes as Redis stores them: read to flags, kept in its canonical spelling
-    (``KEA`` reads back as ``AKE``, as CONFIG GET shows it in Redis)."""
-    from .notify import flags_from_string, flags_to_string
-    flags = flags_from_string(text)
-    if flags is None:
+    """The classes as given (kvserver.notify reads them to flags; CONFIG GET shows
+    Redis's canonical spelling, see Config.get_text)."""
+    from .notify import flags_from_string
+    if flags_from_string(text) is None:
         raise ValueError(f"Invalid event class character. Use '{KEYSPACE_EVENT_CLASSES}'.")
-    return flags_to_string(flags)
+    return text
 
 
 def _octal(text: str) -> int:
@@ -501,6 +500,11 @@ class Config:
                             for c, h, s, t in value)
         if opt.name == "rename-command":
             return " ".join(f"{old} {new}" for old, new in value)
+        if opt.name == "notify-keyspace-events":
+            # As Redis's keyspaceEventsFlagsToString: KEA reads back as AKE
+            # (and an n next to A is not shown, though it is in force).
+            from .notify import flags_from_string, flags_to_string
+            return flags_to_string(flags_from_string(value) or 0)
         if opt.name == "latency-tracking-info-percentiles":
             return " ".join(format_percentile(p) for p in value)
         if opt.name == "save":

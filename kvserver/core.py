@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .config import Config
 from .keyspace import Keyspace
-from .notify import EXPIRED, effective_flags, flags_from_string
+from .notify import EXPIRED, NEW, effective_flags, flags_from_string
 from .pubsub import PubSub
 
 LogSink = Callable[[int, list], None]
@@ -236,6 +236,7 @@ class Core:
         #: that record's sync like any reply made after it (the durability rule
         #: in kvserver.pubsub).
         self.unit_pushes: list = []
+        self._arm_new_events()
 
     def command_stat(self, name: str) -> CommandStat:
         stat = self.command_stats.get(name)
@@ -331,6 +332,16 @@ class Core:
         if self.notify_flags & EXPIRED:
             self.keyspace_event(EXPIRED, b"expired", db_index, key)
 
+    def _arm_new_events(self) -> None:
+        """The ``new`` event (flag n) comes from the keyspace's write hook, armed only
+        while it is selected: key creation is found where keys are stored."""
+        wanted = bool(self.notify_flags & NEW)
+        if wanted != (self.keyspace._hooks.on_new is not None):
+            self.keyspace.set_new_listener(self._key_created if wanted else None)
+
+    def _key_created(self, db_index: int, key: bytes) -> None:
+        self.notify(NEW, b"new", db_index, key)
+
     def notify(self, kind: int, event: bytes, db_index: int, key: bytes) -> None:
         """A keyspace event (see kvserver.notify): one attribute test when none is wanted."""
         if self.notify_flags & kind:
@@ -340,6 +351,7 @@ class Core:
         changed_limit = config.maxmemory != self.config.maxmemory
         self.config = config
         self.notify_flags = effective_flags(flags_from_string(config.notify_keyspace_events) or 0)
+        self._arm_new_events()
         if changed_limit:
             self.sample_memory()
 

@@ -29,8 +29,8 @@ EXPIRED = 1 << 8    # x
 EVICTED = 1 << 9    # e
 STREAM = 1 << 10    # t
 KEY_MISS = 1 << 11  # m (not part of A)
-MODULE = 1 << 12    # d
-NEW = 1 << 13       # n (not part of A)
+MODULE = 1 << 13    # d (Redis's 1 << 12 is NOTIFY_LOADED, for modules only)
+NEW = 1 << 14       # n (not part of A)
 ALL = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE
 
 #: Config letter -> bits, as Redis's keyspaceEventsStringToFlags reads them.
