@@ -51,6 +51,12 @@ STREAM_SLICE = 256 * 1024
 #: the loop, even if the socket takes it all: other clients get their turn
 #: between slices, so one client's 400 MB GET does not stall them.
 STREAM_TURN_BYTES = 4 * 1024 * 1024
+#: Pub/sub messages for one subscriber are gathered for the rest of the loop
+#: turn and written as one chunk (one send for a publisher's whole pipeline,
+#: not one per message); past this many bytes they go at once, so a long
+#: pipeline of PUBLISH cannot gather without bound before the output limit
+#: (client-output-buffer-limit pubsub) gets a look at them.
+PUSH_GATHER_BYTES = 256 * 1024
 
 __all__ = ["Connection", "MAX_BATCH_REPLY_BYTES", "MAX_HELD_BYTES"]
 
@@ -61,7 +67,8 @@ class Connection(asyncio.Protocol):
     __slots__ = ("client", "core", "transport", "parser", "writer", "dispatcher", "_held",
                  "_held_bytes", "_paused", "_write_paused", "_closed", "_waiting",
                  "_executing", "server", "_soft_limit_since", "_backlog", "_stream",
-                 "_stream_bytes", "_close_when_sent", "_pump_scheduled", "_resume_mode", "_out")
+                 "_stream_bytes", "_close_when_sent", "_pump_scheduled", "_resume_mode", "_out",
+                 "_push_buf", "_push_bytes")
 
     def __init__(self, server: Any) -> None:
         core = server.core
@@ -100,6 +107,9 @@ class Connection(asyncio.Protocol):
         # The replies of the read being run (while _executing): a message this
         # client's own command publishes to it goes among them (send_push).
         self._out: list | None = None
+        # Pub/sub messages gathered this loop turn (send_push), and their size.
+        self._push_buf: list | None = None
+        self._push_bytes = 0
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -275,6 +285,13 @@ class Connection(asyncio.Protocol):
         reply, as Redis sends it. Never blocks the publisher: a subscriber
         that does not read is held to ``client-output-buffer-limit pubsub``.
         """
+        buf = self._push_buf
+        if buf is not None:   # the common case: more for this turn's chunk
+            buf.append(data)
+            size = self._push_bytes = self._push_bytes + len(data)
+            if size > PUSH_GATHER_BYTES:
+                self._flush_pushes()
+            return
         if self._closed:
             return
         if self._out is not None:
@@ -282,6 +299,20 @@ class Connection(asyncio.Protocol):
             # (_process counts one command per item in out; this is no command.)
             self.core.stats.total_commands -= 1
             return
+        self._push_buf = [data]
+        self._push_bytes = len(data)
+        asyncio.get_running_loop().call_soon(self._flush_pushes)
+
+    def _flush_pushes(self) -> None:
+        """Send the messages gathered this turn as one chunk (held like a reply if
+        writes before them are not durable yet: the LSN applied now covers them)."""
+        buf = self._push_buf
+        if buf is None:
+            return
+        self._push_buf = None
+        if self._closed:
+            return
+        data = buf[0] if len(buf) == 1 else b"".join(buf)
         writer = self.writer
         if self._held or writer.failed is not None or (
                 writer.applied_lsn > writer.durable_lsn and writer.holds_replies):
@@ -296,6 +327,8 @@ class Connection(asyncio.Protocol):
 
     def _emit(self, out: list, count: int) -> None:
         """Send (or hold until durable) one chunk of replies, keeping order."""
+        if self._push_buf is not None:
+            self._flush_pushes()   # messages gathered before these replies go first
         if count:
             if len(out) > 1:
                 try:

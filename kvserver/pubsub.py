@@ -183,17 +183,24 @@ class PubSub:
         listeners = (self.shard if shard else self.channels).get(channel)
         if listeners:
             kind = b"smessage" if shard else b"message"
-            parts = [kind, channel, message]
-            f2, f3 = frame(2, parts), frame(3, parts)
+            # The frame, made once for all (RESP3's differs in its first byte).
+            f2 = b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                len(kind), kind, len(channel), channel, len(message), message)
+            f3 = b">" + f2[1:]
+            count = len(listeners)
+            if not self.core.unit_depth and not self.patterns:
+                # The common case, sent here without building a target list.
+                for client in listeners:
+                    client.link.send_push(f2 if client.resp == 2 else f3)
+                return count
             for client in listeners:
                 targets.append((client, f2, f3))
-            count = len(listeners)
         if self.patterns and not shard:
             matchers = self._matchers
             for pattern, clients in self.patterns.items():
                 if matchers[pattern](channel):
-                    parts = [b"pmessage", pattern, channel, message]
-                    f2, f3 = frame(2, parts), frame(3, parts)
+                    f2 = frame(2, [b"pmessage", pattern, channel, message])
+                    f3 = b">" + f2[1:]
                     for client in clients:
                         targets.append((client, f2, f3))
                     count += len(clients)

@@ -191,45 +191,41 @@ def test_the_config_file_sets_the_flags(tmp_path):
         server.stop()
 
 
-def test_lazy_and_active_expiry_publish_expired(kv_port):  # noqa: F811
-    w, sub = RawClient(kv_port), RawClient(kv_port)
-    try:
-        w.call("CONFIG", "SET", "notify-keyspace-events", "Ex")
-        w.call("CONFIG", "SET", "hz", "100")
-        sub.call("SUBSCRIBE", "__keyevent@0__:expired", "__keyevent@3__:expired")
-        assert sub.read().value == [b"subscribe", b"__keyevent@3__:expired", 2]
-        # Lazy: the key is read after its time (its DEL is logged, then published).
-        w.call("DEBUG", "SET-ACTIVE-EXPIRE", "0")
-        w.call("SET", "lazy", "v", "PX", "1")
-        time.sleep(0.02)
-        assert w.call("GET", "lazy").value is None
-        assert sub.read().value == [b"message", b"__keyevent@0__:expired", b"lazy"]
-        # Active: nobody reads it; the cycle expires it.
-        w.call("DEBUG", "SET-ACTIVE-EXPIRE", "1")
-        w.call("SELECT", "3")
-        w.call("SET", "active", "v", "PX", "1")
-        assert sub.read().value == [b"message", b"__keyevent@3__:expired", b"active"]
-    finally:
-        w.call("CONFIG", "SET", "notify-keyspace-events", "")
-        w.call("CONFIG", "SET", "hz", "10")
-        w.call("DEBUG", "SET-ACTIVE-EXPIRE", "1")
-        w.close()
-        sub.close()
+def test_lazy_and_active_expiry_publish_expired(tmp_path):
+    """In process, with the keyspace's clock in hand: a read finds the key
+    expired (lazy), the cycle expires another (active); each is published."""
+    from kvserver.core import Core
+    now = [1_000_000]
+    core = Core(Config(dir=str(tmp_path), notify_keyspace_events="Ex"), clock=lambda: now[0])
+    heard = []
+    core.keyspace_event = lambda kind, event, db, key: heard.append((kind, event, db, key))
+    ks = core.keyspace
+    for db, key in ((0, b"lazy"), (3, b"active")):
+        ks.dbs[db].store(key, b"v")
+        ks.dbs[db].set_expire(key, now[0] + 10)
+    now[0] += 11
+    assert ks.lookup(ks.dbs[0], b"lazy") is None
+    assert heard == [(notify.EXPIRED, b"expired", 0, b"lazy")]
+    assert ks.active_expire_cycle() == 1
+    assert heard[1:] == [(notify.EXPIRED, b"expired", 3, b"active")]
+    core.set_config(Config(dir=str(tmp_path), notify_keyspace_events="E$"))   # x not chosen
+    ks.dbs[0].store(b"k", b"v")
+    ks.dbs[0].set_expire(b"k", now[0] + 1)
+    now[0] += 2
+    assert ks.lookup(ks.dbs[0], b"k") is None and len(heard) == 2
 
 
-def test_lazy_expiry_events_match_redis(watcher):
+def test_expired_events_match_redis(watcher):
+    """SET with a 1 ms TTL, then a GET after it: the same frames over the two steps
+    (lazy or active, whichever expires the key first, publishes the same)."""
+    frames = {}
     for name in ("kv", "redis"):
-        watcher.writers[name].call("DEBUG", "SET-ACTIVE-EXPIRE", "0")
-    try:
-        watcher.same("SET", "e", "v", "PX", "1")
-        time.sleep(0.02)
-        assert b"expired" in b"".join(watcher.same("GET", "e"))
-        watcher.same("SET", "e2", "v", "PX", "1")
-        time.sleep(0.02)
-        watcher.same("SET", "e2", "again")        # expired, then set (the new key)
-    finally:
-        for name in ("kv", "redis"):
-            watcher.writers[name].call("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+        first = watcher.events(name, [b"SET", b"e", b"v", b"PX", b"1"])
+        time.sleep(0.05)
+        second = watcher.events(name, [b"GET", b"e"])
+        frames[name] = (first[0], second[0], first[1] + second[1])
+    assert frames["kv"] == frames["redis"]
+    assert any(b"expired" in f for f in frames["kv"][2])
 
 
 # --- the durability rule -----------------------------------------------------------
@@ -304,6 +300,7 @@ async def test_a_publish_after_no_write_is_not_held(tmp_path):
         await _until(lambda: sub_out.data.endswith(b":1\r\n"))
         sub_out.data = b""
         publisher.data_received(encode_request([b"PUBLISH", b"ch", b"now"]))
+        await asyncio.sleep(0)   # (gathered for the rest of the turn, then written)
         assert sub_out.data == b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\nnow\r\n"
         assert pub_out.data.endswith(b":1\r\n")
         subscriber.connection_lost(None)

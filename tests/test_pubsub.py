@@ -424,3 +424,33 @@ def test_the_soft_limit_drops_a_subscriber_over_it_for_the_soft_seconds(tmp_path
         pub.close()
     finally:
         server.stop()
+
+
+# --- delivery order, in process -----------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_messages_gathered_in_a_turn_go_before_the_subscribers_next_replies(tmp_path):
+    """Messages for a subscriber are gathered for the rest of the loop turn; a reply
+    it makes in that turn must not overtake them (RESP3: it runs any command)."""
+    from kvserver.connection import Connection
+    from kvserver.server import Server
+    from test_connection_inprocess import Recording
+    server = Server(Config(port=0, bind="127.0.0.1", dir=str(tmp_path), appendfsync="always"))
+    await server.start()
+    try:
+        sub, pub = Connection(server), Connection(server)
+        sub_out, pub_out = Recording(), Recording()
+        sub.connection_made(sub_out)  # type: ignore[arg-type]
+        pub.connection_made(pub_out)  # type: ignore[arg-type]
+        sub.data_received(b"HELLO 3\r\nSUBSCRIBE ch\r\n")
+        await asyncio.sleep(0.05)
+        sub_out.data = b""
+        pub.data_received(b"PUBLISH ch one\r\nPUBLISH ch two\r\n")
+        sub.data_received(b"PING\r\n")             # same turn, before the gathered chunk left
+        await asyncio.sleep(0.05)
+        assert sub_out.data == (b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\none\r\n"
+                                b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\ntwo\r\n+PONG\r\n")
+        sub.connection_lost(None)
+        pub.connection_lost(None)
+    finally:
+        await server.stop()

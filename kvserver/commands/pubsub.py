@@ -42,7 +42,15 @@ def _update_mode(s) -> None:
         s.mode = NORMAL
 
 
+def _needs_link(s, argv) -> None:
+    # Messages go to a transport: a client without one (replay, tools) cannot listen.
+    if s.link is None:
+        raise CommandError(f"ERR {argv[0].decode('utf-8', 'replace').upper()} needs a "
+                           "network connection")
+
+
 def _subscribe(s, argv, shard: bool, kind: bytes) -> Raw:
+    _needs_link(s, argv)
     pubsub = s.core.pubsub
     subs = pubsub.subs_of(s)
     frames = []
@@ -110,6 +118,7 @@ def cmd_sunsubscribe(s, argv):
          summary="Listen for messages published to channels matching the given patterns",
          synopsis="pattern [pattern ...]")
 def cmd_psubscribe(s, argv):
+    _needs_link(s, argv)
     pubsub = s.core.pubsub
     subs = pubsub.subs_of(s)
     frames = []
