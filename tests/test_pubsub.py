@@ -454,3 +454,16 @@ async def test_messages_gathered_in_a_turn_go_before_the_subscribers_next_replie
         pub.connection_lost(None)
     finally:
         await server.stop()
+
+
+def test_confirmations_come_even_under_client_reply_off_as_in_redis(duo):
+    duo.same("c", "CLIENT", "REPLY", "OFF", frames=0)
+    duo.same("c", "SUBSCRIBE", "a")                # sent although replies are off
+    duo.same("c", "PSUBSCRIBE", "p*")
+    duo.same("c", "PING", frames=0)                # an ordinary reply: dropped
+    duo.same("c", "PUNSUBSCRIBE")
+    duo.same("c", "UNSUBSCRIBE", "a")
+    duo.same("c", "CLIENT", "REPLY", "ON")
+    duo.same("c", "CLIENT", "REPLY", "SKIP", frames=0)
+    duo.same("c", "SSUBSCRIBE", "s")
+    duo.same("c", "PING")

@@ -16,9 +16,9 @@ plain channels of their own namespace, as in Redis without cluster mode.
 
 from __future__ import annotations
 
-from ..client import MONITOR, MULTI, NORMAL, REPLY_ON, SUBSCRIBED
+from ..client import MONITOR, MULTI, NORMAL, REPLY_OFF, REPLY_ON, REPLY_SKIP, SUBSCRIBED
 from ..errors import CommandError
-from ..protocol import Raw, Simple
+from ..protocol import NO_REPLY, Raw, Simple
 from ..pubsub import frame
 from . import command, dispatch_subcommand
 from .connection import _subcommand_syntax
@@ -42,6 +42,17 @@ def _update_mode(s) -> None:
         s.mode = NORMAL
 
 
+def _answer(s, frames: list) -> Raw:
+    """The confirmations as the reply, or, under CLIENT REPLY OFF/SKIP, as pushes:
+    Redis sends them anyway (they are flagged CLIENT_PUSHING, which the
+    reply silencing does not hold back)."""
+    if s.reply_mode == REPLY_OFF or s.reply_mode == REPLY_SKIP:
+        for f in frames:
+            s.link.send_push(f)
+        return NO_REPLY
+    return Raw(b"".join(frames))
+
+
 def _needs_link(s, argv) -> None:
     # Messages go to a transport: a client without one (replay, tools) cannot listen.
     if s.link is None:
@@ -59,7 +70,7 @@ def _subscribe(s, argv, shard: bool, kind: bytes) -> Raw:
         frames.append(frame(s.resp, [kind, channel,
                                      len(subs.shard) if shard else subs.count()]))
     _update_mode(s)
-    return Raw(b"".join(frames))
+    return _answer(s, frames)
 
 
 def _unsubscribe(s, argv, shard: bool, kind: bytes) -> Raw:
@@ -76,7 +87,7 @@ def _unsubscribe(s, argv, shard: bool, kind: bytes) -> Raw:
         # Nothing to leave: one confirmation still comes, with a null channel.
         frames.append(frame(s.resp, [kind, None, len(subs.shard) if shard else subs.count()]))
     _update_mode(s)
-    return Raw(b"".join(frames))
+    return _answer(s, frames)
 
 
 @command("subscribe", -2, "pubsub noscript loading stale", group="pubsub", since="2.0.0",
@@ -126,7 +137,7 @@ def cmd_psubscribe(s, argv):
         pubsub.psubscribe(s, pattern)
         frames.append(frame(s.resp, [b"psubscribe", pattern, subs.count()]))
     _update_mode(s)
-    return Raw(b"".join(frames))
+    return _answer(s, frames)
 
 
 @command("punsubscribe", -1, "pubsub noscript loading stale", group="pubsub", since="2.0.0",
@@ -144,7 +155,7 @@ def cmd_punsubscribe(s, argv):
     if not frames:
         frames.append(frame(s.resp, [b"punsubscribe", None, subs.count()]))
     _update_mode(s)
-    return Raw(b"".join(frames))
+    return _answer(s, frames)
 
 
 @command("publish", 3, "pubsub loading stale fast", group="pubsub", since="2.0.0",
