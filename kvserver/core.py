@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .config import Config
 from .keyspace import Keyspace
-from .notify import EXPIRED, NEW, effective_flags, flags_from_string
+from .notify import EXPIRED, KEY_MISS, NEW, effective_flags, flags_from_string
 from .pubsub import PubSub
 
 LogSink = Callable[[int, list], None]
@@ -333,11 +333,15 @@ class Core:
             self.keyspace_event(EXPIRED, b"expired", db_index, key)
 
     def _arm_new_events(self) -> None:
-        """The ``new`` event (flag n) comes from the keyspace's write hook, armed only
-        while it is selected: key creation is found where keys are stored."""
+        """The ``new`` event (flag n) comes from the keyspace's write hook and
+        ``keymiss`` (m) from its counted reads, each armed only while selected."""
         wanted = bool(self.notify_flags & NEW)
         if wanted != (self.keyspace._hooks.on_new is not None):
             self.keyspace.set_new_listener(self._key_created if wanted else None)
+        self.keyspace.on_miss = self._key_missed if self.notify_flags & KEY_MISS else None
+
+    def _key_missed(self, db_index: int, key: bytes) -> None:
+        self.notify(KEY_MISS, b"keymiss", db_index, key)
 
     def _key_created(self, db_index: int, key: bytes) -> None:
         self.notify(NEW, b"new", db_index, key)

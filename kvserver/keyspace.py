@@ -301,6 +301,9 @@ class Keyspace:
         self.dbs = [Database(i) for i in range(databases)]
         self.clock = clock
         self.on_expire = on_expire
+        #: on_miss(db_index, key): a read found no key (Redis's "keymiss" event);
+        #: None unless someone listens, so a miss pays one attribute test.
+        self.on_miss: ExpireHook | None = None
         self.expiry_enabled = True
         self.expired_keys = 0
         self.keyspace_hits = 0
@@ -351,6 +354,8 @@ class Keyspace:
         value = db.data.get(key)
         if value is None:
             self.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(db.index, key)
             return None
         self.keyspace_hits += 1
         if type(value) is kind.pytype:
@@ -403,6 +408,8 @@ class Keyspace:
         value = self.lookup(db, key)
         if value is None:
             self.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(db.index, key)
         else:
             self.keyspace_hits += 1
         return value

@@ -307,3 +307,20 @@ async def test_a_publish_after_no_write_is_not_held(tmp_path):
         publisher.connection_lost(None)
     finally:
         await server.stop()
+
+
+MISS_STEPS = [
+    "GET x", "MGET x y", "HGET h f", "HGETALL h", "LRANGE l 0 -1", "SMEMBERS s", "EXISTS x",
+    "TYPE x", "TTL x", "STRLEN x", "GETRANGE x 0 1", "LLEN l", "SCARD s", "SISMEMBER s m",
+    "LINDEX l 0", "GETBIT b 1", "BITCOUNT b", "HMGET h a", "SRANDMEMBER s", "SINTER s t",
+    "GETEX x", "GETDEL x", "COPY nothing z", "TOUCH x", "SET x v", "GET x", "EXISTS x",
+]
+
+
+def test_keymiss_events_match_redis(kv_port, redis_port):  # noqa: F811
+    w = Watcher(kv_port, redis_port, "KEm")
+    try:
+        misses = sum(len(w.same(*step.split(" "))) for step in MISS_STEPS)
+        assert misses >= 40
+    finally:
+        w.close()

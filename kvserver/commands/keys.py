@@ -74,7 +74,8 @@ def cmd_unlink(s, argv):
          summary="Determine if a key exists", synopsis="key [key ...]")
 def cmd_exists(s, argv):
     ks = s.core.keyspace
-    return sum(1 for key in argv[1:] if ks.lookup(s.db, key) is not None)
+    # Counted reads (INFO keyspace_hits/misses, keymiss events), as Redis's.
+    return sum(1 for key in argv[1:] if ks.lookup_read(s.db, key) is not None)
 
 
 @command("touch", -2, "readonly fast", keys=(1, -1, 1), group="generic", since="3.2.1",
@@ -88,7 +89,7 @@ def cmd_touch(s, argv):
 @command("type", 2, "readonly fast", keys=(1, 1, 1), group="generic",
          acl="@keyspace @read @fast", summary="Determine the type stored at key", synopsis="key")
 def cmd_type(s, argv):
-    return Simple(type_name(s.core.keyspace.lookup(s.db, argv[1])))
+    return Simple(type_name(s.core.keyspace.lookup_read(s.db, argv[1])))
 
 
 def _rename(s, argv, nx: bool):
@@ -148,7 +149,7 @@ def cmd_copy(s, argv):
     ks = s.core.keyspace
     if src == dst and target == s.db_index:
         raise CommandError(_SAME_OBJECT)
-    value = ks.lookup(s.db, src)
+    value = ks.lookup_read(s.db, src)   # counted, as Redis's lookupKeyRead
     if value is None:
         return 0
     dst_db = ks.dbs[target]

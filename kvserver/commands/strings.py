@@ -210,7 +210,7 @@ def cmd_getset(s, argv):
 @command("getdel", 2, "write fast", keys=(1, 1, 1), group="string", since="6.2.0",
          summary="Get the value of a key and delete the key", synopsis="key")
 def cmd_getdel(s, argv):
-    old = get_string(s, argv[1])
+    old = read_string(s, argv[1])   # Redis reads it as GET does: a counted read
     if old is not None:
         s.db.remove(argv[1])
         s.log([b"DEL", argv[1]])
@@ -411,7 +411,7 @@ def cmd_append(s, argv):
 @command("strlen", 2, "readonly fast", keys=(1, 1, 1), group="string", since="2.2.0",
          summary="Get the length of the value stored in a key", synopsis="key")
 def cmd_strlen(s, argv):
-    value = get_string(s, argv[1])
+    value = read_string(s, argv[1])   # a counted read (hits/misses, keymiss), as Redis
     return 0 if value is None else len(value)
 
 
