@@ -584,6 +584,7 @@ class Connection(asyncio.Protocol):
         self._closed = True
         self._held.clear()
         self._held_bytes = 0
+        self._push_buf = None
         self._stream = None
         self._stream_bytes = 0
         if self.transport is not None:

@@ -188,7 +188,7 @@ class PubSub:
                 len(kind), kind, len(channel), channel, len(message), message)
             f3 = b">" + f2[1:]
             count = len(listeners)
-            if not self.core.unit_depth and not self.patterns:
+            if not self.core.unit_depth and (shard or not self.patterns):
                 # The common case, sent here without building a target list.
                 for client in listeners:
                     client.link.send_push(f2 if client.resp == 2 else f3)
