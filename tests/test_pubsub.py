@@ -89,6 +89,11 @@ def test_subscribe_publish_unsubscribe_match_redis(duo, resp):
     duo.same("pub", "PUBSUB", "NUMPAT")
     duo.same("pub", "PUBSUB", "CHANNELS", "n*")
     duo.same("pub", "PUBSUB", "NUMSUB")
+    if resp == 3:   # a RESP3 subscriber may ask itself (replies in RESP3 forms)
+        duo.same("sub", "PUBSUB", "NUMSUB", "news", "zzz")
+        duo.same("sub", "PUBSUB", "CHANNELS", "s*")
+        duo.same("sub", "PUBSUB", "NUMPAT")
+        duo.same("sub", "PUBSUB", "HELP")
     duo.same("sub", "UNSUBSCRIBE", "news")
     duo.same("sub", "UNSUBSCRIBE", "nosuch")
     duo.same("sub", "PUNSUBSCRIBE", "s?ort")
@@ -467,3 +472,12 @@ def test_confirmations_come_even_under_client_reply_off_as_in_redis(duo):
     duo.same("c", "CLIENT", "REPLY", "SKIP", frames=0)
     duo.same("c", "SSUBSCRIBE", "s")
     duo.same("c", "PING")
+
+
+def test_client_kill_type_pubsub_matches_redis(duo):
+    duo.same("sub", "SUBSCRIBE", "a")
+    duo.same("psub", "PSUBSCRIBE", "b*")
+    duo.same("plain", "PING")
+    duo.same("plain", "CLIENT", "KILL", "TYPE", "pubsub")   # :2
+    duo.same("plain", "PUBSUB", "NUMSUB", "a")
+    duo.same("plain", "PUBSUB", "NUMPAT")
