@@ -6,7 +6,6 @@ INFO fields, the slow subscriber, and the durability rule for messages.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 import time
