@@ -9,9 +9,12 @@ with the class of the event (one of the bits below, as Redis's ``NOTIFY_*``)
 and the event name Redis uses for it (``hset``, ``lpush``, ``del``,
 ``expired``...). :meth:`kvserver.core.Core.notify` costs one attribute test
 while ``notify-keyspace-events`` selects nothing (the default), so call sites
-need no guard of their own. Delivery (``__keyspace@<db>__:<key>`` and
-``__keyevent@<db>__:<event>`` messages to subscribers) is the pub/sub
-module's: it sets ``Core.notify_flags`` and ``Core.keyspace_event``.
+need no guard of their own. Call it after the change *and* after its
+``s.log``: the event then waits for that write's record (kvserver.pubsub,
+the durability rule). Delivery (``__keyspace@<db>__:<key>`` and
+``__keyevent@<db>__:<event>`` messages to subscribers) is
+:meth:`kvserver.pubsub.PubSub.keyspace_event`; the Core sets
+``notify_flags`` from the config (:func:`effective_flags`).
 """
 
 from __future__ import annotations
