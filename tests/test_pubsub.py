@@ -480,3 +480,15 @@ def test_client_kill_type_pubsub_matches_redis(duo):
     duo.same("plain", "CLIENT", "KILL", "TYPE", "pubsub")   # :2
     duo.same("plain", "PUBSUB", "NUMSUB", "a")
     duo.same("plain", "PUBSUB", "NUMPAT")
+
+
+def test_a_pipelined_request_after_subscribe_is_refused_as_in_redis(duo):
+    """SUBSCRIBE then GET in one read: the GET must not slip through the fast lane."""
+    got = {}
+    for server in ("kv", "redis"):
+        c = duo.conn(server, "c")
+        c.send(encode_request([b"SUBSCRIBE", b"a"]) + encode_request([b"GET", b"x"])
+               + encode_request([b"SET", b"x", b"1"]) + encode_request([b"PING"]))
+        got[server] = [c.read().raw for _ in range(4)]
+    assert got["kv"] == got["redis"]
+    assert got["kv"][1].startswith(b"-ERR Can't execute 'get'")
