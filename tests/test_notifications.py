@@ -132,7 +132,9 @@ def test_every_family_publishes_what_redis_publishes(watcher, family, steps):
     assert published >= len(steps) // 2   # (the steps do publish: the test can fail)
 
 
-@pytest.mark.parametrize("family,steps", [("strings", STRING_STEPS[:12]), ("keys", KEY_STEPS),
+@pytest.mark.parametrize("family,steps", [("strings", STRING_STEPS[:12] + ["MSET a 1 b 2 a 3",
+                                                                         "MSETNX m1 1 m2 2"]),
+                                          ("keys", KEY_STEPS),
                                           ("lists", LIST_STEPS[:17]), ("sets", SET_STEPS)])
 def test_the_new_event_comes_where_redis_sends_it(watcher_new, family, steps):
     news = 0

@@ -285,13 +285,14 @@ def _check_pairs(argv, name: str) -> None:
          summary="Set multiple keys to multiple values", synopsis="key value [key value ...]")
 def cmd_mset(s, argv):
     _check_pairs(argv, "mset")
+    notify = s.core.notify
     for i in range(1, len(argv), 2):
         s.core.keyspace.lookup(s.db, argv[i])
         set_value(s, argv[i], argv[i + 1])
+        # Key by key, after its "new" (as Redis); the events wait for the
+        # unit's record all the same (the dispatcher runs MSET in a unit).
+        notify(NOTIFY_STRING, b"set", s.db_index, argv[i])
     s.log([b"MSET"] + argv[1:])
-    if s.core.notify_flags:
-        for i in range(1, len(argv), 2):
-            s.core.notify(NOTIFY_STRING, b"set", s.db_index, argv[i])
     return OK
 
 
@@ -304,12 +305,11 @@ def cmd_msetnx(s, argv):
     for i in range(1, len(argv), 2):
         if ks.lookup(s.db, argv[i]) is not None:
             return 0
+    notify = s.core.notify
     for i in range(1, len(argv), 2):
         set_value(s, argv[i], argv[i + 1])
+        notify(NOTIFY_STRING, b"set", s.db_index, argv[i])   # (as MSET)
     s.log([b"MSET"] + argv[1:])
-    if s.core.notify_flags:
-        for i in range(1, len(argv), 2):
-            s.core.notify(NOTIFY_STRING, b"set", s.db_index, argv[i])
     return 1
 
 
