@@ -115,6 +115,13 @@ def extras_table(extras: dict) -> list[str]:
                 f"| Group commit: durable SET -c {c} | {_ops(v['kvserver'])} ops/s{batch}{inl} "
                 f"| one sync per write {_ops(v['onesync'])} ops/s; Redis always "
                 f"{_ops(v['redis'])} ops/s | {sp} vs one-sync; {vr} vs Redis | — | — |")
+    p = extras.get("pubsub")
+    if p and p["kvserver"] and p["redis"]:
+        lines.append(
+            f"| Pub/sub fan-out: 1 publisher (PUBLISH -P {p['pipeline']}), "
+            f"{p['subscribers']} subscribers, messages delivered/s "
+            f"| {_mr(p['kvserver'])} | Redis {_mr(p['redis'])} "
+            f"| {_mr(p['ratios'], '{:.2f}', 'x')} | — | — |")
     z = extras.get("stall_sizes")
     if z:
         for n, st in sorted((int(k), v) for k, v in z["sizes"].items()):

@@ -13,7 +13,8 @@ Modes (Redis keeps them as client flags; here exactly one holds at a time):
 ========== =========================================================
 NORMAL     runs every command
 MULTI      queues commands until EXEC (the queue is :attr:`Client.queued`)
-SUBSCRIBED only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT, RESET (RESP2)
+SUBSCRIBED only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT, RESET (RESP2;
+           a RESP3 subscriber runs everything; kvserver.commands.pubsub)
 MONITOR    receives every command others run; runs commands as NORMAL
 BLOCKED    waits (a deferred reply, CLIENT PAUSE): nothing of it runs
 REPLICA    a replica's link (later)
@@ -50,6 +51,7 @@ class Link(Protocol):
     def kill(self) -> None: ...
     def buffer_info(self) -> tuple[int, int, int, int, str]: ...
     def send_monitor(self, line: bytes) -> None: ...
+    def send_push(self, data: bytes) -> None: ...
     def resume_after_pause(self) -> None: ...
 
 
@@ -79,7 +81,7 @@ class Client:
                  "created", "last_interaction", "last_command", "close_after_reply",
                  "addr", "laddr", "kind", "authenticated", "fd", "unix", "no_evict",
                  "reply_mode", "mode", "queued", "link", "obl", "multi_error", "multi_bytes",
-                 "mode_before_multi", "watched", "watch_dirty", "__weakref__")
+                 "mode_before_multi", "watched", "watch_dirty", "subs", "__weakref__")
 
     def __init__(self, core: Any, addr: str = "", laddr: str = "", kind: str = "normal",
                  link: Link | None = None) -> None:
@@ -122,6 +124,8 @@ class Client:
         self.link = link
         #: Reply bytes the running read has produced before this command (CLIENT LIST obl).
         self.obl = 0
+        #: Its pub/sub subscriptions (kvserver.pubsub.Subscriptions), None until it subscribes.
+        self.subs: Any = None
 
     def select(self, index: int) -> None:
         self.db = self.core.keyspace.dbs[index]
@@ -137,6 +141,11 @@ class Client:
             self.link.kill()
         else:
             self.close_after_reply = True
+
+    def in_pubsub(self) -> bool:
+        """Subscribed to anything (Redis's CLIENT_PUBSUB flag): class pubsub, flag P."""
+        subs = self.subs
+        return subs is not None and subs.total() > 0
 
     def send_monitor(self, line: bytes) -> None:
         """A MONITOR line for this client (only clients with a link become monitors)."""
@@ -159,7 +168,10 @@ class Client:
         return self.mode == BLOCKED
 
     def client_type(self) -> str:
-        """Redis's client class for CLIENT LIST/KILL TYPE: a monitor is "normal", as in Redis."""
+        """Redis's client class for CLIENT LIST/KILL TYPE and output buffer limits:
+        a subscriber is "pubsub", a monitor "normal", as in Redis's getClientType."""
+        if self.kind == "normal" and self.subs is not None and self.subs.total():
+            return "pubsub"
         return self.kind
 
     def client_info(self, argv: list[bytes] | None = None) -> str:
@@ -174,7 +186,10 @@ class Client:
         now = time.monotonic()
         qbuf, obl, oll, omem, events = self.buffer_info()
         argv_mem = sum(len(a) for a in argv) if argv else 0
-        flags = ("O" if self.mode == MONITOR else "") + ("x" if self.mode == MULTI else "") \
+        subs = self.subs
+        flags = ("O" if self.mode == MONITOR else "") \
+            + ("P" if subs is not None and subs.total() else "") \
+            + ("x" if self.mode == MULTI else "") \
             + ("b" if self.is_blocked() else "") + ("d" if self.watch_dirty else "") \
             + ("c" if self.close_after_reply else "") + ("U" if self.unix else "") \
             + ("e" if self.no_evict else "")
@@ -183,7 +198,9 @@ class Client:
         return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd={self.fd} "
                 f"name={self.name.decode('utf-8', 'replace')} "
                 f"age={int(now - self.created)} idle={int(now - self.last_interaction)} "
-                f"flags={flags or 'N'} db={self.db_index} sub=0 psub=0 ssub=0 multi={multi} "
+                f"flags={flags or 'N'} db={self.db_index} "
+                f"sub={len(subs.channels) if subs else 0} psub={len(subs.patterns) if subs else 0} "
+                f"ssub={len(subs.shard) if subs else 0} multi={multi} "
                 f"qbuf={qbuf} qbuf-free=0 argv-mem={argv_mem} multi-mem={multi_mem} rbs=0 rbp=0 "
                 f"obl={obl} oll={oll} omem={omem} tot-mem={qbuf + argv_mem + multi_mem + obl + omem} "
                 f"events={events} cmd={self.last_command} user=default redir=-1 "

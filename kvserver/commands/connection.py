@@ -24,6 +24,9 @@ from .keys import db_arg
 def cmd_ping(s, argv):
     if len(argv) > 2:
         raise CommandError("ERR wrong number of arguments for 'ping' command")
+    if s.resp == 2 and s.subs is not None and s.in_pubsub():
+        # A RESP2 subscriber reads arrays only: Redis answers in the message form.
+        return [b"pong", b"" if len(argv) == 1 else argv[1]]
     return PONG if len(argv) == 1 else argv[1]
 
 

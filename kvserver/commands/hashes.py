@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import random
 
+from ..notify import GENERIC, HASH as NOTIFY_HASH
 from ..errors import NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, CommandError
 from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add, parse_int,
                        parse_long_double)
@@ -80,6 +81,7 @@ def _hset(s, argv, name: bytes):
         for i in range(2, len(argv), 2):
             added += h.put(argv[i], argv[i + 1])
     s.log([name, key, *argv[2:]])
+    s.core.notify(NOTIFY_HASH, b"hset", s.db_index, key)
     return added
 
 
@@ -109,6 +111,7 @@ def cmd_hsetnx(s, argv):
     with _mutate(s, key) as h:
         h.put(field, value)
     s.log([b"HSET", key, field, value])
+    s.core.notify(NOTIFY_HASH, b"hset", s.db_index, key)
     return 1
 
 
@@ -142,6 +145,10 @@ def cmd_hdel(s, argv):
             if h.drop(field):
                 deleted.append(field)
     s.log([b"HDEL", key, *deleted])
+    if s.core.notify_flags:
+        s.core.notify(NOTIFY_HASH, b"hdel", s.db_index, key)
+        if key not in s.db.data:   # its last field went: the key is gone
+            s.core.notify(GENERIC, b"del", s.db_index, key)
     return len(deleted)
 
 
@@ -206,6 +213,7 @@ def cmd_hincrby(s, argv):
     with _mutate(s, key) as h:
         h.put(field, text)
     s.log([b"HSET", key, field, text])
+    s.core.notify(NOTIFY_HASH, b"hincrby", s.db_index, key)
     return result
 
 
@@ -231,6 +239,7 @@ def cmd_hincrbyfloat(s, argv):
     with _mutate(s, key) as h:
         h.put(field, text)
     s.log([b"HSET", key, field, text])
+    s.core.notify(NOTIFY_HASH, b"hincrbyfloat", s.db_index, key)
     return text
 
 
