@@ -99,12 +99,14 @@ class ZSet:
         """A zset of ``pairs`` ((member, score); a later score for the same
         member wins), judged listpack or skiplist by its contents."""
         scores = dict(pairs)
+        self.big = len(scores) > MAX_LISTPACK_ENTRIES or any(
+            len(m) > MAX_LISTPACK_VALUE for m in scores)
+        if not self.big:  # a listpack holds no -0 (see add)
+            scores = {m: 0.0 if s == 0 else s for m, s in scores.items()}
         self._scores = scores
         self._len = len(scores)
         self._set_entries(sorted([(s, m) for m, s in scores.items()]))
         self.nbytes = sum(map(len, scores))
-        self.big = len(scores) > MAX_LISTPACK_ENTRIES or any(
-            len(m) > MAX_LISTPACK_VALUE for m in scores)
         self.scan = None
 
     def _set_entries(self, entries: list) -> None:
@@ -259,18 +261,22 @@ class ZSet:
         if old is not None:
             if old == score:  # -0.0 == 0.0: Redis keeps the old one too
                 return False
+            if score == 0 and not self.big:
+                score = 0.0  # a listpack stores "-0" as the integer 0
             self._remove_entry((old, member))
             scores[member] = score
             self._insert_entry((score, member))
             return False
+        if not self.big and (self._len >= MAX_LISTPACK_ENTRIES or len(member) > MAX_LISTPACK_VALUE):
+            self.big = True  # converted before the insertion, as zsetAdd does
+        if score == 0 and not self.big:
+            score = 0.0
         scores[member] = score
         self._len += 1
         self._insert_entry((score, member))
         self.nbytes += len(member)
         if self.scan is not None:
             self.scan.add(member)
-        if not self.big and (self._len > MAX_LISTPACK_ENTRIES or len(member) > MAX_LISTPACK_VALUE):
-            self.big = True
         return True
 
     def discard(self, member: bytes) -> float | None:
@@ -426,14 +432,16 @@ class ZSet:
     def from_sorted(cls, entries: list, big: bool | None = None) -> "ZSet":
         """A zset of ``entries`` (score, member), already sorted and unique;
         judged by its contents unless ``big`` is given."""
+        if big is None:
+            big = len(entries) > MAX_LISTPACK_ENTRIES or any(
+                len(m) > MAX_LISTPACK_VALUE for _, m in entries)
+        if not big:  # a listpack holds no -0 (see add)
+            entries = [(0.0, m) if s == 0 else (s, m) for s, m in entries]
         new = cls.__new__(cls)
         new._scores = {m: s for s, m in entries}
         new._len = len(entries)
         new._set_entries(entries)
         new.nbytes = sum(len(m) for _, m in entries)
-        if big is None:
-            big = len(entries) > MAX_LISTPACK_ENTRIES or any(
-                len(m) > MAX_LISTPACK_VALUE for _, m in entries)
         new.big = big
         new.scan = None
         return new

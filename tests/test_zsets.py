@@ -1,0 +1,223 @@
+"""The sorted-set type: ZADD ZINCRBY ZREM ZCARD ZCOUNT ZLEXCOUNT ZSCORE ZMSCORE
+ZRANK ZREVRANK ZRANGE ZRANGESTORE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE
+ZRANGEBYLEX ZREVRANGEBYLEX ZREMRANGEBY{RANK,SCORE,LEX} ZPOPMIN ZPOPMAX ZMPOP
+ZRANDMEMBER ZUNION(STORE) ZINTER(STORE) ZINTERCARD ZDIFF(STORE) ZSCAN, and
+zsets in the generic commands.
+
+Most of this is differential: the same requests go to kvserver and to the
+real redis-server 7.0.15 and the raw replies must be identical, in RESP2 and
+RESP3 (scores included, byte for byte). ZRANDMEMBER is random, so it is
+checked by properties. The rest checks what Redis cannot show: the WAL
+(kill -9, restart, every effect replayed to bit-identical scores), the
+checkpoint codec, COPY's independence, the structure's invariants and a
+running checkpoint's copy-on-write pre-image.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from kvserver.types import BY_KIND, BY_TYPE, codec_of
+from kvserver.types.zset import ZSET, ZSet
+from test_differential import (same_reply_tests, I64_MAX, I64_MIN, Kind, Pair, RawClient,  # noqa: F401
+                               ScanAll, Unordered, kv_port, pair, redis_port, run_step)
+
+BIG = 200  # members: past zset-max-listpack-entries (128), so a skiplist in Redis
+BIG_ZADD = ("ZADD", "big", *[x for i in range(BIG) for x in (str(i % 37), "m%03d" % i)])
+LEX_ZADD = "ZADD lex 0 a 0 b 0 c 0 d 0 e 0 f 0 g 0 aa 0 ab 0 ''"
+U = Unordered
+
+CASES: dict[str, list] = {
+    "zadd-basics": [
+        "ZADD z 1 a", "ZADD z 2 b 3 c", "ZADD z 1 a", "ZADD z 5 a", "ZRANGE z 0 -1 WITHSCORES",
+        "ZCARD z", "ZCARD nokey", "ZADD z CH 5 a 6 b 7 d", "ZADD z ch 5 a", "ZSCORE z a",
+        "ZADD z 1 x 2 x", "ZSCORE z x", "ZADD z", "ZADD z 1", "ZADD z 1 a 2", "ZADD z NX",
+        "ZADD z NX 1", "ZADD z foo a", "ZADD z nan a", "ZADD z 1 a nan b", "ZADD z '' a",
+        "ZADD z ' 1' a", "ZADD z '1 ' a", "ZADD z 1e400 a", "ZADD z 1e-400 a", "ZADD z 0x10 hex",
+        "ZSCORE z hex", "ZADD z inf i -inf ni +inf pi", "ZADD z Infinity ii -INF nii",
+        "ZRANGE z 0 -1 WITHSCORES", "ZADD z 0.1 f 1.5e300 g -0 mz 1e-310 den 123456789012345678 bigint",
+        "ZRANGE z 0 -1 WITHSCORES", "ZSCORE z f", "ZSCORE z mz", "ZSCORE z den", "ZSCORE z bigint",
+        "ZADD z 3.0000000000000004 p 100 q 1e17 r 12345.678e-3 t", "ZMSCORE z p q r t nope",
+        ("ZADD", "z", "1", "bin\x00ary"), ("ZSCORE", "z", "bin\x00ary"), ("ZADD", "z", "1\x002", "n"),
+        "TYPE z", "ZADD", "ZADD z 1 a 2 b 3"],
+    "zadd-options": [
+        "ZADD z 1 a 2 b", "ZADD z NX 5 a 3 c", "ZRANGE z 0 -1 WITHSCORES", "ZADD z XX 5 a 4 d",
+        "ZRANGE z 0 -1 WITHSCORES", "ZADD z XX NX 1 a", "ZADD z NX GT 1 a", "ZADD z LT NX 1 a",
+        "ZADD z GT LT 1 a", "ZADD z INCR 1 a 2 b", "ZADD z GT 4 a 3 b", "ZRANGE z 0 -1 WITHSCORES",
+        "ZADD z GT CH 6 a 1 b 9 e", "ZADD z LT CH 6 a 1 b 0 f", "ZRANGE z 0 -1 WITHSCORES",
+        "ZADD z XX GT CH 10 a 0 b 8 nope", "ZADD z XX LT CH 10 a 0 b 8 nope",
+        "ZADD z INCR 2.5 a", "ZADD z INCR -2.5 newm", "ZADD z NX INCR 1 a", "ZADD z XX INCR 1 nope",
+        "ZADD z GT INCR -1 a", "ZADD z LT INCR 1 a", "ZADD z GT INCR 1 a", "ZADD z LT INCR -1 a",
+        "ZADD nokey XX 1 a", "ZADD nokey XX INCR 1 a", "EXISTS nokey", "ZADD z incr ch xx 1 a",
+        "ZADD z nx nx 1 zz", "ZADD z 1 a FOO 2 b", "ZADD z FOO 1 a",
+        "ZADD z INCR inf a", "ZADD z INCR -inf a", "ZSCORE z a", "ZADD z inf i", "ZADD z INCR -inf i",
+        "ZINCRBY z -inf i", "ZSCORE z i", "ZADD z INCR 1 a 2", "ZADD z INCR",
+        "ZADD z GT 1 new", "ZADD z LT 1 new2", "ZRANGE z 0 -1 WITHSCORES"],
+    "zincrby": [
+        "ZINCRBY z 1 a", "ZINCRBY z 1.5 a", "ZINCRBY z -0.1 a", "ZINCRBY z 0.1 b", "ZINCRBY z 0.2 b",
+        "ZINCRBY z x a", "ZINCRBY z 1 ", "ZINCRBY z", "ZINCRBY z 1 a b", "ZINCRBY z inf a",
+        "ZINCRBY z -inf a", "ZINCRBY z 1 a", "ZINCRBY z 1e308 big", "ZINCRBY z 1e308 big",
+        "ZRANGE z 0 -1 WITHSCORES", "SET str v", "ZINCRBY str 1 a", "ZINCRBY str x a"],
+    "zrem-zcard": [
+        "ZADD z 1 a 2 b 3 c", "ZREM z a", "ZREM z a", "ZREM z b nope c", "EXISTS z", "ZREM nokey a",
+        "ZREM z", "ZADD z 1 a", "ZREM z a a a", "EXISTS z", "ZCARD z x", "ZCARD"],
+    "zscore-zmscore": [
+        "ZADD z 1.5 a -2 b", "ZSCORE z a", "ZSCORE z b", "ZSCORE z c", "ZSCORE nokey a",
+        "ZSCORE z", "ZSCORE z a b", "ZMSCORE z a c b", "ZMSCORE nokey a b", "ZMSCORE z",
+        "SET str v", "ZMSCORE str a", "ZSCORE str a"],
+    "zrank": [
+        "ZADD z 1 a 2 b 3 c 3 d", "ZRANK z a", "ZRANK z d", "ZREVRANK z a", "ZREVRANK z d",
+        "ZRANK z nope", "ZRANK nokey a", "ZREVRANK nokey a", "ZRANK z", "ZRANK z a WITHSCORE",
+        "ZREVRANK z a b"],
+    "zcount": [
+        "ZADD z -inf ni 1 a 2 b 3 c 4 d inf pi", "ZCOUNT z 1 3", "ZCOUNT z (1 3", "ZCOUNT z (1 (3",
+        "ZCOUNT z -inf +inf", "ZCOUNT z (-inf (inf", "ZCOUNT z 3 1", "ZCOUNT z 2 2", "ZCOUNT z (2 2",
+        "ZCOUNT z 2 (2", "ZCOUNT z inf inf", "ZCOUNT z (inf inf", "ZCOUNT z -inf (-inf",
+        "ZCOUNT z x 1", "ZCOUNT z 1 x", "ZCOUNT z nan 1", "ZCOUNT z (nan 1", "ZCOUNT z ( 3",
+        "ZCOUNT z '' 3", "ZCOUNT z ' 1' 3", "ZCOUNT z '1 ' 3", "ZCOUNT z 0x2 3", "ZCOUNT z 1e400 inf",
+        "ZCOUNT z -1e400 1", "ZCOUNT nokey 1 2", "ZCOUNT nokey x 2", "ZCOUNT z 1", "ZCOUNT z ((1 2",
+        ("ZCOUNT", "z", "1\x00x", "3"), "ZCOUNT z 1.5 +inf", "ZCOUNT z .5 4.", "ZCOUNT z -0 (2"],
+    "zlexcount": [
+        LEX_ZADD, "ZLEXCOUNT lex - +", "ZLEXCOUNT lex [a [c", "ZLEXCOUNT lex (a [c",
+        "ZLEXCOUNT lex (a (c", "ZLEXCOUNT lex [c [a", "ZLEXCOUNT lex + -", "ZLEXCOUNT lex - -",
+        "ZLEXCOUNT lex + +", "ZLEXCOUNT lex [a [a", "ZLEXCOUNT lex (a [a", "ZLEXCOUNT lex [ [b",
+        "ZLEXCOUNT lex ( [b", "ZLEXCOUNT lex a c", "ZLEXCOUNT lex [a c", "ZLEXCOUNT lex -a +",
+        "ZLEXCOUNT lex - +b", "ZLEXCOUNT lex '' +", "ZLEXCOUNT nokey - +", "ZLEXCOUNT nokey a b",
+        "ZLEXCOUNT lex [aa (b", "ZLEXCOUNT lex 1 2", ("ZLEXCOUNT", "lex", "-\x00", "+")],
+    "zrange-rank": [
+        "ZADD z 1 a 2 b 3 c 4 d 5 e", "ZRANGE z 0 -1", "ZRANGE z 1 2", "ZRANGE z -2 -1",
+        "ZRANGE z -100 100", "ZRANGE z 3 1", "ZRANGE z 5 10", "ZRANGE z -1 -2", "ZRANGE z 0 0 WITHSCORES",
+        "ZRANGE z 0 -1 withscores", "ZRANGE z 0 -1 REV", "ZRANGE z 0 1 REV WITHSCORES",
+        "ZRANGE z x 1", "ZRANGE z 0 x", "ZRANGE z 0 1 LIMIT 0 1", "ZRANGE z 0 1 FOO",
+        "ZRANGE z 0 1 REV REV", "ZRANGE z 0 1 BYSCORE BYLEX", "ZRANGE z 0 1 LIMIT 0",
+        "ZRANGE nokey 0 -1", "ZRANGE nokey x y", "ZREVRANGE z 0 -1", "ZREVRANGE z 0 1 WITHSCORES",
+        "ZREVRANGE z 0 1 REV", "ZREVRANGE z 0 1 BYSCORE", "ZREVRANGE z 1 0", "ZRANGE z 0",
+        f"ZRANGE z 0 {I64_MAX}", f"ZRANGE z {I64_MIN} -1", "ZRANGE z 0 99999999999999999999",
+        "ZRANGE z 0 -1 LIMIT 1 2 WITHSCORES", "ZREVRANGE z 0 -1 LIMIT 0 1"],
+    "zrange-byscore": [
+        "ZADD z -inf ni 1 a 2 b 2 bb 3 c 4 d inf pi", "ZRANGEBYSCORE z -inf +inf",
+        "ZRANGEBYSCORE z 2 3 WITHSCORES", "ZRANGEBYSCORE z (2 3", "ZRANGEBYSCORE z 2 (3",
+        "ZRANGEBYSCORE z -inf +inf LIMIT 1 2", "ZRANGEBYSCORE z -inf +inf LIMIT 1 -1",
+        "ZRANGEBYSCORE z -inf +inf LIMIT -1 2", "ZRANGEBYSCORE z -inf +inf LIMIT 0 0",
+        "ZRANGEBYSCORE z -inf +inf LIMIT 7 1", "ZRANGEBYSCORE z -inf +inf LIMIT 6 5",
+        "ZRANGEBYSCORE z -inf +inf WITHSCORES LIMIT 2 3", "ZRANGEBYSCORE z 3 2",
+        "ZRANGEBYSCORE z x 2", "ZRANGEBYSCORE z 1 2 LIMIT", "ZRANGEBYSCORE z 1 2 LIMIT 1",
+        "ZRANGEBYSCORE z 1 2 LIMIT x 1", "ZRANGEBYSCORE z 1 2 LIMIT 1 x", "ZRANGEBYSCORE z 1 2 REV",
+        "ZRANGEBYSCORE z 1 2 BYSCORE", "ZRANGEBYSCORE nokey 1 2", "ZRANGEBYSCORE nokey x 2",
+        "ZREVRANGEBYSCORE z +inf -inf", "ZREVRANGEBYSCORE z 3 2 WITHSCORES", "ZREVRANGEBYSCORE z 2 3",
+        "ZREVRANGEBYSCORE z (3 (1", "ZREVRANGEBYSCORE z +inf -inf LIMIT 1 2",
+        "ZREVRANGEBYSCORE z +inf -inf LIMIT 2 -1", "ZREVRANGEBYSCORE z +inf -inf LIMIT -2 1",
+        "ZRANGE z 1 3 BYSCORE", "ZRANGE z 1 3 BYSCORE WITHSCORES LIMIT 1 10", "ZRANGE z 3 1 BYSCORE REV",
+        "ZRANGE z (3 1 byscore rev limit 0 1", "ZRANGE z 1 3 BYSCORE LIMIT 0 1 LIMIT 1 1",
+        "ZRANGE z +inf -inf BYSCORE REV WITHSCORES", "ZRANGE z (2 (2 BYSCORE", "ZRANGE z 2 2 BYSCORE"],
+    "zrange-bylex": [
+        LEX_ZADD, "ZRANGEBYLEX lex - +", "ZRANGEBYLEX lex [a [b", "ZRANGEBYLEX lex (a [b",
+        "ZRANGEBYLEX lex - + LIMIT 2 3", "ZRANGEBYLEX lex - + LIMIT -1 3", "ZRANGEBYLEX lex - + LIMIT 3 -1",
+        "ZRANGEBYLEX lex + -", "ZRANGEBYLEX lex a b", "ZRANGEBYLEX lex - + WITHSCORES",
+        "ZREVRANGEBYLEX lex + -", "ZREVRANGEBYLEX lex [c (a", "ZREVRANGEBYLEX lex - +",
+        "ZREVRANGEBYLEX lex + - LIMIT 1 2", "ZRANGE lex [b [f BYLEX", "ZRANGE lex [f [b BYLEX REV",
+        "ZRANGE lex - + BYLEX LIMIT 1 1", "ZRANGE lex - + BYLEX WITHSCORES", "ZRANGE lex a b BYLEX",
+        "ZRANGEBYLEX nokey - +", "ZRANGEBYLEX nokey a b", "ZRANGE lex [ (b BYLEX",
+        "ZRANGEBYLEX lex [aa +", "ZRANGEBYLEX lex (aa +", "ZRANGEBYLEX lex - (a"],
+    "zrangestore": [
+        "ZADD src 1 a 2 b 3 c 4 d", "ZRANGESTORE dst src 0 1", "ZRANGE dst 0 -1 WITHSCORES",
+        "ZRANGESTORE dst src 2 3 REV", "ZRANGE dst 0 -1 WITHSCORES", "ZRANGESTORE dst src (1 +inf BYSCORE LIMIT 1 1",
+        "ZRANGE dst 0 -1 WITHSCORES", "ZRANGESTORE dst src +inf -inf BYSCORE REV LIMIT 0 2",
+        "ZRANGE dst 0 -1 WITHSCORES", "ZRANGESTORE dst src [b + BYLEX", "ZRANGE dst 0 -1",
+        "ZRANGESTORE dst src 5 10", "EXISTS dst", "ZRANGESTORE dst src 0 -1", "ZRANGESTORE dst nokey 0 -1",
+        "EXISTS dst", "ZRANGESTORE dst src 0 -1 WITHSCORES", "ZRANGESTORE dst src 0 -1 LIMIT 0 1",
+        "SET str v", "EXPIRE str 100", "ZRANGESTORE str src 0 0", "TYPE str", "TTL str",
+        "ZRANGESTORE dst str 0 1", "ZRANGESTORE dst src", "ZRANGESTORE src src 1 2", "ZRANGE src 0 -1"],
+    "zremrange": [
+        "ZADD z 1 a 2 b 3 c 4 d 5 e 6 f", "ZREMRANGEBYRANK z 0 0", "ZREMRANGEBYRANK z -1 -1",
+        "ZREMRANGEBYRANK z 5 10", "ZREMRANGEBYRANK z 2 1", "ZRANGE z 0 -1", "ZREMRANGEBYRANK z x 1",
+        "ZREMRANGEBYSCORE z (2 4", "ZRANGE z 0 -1", "ZREMRANGEBYSCORE z x 1", "ZREMRANGEBYSCORE z 10 20",
+        "ZREMRANGEBYRANK z 0 -1", "EXISTS z", "ZREMRANGEBYRANK nokey 0 -1", "ZREMRANGEBYRANK nokey x 1",
+        LEX_ZADD, "ZREMRANGEBYLEX lex [b (d", "ZRANGE lex 0 -1", "ZREMRANGEBYLEX lex a b",
+        "ZREMRANGEBYLEX lex - (a", "ZREMRANGEBYLEX lex - +", "EXISTS lex", "ZREMRANGEBYLEX nokey - +",
+        "ZREMRANGEBYSCORE nokey 1 2", "ZREMRANGEBYSCORE nokey x 2", "ZREMRANGEBYRANK z 0",
+        "ZADD z 1 a", "ZREMRANGEBYSCORE z -inf +inf", "EXISTS z"],
+    "zpop": [
+        "ZADD z 1 a 2 b 3 c 4 d 5 e", "ZPOPMIN z", "ZPOPMAX z", "ZPOPMIN z 2", "ZPOPMAX z 0",
+        "ZPOPMIN z -1", "ZPOPMIN z x", "ZPOPMIN z 1 2", "ZPOPMIN nokey", "ZPOPMIN nokey 2",
+        "ZPOPMIN nokey -1", "ZPOPMAX z 10", "EXISTS z", "ZPOPMIN", "ZADD z 1 a", "ZPOPMIN z 1",
+        "ZADD z 1 a 1 b", "ZPOPMAX z 1", "ZPOPMAX z", "SET str v", "ZPOPMIN str", "ZPOPMIN str -1"],
+    "zmpop": [
+        "ZADD z1 1 a 2 b 3 c", "ZADD z2 5 x", "ZMPOP 1 z1 MIN", "ZMPOP 1 z1 MAX COUNT 5",
+        "EXISTS z1", "ZMPOP 2 z1 z2 min count 1", "ZMPOP 2 z1 z2 MIN", "ZMPOP 0 z1 MIN",
+        "ZMPOP -1 z1 MIN", "ZMPOP x z1 MIN", "ZMPOP 1 z1", "ZMPOP 3 z1 z2 MIN", "ZMPOP 1 z1 FOO",
+        "ZMPOP 1 z1 MIN COUNT", "ZMPOP 1 z1 MIN COUNT 0", "ZMPOP 1 z1 MIN COUNT -1",
+        "ZMPOP 1 z1 MIN COUNT x", "ZMPOP 1 z1 MIN COUNT 1 COUNT 1", "ZMPOP 1 z1 MIN BAR",
+        "ZADD z3 1 a", "SET str v", "ZMPOP 2 str z3 MIN", "ZMPOP 2 z3 str MIN", "ZMPOP 2 nokey z3 MAX",
+        "ZMPOP 1 nokey MIN", "ZMPOP", "ZMPOP 1", f"ZMPOP {I64_MAX} z MIN", "ZMPOP 99999999999999999999 z MIN"],
+    "zrandmember-args": [
+        "ZADD z 1 a", "ZRANDMEMBER nokey", "ZRANDMEMBER nokey 1", "ZRANDMEMBER nokey -1 WITHSCORES",
+        "ZRANDMEMBER z", "ZRANDMEMBER z 1", "ZRANDMEMBER z 1 WITHSCORES", "ZRANDMEMBER z -3 WITHSCORES",
+        "ZRANDMEMBER z 5", "ZRANDMEMBER z 0", "ZRANDMEMBER z 0 WITHSCORES", "ZRANDMEMBER z x",
+        "ZRANDMEMBER z 1 FOO", "ZRANDMEMBER z 1 WITHSCORES x", f"ZRANDMEMBER z {I64_MIN}",
+        "ZRANDMEMBER z 5000000000000000000 WITHSCORES", "ZRANDMEMBER z -5000000000000000000 WITHSCORES",
+        "ZRANDMEMBER nokey x", "ZRANDMEMBER nokey 1 FOO", "ZRANDMEMBER", "ZADD two 1 a 2 b",
+        "ZRANDMEMBER two 2 WITHSCORES", "ZRANDMEMBER two 5"],
+    "zunion-zinter-zdiff": [
+        "ZADD a 1 x 2 y 3 z", "ZADD b 10 y 20 z 30 w", "SADD s x w q", "ZUNION 2 a b",
+        "ZUNION 2 a b WITHSCORES", "ZUNION 3 a b s WITHSCORES", "ZUNION 2 a b WEIGHTS 2 0.5 WITHSCORES",
+        "ZUNION 2 a b AGGREGATE MIN WITHSCORES", "ZUNION 2 a b AGGREGATE max WITHSCORES",
+        "ZUNION 2 a b WEIGHTS 1 WITHSCORES", "ZUNION 2 a b WEIGHTS 1 x", "ZUNION 2 a b AGGREGATE foo",
+        "ZUNION 2 a b AGGREGATE", "ZUNION 2 a nokey WITHSCORES", "ZUNION 1 nokey", "ZUNION 0 a",
+        "ZUNION -1 a", "ZUNION x a", "ZUNION 3 a b", "ZUNION 2 a b FOO", "ZINTER 2 a b WITHSCORES",
+        "ZINTER 3 a b s WITHSCORES", "ZINTER 2 a s WITHSCORES", "ZINTER 2 a nokey", "ZINTER 2 a b AGGREGATE MAX WEIGHTS 1 2 WITHSCORES",
+        "ZINTER 2 a a WITHSCORES", "ZINTERCARD 2 a b", "ZINTERCARD 2 a b LIMIT 1", "ZINTERCARD 2 a b LIMIT 0",
+        "ZINTERCARD 2 a b LIMIT -1", "ZINTERCARD 2 a b LIMIT x", "ZINTERCARD 2 a b WITHSCORES",
+        "ZINTERCARD 2 a b WEIGHTS 1 2", "ZINTERCARD 0 a", "ZINTERCARD 3 a b", "ZDIFF 2 a b",
+        "ZDIFF 2 a b WITHSCORES", "ZDIFF 2 a s WITHSCORES", "ZDIFF 1 a WITHSCORES", "ZDIFF 2 a a",
+        "ZDIFF 2 nokey a", "ZDIFF 2 a nokey WITHSCORES", "ZDIFF 2 a b WEIGHTS 1 2", "ZDIFF 2 a b AGGREGATE SUM",
+        "ZDIFF 0 a", "SET str v", "ZUNION 2 a str", "ZINTER 2 nokey str", "ZDIFF 2 a str",
+        "ZINTERCARD 2 str a", "ZUNION 2 a b WEIGHTS inf -inf WITHSCORES", "ZADD c inf x -inf y",
+        "ZUNION 2 c c WITHSCORES", "ZINTER 2 c c WEIGHTS 1 -1 WITHSCORES", "ZUNION 1 c WEIGHTS 0 WITHSCORES",
+        "ZINTER 2 c a WEIGHTS 0 1 WITHSCORES", "ZINTER 2 c a WEIGHTS 1 0 AGGREGATE MIN WITHSCORES",
+        "ZUNION 2 a b WEIGHTS nan 1", "ZUNION", "ZUNION 1"],
+    "stores": [
+        "ZADD a 1 x 2 y 3 z", "ZADD b 10 y 20 z 30 w", "SADD s x w q", "ZUNIONSTORE d 2 a b",
+        "ZRANGE d 0 -1 WITHSCORES", "ZINTERSTORE d 3 a b s WEIGHTS 1 2 3", "ZRANGE d 0 -1 WITHSCORES",
+        "ZDIFFSTORE d 2 a b", "ZRANGE d 0 -1 WITHSCORES", "ZINTERSTORE d 2 a nokey", "EXISTS d",
+        "ZINTERSTORE d 2 a nokey", "ZUNIONSTORE d 1 s", "ZRANGE d 0 -1 WITHSCORES", "SET str v",
+        "EXPIRE str 100", "ZUNIONSTORE str 1 a", "TTL str", "TYPE str", "ZUNIONSTORE d 2 a str",
+        "ZUNIONSTORE d 2 a b WITHSCORES", "ZDIFFSTORE d 2 a b WITHSCORES", "ZINTERSTORE d 0 a",
+        "ZUNIONSTORE d 0 a", "ZDIFFSTORE d 0 a", "ZUNIONSTORE d 3 a b", "ZINTERSTORE a 2 a b",
+        "ZRANGE a 0 -1 WITHSCORES", "ZUNIONSTORE", "ZUNIONSTORE d", "ZUNIONSTORE d 1",
+        "ZDIFFSTORE d 1 nokey", "ZUNIONSTORE d 2 b b AGGREGATE MIN", "ZRANGE d 0 -1 WITHSCORES"],
+    "zscan-small": [
+        "ZADD z 1 a 2 b 3 c 1.5 ab", "ZSCAN z 0", "ZSCAN z 0 COUNT 1", "ZSCAN z 0 MATCH a*",
+        "ZSCAN z 0 MATCH zz*", "ZSCAN nokey 0", "ZSCAN nokey 0 FOO", "ZSCAN nokey x", "ZSCAN z x",
+        "ZSCAN z 0 COUNT 0", "ZSCAN z 0 COUNT x", "ZSCAN z 0 FOO bar", "ZSCAN z 0 TYPE zset",
+        "ZSCAN z", "ZSCAN z 0 COUNT", "ZADD f 0.1 x inf y -0 z 1e100 w", "ZSCAN f 0",
+        "ZADD g 12345678901234567890 x 3 y -5 z", "ZSCAN g 0"],
+    "wrongtype": [
+        "SET str v", "ZADD str 1 a", "ZADD str x a", "ZADD str XX 1 a", "ZREM str a", "ZCARD str",
+        "ZSCORE str a", "ZRANK str a", "ZCOUNT str 1 2", "ZCOUNT str x 2", "ZLEXCOUNT str - +",
+        "ZRANGE str 0 -1", "ZRANGE str x 1", "ZRANGEBYSCORE str 1 2", "ZRANGEBYLEX str - +",
+        "ZREMRANGEBYRANK str 0 1", "ZREMRANGEBYSCORE str 1 2", "ZREMRANGEBYLEX str - +",
+        "ZPOPMAX str", "ZRANDMEMBER str", "ZRANDMEMBER str 1", "ZRANDMEMBER str x", "ZSCAN str 0",
+        "ZSCAN str x", "HSET h f v", "ZADD h 1 a", "LPUSH l a", "ZUNION 1 l", "ZADD z 1 a",
+        "GET z", "SADD z a", "HSET z f v", "LPUSH z a", "INCR z", "SCARD z", "TYPE z"],
+    "big-zset": [
+        BIG_ZADD, "ZCARD big", "ZSCORE big m150", "ZRANK big m150", "ZREVRANK big m150",
+        "ZRANGE big 100 110 WITHSCORES", "ZRANGE big 5 20 BYSCORE LIMIT 3 7 WITHSCORES",
+        "ZRANGEBYSCORE big (30 +inf", "ZREVRANGE big 0 5", "ZCOUNT big 10 (20", "ZREM big m000 m001",
+        "ZPOPMIN big 3", "ZPOPMAX big 2", "ZREMRANGEBYSCORE big 5 7", "ZREMRANGEBYRANK big 10 60",
+        "ZRANGE big 0 -1 WITHSCORES", "ZADD other 1 m100 2 m101 3 zzz", "ZINTER 2 big other WITHSCORES",
+        "ZUNIONSTORE u 2 big other", "ZRANGE u 0 -1 WITHSCORES", "ZDIFF 2 big other", "ZINTERCARD 2 big other"],
+    "generic-commands": [
+        "ZADD z 1 a 2 b", "TYPE z", "EXISTS z", "RENAME z z2", "ZRANGE z2 0 -1 WITHSCORES", "TYPE z",
+        "COPY z2 z3", "ZADD z3 3 c", "ZRANGE z2 0 -1", "ZRANGE z3 0 -1", "COPY z2 z3",
+        "COPY z2 z3 REPLACE", "ZRANGE z3 0 -1", "MOVE z3 1", "EXISTS z3", "SELECT 1",
+        "ZRANGE z3 0 -1 WITHSCORES", "TYPE z3", "COPY z3 z2 DB 0", "SELECT 0", "SET x v",
+        "RENAME z2 x", "TYPE x", "DEL x", "ZADD a 1 1", "SET b v", "SADD c x",
+        ScanAll(("TYPE", "zset")), ScanAll(("TYPE", "ZSET")), "EXPIRE a 100", "TTL a", "FLUSHDB", "DBSIZE"],
+}
+
+
+test_same_replies, test_same_replies_in_resp3 = same_reply_tests(CASES)
