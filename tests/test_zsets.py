@@ -22,6 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kvserver.config import Config
+from kvserver.core import Core
+from kvserver.session import Session
 from kvserver.types import BY_KIND, BY_TYPE, codec_of
 from kvserver.types.zset import ZSET, ZSet
 from test_differential import (same_reply_tests, I64_MAX, I64_MIN, Kind, Pair, RawClient,  # noqa: F401
@@ -435,3 +438,330 @@ def test_random_operations_match_redis(kv_port, redis_port, steps, resp):
         _final_state(p)
     finally:
         p.close()
+
+
+# --- what Redis cannot show ------------------------------------------------------
+
+def _session():
+    core = Core(Config(port=0))
+    logged = []
+    core.log = lambda s, argv: logged.append(list(argv))  # noqa: E731
+    return Session(core), logged
+
+
+def _run(s, *argv):
+    from kvserver import commands
+    return commands.execute(s, [a if isinstance(a, bytes) else str(a).encode() for a in argv])
+
+
+def _wal_records(data_dir) -> list[list[list[bytes]]]:
+    """Each WAL record's effects (one record = one execution unit)."""
+    from kvserver.fs import OSFileSystem
+    from kvserver.wal import list_segments, scan_segment
+    fs = OSFileSystem()
+    out = []
+    for first, path in list_segments(fs, str(data_dir)):
+        for record in scan_segment(fs.read(path), path, first).records:
+            out.append([argv for _, argv in record.effects])
+    return out
+
+
+def test_writes_log_their_deterministic_effect(kv_process, tmp_path):
+    """ZADD logs the final scores of what changed (INCR/GT/LT resolved, %.17g
+    text), ZINCRBY a ZADD of its exact result, pops and ZREMRANGE* ZREM of
+    what they removed, *STORE DEL + ZADD of the result (or only DEL); reads
+    and no-ops log nothing (checked through the WAL of a real process)."""
+    server = kv_process()
+    c = RawClient(server.port)
+    try:
+        c.call("ZADD", "z", "1", "a", "2", "b", "3", "c")
+        c.call("ZADD", "z", "NX", "5", "a", "4", "d")          # only d is new
+        c.call("ZADD", "z", "GT", "0", "a", "9", "b")          # only b changes
+        c.call("ZADD", "z", "INCR", "0.1", "a")
+        c.call("ZINCRBY", "z", "0.2", "a")
+        c.call("ZADD", "z", "XX", "1", "nope")                 # no-op
+        c.call("ZADD", "z", "NX", "1", "a")                    # no-op
+        c.call("ZRANGE", "z", "0", "-1")
+        c.call("ZRANDMEMBER", "z", "-3")
+        c.call("ZPOPMIN", "z")
+        c.call("ZPOPMAX", "z", "2")
+        c.call("ZREM", "z", "nope")
+        c.call("ZADD", "r", "1", "x", "2", "y", "3", "w")
+        c.call("ZREMRANGEBYSCORE", "r", "(1", "2")
+        c.call("ZREMRANGEBYRANK", "r", "5", "9")               # no-op
+        c.call("ZMPOP", "2", "nokey", "r", "MIN", "COUNT", "5")
+        c.call("ZUNIONSTORE", "u", "1", "z")
+        c.call("ZINTERSTORE", "u", "2", "z", "nokey")
+        c.call("ZINTERSTORE", "u", "2", "z", "nokey")          # empty, u missing: nothing
+        c.call("ZRANGESTORE", "u2", "z", "0", "-1")
+        left = c.call("ZRANGE", "z", "0", "-1", "WITHSCORES").value
+    finally:
+        c.close()
+    server.kill9()
+    records = [r for r in _wal_records(tmp_path / "data")]
+    assert records == [
+        [[b"ZADD", b"z", b"1", b"a", b"2", b"b", b"3", b"c"]],
+        [[b"ZADD", b"z", b"4", b"d"]],
+        [[b"ZADD", b"z", b"9", b"b"]],
+        [[b"ZADD", b"z", b"1.1000000000000001", b"a"]],
+        [[b"ZADD", b"z", b"1.3", b"a"]],
+        [[b"ZREM", b"z", b"a"]],
+        [[b"ZREM", b"z", b"b", b"d"]],
+        [[b"ZADD", b"r", b"1", b"x", b"2", b"y", b"3", b"w"]],
+        [[b"ZREM", b"r", b"y"]],
+        [[b"ZREM", b"r", b"x", b"w"]],
+        [[b"ZADD", b"u", b"3", b"c"]],
+        [[b"DEL", b"u"]],
+        [[b"ZADD", b"u2", b"3", b"c"]],
+    ]
+    assert left == [b"c", b"3"]
+
+
+def test_big_effects_are_logged_in_chunks_of_one_unit():
+    from kvserver.commands import zsets
+    s, logged = _session()
+    old = zsets.LOG_CHUNK
+    zsets.LOG_CHUNK = 3
+    try:
+        _run(s, "ZADD", "z", *[x for i in range(7) for x in (i, b"m%d" % i)])
+        assert [len(a) for a in logged] == [8, 8, 4] and all(a[0] == b"ZADD" for a in logged)
+        logged.clear()
+        _run(s, "ZPOPMIN", "z", "5")
+        assert logged == [[b"ZREM", b"z", b"m0", b"m1", b"m2"], [b"ZREM", b"z", b"m3", b"m4"]]
+    finally:
+        zsets.LOG_CHUNK = old
+
+
+ZSET_SCRIPT = [
+    ("ZADD", "z", "1", "a", "2", "b", "0.1", "c", "-0", "d", "inf", "e", "1e-310", "f"),
+    ("ZINCRBY", "z", "0.2", "c"), ("ZINCRBY", "z", "0.7", "c"), ("ZADD", "z", "INCR", "1e-17", "a"),
+    ("ZADD", "z", "GT", "CH", "3.3", "b", "0", "a"), ("ZADD", "z", "LT", "-0.30000000000000004", "a"),
+    BIG_ZADD, ("ZINCRBY", "big", "-0", "m005"), ("ZREM", "big", "m007"), ("ZPOPMIN", "big", "3"),
+    ("ZREMRANGEBYSCORE", "big", "(30", "33"), ("ZREMRANGEBYRANK", "big", "-10", "-5"),
+    ("ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"), ("ZREMRANGEBYLEX", "lex", "(a", "[c"),
+    ("ZADD", "gone", "1", "x"), ("ZREM", "gone", "x"), ("ZADD", "t", "5", "k"),
+    ("PEXPIREAT", "t", "4102444800000"), ("ZADD", "bin", "1", "\x00", "2", "\xff" * 100),
+    ("ZUNIONSTORE", "u", "3", "z", "big", "lex", "WEIGHTS", "0.1", "3", "7", "AGGREGATE", "SUM"),
+    ("ZINTERSTORE", "v", "2", "big", "u", "AGGREGATE", "MAX"), ("ZDIFFSTORE", "w", "2", "big", "u"),
+    ("ZRANGESTORE", "x", "big", "10", "(20", "BYSCORE", "REV", "LIMIT", "1", "5"),
+    ("ZMPOP", "2", "nokey", "x", "MAX", "COUNT", "2"), ("COPY", "z", "zc"), ("ZADD", "zc", "9", "new"),
+    ("RENAME", "zc", "zr"), ("MOVE", "zr", "2"),
+]
+
+
+def _state(port: int) -> list:
+    c = RawClient(port)
+    try:
+        out = []
+        for db in ("0", "2"):
+            c.call("SELECT", db)
+            for key in sorted(c.call("KEYS", "*").value):
+                out.append((db, key, c.call("TYPE", key).raw, c.call("PEXPIRETIME", key).raw,
+                            c.call("ZRANGE", key, "0", "-1", "WITHSCORES").raw))
+        return out
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("how", ["kill9", "save-then-kill9", "save-then-sigterm"])
+def test_zsets_survive_restart_with_bit_exact_scores(kv_process, redis_port, how):
+    """kill -9 (WAL replay) and SAVE (the checkpoint codec) give back every
+    zset with the same scores to the last bit (%.17g replies compared raw),
+    equal to what Redis holds after the same script."""
+    server = kv_process()
+    kv, redis = RawClient(server.port), RawClient(redis_port)
+    try:
+        redis.call("FLUSHALL")
+        for argv in ZSET_SCRIPT:
+            assert kv.call(*argv).raw == redis.call(*argv).raw, argv
+        picked = kv.call("ZRANDMEMBER", "big", "5").value  # random, so removed by name on Redis
+        assert kv.call("ZREM", "big", *picked).value == redis.call("ZREM", "big", *picked).value == 5
+        if how != "kill9":
+            assert kv.call("SAVE").raw == b"+OK\r\n"
+            for c in (kv, redis):  # a WAL record past the checkpoint
+                c.call("ZINCRBY", "z", "0.1", "c")
+    finally:
+        kv.close()
+        redis.close()
+    before = _state(server.port)
+    assert before == _state(redis_port)
+    if how == "save-then-sigterm":
+        assert server.terminate() == 0
+    else:
+        server.kill9()
+    again = kv_process()
+    assert _state(again.port) == before
+
+
+def test_codec_round_trip_registration_and_encodings():
+    assert BY_KIND[5] is ZSET and BY_TYPE[ZSet] is ZSET and ZSET.name == "zset"
+    z = ZSet()
+    for i in range(10):
+        z.add(b"m%d" % i, i / 3)
+    z.add(b"neg", float("-inf"))
+    assert codec_of(z) is ZSET and ZSET.encoding(z) == "listpack"
+    back = ZSET.decode(memoryview(ZSET.encode(z)))
+    assert type(back) is ZSet and list(back.items()) == list(z.items()) and back.nbytes == z.nbytes
+    back.check()
+    assert ZSET.size(z) >= len(ZSET.encode(z))
+    z.add(b"x" * 65, 1.0)
+    assert ZSET.encoding(z) == "skiplist"
+    z.discard(b"x" * 65)
+    assert ZSET.encoding(z) == "skiplist"  # Redis never converts back
+    assert ZSET.encoding(ZSET.decode(ZSET.encode(z))) == "listpack"  # a load judges afresh
+    assert ZSET.encoding(ZSet((b"%d" % i, 0.0) for i in range(129))) == "skiplist"
+    assert ZSET.encoding(ZSet((b"%d" % i, 0.0) for i in range(128))) == "listpack"
+    assert ZSET.encoding(ZSet([(b"y" * 64, 0.0)])) == "listpack"
+    for bad in (b"", b"\x01\x00\x00\x00", ZSET.encode(z) + b"x", ZSET.encode(z)[:-1],
+                b"\x02\x00\x00\x00" + struct.pack("<dd", 1, 1) + b"\x01\x00\x00\x00a" * 2,
+                b"\x02\x00\x00\x00" + struct.pack("<dd", 2, 1) + b"\x01\x00\x00\x00a\x01\x00\x00\x00b",
+                b"\x01\x00\x00\x00" + struct.pack("<d", float("nan")) + b"\x01\x00\x00\x00a"):
+        with pytest.raises((ValueError, IndexError, struct.error)):
+            ZSET.decode(memoryview(bad))
+
+
+def test_encoding_follows_redis_conversions():
+    """OBJECT ENCODING's fact (``big``): a listpack holds no -0 (Redis stores
+    "-0" as the integer 0), a skiplist does; stores are judged by contents."""
+    s, _ = _session()
+    _run(s, "ZADD", "z", "-0", "a")
+    assert not s.db.data[b"z"].big and _run(s, "ZSCORE", "z", "a") == 0.0
+    assert str(_run(s, "ZSCORE", "z", "a")) == "0.0"
+    _run(s, "ZADD", "z", "1", b"x" * 65, "-0", "b")
+    assert s.db.data[b"z"].big and str(_run(s, "ZSCORE", "z", "b")) == "-0.0"
+    _run(s, "ZADD", "big", *[x for i in range(129) for x in (i, b"m%d" % i)])
+    assert s.db.data[b"big"].big
+    _run(s, "ZREMRANGEBYRANK", "big", "0", "120")
+    assert s.db.data[b"big"].big
+    _run(s, "ZUNIONSTORE", "u", "1", "big")
+    assert not s.db.data[b"u"].big
+    _run(s, "ZRANGESTORE", "r", "z", "0", "-1")
+    assert s.db.data[b"r"].big  # a member longer than 64 bytes
+
+
+def test_copy_gives_an_independent_zset():
+    s, _ = _session()
+    _run(s, "ZADD", "z", "1", "a", "2", "b")
+    _run(s, "COPY", "z", "c")
+    assert s.db.data[b"z"] is not s.db.data[b"c"]
+    _run(s, "ZADD", "c", "5", "a", "3", "x")
+    _run(s, "ZREM", "c", "b")
+    assert list(s.db.data[b"z"].items()) == [(b"a", 1.0), (b"b", 2.0)]
+    assert list(s.db.data[b"c"].items()) == [(b"x", 3.0), (b"a", 5.0)]
+
+
+def test_running_checkpoint_keeps_the_pre_image():
+    """A zset changed while a checkpoint runs: the snapshot keeps the old
+    entries (a copy sharing the sublists, copied on write)."""
+    s, _ = _session()
+    preserved = []
+
+    class Snap:
+        def preserve(self, db, key):
+            preserved.append((key, codec_of(db.data[key]).snapshot_copy(db.data[key])))
+
+    _run(s, "ZADD", "z", *[x for i in range(5000) for x in (i, b"m%d" % i)])
+    s.core.keyspace.set_snapshot(Snap())
+    _run(s, "ZADD", "z", "0.5", "new", "-1", "m4999")
+    _run(s, "ZREM", "z", "nope")  # no change: no pre-image
+    s.core.keyspace.set_snapshot(None)
+    _run(s, "ZREMRANGEBYRANK", "z", "10", "3000")
+    [(key, copy)] = preserved
+    assert key == b"z" and len(copy) == 5000
+    assert ZSET.decode(ZSET.encode(copy)).items().__next__() == (b"m0", 0.0)
+    assert list(copy.items()) == [(b"m%d" % i, float(i)) for i in range(5000)]
+    live = s.db.data[b"z"]
+    live.check()
+    copy.check()
+    assert len(live) == 5001 - 2991 and live.score(b"m4999") == -1.0
+
+
+@pytest.mark.parametrize("load", [4, 1000])
+def test_structure_invariants_under_random_operations(monkeypatch, load):
+    """The sublists, maxes, Fenwick index and copy-on-write flags stay right
+    through random adds, removals, range removals and copies (a tiny LOAD
+    exercises splits, merges and the index on every step)."""
+    import kvserver.types.zset as zmod
+    monkeypatch.setattr(zmod, "LOAD", load)
+    rng = random.Random(load)
+    z, model, copies = ZSet(), {}, []
+    for step in range(3000):
+        op = rng.random()
+        m = b"m%d" % rng.randrange(300)
+        if op < 0.5:
+            sc = float(rng.randrange(-20, 20))
+            z.add(m, sc)
+            model[m] = sc
+        elif op < 0.7:
+            assert (z.discard(m) is not None) == (m in model)
+            model.pop(m, None)
+        elif op < 0.78 and len(z):
+            a = rng.randrange(len(z) + 1)
+            b = rng.randrange(a, len(z) + 1)
+            expect = sorted((sc, m) for m, sc in model.items())[a:b]
+            assert z.remove_range(a, b) == expect
+            for _, m in expect:
+                del model[m]
+        elif op < 0.8:
+            copies.append((z.copy(), dict(model)))
+        elif len(z):
+            flat = sorted((sc, m) for m, sc in model.items())
+            x = float(rng.randrange(-21, 21))
+            assert z.score_position(x, False, False) == sum(1 for sc, _ in flat if sc < x)
+            assert z.score_position(x, True, True) == sum(1 for sc, _ in flat if sc < x)
+            assert z.score_position(x, True, False) == sum(1 for sc, _ in flat if sc <= x)
+            a = rng.randrange(len(flat))
+            assert z.entry_at(a) == flat[a] and z.rank(flat[a][1]) == a
+        if step % 50 == 0:
+            z.check()
+    z.check()
+    assert dict(z.items()) == model
+    for copy, expect in copies:
+        copy.check()
+        assert dict(copy.items()) == expect
+
+
+def test_notifications_use_redis_event_names():
+    s, _ = _session()
+    events = []
+    s.core.notify_flags = -1
+    s.core.keyspace_event = lambda kind, event, db, key: events.append((event, key))
+    script = [
+        (("ZADD", "z", "1", "a", "2", "b", "3", "c"), [(b"zadd", b"z")]),
+        (("ZADD", "z", "NX", "1", "a"), []),
+        (("ZINCRBY", "z", "1", "a"), [(b"zincr", b"z")]),
+        (("ZADD", "z", "INCR", "1", "a"), [(b"zincr", b"z")]),
+        (("ZREM", "z", "nope"), []),
+        (("ZREM", "z", "a"), [(b"zrem", b"z")]),
+        (("ZPOPMIN", "z"), [(b"zpopmin", b"z")]),
+        (("ZPOPMAX", "z", "5"), [(b"zpopmax", b"z"), (b"del", b"z")]),
+        (("ZADD", "z", "1", "a", "2", "b", "3", "c"), [(b"zadd", b"z")]),
+        (("ZREMRANGEBYRANK", "z", "0", "0"), [(b"zremrangebyrank", b"z")]),
+        (("ZREMRANGEBYSCORE", "z", "2", "2"), [(b"zremrangebyscore", b"z")]),
+        (("ZREMRANGEBYLEX", "z", "-", "+"), [(b"zremrangebylex", b"z"), (b"del", b"z")]),
+        (("ZADD", "z", "1", "a"), [(b"zadd", b"z")]),
+        (("ZUNIONSTORE", "d", "1", "z"), [(b"zunionstore", b"d")]),
+        (("ZINTERSTORE", "d", "1", "z"), [(b"zinterstore", b"d")]),
+        (("ZDIFFSTORE", "d", "1", "z"), [(b"zdiffstore", b"d")]),
+        (("ZRANGESTORE", "d", "z", "0", "-1"), [(b"zrangestore", b"d")]),
+        (("ZRANGESTORE", "d", "z", "5", "9"), [(b"del", b"d")]),
+        (("ZDIFFSTORE", "d", "2", "z", "z"), []),
+        (("ZMPOP", "1", "z", "MAX"), [(b"zpopmax", b"z"), (b"del", b"z")]),
+    ]
+    for argv, expected in script:
+        events.clear()
+        _run(s, *argv)
+        assert events == expected, argv
+
+
+def test_modified_fires_only_for_real_changes():
+    s, _ = _session()
+    seen = []
+    s.core.keyspace.add_modified_listener(lambda db, key: seen.append(key))
+    _run(s, "ZADD", "z", "1", "a")
+    assert seen == [b"z"]
+    for argv in (("ZADD", "z", "NX", "5", "a"), ("ZADD", "z", "XX", "1", "b"), ("ZADD", "z", "1", "a"),
+                 ("ZADD", "z", "GT", "0", "a"), ("ZREM", "z", "b"), ("ZINCRBY", "z", "x", "a"),
+                 ("ZREMRANGEBYSCORE", "z", "5", "6"), ("ZPOPMIN", "nokey"), ("ZADD", "z", "INCR", "nan", "a")):
+        _run(s, *argv)
+    assert seen == [b"z"]  # refused or no-op writes signal nothing
