@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import struct
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -215,6 +216,16 @@ CASES: dict[str, list] = {
         "ZPOPMIN big 3", "ZPOPMAX big 2", "ZREMRANGEBYSCORE big 5 7", "ZREMRANGEBYRANK big 10 60",
         "ZRANGE big 0 -1 WITHSCORES", "ZADD other 1 m100 2 m101 3 zzz", "ZINTER 2 big other WITHSCORES",
         "ZUNIONSTORE u 2 big other", "ZRANGE u 0 -1 WITHSCORES", "ZDIFF 2 big other", "ZINTERCARD 2 big other"],
+    "blocking-pops-at-once": [
+        "ZADD z 1 a 2 b 3 c", "BZPOPMIN z 0", "BZPOPMAX z 0", "ZADD z 4 d", "BZPOPMIN nokey z 0",
+        "BZMPOP 0 1 z MIN", "ZADD z 1 a 2 b 3 c", "BZMPOP 0 2 nokey z MAX COUNT 2",
+        "BZMPOP 0 1 z min count 5", "EXISTS z", "BZPOPMIN z x", "BZPOPMIN z -1", "BZPOPMIN z",
+        "BZMPOP x 1 z MIN", "BZMPOP x 0 z MIN", "BZMPOP 0 0 z MIN", "BZMPOP 0 1 z FOO",
+        "BZMPOP 0 1 z MIN COUNT 0", "BZMPOP 0 1 z", "BZMPOP -1 1 z MIN", "BZMPOP 0 3 z MIN",
+        "BZPOPMIN nokey 0.01", "BZMPOP 0.01 1 nokey MIN", "SET str v", "BZPOPMIN str 0",
+        "BZPOPMIN nokey str 0", "BZMPOP 0 2 nokey str MIN", "ZADD y 1 a", "BZPOPMAX y str 0",
+        "MULTI", "BZPOPMIN nokey 0", "BZMPOP 0 1 nokey MAX", "ZADD y 5 b", "BZPOPMAX y 0", "EXEC",
+        "BZPOPMIN nokey inf", "BZPOPMIN nokey nan"],
     "generic-commands": [
         "ZADD z 1 a 2 b", "TYPE z", "EXISTS z", "RENAME z z2", "ZRANGE z2 0 -1 WITHSCORES", "TYPE z",
         "COPY z2 z3", "ZADD z3 3 c", "ZRANGE z2 0 -1", "ZRANGE z3 0 -1", "COPY z2 z3",
@@ -765,3 +776,83 @@ def test_modified_fires_only_for_real_changes():
                  ("ZREMRANGEBYSCORE", "z", "5", "6"), ("ZPOPMIN", "nokey"), ("ZADD", "z", "INCR", "nan", "a")):
         _run(s, *argv)
     assert seen == [b"z"]  # refused or no-op writes signal nothing
+
+
+def _blocked_then_fed(c_block: RawClient, c_feed: RawClient, request: tuple, feeds: list) -> list:
+    """Send a blocking request on one connection, run ``feeds`` on another,
+    return every feed's reply then the blocked one's."""
+    from kvserver.protocol import encode_command
+    c_block.send(encode_command(list(request)))
+    for _ in range(200):  # until the server lists the client as blocked
+        if b"cmd=" + request[0].lower().encode() + b" " in c_feed.call("CLIENT", "LIST").value \
+                and b"flags=b" in c_feed.call("CLIENT", "LIST").value:
+            break
+        time.sleep(0.005)
+    out = [c_feed.call(*f).raw for f in feeds]
+    return out + [c_block.read().raw]
+
+
+@pytest.mark.parametrize("resp", ["2", "3"])
+def test_blocked_pops_are_served_as_redis_serves_them(kv_port, redis_port, resp):
+    """BZPOPMIN/BZPOPMAX/BZMPOP that block are woken by a ZADD (the first
+    waited key that gets members), keep waiting while a key holds another
+    type or nothing, and answer what Redis answers, in RESP2 and RESP3."""
+    scripts = [
+        (("BZPOPMIN", "k1", "k2", "0"), [("ZADD", "k2", "2", "b", "1", "a")]),
+        (("BZPOPMAX", "k1", "5"), [("SET", "k1", "str"), ("DEL", "k1"), ("ZADD", "k1", "1", "x", "9", "y")]),
+        (("BZMPOP", "0", "2", "k5", "k3", "MAX", "COUNT", "3"), [("ZADD", "k3", "1", "p", "2", "q")]),
+        (("BZMPOP", "0", "1", "k4", "MIN"), [("MULTI",), ("ZADD", "k4", "1", "a"), ("ZREM", "k4", "a"),
+                                              ("EXEC",), ("ZADD", "k4", "3", "c")]),
+    ]
+    results = []
+    for port in (kv_port, redis_port):
+        a, b = RawClient(port), RawClient(port)
+        try:
+            b.call("FLUSHALL")
+            for c in (a, b):
+                c.call("HELLO", resp)
+            got = [_blocked_then_fed(a, b, req, feeds) for req, feeds in scripts]
+            got.append(b.call("ZRANGE", "k1", "0", "-1", "WITHSCORES").raw)
+            got.append(b.call("ZRANGE", "k2", "0", "-1", "WITHSCORES").raw)
+            got.append(b.call("EXISTS", "k3", "k4").raw)
+            results.append(got)
+        finally:
+            a.close()
+            b.close()
+    assert results[0] == results[1]
+
+
+def test_blocked_pop_times_out_with_a_null_array(kv_port, redis_port):
+    for port in (kv_port, redis_port):
+        c = RawClient(port)
+        try:
+            assert c.call("BZPOPMIN", "nokey", "0.05").raw == b"*-1\r\n"
+            assert c.call("BZMPOP", "0.05", "1", "nokey", "MIN").raw == b"*-1\r\n"
+            c.call("HELLO", "3")
+            assert c.call("BZPOPMAX", "nokey", "0.05").raw == b"_\r\n"
+        finally:
+            c.close()
+
+
+def test_a_served_blocked_pop_is_logged_as_zrem_after_the_zadd(kv_process, tmp_path):
+    server = kv_process()
+    a, b = RawClient(server.port), RawClient(server.port)
+    try:
+        replies = _blocked_then_fed(a, b, ("BZPOPMIN", "q", "0"), [("ZADD", "q", "2", "y", "1", "x")])
+        assert replies[-1] == b"*3\r\n$1\r\nq\r\n$1\r\nx\r\n$1\r\n1\r\n"
+        replies = _blocked_then_fed(a, b, ("BZMPOP", "0", "1", "r", "MAX", "COUNT", "2"),
+                                    [("ZADD", "r", "1", "m")])
+    finally:
+        a.close()
+        b.close()
+    server.kill9()
+    assert _wal_records(tmp_path / "data") == [
+        [[b"ZADD", b"q", b"2", b"y", b"1", b"x"]], [[b"ZREM", b"q", b"x"]],
+        [[b"ZADD", b"r", b"1", b"m"]], [[b"ZREM", b"r", b"m"]]]
+    again = kv_process()
+    c = RawClient(again.port)
+    try:
+        assert c.call("ZRANGE", "q", "0", "-1", "WITHSCORES").value == [b"y", b"2"]
+        assert c.call("EXISTS", "r").value == 0
+    finally:
+        c.close()

@@ -2,7 +2,7 @@
 ZRANK ZREVRANK ZRANGE ZRANGESTORE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE
 ZRANGEBYLEX ZREVRANGEBYLEX ZREMRANGEBYRANK ZREMRANGEBYSCORE ZREMRANGEBYLEX
 ZPOPMIN ZPOPMAX ZMPOP ZRANDMEMBER ZUNION ZUNIONSTORE ZINTER ZINTERSTORE
-ZINTERCARD ZDIFF ZDIFFSTORE ZSCAN.
+ZINTERCARD ZDIFF ZDIFFSTORE ZSCAN, and the blocking BZPOPMIN BZPOPMAX BZMPOP.
 
 Values are :class:`~kvserver.types.zset.ZSet` (``types/zset.py``), reached
 through the keyspace's typed accessors (WRONGTYPE, the running checkpoint's
@@ -49,6 +49,7 @@ import random
 import re
 
 from .. import notify
+from ..blocking import block, may_block, parse_timeout
 from ..errors import NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE, CommandError
 from ..numbers import INT64_MAX, parse_int
 from ..protocol import NULL_ARRAY, format_double
@@ -998,3 +999,61 @@ def cmd_zscan(s, argv):
         if matches is None or matches(m):
             out += (m, format_double(z.score(m)))
     return [b"%d" % next_cursor, out]
+
+
+# --- BZPOPMIN BZPOPMAX BZMPOP (kvserver.blocking) ------------------------------------------------
+
+def _blocking_zpop(s, keys: list, maximum: bool, deadline: int, count: int | None):
+    """blockingGenericZpopCommand: ``count`` None is BZPOPMIN/BZPOPMAX (a flat
+    [key, member, score]), else BZMPOP's ([key, [[member, score]...]])."""
+    ks = s.core.keyspace
+
+    def reply(c, key, z):
+        popped = pop(c, key, z, maximum, 1 if count is None else count)
+        if count is None:
+            sc, m = popped[0]
+            return [key, m, sc]
+        return [key, [[m, sc] for sc, m in popped]]
+
+    for key in keys:
+        z = ks.write(s.db, key, ZSET)  # every existing key up to a non-empty one is type-checked
+        if z is not None:
+            return reply(s, key, z)
+    if not may_block(s):
+        return NULL_ARRAY
+
+    def serve(c, key):
+        z = c.core.keyspace.lookup(c.db, key)
+        if type(z) is not ZSet or not len(z):
+            return None  # absent or another type now: keep waiting, as Redis
+        return reply(c, key, z)
+
+    return block(s, keys, deadline, serve, NULL_ARRAY)
+
+
+@command("bzpopmin", -3, "write noscript blocking fast", keys=(1, -2, 1), group="sorted-set",
+         acl="@sortedset @blocking", since="5.0.0",
+         summary="Remove and return the member with the lowest score from one or more sorted sets, "
+         "or block until one is available", synopsis="key [key ...] timeout")
+def cmd_bzpopmin(s, argv):
+    deadline = parse_timeout(argv[-1], s.core.keyspace.clock())
+    return _blocking_zpop(s, argv[1:-1], False, deadline, None)
+
+
+@command("bzpopmax", -3, "write noscript blocking fast", keys=(1, -2, 1), group="sorted-set",
+         acl="@sortedset @blocking", since="5.0.0",
+         summary="Remove and return the member with the highest score from one or more sorted sets, "
+         "or block until one is available", synopsis="key [key ...] timeout")
+def cmd_bzpopmax(s, argv):
+    deadline = parse_timeout(argv[-1], s.core.keyspace.clock())
+    return _blocking_zpop(s, argv[1:-1], True, deadline, None)
+
+
+@command("bzmpop", -5, "write blocking movablekeys", keys=(0, 0, 0), group="sorted-set",
+         acl="@sortedset @blocking", since="7.0.0", getkeys=_numkeys_getkeys(2),
+         summary="Remove and return members with scores in a sorted set or block until one is available",
+         synopsis="timeout numkeys key [key ...] MIN | MAX [COUNT count]")
+def cmd_bzmpop(s, argv):
+    keys, maximum, count = mpop_args(argv, 2)  # numkeys, MIN|MAX and COUNT before the timeout
+    deadline = parse_timeout(argv[1], s.core.keyspace.clock())
+    return _blocking_zpop(s, keys, maximum, deadline, count)
