@@ -624,9 +624,10 @@ def test_codec_round_trip_registration_and_encodings():
     assert ZSET.encoding(ZSet((b"%d" % i, 0.0) for i in range(128))) == "listpack"
     assert ZSET.encoding(ZSet([(b"y" * 64, 0.0)])) == "listpack"
     for bad in (b"", b"\x01\x00\x00\x00", ZSET.encode(z) + b"x", ZSET.encode(z)[:-1],
-                b"\x02\x00\x00\x00" + struct.pack("<dd", 1, 1) + b"\x01\x00\x00\x00a" * 2,
-                b"\x02\x00\x00\x00" + struct.pack("<dd", 2, 1) + b"\x01\x00\x00\x00a\x01\x00\x00\x00b",
-                b"\x01\x00\x00\x00" + struct.pack("<d", float("nan")) + b"\x01\x00\x00\x00a"):
+                struct.pack("<IddII", 2, 1, 1, 1, 1) + b"aa",      # a member twice
+                struct.pack("<IddII", 2, 2, 1, 1, 1) + b"ab",      # out of order
+                struct.pack("<IddII", 2, 1, 2, 1, 2) + b"ab",      # lengths past the end
+                struct.pack("<IdI", 1, float("nan"), 1) + b"a"):
         with pytest.raises((ValueError, IndexError, struct.error)):
             ZSET.decode(memoryview(bad))
 
