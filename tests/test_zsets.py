@@ -555,7 +555,10 @@ ZSET_SCRIPT = [
     ("ZUNIONSTORE", "u", "3", "z", "big", "lex", "WEIGHTS", "0.1", "3", "7", "AGGREGATE", "SUM"),
     ("ZINTERSTORE", "v", "2", "big", "u", "AGGREGATE", "MAX"), ("ZDIFFSTORE", "w", "2", "big", "u"),
     ("ZRANGESTORE", "x", "big", "10", "(20", "BYSCORE", "REV", "LIMIT", "1", "5"),
-    ("ZMPOP", "2", "nokey", "x", "MAX", "COUNT", "2"), ("COPY", "z", "zc"), ("ZADD", "zc", "9", "new"),
+    ("ZMPOP", "2", "nokey", "x", "MAX", "COUNT", "2"),
+    ("ZADD", "negz", "-0", "a", "1", "\x01" * 70, "-0", "b"),  # a skiplist keeps -0
+    ("ZUNIONSTORE", "negu", "2", "negz", "big", "WEIGHTS", "1", "0"),  # big, -0 scores first
+    ("ZSCORE", "negu", "a"), ("ZSCORE", "negu", "m000"), ("COPY", "z", "zc"), ("ZADD", "zc", "9", "new"),
     ("RENAME", "zc", "zr"), ("MOVE", "zr", "2"),
 ]
 

@@ -262,8 +262,17 @@ def _store(s, dst: bytes, entries: list, event: bytes) -> int:
         db.remove(dst)
         s.log([b"DEL", dst])
     if entries:
-        db.store(dst, ZSet.from_sorted(entries))
+        value = ZSet.from_sorted(entries)
+        db.store(dst, value)
         _log_zadd(s, dst, ((m, sc) for sc, m in entries))
+        if value.big:
+            # A replayed ZADD may insert a -0 score while the zset is still a
+            # listpack, which keeps no -0 (see ZSet.add): re-add those
+            # members once the zset is a skiplist, so the replay is bit-exact.
+            for sc, m in entries:
+                if sc == 0 and math.copysign(1.0, sc) < 0:
+                    s.log([b"ZREM", dst, m])
+                    s.log([b"ZADD", dst, b"-0", m])
         s.core.notify(notify.ZSET, event, s.db_index, dst)
     elif existed:
         s.core.notify(notify.GENERIC, b"del", s.db_index, dst)
