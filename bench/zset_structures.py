@@ -208,10 +208,35 @@ def checkpoint_costs(n: int, out=print) -> dict:
     return costs
 
 
+def memory(n: int, out=print) -> dict:
+    """Bytes per member of each structure holding ``n`` members (tracemalloc;
+    the members' bytes objects and the score floats are shared with the input
+    and not counted: this is what the structure adds)."""
+    import tracemalloc
+    rng = random.Random(1)
+    entries = sorted((rng.random() * 1e6, b"m%d" % i) for i in range(n))
+    sizes = {}
+    fresh = lambda: [(sc, m) for sc, m in entries]  # noqa: E731  (new tuples, counted)
+    for name, build in (("zset", lambda: ZSet.from_sorted(fresh())),
+                        ("skiplist", lambda: SkipList.from_sorted(entries)),
+                        ("onelist", lambda: OneList(fresh()))):
+        tracemalloc.start()
+        s = build()
+        used = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        del s
+        sizes[name] = used / n
+    out(f"memory at {n:,} members, bytes per member beyond the members: " +
+        ", ".join(f"{k} {v:.0f}" for k, v in sizes.items()))
+    return sizes
+
+
 def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv] or [100, 10_000, 1_000_000]
     for n in sizes:
         measure(n)
+    for n in (1, 100, 10_000):
+        memory(n)
     checkpoint_costs(max(sizes))
     return 0
 

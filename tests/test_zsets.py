@@ -617,7 +617,10 @@ def test_codec_round_trip_registration_and_encodings():
     back = ZSET.decode(memoryview(ZSET.encode(z)))
     assert type(back) is ZSet and list(back.items()) == list(z.items()) and back.nbytes == z.nbytes
     back.check()
-    assert ZSET.size(z) >= len(ZSET.encode(z))
+    assert ZSET.size(z) == len(ZSET.encode(z))
+    big = ZSet((b"m%d" % i, float(i % 13)) for i in range(5000))
+    assert ZSET.size(big) == len(ZSET.encode(big)) and len(big._lists) > 1
+    assert list(ZSET.decode(ZSET.encode(big)).items()) == list(big.items())
     z.add(b"x" * 65, 1.0)
     assert ZSET.encoding(z) == "skiplist"
     z.discard(b"x" * 65)
@@ -627,10 +630,12 @@ def test_codec_round_trip_registration_and_encodings():
     assert ZSET.encoding(ZSet((b"%d" % i, 0.0) for i in range(128))) == "listpack"
     assert ZSET.encoding(ZSet([(b"y" * 64, 0.0)])) == "listpack"
     for bad in (b"", b"\x01\x00\x00\x00", ZSET.encode(z) + b"x", ZSET.encode(z)[:-1],
-                struct.pack("<IddII", 2, 1, 1, 1, 1) + b"aa",      # a member twice
-                struct.pack("<IddII", 2, 2, 1, 1, 1) + b"ab",      # out of order
-                struct.pack("<IddII", 2, 1, 2, 1, 2) + b"ab",      # lengths past the end
-                struct.pack("<IdI", 1, float("nan"), 1) + b"a"):
+                struct.pack("<IIddII", 2, 2, 1, 1, 1, 1) + b"aa",     # a member twice
+                struct.pack("<IIddII", 2, 2, 2, 1, 1, 1) + b"ab",     # out of order
+                struct.pack("<IIddII", 2, 2, 1, 2, 1, 2) + b"ab",     # lengths past the end
+                struct.pack("<IIdIIdI", 2, 1, 1, 1, 0, 2, 1) + b"ab",  # an empty block
+                struct.pack("<IIdIIdI", 3, 1, 1, 1, 1, 2, 1) + b"ab",  # fewer entries than said
+                struct.pack("<IIdI", 1, 1, float("nan"), 1) + b"a"):
         with pytest.raises((ValueError, IndexError, struct.error)):
             ZSET.decode(memoryview(bad))
 

@@ -30,11 +30,12 @@ def run(members: int) -> dict:
     try:
         srv.start()
         t = time.perf_counter()
+        rnd = random.Random(1)
         with MiniClient(srv.port) as c:
             for base in range(0, members, 1000):
                 args = []
                 for i in range(base, min(base + 1000, members)):
-                    args += (str(i * 0.5), "member:%d" % i)
+                    args += (repr(rnd.random() * members), "member:%d" % i)
                 c.call("ZADD", "big", *args)
         load_s = time.perf_counter() - t
         samples: list = []
