@@ -11,7 +11,7 @@ the model)::
 
     from ..blocking import block, may_block, parse_timeout
 
-    deadline = parse_timeout(argv[-1])          # ERR timeout ... errors, Redis's rules
+    deadline = parse_timeout(argv[-1], client.core.keyspace.clock())   # Redis's errors
     ... try to pop now; if it worked, reply as the non-blocking form ...
     if not may_block(client):                   # MULTI/EXEC, scripts
         return NULL_ARRAY                       # "timeout" at once
@@ -106,8 +106,10 @@ def parse_timeout(arg: bytes, now_ms: int) -> int:
     (string2ld: ``inf`` and hex forms included, ``nan`` refused), times
     1000, rounded up, converted to a long long (a value out of its range
     becomes LLONG_MIN, as x86 does: "timeout is negative"), and a positive
-    one added to the clock, wrapping as C does (a deadline that wrapped
-    negative has already passed). Raises CommandError with Redis's text.
+    one added to the clock, wrapping as C does. A deadline that wrapped
+    negative is -1 here: Redis's timeout table orders deadlines as unsigned,
+    so it never fires (the client waits like timeout 0, but counts in
+    clients_in_timeout_table). Raises CommandError with Redis's text.
     """
     value = parse_long_double(arg)
     if value is None:
@@ -123,8 +125,8 @@ def parse_timeout(arg: bytes, now_ms: int) -> int:
         raise CommandError(TIMEOUT_NEGATIVE)
     if ms > 0:
         ms = _wrap64(ms + now_ms)
-        if ms == 0:
-            ms = -1   # (wrapped onto 0: still a passed deadline, not "forever")
+        if ms <= 0:
+            ms = -1
     return ms
 
 
@@ -138,7 +140,7 @@ class Waiter:
     """One blocked client: its database, keys, serve function, reply and timer."""
 
     __slots__ = ("client", "db_index", "keys", "serve", "deferred", "timeout_reply",
-                 "timer", "block_lsn")
+                 "timer", "block_lsn", "deadline")
 
     def __init__(self, client: Any, keys: list, serve: Serve, deferred: Deferred,
                  timeout_reply: Any, block_lsn: int) -> None:
@@ -150,6 +152,8 @@ class Waiter:
         self.timeout_reply = timeout_reply
         self.timer: asyncio.TimerHandle | None = None
         self.block_lsn = block_lsn
+        #: Absolute Unix ms; 0: none; -1: one that never fires (parse_timeout).
+        self.deadline = 0
 
 
 class Blocking:
@@ -187,14 +191,12 @@ class Blocking:
         for key in waiter.keys:
             keys_of_db.setdefault(key, {})[waiter] = None
         self.waiters[client] = waiter
-        if deadline_ms:
-            delay = (deadline_ms - self.keyspace.clock()) / 1000
-            if deadline_ms < 0 or delay <= 0:
-                # Already passed: answered from the loop, after this command's
-                # reply is on its way (Redis: the next beforeSleep).
-                waiter.timer = loop.call_soon(self._timed_out, waiter)
-            else:
-                waiter.timer = loop.call_later(delay, self._timed_out, waiter)
+        waiter.deadline = deadline_ms
+        if deadline_ms > 0:
+            # (A deadline already past fires at the loop's next turn, after
+            # this command's reply: Redis's next beforeSleep.)
+            delay = max((deadline_ms - self.keyspace.clock()) / 1000, 0)
+            waiter.timer = loop.call_later(delay, self._timed_out, waiter)
         if not self.listening:
             self.keyspace.add_modified_listener(self.modified)
             self.listening = True
@@ -293,7 +295,7 @@ class Blocking:
 
     def with_timeout(self) -> int:
         """Blocked clients with a deadline (INFO clients_in_timeout_table)."""
-        return sum(1 for w in self.waiters.values() if w.timer is not None)
+        return sum(1 for w in self.waiters.values() if w.deadline)
 
     # --- internals -----------------------------------------------------------------
 
