@@ -200,7 +200,10 @@ CASES: dict[str, list] = {
         "ZSCAN z 0 MATCH zz*", "ZSCAN nokey 0", "ZSCAN nokey 0 FOO", "ZSCAN nokey x", "ZSCAN z x",
         "ZSCAN z 0 COUNT 0", "ZSCAN z 0 COUNT x", "ZSCAN z 0 FOO bar", "ZSCAN z 0 TYPE zset",
         "ZSCAN z", "ZSCAN z 0 COUNT", "ZADD f 0.1 x inf y -0 z 1e100 w", "ZSCAN f 0",
-        "ZADD g 12345678901234567890 x 3 y -5 z", "ZSCAN g 0"],
+        "ZADD g 12345678901234567890 x 3 y -5 z", "ZSCAN g 0",
+        "ZADD h 1e17 a 1e18 b 4.6e18 c -1e17 d 1.5e17 e 5e18 f 123456789012345678 g 1e16 h -0 j",
+        "ZADD h 4611686018427387904 k -4611686018427387904 l 4611686018427387903 m", "ZSCAN h 0",
+        "ZRANGE h 0 -1 WITHSCORES"],
     "wrongtype": [
         "SET str v", "ZADD str 1 a", "ZADD str x a", "ZADD str XX 1 a", "ZREM str a", "ZCARD str",
         "ZSCORE str a", "ZRANK str a", "ZCOUNT str 1 2", "ZCOUNT str x 2", "ZLEXCOUNT str - +",

@@ -998,16 +998,29 @@ def cmd_zscan(s, argv):
         return [b"0", []]
     pattern, count, _type = scan_options(argv, 3)
     if not z.big:
-        # A listpack (at most 128 members) is answered whole, cursor 0, in order.
-        next_cursor, found = 0, list(z)
+        # A listpack (at most 128 members) is answered whole, cursor 0, in
+        # order, each score as the listpack holds it (d2string's text).
+        next_cursor, found, text = 0, list(z), _listpack_score
     else:
-        next_cursor, found = scan_step(z, cursor, count)
+        next_cursor, found, text = *scan_step(z, cursor, count), format_double
     matches = scan_matcher(pattern, found)
     out = []
     for m in found:
         if matches is None or matches(m):
-            out += (m, format_double(z.score(m)))
+            out += (m, text(z.score(m)))
     return [b"%d" % next_cursor, out]
+
+
+#: double2ll's range (util.c): LLONG_MAX / 2, as a double.
+_D2LL_MAX = float(INT64_MAX // 2)
+
+
+def _listpack_score(score: float) -> bytes:
+    """A score as a listpack stores it (d2string): integral values within
+    +/-LLONG_MAX/2 as integers (1e17 -> 100000000000000000), others %.17g."""
+    if -_D2LL_MAX <= score <= _D2LL_MAX and score == int(score):
+        return b"%d" % int(score)
+    return format_double(score)
 
 
 # --- BZPOPMIN BZPOPMAX BZMPOP (kvserver.blocking) ------------------------------------------------
