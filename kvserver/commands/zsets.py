@@ -348,7 +348,7 @@ def _zadd(s, argv, incr: bool):
 
 @command("zadd", -4, "write denyoom fast", keys=(1, 1, 1), group="sorted-set", acl=_ACL,
          since="1.2.0", summary="Add one or more members to a sorted set, or update its score if it already exists",
-         synopsis="key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]")
+         synopsis="key [NX | XX] [GT | LT] [CH] [INCR] score:double member [score:double member ...]")
 def cmd_zadd(s, argv):
     return _zadd(s, argv, False)
 
@@ -432,7 +432,7 @@ def cmd_zrevrank(s, argv):
 
 @command("zcount", 4, "readonly fast", keys=(1, 1, 1), group="sorted-set", acl=_ACL,
          since="2.0.0", summary="Count the members in a sorted set with scores within the given values",
-         synopsis="key min max")
+         synopsis="key min:double max:double")
 def cmd_zcount(s, argv):
     rng = _score_range(argv[2], argv[3])
     z = _read(s, argv[1])
@@ -547,14 +547,14 @@ def _zrange(s, argv, first: int, store: bool, rangetype: str | None, reverse: bo
 
 @command("zrange", -4, "readonly", keys=(1, 1, 1), group="sorted-set", acl=_ACL, since="1.2.0",
          summary="Return a range of members in a sorted set",
-         synopsis="key start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]")
+         synopsis="key start:string stop:string [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]")
 def cmd_zrange(s, argv):
     return _zrange(s, argv, 1, False, None, None)
 
 
 @command("zrangestore", -5, "write denyoom", keys=(1, 2, 1), group="sorted-set", acl=_ACL,
          since="6.2.0", summary="Store a range of members from sorted set into another key",
-         synopsis="dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]")
+         synopsis="dst:key src:key min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]")
 def cmd_zrangestore(s, argv):
     return _zrange(s, argv, 2, True, None, None)
 
@@ -562,14 +562,14 @@ def cmd_zrangestore(s, argv):
 @command("zrevrange", -4, "readonly", keys=(1, 1, 1), group="sorted-set", acl=_ACL,
          since="1.2.0",
          summary="Return a range of members in a sorted set, by index, with scores ordered from high to low",
-         synopsis="key start stop [WITHSCORES]")
+         synopsis="key start stop:integer [WITHSCORES]")
 def cmd_zrevrange(s, argv):
     return _zrange(s, argv, 1, False, _RANK, True)
 
 
 @command("zrangebyscore", -4, "readonly", keys=(1, 1, 1), group="sorted-set", acl=_ACL,
          since="1.0.5", summary="Return a range of members in a sorted set, by score",
-         synopsis="key min max [WITHSCORES] [LIMIT offset count]")
+         synopsis="key min:double max:double [WITHSCORES] [LIMIT offset count]")
 def cmd_zrangebyscore(s, argv):
     return _zrange(s, argv, 1, False, _SCORE, False)
 
@@ -577,7 +577,7 @@ def cmd_zrangebyscore(s, argv):
 @command("zrevrangebyscore", -4, "readonly", keys=(1, 1, 1), group="sorted-set", acl=_ACL,
          since="2.2.0",
          summary="Return a range of members in a sorted set, by score, with scores ordered from high to low",
-         synopsis="key max min [WITHSCORES] [LIMIT offset count]")
+         synopsis="key max:double min:double [WITHSCORES] [LIMIT offset count]")
 def cmd_zrevrangebyscore(s, argv):
     return _zrange(s, argv, 1, False, _SCORE, True)
 
@@ -591,7 +591,7 @@ def cmd_zrangebylex(s, argv):
 
 @command("zrevrangebylex", -4, "readonly", keys=(1, 1, 1), group="sorted-set", acl=_ACL,
          since="2.8.9",
-         summary="Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings",
+         summary="Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.",
          synopsis="key max min [LIMIT offset count]")
 def cmd_zrevrangebylex(s, argv):
     return _zrange(s, argv, 1, False, _LEX, True)
@@ -627,14 +627,14 @@ def _zremrange(s, argv, rangetype: str, event: bytes):
 
 @command("zremrangebyrank", 4, "write", keys=(1, 1, 1), group="sorted-set", acl=_ACL,
          since="2.0.0", summary="Remove all members in a sorted set within the given indexes",
-         synopsis="key start stop")
+         synopsis="key start stop:integer")
 def cmd_zremrangebyrank(s, argv):
     return _zremrange(s, argv, _RANK, b"zremrangebyrank")
 
 
 @command("zremrangebyscore", 4, "write", keys=(1, 1, 1), group="sorted-set", acl=_ACL,
          since="1.2.0", summary="Remove all members in a sorted set within the given scores",
-         synopsis="key min max")
+         synopsis="key min:double max:double")
 def cmd_zremrangebyscore(s, argv):
     return _zremrange(s, argv, _SCORE, b"zremrangebyscore")
 
@@ -741,7 +741,7 @@ def _numkeys_getkeys(idx: int):
 @command("zmpop", -4, "write movablekeys", keys=(0, 0, 0), group="sorted-set", acl=_ACL,
          since="7.0.0", getkeys=_numkeys_getkeys(1),
          summary="Remove and return members with scores in a sorted set",
-         synopsis="numkeys key [key ...] MIN | MAX [COUNT count]")
+         synopsis="numkeys key [key ...] <MIN | MAX> [COUNT count]")
 def cmd_zmpop(s, argv):
     keys, maximum, count = mpop_args(argv, 1)
     for key in keys:
@@ -840,10 +840,7 @@ def _setop(s, argv, dst: bytes | None, numkeys_idx: int, op: str, card_only: boo
     """zunionInterDiffGenericCommand: ``op`` is union, inter or diff."""
     setnum = _long_arg(argv[numkeys_idx])
     if setnum < 1:
-        cmd = {("union", True): "zunionstore", ("inter", True): "zinterstore",
-               ("diff", True): "zdiffstore", ("union", False): "zunion",
-               ("inter", False): "zintercard" if card_only else "zinter",
-               ("diff", False): "zdiff"}[(op, dst is not None)]
+        cmd = "zintercard" if card_only else f"z{op}{'' if dst is None else 'store'}"
         raise CommandError(f"ERR at least 1 input key is needed for '{cmd}' command")
     if setnum > len(argv) - (numkeys_idx + 1):
         raise CommandError(SYNTAX)
@@ -930,7 +927,7 @@ def _setop(s, argv, dst: bytes | None, numkeys_idx: int, op: str, card_only: boo
 
 @command("zunion", -3, "readonly movablekeys", keys=(0, 0, 0), group="sorted-set", acl=_ACL,
          since="6.2.0", getkeys=_numkeys_getkeys(1), summary="Add multiple sorted sets",
-         synopsis="numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM | MIN | MAX] [WITHSCORES]")
+         synopsis="numkeys key [key ...] [WEIGHTS weight:integer [weight:integer ...]] [AGGREGATE SUM | MIN | MAX] [WITHSCORES]")
 def cmd_zunion(s, argv):
     return _setop(s, argv, None, 1, "union")
 
@@ -943,14 +940,14 @@ def _store_getkeys(argv):
 @command("zunionstore", -4, "write denyoom movablekeys", keys=(1, 1, 1), group="sorted-set",
          acl=_ACL, since="2.0.0", getkeys=_store_getkeys,
          summary="Add multiple sorted sets and store the resulting sorted set in a new key",
-         synopsis="destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM | MIN | MAX]")
+         synopsis="destination numkeys key [key ...] [WEIGHTS weight:integer [weight:integer ...]] [AGGREGATE SUM | MIN | MAX]")
 def cmd_zunionstore(s, argv):
     return _setop(s, argv, argv[1], 2, "union")
 
 
 @command("zinter", -3, "readonly movablekeys", keys=(0, 0, 0), group="sorted-set", acl=_ACL,
          since="6.2.0", getkeys=_numkeys_getkeys(1), summary="Intersect multiple sorted sets",
-         synopsis="numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM | MIN | MAX] [WITHSCORES]")
+         synopsis="numkeys key [key ...] [WEIGHTS weight:integer [weight:integer ...]] [AGGREGATE SUM | MIN | MAX] [WITHSCORES]")
 def cmd_zinter(s, argv):
     return _setop(s, argv, None, 1, "inter")
 
@@ -958,7 +955,7 @@ def cmd_zinter(s, argv):
 @command("zinterstore", -4, "write denyoom movablekeys", keys=(1, 1, 1), group="sorted-set",
          acl=_ACL, since="2.0.0", getkeys=_store_getkeys,
          summary="Intersect multiple sorted sets and store the resulting sorted set in a new key",
-         synopsis="destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM | MIN | MAX]")
+         synopsis="destination numkeys key [key ...] [WEIGHTS weight:integer [weight:integer ...]] [AGGREGATE SUM | MIN | MAX]")
 def cmd_zinterstore(s, argv):
     return _setop(s, argv, argv[1], 2, "inter")
 
@@ -966,7 +963,7 @@ def cmd_zinterstore(s, argv):
 @command("zintercard", -3, "readonly movablekeys", keys=(0, 0, 0), group="sorted-set",
          acl=_ACL, since="7.0.0", getkeys=_numkeys_getkeys(1),
          summary="Intersect multiple sorted sets and return the cardinality of the result",
-         synopsis="numkeys key [key ...] [LIMIT limit]")
+         synopsis="numkeys key [key ...] [LIMIT limit:integer]")
 def cmd_zintercard(s, argv):
     return _setop(s, argv, None, 1, "inter", card_only=True)
 
@@ -1056,7 +1053,7 @@ def _blocking_zpop(s, keys: list, maximum: bool, deadline: int, count: int | Non
 @command("bzpopmin", -3, "write noscript blocking fast", keys=(1, -2, 1), group="sorted-set",
          acl="@sortedset @blocking", since="5.0.0",
          summary="Remove and return the member with the lowest score from one or more sorted sets, "
-         "or block until one is available", synopsis="key [key ...] timeout")
+         "or block until one is available", synopsis="key [key ...] timeout:double")
 def cmd_bzpopmin(s, argv):
     deadline = parse_timeout(argv[-1], s.core.keyspace.clock())
     return _blocking_zpop(s, argv[1:-1], False, deadline, None)
@@ -1065,7 +1062,7 @@ def cmd_bzpopmin(s, argv):
 @command("bzpopmax", -3, "write noscript blocking fast", keys=(1, -2, 1), group="sorted-set",
          acl="@sortedset @blocking", since="5.0.0",
          summary="Remove and return the member with the highest score from one or more sorted sets, "
-         "or block until one is available", synopsis="key [key ...] timeout")
+         "or block until one is available", synopsis="key [key ...] timeout:double")
 def cmd_bzpopmax(s, argv):
     deadline = parse_timeout(argv[-1], s.core.keyspace.clock())
     return _blocking_zpop(s, argv[1:-1], True, deadline, None)
@@ -1074,7 +1071,7 @@ def cmd_bzpopmax(s, argv):
 @command("bzmpop", -5, "write blocking movablekeys", keys=(0, 0, 0), group="sorted-set",
          acl="@sortedset @blocking", since="7.0.0", getkeys=_numkeys_getkeys(2),
          summary="Remove and return members with scores in a sorted set or block until one is available",
-         synopsis="timeout numkeys key [key ...] MIN | MAX [COUNT count]")
+         synopsis="timeout:double numkeys key [key ...] <MIN | MAX> [COUNT count]")
 def cmd_bzmpop(s, argv):
     keys, maximum, count = mpop_args(argv, 2)  # numkeys, MIN|MAX and COUNT before the timeout
     deadline = parse_timeout(argv[1], s.core.keyspace.clock())
