@@ -227,6 +227,9 @@ class Core:
         #: The channel registry and delivery (kvserver.pubsub.PubSub): PUBLISH,
         #: SUBSCRIBE and keyspace events go through it.
         self.pubsub = PubSub(self)
+        #: Blocked clients (kvserver.blocking.Blocking), made on the first blocking
+        #: command; the dispatcher serves its ready keys after each command.
+        self.blocking: Any = None
         #: Delivers one keyspace event (kind, event, db_index, key) once
         #: notify_flags selects its kind: the pub/sub registry's.
         self.keyspace_event: Callable[[int, bytes, int, bytes], None] = self.pubsub.keyspace_event
