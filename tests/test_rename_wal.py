@@ -49,6 +49,7 @@ WRITES = {
     "linsert": [b"l", b"BEFORE", b"b", b"x"], "lset": [b"l", b"0", b"x"],
     "ltrim": [b"l", b"1", b"-1"], "lrem": [b"l", b"0", b"a"],
     "lmove": [b"l", b"m", b"LEFT", b"RIGHT"], "rpoplpush": [b"l", b"m"],
+    "sort": [b"s", b"ALPHA", b"STORE", b"d"],
 }
 
 
