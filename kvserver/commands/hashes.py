@@ -26,7 +26,6 @@ What each write logs, always under the real command name:
 
 from __future__ import annotations
 
-import random
 
 from ..errors import NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, CommandError
 from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add, parse_int,
@@ -259,11 +258,11 @@ def cmd_hrandfield(s, argv):
     if count < 0:
         # Repeats allowed: -count independent draws (bounded by the reply
         # itself, as in Redis).
-        fields = random.choices(list(h), k=-count)
+        fields = h.random_pool().choices(-count)
     elif count >= len(h):
         fields = list(h)
     else:
-        fields = random.sample(list(h), count)
+        fields = h.random_pool().sample(count)
     if not withvalues:
         return fields
     if s.resp >= 3:
