@@ -177,14 +177,20 @@ def _sortable(value) -> str:
 
 
 def _zset_members(zset) -> list[bytes]:
-    """Every member of a sorted set, in any order (it is sorted afterwards)."""
-    return list(zset.members())
+    """Every member of a sorted set (in score order; they are sorted afterwards)."""
+    return list(zset)
 
 
 def _zset_range(zset, start: int, count: int, desc: bool) -> list[bytes]:
-    """``count`` members of a sorted set in score order (highest first with
-    ``desc``), from rank ``start``."""
-    return zset.member_range(start, count, desc)
+    """``count`` members of a sorted set in score order from rank ``start``
+    (from the highest score with ``desc``): O(log n + count)."""
+    if desc:
+        n = len(zset)
+        entries = zset.entries(n - start - count, n - start)
+        entries.reverse()
+    else:
+        entries = zset.entries(start, start + count)
+    return [member for _score, member in entries]
 
 
 def _sort(s, argv, readonly: bool):
