@@ -21,7 +21,9 @@ What each write logs, always under the real command name:
 * HINCRBY logs ``HSET key field result`` and HINCRBYFLOAT ``HSET key field
   result`` with the exact text it stored (replay needs no float arithmetic);
 * HRANDFIELD and HSCAN are reads: their randomness and cursors are never
-  logged.
+  logged. HRANDFIELD draws through the hash's random pool (``Hash.pool``,
+  types/_pool.py, built on the first pick): O(1) for one field, O(count)
+  with a count, as Redis's.
 """
 
 from __future__ import annotations
