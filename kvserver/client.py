@@ -51,16 +51,19 @@ class Link(Protocol):
     def buffer_info(self) -> tuple[int, int, int, int, str]: ...
     def send_monitor(self, line: bytes) -> None: ...
     def resume_after_pause(self) -> None: ...
+    def wake(self, deferred: "Deferred") -> None: ...
 
 
 class Deferred:
-    """A reply that comes later (SAVE today; a blocking pop, WAIT tomorrow), and its LSN.
+    """A reply that comes later (SAVE, a blocking pop; WAIT tomorrow), and its LSN.
 
     ``future`` resolves to the reply value. ``lsn`` is the WAL position the
     reply must wait for before it leaves, as any reply holds on the LSN
-    applied when it was made: the connection sets it when the future
-    resolves (whatever the command logged by then, e.g. the pop it served,
-    is at or below it), and releases the reply only once that is durable.
+    applied when it was made. Whoever resolves the future may set it first
+    (kvserver.blocking: the unit holding the served pop, or the LSN seen at
+    block time for a timeout); otherwise the connection sets it to the LSN
+    applied when the future resolved. The reply is released only once that
+    is durable.
     """
 
     __slots__ = ("future", "lsn", "silent")
@@ -79,7 +82,8 @@ class Client:
                  "created", "last_interaction", "last_command", "close_after_reply",
                  "addr", "laddr", "kind", "authenticated", "fd", "unix", "no_evict",
                  "reply_mode", "mode", "queued", "link", "obl", "multi_error", "multi_bytes",
-                 "mode_before_multi", "watched", "watch_dirty", "__weakref__")
+                 "mode_before_multi", "watched", "watch_dirty", "deny_blocking",
+                 "__weakref__")
 
     def __init__(self, core: Any, addr: str = "", laddr: str = "", kind: str = "normal",
                  link: Link | None = None) -> None:
@@ -118,6 +122,10 @@ class Client:
         self.watched: dict = {}
         #: A watched key was modified since WATCH: EXEC answers a null array.
         self.watch_dirty = False
+        #: A blocking command must answer at once (Redis's CLIENT_DENY_BLOCKING): a
+        #: script runner sets it while it runs; MULTI/EXEC is its own mode
+        #: (kvserver.blocking.may_block checks both).
+        self.deny_blocking = False
         #: The transport (None: replay, tools).
         self.link = link
         #: Reply bytes the running read has produced before this command (CLIENT LIST obl).

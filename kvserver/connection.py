@@ -28,9 +28,11 @@ import logging
 import socket
 import time
 from collections import deque
+from functools import partial
 from time import monotonic
 from typing import Any
 
+from .blocking import forget_client as forget_blocked
 from .client import BLOCKED, MONITOR, NORMAL, Client, Deferred
 from .commands.transactions import forget_client
 from .dispatch import DEFERRED, DONE, FULL, MAX_BATCH_REPLY_BYTES, PAUSED, Dispatcher
@@ -121,6 +123,7 @@ class Connection(asyncio.Protocol):
         self.core.monitors.discard(self.client)
         self.core.paused_clients.discard(self.client)
         forget_client(self.client)   # its WATCHes
+        forget_blocked(self.client)  # its blocking pop, if it waits in one
         self.server.client_disconnected(self)
         # Break the connection <-> client cycle: a gone client's transport
         # (its TLS state) is freed now, by reference counting, not at the
@@ -327,12 +330,13 @@ class Connection(asyncio.Protocol):
             self._close()
 
     def _block_on(self, deferred: Deferred) -> None:
-        """A command answered later (SAVE): the client is BLOCKED until its future resolves.
+        """A command answered later (SAVE, a blocking pop): the client is BLOCKED until
+        its future resolves.
 
         Its reply takes its place among the held chunks (unless CLIENT
-        REPLY dropped it), and leaves once the future has resolved *and* the
-        LSN applied by then is durable (Deferred.lsn): whatever the command
-        logged before it answered (a blocking pop's effect) is durable first.
+        REPLY dropped it), and leaves once the future has resolved *and*
+        its LSN is durable (Deferred.lsn: the unit holding a served pop;
+        otherwise the LSN applied when it resolved).
         """
         client = self.client
         self._waiting = deferred
@@ -340,22 +344,30 @@ class Connection(asyncio.Protocol):
         client.mode = BLOCKED
         if not deferred.silent:
             self._held.append(deferred)
-        deferred.future.add_done_callback(self._unblock)
+        deferred.future.add_done_callback(partial(self._unblock, deferred))
 
-    def _unblock(self, fut: asyncio.Future) -> None:
-        deferred = self._waiting
-        self._waiting = None
-        self.client.mode = self._resume_mode
+    def wake(self, deferred: Deferred) -> None:
+        """Leave BLOCKED now: ``deferred`` was answered inside another command (a
+        served pop, CLIENT UNBLOCK), so CLIENT LIST and INFO stop counting this
+        client at once, as in Redis. The reply and the requests behind it go
+        from the loop (_unblock), never from inside that command."""
+        if self._waiting is deferred:
+            self._waiting = None
+            self.client.mode = self._resume_mode
+
+    def _unblock(self, deferred: Deferred, fut: asyncio.Future) -> None:
+        self.wake(deferred)
         writer = self.writer
-        if deferred is not None:
+        if deferred.lsn < 0:
             deferred.lsn = writer.applied_lsn if writer.holds_replies else 0
-        if self._closed:
+        if self._closed or fut.cancelled():
             return
-        if deferred is not None and not deferred.silent and deferred.lsn > writer.durable_lsn:
+        if not deferred.silent and deferred.lsn > writer.durable_lsn:
             writer.when_durable(deferred.lsn, self._on_durable)
         self._flush_held()
-        if not self._closed:
-            self._process()
+        # What waited behind it runs now, unless something else holds the
+        # client (a newer wait, backpressure, a pending close).
+        self._resume_processing()
 
     def _protocol_error(self, exc: ProtocolError, out: list[bytes], count: int) -> None:
         """Reply with the error after what ran before it, then close this client only."""

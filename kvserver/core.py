@@ -219,6 +219,9 @@ class Core:
         self.dispatcher: Any = None
         #: WATCH's index (kvserver.commands.transactions.Watches), made on first WATCH.
         self.watches: Any = None
+        #: Blocked clients (kvserver.blocking.Blocking), made on the first blocking
+        #: command; the dispatcher serves its ready keys after each command.
+        self.blocking: Any = None
         #: notify-keyspace-events as kvserver.notify bits; 0 = no notifications.
         self.notify_flags = 0
         #: Delivers one keyspace event (kind, event, db_index, key) once

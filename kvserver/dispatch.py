@@ -21,6 +21,9 @@ client check off. The sequence, in Redis's order::
 
 CLIENT PAUSE holds a request (and what follows) before it is looked at;
 :meth:`Dispatcher.run` reports that to the connection, which waits.
+After each request of the general lane, the keys it made ready are served
+to the clients blocked on them (kvserver.blocking: Redis's
+``handleClientsBlockedOnKeys`` after ``call()``).
 
 **The fast lane.** Most requests are GET, SET key value or INCR. While
 nothing in the sequence can refuse or watch a request (the client is
@@ -289,6 +292,12 @@ class Dispatcher:
                 client.obl = size
                 reply = self.call(client, argv)
                 stale = True
+                blocking = core.blocking
+                if blocking is not None and blocking.ready:
+                    # Keys this command made ready: serve the clients blocked
+                    # on them now, after the whole command (EXEC, a script),
+                    # before this reply is encoded, so it holds on their pops.
+                    blocking.serve_ready(core)
                 if client.reply_mode and reply_suppressed(client):
                     # CLIENT REPLY OFF/SKIP: no reply. Later replies still wait
                     # for every write before them (their chunk's LSN).

@@ -288,7 +288,8 @@ def _clients_section(core) -> list:
         ("client_recent_max_output_buffer", max_out),
         ("blocked_clients", blocked),
         ("tracking_clients", 0),
-        ("clients_in_timeout_table", 0),
+        ("clients_in_timeout_table",
+         core.blocking.with_timeout() if core.blocking is not None else 0),
     ]
 
 
