@@ -36,6 +36,10 @@ CASES: dict[str, list] = {
         "SADD s 1 2 3", "OBJECT ENCODING s", "SADD s x", "OBJECT ENCODING s", "SREM s x",
         "OBJECT ENCODING s", ("SADD", "s2", *[str(i) for i in range(512)]), "OBJECT ENCODING s2",
         "SADD s2 512", "OBJECT ENCODING s2", "SADD s3 01", "OBJECT ENCODING s3"],
+    "zsets": [
+        "ZADD z 1 a", "OBJECT ENCODING z", ("ZADD", "z", "2", "x" * 65), "OBJECT ENCODING z",
+        ("ZADD", "z2", *[x for i in range(128) for x in (str(i), f"m{i}")]), "OBJECT ENCODING z2",
+        "ZADD z2 1 one-more", "OBJECT ENCODING z2", "OBJECT REFCOUNT z2", "OBJECT FREQ z2"],
     "errors-and-help": [
         "OBJECT", "OBJECT ENCODING", "OBJECT ENCODING a b", "OBJECT foo", "OBJECT foo x",
         "OBJECT HELP", "OBJECT help x", "OBJECT REFCOUNT", "OBJECT FREQ",

@@ -71,6 +71,16 @@ CASES: dict[str, list] = {
         "SORT l foo", "SET str v", "SORT str", "SORT str LIMIT x 1", "SORT str foo",
         "HSET hh a 1", "SORT hh", "SORT_RO l STORE d", "SORT_RO", "SORT_RO str",
         "RPUSH l 2 1", "SORT_RO l", "SORT_RO l DESC GET # LIMIT 0 1", "SORT_RO l BY nosort"],
+    "zsets": [
+        "ZADD z 1 3 2 1 2 10 0.5 -5 -3 7 9 2 2 b", "SORT z", "SORT z DESC", "SORT z ALPHA",
+        "SORT z BY nosort", "SORT z BY nosort DESC", "SORT z BY nosort LIMIT 2 3",
+        "SORT z BY nosort DESC LIMIT 2 3", "SORT z BY nosort LIMIT 6 100",
+        "SORT z BY nosort DESC LIMIT 0 0", "SORT z BY nosort GET #", "SORT z BY nosort STORE d",
+        "LRANGE d 0 -1", "SORT z BY nosort DESC STORE d", "LRANGE d 0 -1", "ZREM z b",
+        "SORT z", "SET w_3 9", "SORT z BY w_*", "SORT_RO z BY nosort DESC LIMIT 1 2",
+        ("ZADD", "big", *[x for i in range(200) for x in (str(i % 7), f"m{i}")]),
+        "SORT big BY nosort LIMIT 10 5", "SORT big BY nosort DESC LIMIT 10 5", "SORT big ALPHA LIMIT 0 5",
+        "OBJECT ENCODING big", "OBJECT ENCODING z"],
     "getkeys": [
         "COMMAND GETKEYS SORT a", "COMMAND GETKEYS SORT a STORE b",
         "COMMAND GETKEYS SORT a store b limit 0 1 store c", "COMMAND GETKEYS SORT a STORE b STORE",

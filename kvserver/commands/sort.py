@@ -22,6 +22,8 @@
   missing weight sorts first and equal weights keep no particular order
   (Redis's qsort; ours keeps the input order).
 * DESC reverses the whole comparison.
+* A sorted set held as a ``listpack`` becomes a ``skiplist`` (OBJECT
+  ENCODING, ZSCAN's cursor) once SORT has read it, as Redis converts it.
 * Without sorting (BY nosort): a list gives its own order (DESC from the
   tail) and a sorted set its score order (DESC from the highest), LIMIT
   taken directly; a set its own iteration order (an intset's is integer
@@ -234,6 +236,13 @@ def _sort(s, argv, readonly: bool):
     kind = "list" if value is None else _sortable(value)
     if value is None:
         value = List()
+
+    if kind == "zset" and not value.big:
+        # Redis converts a listpack sorted set to a skiplist for good before
+        # sorting it (zsetConvert in sortCommandGeneric): OBJECT ENCODING and
+        # ZSCAN see it afterwards. Not an effect: nothing in the content
+        # changes, and a restart judges the encoding afresh, as Redis's does.
+        value.big = True
 
     if dontsort and kind == "set" and store is not None:
         # A set's own order is its hash order: a stored result must not
