@@ -1,7 +1,7 @@
 """Crash tests for the aggregate types: the simulator and ``kill -9``.
 
 * On the simulated disk (tests/simfs.py): a real Server under concurrent
-  clients using hashes, lists, sets and every multi-effect command (SMOVE,
+  clients using hashes, lists, sets, sorted sets and every multi-effect command (SMOVE,
   LMOVE, RPOPLPUSH, SINTERSTORE/SUNIONSTORE/SDIFFSTORE, SORT ... STORE,
   MULTI/EXEC over several types), with checkpoints taken while the values
   change in place. At every crash point, for every disk a crash there could
@@ -61,7 +61,8 @@ class EffectInstrument(Instrument):
     NAMES = tuple(n.encode() for n in (
         "set", "del", "get", "bgsave", "client", "hset", "hdel", "hincrby", "hget", "lpush",
         "rpush", "lpop", "rpop", "lmove", "rpoplpush", "lrange", "sadd", "srem", "spop", "smove",
-        "smembers", "sinterstore", "sunionstore", "sdiffstore", "sort", "multi", "exec"))
+        "smembers", "sinterstore", "sunionstore", "sdiffstore", "sort", "multi", "exec",
+        "zadd", "zincrby", "zpopmin", "zunionstore", "zrangestore", "zrange"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -123,7 +124,8 @@ def typed_script(c: int, ops: int, rng: random.Random, bgsave_every: int = 0) ->
             continue
         m = f"m{rng.randrange(6)}"
         h, lst, st = f"h{rng.randrange(2)}", f"l{rng.randrange(2)}", f"s{rng.randrange(3)}"
-        roll = rng.randrange(16)
+        z = f"z{rng.randrange(2)}"
+        roll = rng.randrange(20)
         if roll == 0:
             out.append(("HSET", h, m, f"{c}.{i}", "x", str(i)))
         elif roll == 1:
@@ -154,12 +156,22 @@ def typed_script(c: int, ops: int, rng: random.Random, bgsave_every: int = 0) ->
             out.append(("SORT", st, "ALPHA", "STORE", "sorted"))
         elif roll == 13:
             out.append(("MULTI-EXEC", ("HSET", h, "t", str(i)), ("LPUSH", lst, m),
-                        ("SADD", st, m), ("SMOVE", "s0", "s1", m)))
+                        ("SADD", st, m), ("SMOVE", "s0", "s1", m), ("ZADD", z, "4", m)))
         elif roll == 14:
-            out.append(("DEL", rng.choice([h, lst, st])))
+            out.append(("DEL", rng.choice([h, lst, st, z])))
+        elif roll == 15:
+            out.append(("ZADD", z, str(rng.randrange(-3, 9)), m, f"{i}.5", f"{c}.{i}"))
+        elif roll == 16:
+            out.append(("ZINCRBY", z, "1.25", m))
+        elif roll == 17:
+            out.append(("ZPOPMIN", z, "2"))
+        elif roll == 18:
+            out.append(rng.choice([("ZUNIONSTORE", "z2", "2", "z0", "z1"),
+                                   ("ZRANGESTORE", "z2", z, "0", "2"),
+                                   ("SORT", z, "BY", "nosort", "STORE", "sorted")]))
         else:
             out.append(rng.choice([("HGET", h, m), ("LRANGE", lst, "0", "-1"),
-                                   ("SMEMBERS", st)]))
+                                   ("SMEMBERS", st), ("ZRANGE", z, "0", "-1", "WITHSCORES")]))
     return out
 
 
@@ -200,7 +212,7 @@ def test_every_crash_point_keeps_typed_units_whole(tmp_path, monkeypatch, seed, 
     assert len(units) >= 5  # SMOVE, LMOVE, *STORE over an existing key, EXEC
     final = trace.models[-1]
     assert {kind for kind, _ in (v for v in final.values() if isinstance(v, tuple))} >= {
-        "hash", "list", "set"}
+        "hash", "list", "set", "zset"}
     checker = TypedChecker(trace)
     checker.check_points(range(len(trace.sim.history)))
     assert checker.states > len(trace.sim.history)
@@ -222,6 +234,8 @@ def _writer(port: int, kind: str, acked: list, stop: threading.Event) -> None:
                     r = c.call("RPUSH", "l", f"e{i}")
                 elif kind == "set":
                     r = c.call("SADD", "s", f"m{i}")
+                elif kind == "zset":
+                    r = c.call("ZADD", "z", str(i), f"z{i}")
                 elif kind == "move":
                     c.call("RPUSH", "src", f"j{i}")
                     r = c.call("LMOVE", "src", "dst", "LEFT", "RIGHT")
@@ -246,7 +260,7 @@ def _writer(port: int, kind: str, acked: list, stop: threading.Event) -> None:
 
 def test_kill9_with_concurrent_clients_of_every_type_keeps_every_ack(kv_process):
     server = kv_process("--checkpoint-wal-size", "20000")
-    kinds = ("hash", "list", "set", "move", "smove", "multi")
+    kinds = ("hash", "list", "set", "zset", "move", "smove", "multi")
     acked = {k: [] for k in kinds}
     stop = threading.Event()
     threads = [threading.Thread(target=_writer, args=(server.port, k, acked[k], stop))
@@ -272,6 +286,8 @@ def test_kill9_with_concurrent_clients_of_every_type_keeps_every_ack(kv_process)
         assert [b"e%d" % i for i in acked["list"]] == lst[:len(acked["list"])]
         members = set(c.call("SMEMBERS", "s").value)
         assert {b"m%d" % i for i in acked["set"]} <= members
+        zmembers = c.call("ZRANGE", "z", "0", "-1").value
+        assert [b"z%d" % i for i in acked["zset"]] == zmembers[:len(acked["zset"])]
         dst = c.call("LRANGE", "dst", "0", "-1").value
         src = c.call("LRANGE", "src", "0", "-1").value
         assert [b"j%d" % i for i in acked["move"]] == dst[:len(acked["move"])]
