@@ -115,23 +115,29 @@ SET_COMMANDS = [
 
 # --- SORT (over lists and sets, with weights in strings and hashes) ---------------------
 
-sort_src = st.sampled_from([b"l1", b"s1", b"str", b"none"])
+sort_src = st.sampled_from([b"l1", b"s1", b"z1", b"str", b"none"])
 sort_options = st.lists(st.sampled_from([
     [b"DESC"], [b"ASC"], [b"ALPHA"], [b"LIMIT", b"0", b"2"], [b"LIMIT", b"1", b"-1"],
-    [b"BY", b"w_*"], [b"BY", b"wh_*->f"], [b"GET", b"#"], [b"GET", b"w_*"], [b"GET", b"wh_*->f"],
+    [b"BY", b"w_*"], [b"BY", b"wh_*->f"], [b"BY", b"nosort"], [b"GET", b"#"], [b"GET", b"w_*"], [b"GET", b"wh_*->f"],
     [b"STORE", b"dst"]]), max_size=4).map(lambda groups: [x for g in groups for x in g])
 
 
 def _sortable(argv: list) -> bool:
     """Leave out what is the server's own: ALPHA with BY (ties keep qsort's
-    order) -- every other SORT is deterministic."""
-    return not (b"ALPHA" in argv and b"BY" in argv)
+    order), and a set's own order (BY nosort without STORE) -- every other
+    SORT is deterministic."""
+    if b"ALPHA" in argv and b"BY" in argv:
+        return False
+    return not (argv[1] == b"s1" and b"nosort" in argv and b"STORE" not in argv)
 
 
 SORT_COMMANDS = [
     (_flat(b"RPUSH", b"l1", _many(st.sampled_from([b"1", b"2", b"3", b"10", b"b", b"a"]))),
      "exact"),
     (_flat(b"SADD", b"s1", _many(st.sampled_from([b"1", b"2", b"3", b"10", b"b", b"a"]))),
+     "exact"),
+    (_flat(b"ZADD", b"z1", _many(st.tuples(number.filter(lambda n: n != b"x"), st.sampled_from(
+        [b"1", b"2", b"3", b"10", b"b", b"a"]))).map(lambda ps: [x for p in ps for x in p])),
      "exact"),
     (_cmd(b"SET", st.sampled_from([b"w_1", b"w_2", b"w_3", b"w_a"]), number), "exact"),
     (_cmd(b"HSET", st.sampled_from([b"wh_1", b"wh_2", b"wh_b"]), b"f", number), "exact"),
@@ -142,6 +148,8 @@ SORT_COMMANDS = [
     (_cmd(b"LRANGE", b"dst", b"0", b"-1"), "exact"),
     (_cmd(b"SREM", b"s1", st.sampled_from([b"1", b"a"])), "exact"),
     (_cmd(b"LPOP", b"l1"), "exact"),
+    (_cmd(b"ZPOPMIN", b"z1"), "exact"),
+    (_cmd(b"OBJECT", b"ENCODING", sort_src), "exact"),
 ]
 
 
@@ -169,7 +177,7 @@ def compare(p: Pair, argv: list, how: str) -> None:
 
 def end_state(p: Pair) -> None:
     """Every key of the test, whatever its type, read whole on both servers."""
-    for k in (b"h1", b"h2", b"l1", b"l2", b"s1", b"s2", b"s3", b"str", b"dst"):
+    for k in (b"h1", b"h2", b"l1", b"l2", b"s1", b"s2", b"s3", b"z1", b"str", b"dst"):
         kind = p.same(("TYPE", k)).value
         if kind == "hash":
             compare(p, [b"HGETALL", k], "pairs")
@@ -177,6 +185,8 @@ def end_state(p: Pair) -> None:
             p.same(("LRANGE", k, "0", "-1"))
         elif kind == "set":
             compare(p, [b"SMEMBERS", k], "multiset")
+        elif kind == "zset":
+            p.same(("ZRANGE", k, "0", "-1", "WITHSCORES"))
         elif kind == "string":
             p.same(("GET", k))
 
