@@ -29,7 +29,8 @@ from .procs import (REPO_ROOT, BenchError, Workdir, ensure_redis_tools, free_por
                     kvserver_server, pipe_load, redis_benchmark, settle)
 from .rows import ROWS, RUN_TIMEOUT, Row, _preload_file, run_rows
 
-EXTRAS = ("origin", "groupcommit", "restart", "stall", "memory", "stall-sizes", "pubsub")
+EXTRAS = ("origin", "groupcommit", "restart", "stall", "memory", "stall-sizes", "pubsub",
+          "stall-hashes")
 DEFAULT_KEYS = 1_000_000
 QUICK_KEYS = 100_000
 
@@ -144,6 +145,8 @@ def _run(args: argparse.Namespace, workdir: Workdir) -> int:
     if "stall-sizes" in extras:
         sizes = (QUICK_KEYS,) if args.quick else ex.STALL_SIZES
         steps.append(("stall_sizes", lambda: ex.stall_sizes(workdir, sizes, _log)))
+    if "stall-hashes" in extras:
+        steps.append(("stall_hashes", lambda: ex.stall_hashes(workdir, keys, _log)))
     for key, fn in steps:
         _log(f"bench: extra: {key}")
         try:

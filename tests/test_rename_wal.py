@@ -49,6 +49,7 @@ WRITES = {
     "linsert": [b"l", b"BEFORE", b"b", b"x"], "lset": [b"l", b"0", b"x"],
     "ltrim": [b"l", b"1", b"-1"], "lrem": [b"l", b"0", b"a"],
     "lmove": [b"l", b"m", b"LEFT", b"RIGHT"], "rpoplpush": [b"l", b"m"],
+    "sort": [b"s", b"ALPHA", b"STORE", b"d"],
     "zadd": [b"z", b"GT", b"INCR", b"1", b"a"], "zincrby": [b"z", b"0.5", b"b"],
     "zrem": [b"z", b"a"], "zrangestore": [b"d", b"z", b"0", b"-1"],
     "zremrangebyrank": [b"z", b"0", b"0"], "zremrangebyscore": [b"z", b"(1", b"+inf"],

@@ -21,12 +21,13 @@ What each write logs, always under the real command name:
 * HINCRBY logs ``HSET key field result`` and HINCRBYFLOAT ``HSET key field
   result`` with the exact text it stored (replay needs no float arithmetic);
 * HRANDFIELD and HSCAN are reads: their randomness and cursors are never
-  logged.
+  logged. HRANDFIELD draws through the hash's random pool (``Hash.pool``,
+  types/_pool.py, built on the first pick): O(1) for one field, O(count)
+  with a count, as Redis's.
 """
 
 from __future__ import annotations
 
-import random
 
 from ..notify import GENERIC, HASH as NOTIFY_HASH
 from ..errors import NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, CommandError
@@ -268,11 +269,11 @@ def cmd_hrandfield(s, argv):
     if count < 0:
         # Repeats allowed: -count independent draws (bounded by the reply
         # itself, as in Redis).
-        fields = random.choices(list(h), k=-count)
+        fields = h.random_pool().choices(-count)
     elif count >= len(h):
         fields = list(h)
     else:
-        fields = random.sample(list(h), count)
+        fields = h.random_pool().sample(count)
     if not withvalues:
         return fields
     if s.resp >= 3:

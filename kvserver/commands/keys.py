@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
 import re
-from itertools import islice
 from typing import Callable
 
 from ..notify import GENERIC
@@ -282,10 +280,10 @@ def scan_step(collection, cursor: int, count: int) -> tuple[int, list[bytes]]:
 
 
 def random_element(collection) -> bytes:
-    """A uniformly random element of a hash or set without copying it: a random
-    position in its iteration order, reached by islice (C speed, but O(size);
-    Redis picks in O(1))."""
-    return next(islice(iter(collection), random.randrange(len(collection)), None))
+    """A uniformly random member of a set or field of a hash: O(1) through its
+    random pool (types/_pool.py; built on the first pick), as Redis's
+    dictGetFairRandomKey."""
+    return collection.random_pool().pick()
 
 
 @command("scan", -2, "readonly", keys=(0, 0, 0), group="generic", since="2.8.0",

@@ -26,17 +26,16 @@ What each write logs, always under the real command name:
 
 Costs: SINTER walks its smallest set and probes the others; SINTERCARD's
 LIMIT stops that walk early; SUNION and SDIFF are linear in the members they
-read. SPOP and SRANDMEMBER without a count pick a uniformly random position
-in the set's iteration order (a C-speed walk, linear in the set's size, as
-HRANDFIELD; Redis's is O(1)); with a count they draw once over a list of the
-members (also linear in the set's size; Redis's is O(count)). Python's
-``set.pop()`` would be O(1), but it is not random: it returns members in
-hash-table order, so a popped-and-re-added member would come straight back.
+read. SPOP and SRANDMEMBER draw from the set's random pool (``Set.pool``,
+types/_pool.py: the members in a list, built on the first random pick and
+then maintained by SADD/SREM in O(1)), so one random member costs O(1) and
+``count`` of them O(count), as Redis's. Python's ``set.pop()`` would be O(1),
+but it is not random: it returns members in hash-table order, so a
+popped-and-re-added member would come straight back.
 """
 
 from __future__ import annotations
 
-import random
 
 from ..notify import GENERIC, SET as NOTIFY_SET
 from ..errors import NOT_INTEGER, SYNTAX, CommandError
@@ -174,7 +173,7 @@ def cmd_spop(s, argv):
     if count >= len(current):
         popped = list(current)
     else:
-        popped = random.sample(list(current), count)
+        popped = current.random_pool().sample(count)
     with _mutate(s, key) as members:
         for m in popped:
             members.drop(m)
@@ -202,10 +201,10 @@ def cmd_srandmember(s, argv):
     if -count > MAX_RANDMEMBER_REPEATS:
         raise CommandError(_REPEATS_ERR)
     if count < 0:
-        return random.choices(list(members), k=-count)  # repeats allowed
+        return members.random_pool().choices(-count)  # repeats allowed
     if count >= len(members):
         return members.ordered()
-    return random.sample(list(members), count)
+    return members.random_pool().sample(count)
 
 
 @command("smove", 4, "write fast", keys=(1, 2, 1), group="set", since="1.0.0",
