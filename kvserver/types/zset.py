@@ -543,4 +543,5 @@ ZSET = Codec(
     decode=_decode,
     size=payload_size,
     snapshot_copy=ZSet.copy,
+    encode_blocks=encode_blocks,
 )
