@@ -41,7 +41,6 @@ _NAN = -_NEGNAN
 
 _THIS_FILE = __file__
 MAXTAGLOOP = 100               # lvm.c: __index/__newindex chains longer than this are loops
-MAX_UNPACK = 8000              # LUAI_MAXCSTACK: "too many results to unpack"
 # Longest string '..' may build (not in Lua, which grows until memory runs out):
 # Redis's proto-max-bulk-len default, the same cap lib_string puts on rep/gsub/concat.
 MAX_STRING = 512 * 1024 * 1024
@@ -447,9 +446,6 @@ class Runtime:
 
         def first(r):
             return r[0] if r else None
-
-        def fmt_desc(desc):
-            return (desc + " ") if desc else ""
 
         def typeerror(v, op, desc):
             if desc:
