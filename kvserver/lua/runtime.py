@@ -246,6 +246,11 @@ class Runtime:
         self.print_handler: Callable[[bytes], None] | None = None
         self._running = False           # a chunk is running (nested chunks keep its limit)
         self._helpers = self._make_helpers()
+        # the comparison helpers themselves, not methods that look them up
+        # (table.sort calls them once per comparison)
+        self.lt = self._helpers["_lt"]
+        self.le = self._helpers["_le"]
+        self.eq = self._helpers["_eq"]
         from . import baselib
         baselib.open(self)
         self._open_optional_libs()
@@ -382,14 +387,8 @@ class Runtime:
             return b"true" if v else b"false"
         return b"%s: 0x%08x" % (type_name(v).encode(), id(v) & 0xFFFFFFFFFFFF)
 
-    def lt(self, a: Any, b: Any) -> bool:
-        return self._helpers["_lt"](a, b)
-
-    def le(self, a: Any, b: Any) -> bool:
-        return self._helpers["_le"](a, b)
-
-    def eq(self, a: Any, b: Any) -> bool:
-        return self._helpers["_eq"](a, b)
+    # lt(a, b), le(a, b), eq(a, b): Lua's <, <= and == with metamethods
+    # (instance attributes set in __init__)
 
     def index(self, o: Any, k: Any) -> Any:
         return self._helpers["_index"](o, k, None)
