@@ -23,12 +23,14 @@ import sys
 import time
 
 from . import extras as ex
+from . import pubsub as ps
 from . import machine, report
 from .procs import (REPO_ROOT, BenchError, Workdir, ensure_redis_tools, free_port,
                     kvserver_server, pipe_load, redis_benchmark, script_load, settle)
 from .rows import ROWS, RUN_TIMEOUT, Row, _preload_file, run_rows
 
-EXTRAS = ("origin", "groupcommit", "restart", "stall", "memory", "stall-sizes")
+EXTRAS = ("origin", "groupcommit", "restart", "stall", "memory", "stall-sizes", "pubsub",
+          "stall-hashes")
 DEFAULT_KEYS = 1_000_000
 QUICK_KEYS = 100_000
 
@@ -138,9 +140,13 @@ def _run(args: argparse.Namespace, workdir: Workdir) -> int:
                       lambda: ex.group_commit(workdir, args.rounds, args.quick, _log)))
     if extras & {"restart", "stall", "memory"}:  # one million-key data set serves all three
         steps.append(("big_data", lambda: ex.big_data(workdir, keys, restarts, _log)))
+    if "pubsub" in extras:
+        steps.append(("pubsub", lambda: ps.fanout(workdir, args.rounds, args.quick, _log)))
     if "stall-sizes" in extras:
         sizes = (QUICK_KEYS,) if args.quick else ex.STALL_SIZES
         steps.append(("stall_sizes", lambda: ex.stall_sizes(workdir, sizes, _log)))
+    if "stall-hashes" in extras:
+        steps.append(("stall_hashes", lambda: ex.stall_hashes(workdir, keys, _log)))
     for key, fn in steps:
         _log(f"bench: extra: {key}")
         try:

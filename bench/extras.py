@@ -16,9 +16,9 @@ import threading
 import time
 from typing import Callable
 
-from .procs import (BenchError, MiniClient, ServerProcess, Workdir, free_port, wal_thread_server,
+from .procs import (BenchError, MiniClient, ReplyError, ServerProcess, Workdir, free_port,
                     key16, kvserver_server, onesync_server, pipe_load, redis_benchmark, redis_server,
-                    settle, value16, write_set_file)
+                    resp_command, settle, value16, wal_thread_server, write_set_file)
 
 Log = Callable[[str], None]
 
@@ -307,8 +307,12 @@ def _snapshot_done(info: dict[str, str], marker: tuple) -> bool:
     return info.get("rdb_bgsave_in_progress", "0") == "0" and _save_marker(info) != marker
 
 
+def _set_request(i: int) -> tuple:
+    return ("SET", key16(i), value16(i))
+
+
 def stall_probe(port: int, keys: int, pre_s: float = 1.0, post_s: float = 0.5,
-                max_s: float = 300.0) -> dict:
+                max_s: float = 300.0, request: Callable[[int], tuple] = _set_request) -> dict:
     """SET latency on one connection while another sends BGSAVE and waits for it.
 
     A probe thread sends SETs back to back (overwriting random keys of the
@@ -327,12 +331,12 @@ def stall_probe(port: int, keys: int, pre_s: float = 1.0, post_s: float = 0.5,
         try:
             with MiniClient(port) as c:
                 while not stop.is_set():
-                    i = rnd.randrange(keys)
+                    argv = request(rnd.randrange(keys))
                     t = time.perf_counter()
-                    r = c.call("SET", key16(i), value16(i))
+                    r = c.call(*argv)
                     samples.append((t, time.perf_counter() - t))
-                    if r != "OK":
-                        raise BenchError(f"probe SET failed: {r}")
+                    if isinstance(r, ReplyError):
+                        raise BenchError(f"probe {argv[0]} failed: {r}")
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
 
@@ -530,4 +534,72 @@ def stall_sizes(workdir: Workdir, sizes: tuple[int, ...], log: Log) -> dict:
             if os.path.exists(path):
                 os.unlink(path)
             workdir.remove(d)
+    return out
+
+
+# --- 7. checkpoint stall with a million small hashes -------------------------------------
+
+#: Fields per hash for the stall-hashes extra (small: a listpack hash in Redis).
+HASH_FIELDS = 4
+
+
+def _hash_key(i: int) -> bytes:
+    return b"h:%014d" % i
+
+
+def _hset_request(i: int) -> tuple:
+    """The probe's write: one field of an existing hash changed in place, so a
+    running checkpoint must keep that hash's pre-image first."""
+    return ("HSET", _hash_key(i), b"f0", value16(i))
+
+
+def _write_hash_file(path: str, n: int) -> int:
+    count = 0
+    with open(path, "wb") as f:
+        chunk = []
+        for i in range(n):
+            chunk.append(resp_command(b"HSET", _hash_key(i),
+                                      *[x for j in range(HASH_FIELDS)
+                                        for x in (b"f%d" % j, value16(i))]))
+            count += 1
+            if len(chunk) >= 100_000:
+                f.write(b"".join(chunk))
+                chunk = []
+        f.write(b"".join(chunk))
+    return count
+
+
+def stall_hashes(workdir: Workdir, n: int, log: Log) -> dict:
+    """The worst HSET latency while a snapshot of ``n`` small hashes runs
+    (kvserver's checkpoint; Redis's BGSAVE fork for reference): the probe
+    changes random hashes in place, so every one it touches during the
+    checkpoint costs a pre-image copy."""
+    out: dict = {"keys": n, "fields": HASH_FIELDS, "errors": []}
+    path = os.path.join(workdir.base, f"hashes-{n}.resp")
+    _write_hash_file(path, n)
+    try:
+        for kind in ("kvserver", "redis"):
+            d = workdir.fresh(f"stall-hashes-{kind}")
+            srv = (kvserver_server(free_port(), d, "everysec", KV_BIG_FLAGS) if kind == "kvserver"
+                   else redis_server(free_port(), d, "everysec", REDIS_BIG_FLAGS))
+            try:
+                srv.start()
+                load_s = pipe_load(srv.port, path, n, _load_timeout(n))
+                res = stall_probe(srv.port, n, request=_hset_request)
+                res["load_s"] = load_s
+                res["rss_bytes"] = srv.rss_bytes()
+                m = _KV_SNAPSHOT_COPY.search(srv.log_text()) if kind == "kvserver" else None
+                if m:
+                    res["server_snapshot_copy_ms"] = float(m.group(1))
+                out[kind] = res
+                log(f"  {kind} stall with {n:,} hashes: worst {res['max_ms']:.1f} ms, "
+                    f"p99 {res['p99_ms']:.2f} ms over {res['snapshot_s']:.2f} s")
+            except BenchError as exc:
+                out["errors"].append(f"{kind}: {exc}")
+                log(f"  {kind} stall with {n:,} hashes FAILED: {str(exc).splitlines()[0]}")
+            finally:
+                srv.stop()
+                workdir.remove(d)
+    finally:
+        os.unlink(path)
     return out

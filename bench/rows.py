@@ -20,7 +20,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from .procs import (BenchError, BenchRun, Workdir, free_port, kvserver_server, pipe_load,
-                    redis_benchmark, redis_server, script_load, settle, write_set_file)
+                    redis_benchmark, redis_server, resp_command, script_load, settle,
+                    write_set_file)
 
 #: Every run of a row gets this long before it is killed and counted as failed.
 RUN_TIMEOUT = 120.0
@@ -56,6 +57,10 @@ class Row:
     data_size: int = 3
     random_keys: int = 0
     preload: bool = False   # GET rows: load the keys first so reads hit
+    #: Pop rows: fill redis-benchmark's key first ("list": mylist, "set":
+    #: myset, "zset": myzset) with one element per request, so no pop finds
+    #: the key empty and every request really pops.
+    fill: str = ""
     latency: bool = False   # show p50/p99
     target: Target | None = None
     #: A script row: the Lua body SCRIPT LOADed first, and the request
@@ -81,7 +86,7 @@ class Row:
 
 def _row(test: str, policy: str, clients: int, n: int, n_redis: int | None = None,
          pipeline: int = 1, data_size: int = 3, random_keys: int = 0,
-         latency: bool = False, target: Target | None = None) -> Row:
+         latency: bool = False, target: Target | None = None, fill: str = "") -> Row:
     rid = f"{test}-c{clients}"
     if pipeline > 1:
         rid += f"-P{pipeline}"
@@ -93,7 +98,7 @@ def _row(test: str, policy: str, clients: int, n: int, n_redis: int | None = Non
     return Row(id=rid, test=test, policy=policy, clients=clients, n=n,
                n_redis=n_redis or n, pipeline=pipeline, data_size=data_size,
                random_keys=random_keys, preload=test == "get", latency=latency,
-               target=target)
+               target=target, fill=fill)
 
 
 # Request counts are picked so that each run takes a few seconds on a
@@ -185,6 +190,17 @@ ROWS: tuple[Row, ...] = (
     _row("get", "no", 50, 200_000, 800_000, pipeline=16, target=Target(0.5)),
     _row("set", "no", 1, 10_000, 20_000, latency=True),
     _row("get", "no", 1, 10_000, 20_000, latency=True),
+    # The aggregate types (issue 14): redis-benchmark's own tests, -c 50, always.
+    _row("lpush", "always", 50, 60_000, 200_000),
+    _row("rpush", "always", 50, 60_000, 200_000),
+    _row("lpop", "always", 50, 60_000, 200_000, fill="list"),
+    _row("rpop", "always", 50, 60_000, 200_000, fill="list"),
+    _row("sadd", "always", 50, 60_000, 200_000),
+    _row("hset", "always", 50, 60_000, 200_000),
+    _row("spop", "always", 50, 60_000, 200_000, fill="set"),
+    _row("zadd", "always", 50, 60_000, 200_000),
+    _row("zpopmin", "always", 50, 60_000, 200_000, fill="zset"),
+    _row("lrange_100", "always", 50, 20_000, 100_000),
     # Scripts: a rate limiter's hit (limits' sliding window counter: PTTL, GET, PTTL,
     # GET, PTTL, EXISTS, INCRBY or SET PX; 10k identities) and redis-py's lock
     # release (GET, compare, DEL; on keys mostly not held, as a release races).
@@ -196,6 +212,30 @@ ROWS: tuple[Row, ...] = (
                 ("EVALSHA", "{sha}", "1", "lock:__rand_int__", "token"), "always",
                 30_000, 150_000, random_keys=10_000, target=Target(0.5)),
 )
+
+#: What each fill writes: redis-benchmark's key, and one command adding
+#: elements i..j (100 per command, so the load is quick).
+_FILLS = {
+    "list": lambda i, j: resp_command(b"RPUSH", b"mylist", *[b"x" * 3] * (j - i)),
+    "set": lambda i, j: resp_command(b"SADD", b"myset", *[b"element:%d" % k for k in range(i, j)]),
+    "zset": lambda i, j: resp_command(b"ZADD", b"myzset", *[x for k in range(i, j)
+                                                            for x in (b"%d" % k, b"element:%d" % k)]),
+}
+
+
+def _fill_file(workdir: Workdir, fill: str, count: int, cache: dict) -> tuple[str, int]:
+    """RESP file putting ``count`` elements in the key a pop row pops from."""
+    key = ("fill", fill, count)
+    if key not in cache:
+        path = os.path.join(workdir.base, f"fill-{fill}-{count}.resp")
+        commands = 0
+        with open(path, "wb") as f:
+            for i in range(0, count, 100):
+                f.write(_FILLS[fill](i, min(i + 100, count)))
+                commands += 1
+        cache[key] = (path, commands)
+    return cache[key]
+
 
 
 @dataclass
@@ -239,6 +279,9 @@ def run_once(row: Row, kind: str, workdir: Workdir, quick: bool, cache: dict) ->
         server.start()
         if row.preload:
             path, count = _preload_file(workdir, row, cache)
+            pipe_load(port, path, count, timeout=RUN_TIMEOUT)
+        if row.fill:
+            path, count = _fill_file(workdir, row.fill, row.requests(kind, quick), cache)
             pipe_load(port, path, count, timeout=RUN_TIMEOUT)
         command = row.command
         if row.script:

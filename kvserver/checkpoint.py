@@ -33,7 +33,8 @@ databases, so pre-images are kept per dict object, not per database index.
 
 Slicing: entries are encoded in slices of about :data:`SLICE_BYTES` (counted
 in encoded bytes, not keys), the loop gets control back between
-slices, and slices are written from a thread in writes of about
+slices (one huge value whose kind has ``encode_blocks``, a big sorted set, is
+itself spread over slices, encoded from a copy-on-write copy), and slices are written from a thread in writes of about
 :data:`WRITE_BYTES`.
 
 Atomicity: the file is written as ``<name>.tmp``, synced, renamed into
@@ -225,8 +226,27 @@ class Snapshot:
                         kind = KIND_STRING
                     else:
                         codec = BY_TYPE[type(value)]
-                        payload = codec.encode(value)
                         kind = codec.kind
+                        if codec.encode_blocks is not None and codec.size(value) > target:
+                            # One huge value: encoded over several slices, so
+                            # the loop gets control back in between. A live
+                            # value may change meanwhile: encode a copy (cheap
+                            # for such kinds; a pre-image is already one).
+                            if pre is None:
+                                value = codec.snapshot_copy(value)
+                            chunk.append(pack(kind, index, expire, len(key), codec.size(value)))
+                            chunk.append(key)
+                            buffered += size + len(key)
+                            count += 1
+                            for block in codec.encode_blocks(value):
+                                chunk.append(block)
+                                buffered += len(block)
+                                if buffered >= target:
+                                    yield b"".join(chunk), count
+                                    chunk = []
+                                    buffered = count = 0
+                            continue
+                        payload = codec.encode(value)
                     chunk.append(pack(kind, index, expire, len(key), len(payload)))
                     chunk.append(key)
                     chunk.append(payload)

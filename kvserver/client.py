@@ -13,7 +13,8 @@ Modes (Redis keeps them as client flags; here exactly one holds at a time):
 ========== =========================================================
 NORMAL     runs every command
 MULTI      queues commands until EXEC (the queue is :attr:`Client.queued`)
-SUBSCRIBED only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT, RESET (RESP2)
+SUBSCRIBED only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT, RESET (RESP2;
+           a RESP3 subscriber runs everything; kvserver.commands.pubsub)
 MONITOR    receives every command others run; runs commands as NORMAL
 BLOCKED    waits (a deferred reply, CLIENT PAUSE): nothing of it runs
 REPLICA    a replica's link (later)
@@ -50,17 +51,21 @@ class Link(Protocol):
     def kill(self) -> None: ...
     def buffer_info(self) -> tuple[int, int, int, int, str]: ...
     def send_monitor(self, line: bytes) -> None: ...
+    def send_push(self, data: bytes) -> None: ...
     def resume_after_pause(self) -> None: ...
+    def wake(self, deferred: "Deferred") -> None: ...
 
 
 class Deferred:
-    """A reply that comes later (SAVE today; a blocking pop, WAIT tomorrow), and its LSN.
+    """A reply that comes later (SAVE, a blocking pop; WAIT tomorrow), and its LSN.
 
     ``future`` resolves to the reply value. ``lsn`` is the WAL position the
     reply must wait for before it leaves, as any reply holds on the LSN
-    applied when it was made: the connection sets it when the future
-    resolves (whatever the command logged by then, e.g. the pop it served,
-    is at or below it), and releases the reply only once that is durable.
+    applied when it was made. Whoever resolves the future may set it first
+    (kvserver.blocking: the unit holding the served pop, or the LSN seen at
+    block time for a timeout); otherwise the connection sets it to the LSN
+    applied when the future resolved. The reply is released only once that
+    is durable.
     """
 
     __slots__ = ("future", "lsn", "silent")
@@ -79,7 +84,8 @@ class Client:
                  "created", "last_interaction", "last_command", "close_after_reply",
                  "addr", "laddr", "kind", "authenticated", "fd", "unix", "no_evict",
                  "reply_mode", "mode", "queued", "link", "obl", "multi_error", "multi_bytes",
-                 "mode_before_multi", "watched", "watch_dirty", "__weakref__")
+                 "mode_before_multi", "watched", "watch_dirty", "subs", "deny_blocking",
+                 "__weakref__")
 
     def __init__(self, core: Any, addr: str = "", laddr: str = "", kind: str = "normal",
                  link: Link | None = None) -> None:
@@ -118,10 +124,16 @@ class Client:
         self.watched: dict = {}
         #: A watched key was modified since WATCH: EXEC answers a null array.
         self.watch_dirty = False
+        #: A blocking command must answer at once (Redis's CLIENT_DENY_BLOCKING): a
+        #: script runner sets it while it runs; MULTI/EXEC is its own mode
+        #: (kvserver.blocking.may_block checks both).
+        self.deny_blocking = False
         #: The transport (None: replay, tools).
         self.link = link
         #: Reply bytes the running read has produced before this command (CLIENT LIST obl).
         self.obl = 0
+        #: Its pub/sub subscriptions (kvserver.pubsub.Subscriptions), None until it subscribes.
+        self.subs: Any = None
 
     def select(self, index: int) -> None:
         self.db = self.core.keyspace.dbs[index]
@@ -137,6 +149,11 @@ class Client:
             self.link.kill()
         else:
             self.close_after_reply = True
+
+    def in_pubsub(self) -> bool:
+        """Subscribed to anything (Redis's CLIENT_PUBSUB flag): class pubsub, flag P."""
+        subs = self.subs
+        return subs is not None and subs.total() > 0
 
     def send_monitor(self, line: bytes) -> None:
         """A MONITOR line for this client (only clients with a link become monitors)."""
@@ -159,7 +176,10 @@ class Client:
         return self.mode == BLOCKED
 
     def client_type(self) -> str:
-        """Redis's client class for CLIENT LIST/KILL TYPE: a monitor is "normal", as in Redis."""
+        """Redis's client class for CLIENT LIST/KILL TYPE and output buffer limits:
+        a subscriber is "pubsub", a monitor "normal", as in Redis's getClientType."""
+        if self.kind == "normal" and self.subs is not None and self.subs.total():
+            return "pubsub"
         return self.kind
 
     def client_info(self, argv: list[bytes] | None = None) -> str:
@@ -174,7 +194,10 @@ class Client:
         now = time.monotonic()
         qbuf, obl, oll, omem, events = self.buffer_info()
         argv_mem = sum(len(a) for a in argv) if argv else 0
-        flags = ("O" if self.mode == MONITOR else "") + ("x" if self.mode == MULTI else "") \
+        subs = self.subs
+        flags = ("O" if self.mode == MONITOR else "") \
+            + ("P" if subs is not None and subs.total() else "") \
+            + ("x" if self.mode == MULTI else "") \
             + ("b" if self.is_blocked() else "") + ("d" if self.watch_dirty else "") \
             + ("c" if self.close_after_reply else "") + ("U" if self.unix else "") \
             + ("e" if self.no_evict else "")
@@ -183,7 +206,9 @@ class Client:
         return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd={self.fd} "
                 f"name={self.name.decode('utf-8', 'replace')} "
                 f"age={int(now - self.created)} idle={int(now - self.last_interaction)} "
-                f"flags={flags or 'N'} db={self.db_index} sub=0 psub=0 ssub=0 multi={multi} "
+                f"flags={flags or 'N'} db={self.db_index} "
+                f"sub={len(subs.channels) if subs else 0} psub={len(subs.patterns) if subs else 0} "
+                f"ssub={len(subs.shard) if subs else 0} multi={multi} "
                 f"qbuf={qbuf} qbuf-free=0 argv-mem={argv_mem} multi-mem={multi_mem} rbs=0 rbp=0 "
                 f"obl={obl} oll={oll} omem={omem} tot-mem={qbuf + argv_mem + multi_mem + obl + omem} "
                 f"events={events} cmd={self.last_command} user=default redir=-1 "

@@ -269,7 +269,10 @@ def _dbfilename(text: str) -> str:
 
 
 def _notify_events(text: str) -> str:
-    if any(c not in KEYSPACE_EVENT_CLASSES for c in text):
+    """The classes as given (kvserver.notify reads them to flags; CONFIG GET shows
+    Redis's canonical spelling, see Config.get_text)."""
+    from .notify import flags_from_string
+    if flags_from_string(text) is None:
         raise ValueError(f"Invalid event class character. Use '{KEYSPACE_EVENT_CLASSES}'.")
     return text
 
@@ -368,7 +371,7 @@ OPTIONS: tuple[Option, ...] = (
            "per class: hard limit, soft limit, soft seconds (0 = none)", merge=_merge_limits,
            multi=True),
     Option("notify-keyspace-events", "notify_keyspace_events", _notify_events, True,
-           "keyspace event classes (accepted and stored; no events are published yet)",
+           "keyspace event classes to publish (K E g $ l s h z x e t m d n A, as Redis)",
            string=True),
     Option("rename-command", "rename_commands", _rename, False,
            "rename a command, or disable it with \"\" (repeatable)",
@@ -474,8 +477,12 @@ class Config:
     @property
     def normal_output_limits(self) -> tuple[int, int, int]:
         """(hard bytes, soft bytes, soft seconds) for normal clients; 0 = no limit."""
-        for cls, hard, soft, secs in self.client_output_buffer_limit:
-            if cls == "normal":
+        return self.output_limits("normal")
+
+    def output_limits(self, cls: str) -> tuple[int, int, int]:
+        """(hard bytes, soft bytes, soft seconds) for a client class (normal, replica, pubsub)."""
+        for name, hard, soft, secs in self.client_output_buffer_limit:
+            if name == cls:
                 return hard, soft, secs
         return 0, 0, 0
 
@@ -499,9 +506,16 @@ class Config:
         if opt.name == "unixsocketperm":
             return format(value, "o")
         if opt.name == "client-output-buffer-limit":
-            return " ".join(f"{c} {h} {s} {t}" for c, h, s, t in value)
+            # Redis names the replica class "slave" here (getClientTypeName).
+            return " ".join(f"{'slave' if c == 'replica' else c} {h} {s} {t}"
+                            for c, h, s, t in value)
         if opt.name == "rename-command":
             return " ".join(f"{old} {new}" for old, new in value)
+        if opt.name == "notify-keyspace-events":
+            # As Redis's keyspaceEventsFlagsToString: KEA reads back as AKE
+            # (and an n next to A is not shown, though it is in force).
+            from .notify import flags_from_string, flags_to_string
+            return flags_to_string(flags_from_string(value) or 0)
         if opt.name == "latency-tracking-info-percentiles":
             return " ".join(format_percentile(p) for p in value)
         if opt.name == "save":

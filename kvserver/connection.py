@@ -28,9 +28,11 @@ import logging
 import socket
 import time
 from collections import deque
+from functools import partial
 from time import monotonic
 from typing import Any
 
+from .blocking import forget_client as forget_blocked
 from .client import BLOCKED, MONITOR, NORMAL, Client, Deferred
 from .commands.transactions import forget_client
 from .dispatch import DEFERRED, DONE, FULL, MAX_BATCH_REPLY_BYTES, PAUSED, Dispatcher
@@ -51,6 +53,12 @@ STREAM_SLICE = 256 * 1024
 #: the loop, even if the socket takes it all: other clients get their turn
 #: between slices, so one client's 400 MB GET does not stall them.
 STREAM_TURN_BYTES = 4 * 1024 * 1024
+#: Pub/sub messages for one subscriber are gathered for the rest of the loop
+#: turn and written as one chunk (one send for a publisher's whole pipeline,
+#: not one per message); past this many bytes they go at once, so a long
+#: pipeline of PUBLISH cannot gather without bound before the output limit
+#: (client-output-buffer-limit pubsub) gets a look at them.
+PUSH_GATHER_BYTES = 256 * 1024
 
 __all__ = ["Connection", "MAX_BATCH_REPLY_BYTES", "MAX_HELD_BYTES"]
 
@@ -61,7 +69,8 @@ class Connection(asyncio.Protocol):
     __slots__ = ("client", "core", "transport", "parser", "writer", "dispatcher", "_held",
                  "_held_bytes", "_paused", "_write_paused", "_closed", "_waiting",
                  "_executing", "server", "_soft_limit_since", "_backlog", "_stream",
-                 "_stream_bytes", "_close_when_sent", "_pump_scheduled", "_resume_mode")
+                 "_stream_bytes", "_close_when_sent", "_pump_scheduled", "_resume_mode", "_out",
+                 "_push_buf", "_push_bytes")
 
     def __init__(self, server: Any) -> None:
         core = server.core
@@ -97,6 +106,12 @@ class Connection(asyncio.Protocol):
         self._stream_bytes = 0
         self._close_when_sent = False
         self._pump_scheduled = False
+        # The replies of the read being run (while _executing): a message this
+        # client's own command publishes to it goes among them (send_push).
+        self._out: list | None = None
+        # Pub/sub messages gathered this loop turn (send_push), and their size.
+        self._push_buf: list | None = None
+        self._push_bytes = 0
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -121,6 +136,9 @@ class Connection(asyncio.Protocol):
         self.core.monitors.discard(self.client)
         self.core.paused_clients.discard(self.client)
         forget_client(self.client)   # its WATCHes
+        if self.client.subs is not None:
+            self.core.pubsub.forget(self.client)
+        forget_blocked(self.client)  # its blocking pop, if it waits in one
         self.server.client_disconnected(self)
         # Break the connection <-> client cycle: a gone client's transport
         # (its TLS state) is freed now, by reference counting, not at the
@@ -170,6 +188,7 @@ class Connection(asyncio.Protocol):
         size = 0
         error: ProtocolError | None = None
         self._executing = True
+        self._out = out
         backlog = self._backlog
         if backlog is not None:
             self._backlog = None
@@ -191,6 +210,7 @@ class Connection(asyncio.Protocol):
                         core.stats.total_commands += len(out)
                         self._emit(out, len(out))
                         out, size = [], 0
+                        self._out = out
                         if self._paused or self._closed:
                             # Paused: the rest waits (_update_reading resumes it).
                             self._backlog = batch[i:] or None
@@ -205,7 +225,7 @@ class Connection(asyncio.Protocol):
                         # SAVE: these replies, then the deferred one, in order.
                         core.stats.total_commands += len(out) + (not deferred.silent)
                         self._emit(out, len(out))
-                        out = []
+                        out = self._out = []
                         self._block_on(deferred)
                         self._backlog = batch[i:] or None
                     break  # CLOSING too: nothing after QUIT/SHUTDOWN/a kill runs
@@ -224,6 +244,7 @@ class Connection(asyncio.Protocol):
             error = exc
         finally:
             self._executing = False
+            self._out = None
         # What the read produced (or the protocol error after it) goes out.
         count = len(out)
         core.stats.total_commands += count
@@ -305,8 +326,60 @@ class Connection(asyncio.Protocol):
         """A MONITOR line: sent like a reply, so it too waits for durability."""
         self._emit([line], 1)
 
+    def send_push(self, data: bytes) -> None:
+        """A pub/sub message for this client: like a reply, it waits for durability.
+
+        It leaves once the writes applied so far are durable (the durability
+        rule in kvserver.pubsub), after every reply and message before it. A
+        message this client's own command published (a RESP3 subscriber)
+        goes among the replies of the read being run, before that command's
+        reply, as Redis sends it. Never blocks the publisher: a subscriber
+        that does not read is held to ``client-output-buffer-limit pubsub``.
+        """
+        buf = self._push_buf
+        if buf is not None:   # the common case: more for this turn's chunk
+            buf.append(data)
+            size = self._push_bytes = self._push_bytes + len(data)
+            if size > PUSH_GATHER_BYTES:
+                self._flush_pushes()
+            return
+        if self._closed:
+            return
+        if self._out is not None:
+            self._out.append(data)
+            # (_process counts one command per item in out; this is no command.)
+            self.core.stats.total_commands -= 1
+            return
+        self._push_buf = [data]
+        self._push_bytes = len(data)
+        asyncio.get_running_loop().call_soon(self._flush_pushes)
+
+    def _flush_pushes(self) -> None:
+        """Send the messages gathered this turn as one chunk (held like a reply if
+        writes before them are not durable yet: the LSN applied now covers them)."""
+        buf = self._push_buf
+        if buf is None:
+            return
+        self._push_buf = None
+        if self._closed:
+            return
+        data = buf[0] if len(buf) == 1 else b"".join(buf)
+        writer = self.writer
+        if self._held or writer.failed is not None or (
+                writer.applied_lsn > writer.durable_lsn and writer.holds_replies):
+            self._emit([data], 1)
+            held = self._held
+            if held and type(held[-1]) is list and held[-1][1] is data:
+                held[-1][2] = 0   # no request waits for it: no error line at a fail-stop
+            if self._held_bytes:
+                self._check_output_limit(monotonic(), self.core.config)
+        else:
+            self._write(data)
+
     def _emit(self, out: list, count: int) -> None:
         """Send (or hold until durable) one chunk of replies, keeping order."""
+        if self._push_buf is not None:
+            self._flush_pushes()   # messages gathered before these replies go first
         if count:
             if len(out) > 1:
                 try:
@@ -375,12 +448,13 @@ class Connection(asyncio.Protocol):
             self._close()
 
     def _block_on(self, deferred: Deferred) -> None:
-        """A command answered later (SAVE): the client is BLOCKED until its future resolves.
+        """A command answered later (SAVE, a blocking pop): the client is BLOCKED until
+        its future resolves.
 
         Its reply takes its place among the held chunks (unless CLIENT
-        REPLY dropped it), and leaves once the future has resolved *and* the
-        LSN applied by then is durable (Deferred.lsn): whatever the command
-        logged before it answered (a blocking pop's effect) is durable first.
+        REPLY dropped it), and leaves once the future has resolved *and*
+        its LSN is durable (Deferred.lsn: the unit holding a served pop;
+        otherwise the LSN applied when it resolved).
         """
         client = self.client
         self._waiting = deferred
@@ -388,22 +462,30 @@ class Connection(asyncio.Protocol):
         client.mode = BLOCKED
         if not deferred.silent:
             self._held.append(deferred)
-        deferred.future.add_done_callback(self._unblock)
+        deferred.future.add_done_callback(partial(self._unblock, deferred))
 
-    def _unblock(self, fut: asyncio.Future) -> None:
-        deferred = self._waiting
-        self._waiting = None
-        self.client.mode = self._resume_mode
+    def wake(self, deferred: Deferred) -> None:
+        """Leave BLOCKED now: ``deferred`` was answered inside another command (a
+        served pop, CLIENT UNBLOCK), so CLIENT LIST and INFO stop counting this
+        client at once, as in Redis. The reply and the requests behind it go
+        from the loop (_unblock), never from inside that command."""
+        if self._waiting is deferred:
+            self._waiting = None
+            self.client.mode = self._resume_mode
+
+    def _unblock(self, deferred: Deferred, fut: asyncio.Future) -> None:
+        self.wake(deferred)
         writer = self.writer
-        if deferred is not None:
+        if deferred.lsn < 0:
             deferred.lsn = writer.applied_lsn if writer.holds_replies else 0
-        if self._closed:
+        if self._closed or fut.cancelled():
             return
-        if deferred is not None and not deferred.silent and deferred.lsn > writer.durable_lsn:
+        if not deferred.silent and deferred.lsn > writer.durable_lsn:
             writer.when_durable(deferred.lsn, self._on_durable)
         self._flush_held()
-        if not self._closed:
-            self._process()
+        # What waited behind it runs now, unless something else holds the
+        # client (a newer wait, backpressure, a pending close).
+        self._resume_processing()
 
     def _protocol_error(self, exc: ProtocolError, out: list[bytes], count: int) -> None:
         """Reply with the error after what ran before it, then close this client only."""
@@ -517,12 +599,13 @@ class Connection(asyncio.Protocol):
         return buffered + self._held_bytes + self._stream_bytes
 
     def _check_output_limit(self, now: float, cfg: Any) -> bool:
-        """Drop this client if it is over ``client-output-buffer-limit normal``; True if dropped.
+        """Drop this client if it is over its class's ``client-output-buffer-limit``
+        (normal, or pubsub for a subscriber); True if dropped.
 
         Hard limit: at once. Soft limit: once it has stayed over it for the
         soft seconds. Monitors are replicas in Redis's classes, so not checked.
         """
-        hard, soft, soft_seconds = cfg.normal_output_limits
+        hard, soft, soft_seconds = cfg.output_limits(self.client.client_type())
         # (The registry, not the mode: a monitor stays one while a pause blocks it.)
         if not (hard or soft) or self.client in self.core.monitors:
             return False
@@ -561,6 +644,7 @@ class Connection(asyncio.Protocol):
         self._closed = True
         self._held.clear()
         self._held_bytes = 0
+        self._push_buf = None
         self._stream = None
         self._stream_bytes = 0
         if self.transport is not None:

@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from .config import Config
 from .keyspace import Keyspace
+from .notify import EXPIRED, KEY_MISS, NEW, effective_flags, flags_from_string
+from .pubsub import PubSub
 
 LogSink = Callable[[int, list], None]
 UnitSink = Callable[[list], None]
@@ -219,11 +221,25 @@ class Core:
         self.dispatcher: Any = None
         #: WATCH's index (kvserver.commands.transactions.Watches), made on first WATCH.
         self.watches: Any = None
-        #: notify-keyspace-events as kvserver.notify bits; 0 = no notifications.
-        self.notify_flags = 0
+        #: notify-keyspace-events as kvserver.notify bits; 0 = no notifications
+        #: (also while no channel kind, K or E, is chosen: nothing would be sent).
+        self.notify_flags = effective_flags(flags_from_string(config.notify_keyspace_events) or 0)
+        #: The channel registry and delivery (kvserver.pubsub.PubSub): PUBLISH,
+        #: SUBSCRIBE and keyspace events go through it.
+        self.pubsub = PubSub(self)
+        #: Blocked clients (kvserver.blocking.Blocking), made on the first blocking
+        #: command; the dispatcher serves its ready keys after each command.
+        self.blocking: Any = None
         #: Delivers one keyspace event (kind, event, db_index, key) once
-        #: notify_flags selects its kind: set by the pub/sub module.
-        self.keyspace_event: Callable[[int, bytes, int, bytes], None] | None = None
+        #: notify_flags selects its kind: the pub/sub registry's.
+        self.keyspace_event: Callable[[int, bytes, int, bytes], None] = self.pubsub.keyspace_event
+        #: Messages published while an execution unit is open, as
+        #: (client, frame for RESP2, frame for RESP3): they leave when the
+        #: unit's record is handed to the writer (end_unit), so they wait for
+        #: that record's sync like any reply made after it (the durability rule
+        #: in kvserver.pubsub).
+        self.unit_pushes: list = []
+        self._arm_new_events()
 
     def command_stat(self, name: str) -> CommandStat:
         stat = self.command_stats.get(name)
@@ -284,22 +300,25 @@ class Core:
             return
         self.unit_depth = 0
         effects = self._unit
-        if not effects:
-            return  # a read, or a write that changed nothing
-        sink = self.log_sink
-        if len(effects) == 1:  # the common case: no new list, one call
-            db_index, argv = effects.pop()
-            if sink is not None:
-                sink(db_index, argv)
-            return
-        self._unit = []
-        if sink is None:
-            return
-        if self.unit_sink is not None:
-            self.unit_sink(effects)
-        else:
-            for db_index, argv in effects:
-                sink(db_index, argv)
+        if effects:
+            sink = self.log_sink
+            if len(effects) == 1:  # the common case: no new list, one call
+                db_index, argv = effects.pop()
+                if sink is not None:
+                    sink(db_index, argv)
+            else:
+                self._unit = []
+                if sink is None:
+                    pass
+                elif self.unit_sink is not None:
+                    self.unit_sink(effects)
+                else:
+                    for db_index, argv in effects:
+                        sink(db_index, argv)
+        # (else: a read, or a write that changed nothing)
+        if self.unit_pushes:
+            # After the record: the messages wait for its LSN (see unit_pushes).
+            self.pubsub.deliver_unit_pushes()
 
     def log(self, db_index: int, argv: list) -> None:
         """Log one effect: into the open unit, or (none open) as a unit of its own."""
@@ -311,7 +330,24 @@ class Core:
                 sink(db_index, argv)
 
     def _log_expired(self, db_index: int, key: bytes) -> None:
+        """A key expired (lazily or by the active cycle): log its DEL, publish ``expired``."""
         self.log(db_index, [b"DEL", key])
+        if self.notify_flags & EXPIRED:
+            self.keyspace_event(EXPIRED, b"expired", db_index, key)
+
+    def _arm_new_events(self) -> None:
+        """The ``new`` event (flag n) comes from the keyspace's write hook and
+        ``keymiss`` (m) from its counted reads, each armed only while selected."""
+        wanted = bool(self.notify_flags & NEW)
+        if wanted != (self.keyspace._hooks.on_new is not None):
+            self.keyspace.set_new_listener(self._key_created if wanted else None)
+        self.keyspace.on_miss = self._key_missed if self.notify_flags & KEY_MISS else None
+
+    def _key_missed(self, db_index: int, key: bytes) -> None:
+        self.notify(KEY_MISS, b"keymiss", db_index, key)
+
+    def _key_created(self, db_index: int, key: bytes) -> None:
+        self.notify(NEW, b"new", db_index, key)
 
     def notify(self, kind: int, event: bytes, db_index: int, key: bytes) -> None:
         """A keyspace event (see kvserver.notify): one attribute test when none is wanted."""
@@ -321,6 +357,8 @@ class Core:
     def set_config(self, config: Config) -> None:
         changed_limit = config.maxmemory != self.config.maxmemory
         self.config = config
+        self.notify_flags = effective_flags(flags_from_string(config.notify_keyspace_events) or 0)
+        self._arm_new_events()
         if changed_limit:
             self.sample_memory()
 

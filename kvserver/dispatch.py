@@ -21,6 +21,9 @@ client check off. The sequence, in Redis's order::
 
 CLIENT PAUSE holds a request (and what follows) before it is looked at;
 :meth:`Dispatcher.run` reports that to the connection, which waits.
+After each request of the general lane, the keys it made ready are served
+to the clients blocked on them (kvserver.blocking: Redis's
+``handleClientsBlockedOnKeys`` after ``call()``).
 
 **The fast lane.** Most requests are GET, SET key value or INCR. While
 nothing in the sequence can refuse or watch a request (the client is
@@ -66,14 +69,15 @@ MAX_BATCH_REPLY_BYTES = 256 * 1024
 #: Each logs at most ONE effect of its own at that count, and the only other
 #: effect it can log is lazy expiry's DEL, which needs a TTL in its database.
 #: So the lane opens an execution unit for a write only when the client's
-#: database has TTLs: otherwise its one effect is a unit by itself (core.log
+#: database has TTLs (or keyspace events are on: they wait for the unit's
+#: record, see kvserver.pubsub): otherwise its one effect is a unit by itself (core.log
 #: outside a unit is a unit of one effect), and the unit's two calls, a
 #: tenth of a SET's cost here, are saved. tests/test_dispatch.py holds the
 #: lane to that.
 FAST_LANE = {"get": 2, "set": 3, "incr": 2}
 
 #: Commands a client may run before authenticating (as in Redis).
-NO_AUTH_NEEDED = frozenset({"auth", "hello", "quit"})
+NO_AUTH_NEEDED = frozenset({"auth", "hello", "quit", "reset"})
 
 #: The mode table: what a client in each mode may run (None: everything).
 #: BLOCKED clients run nothing (the connection does not hand their requests
@@ -247,9 +251,11 @@ class Dispatcher:
                 cmd, _argc, stat, func, write, client.last_command = entry
                 started = perf_counter_ns()
                 try:
-                    if write and client.db.expires:
+                    if write and (client.db.expires or core.notify_flags):
                         # A write in a database with TTLs: lazy expiry may log
                         # a DEL before the command's own effect; one unit.
+                        # With keyspace events on: they leave after the
+                        # unit's record (Core.unit_pushes), never before it.
                         core.begin_unit()
                         try:
                             reply = func(client, argv)
@@ -289,6 +295,12 @@ class Dispatcher:
                 client.obl = size
                 reply = self.call(client, argv)
                 stale = True
+                blocking = core.blocking
+                if blocking is not None and blocking.ready:
+                    # Keys this command made ready: serve the clients blocked
+                    # on them now, after the whole command (EXEC, a script),
+                    # before this reply is encoded, so it holds on their pops.
+                    blocking.serve_ready(core)
                 if client.reply_mode and reply_suppressed(client):
                     # CLIENT REPLY OFF/SKIP: no reply. Later replies still wait
                     # for every write before them (their chunk's LSN).

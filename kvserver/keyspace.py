@@ -227,25 +227,36 @@ def _rev64(v: int) -> int:
 class _Hooks:
     """What a raw write calls when someone listens (see the module doc)."""
 
-    __slots__ = ("snapshot", "listeners")
+    __slots__ = ("snapshot", "listeners", "on_new", "_creating")
 
     def __init__(self) -> None:
         #: The running checkpoint's pre-image keeper (checkpoint.Snapshot), or None.
         self.snapshot = None
         #: modified(db_index, key) callbacks.
         self.listeners: list[Callable[[int, bytes | None], None]] = []
+        #: new_key(db_index, key): a key that did not exist was stored
+        #: (Redis's dbAdd; the "new" keyspace event), or None.
+        self.on_new: Callable[[int, bytes], None] | None = None
+        # The write between before() and after() creates its key.
+        self._creating = False
 
     def before(self, db: Database, key: bytes) -> None:
         if self.snapshot is not None:
             self.snapshot.preserve(db, key)
+        if self.on_new is not None:
+            self._creating = key not in db.data
 
     def after(self, index: int, key: bytes | None) -> None:
         for listener in self.listeners:
             listener(index, key)
+        if self._creating:
+            self._creating = False
+            if key is not None and self.on_new is not None:
+                self.on_new(index, key)
 
     @property
     def idle(self) -> bool:
-        return self.snapshot is None and not self.listeners
+        return self.snapshot is None and not self.listeners and self.on_new is None
 
 
 class _Mutation:
@@ -290,6 +301,9 @@ class Keyspace:
         self.dbs = [Database(i) for i in range(databases)]
         self.clock = clock
         self.on_expire = on_expire
+        #: on_miss(db_index, key): a read found no key (Redis's "keymiss" event);
+        #: None unless someone listens, so a miss pays one attribute test.
+        self.on_miss: ExpireHook | None = None
         self.expiry_enabled = True
         self.expired_keys = 0
         self.keyspace_hits = 0
@@ -305,6 +319,11 @@ class Keyspace:
 
     def remove_modified_listener(self, callback: Callable[[int, bytes | None], None]) -> None:
         self._hooks.listeners.remove(callback)
+        self._arm()
+
+    def set_new_listener(self, callback: Callable[[int, bytes], None] | None) -> None:
+        """Call ``callback(db_index, key)`` after a write creates a key (None: stop)."""
+        self._hooks.on_new = callback
         self._arm()
 
     def set_snapshot(self, snapshot: object | None) -> None:
@@ -335,6 +354,8 @@ class Keyspace:
         value = db.data.get(key)
         if value is None:
             self.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(db.index, key)
             return None
         self.keyspace_hits += 1
         if type(value) is kind.pytype:
@@ -387,6 +408,8 @@ class Keyspace:
         value = self.lookup(db, key)
         if value is None:
             self.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(db.index, key)
         else:
             self.keyspace_hits += 1
         return value

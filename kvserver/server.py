@@ -664,7 +664,8 @@ class Server:
         core = self.core
         cfg = core.config
         if not self._cron_batch:
-            if not cfg.timeout and not cfg.normal_output_limits[1]:
+            if not cfg.timeout and not cfg.normal_output_limits[1] and not (
+                    core.pubsub.channels or core.pubsub.patterns or core.pubsub.shard):
                 return
             self._cron_batch = list(core.clients.values())
         batch = self._cron_batch

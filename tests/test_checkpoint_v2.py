@@ -391,3 +391,38 @@ def test_a_failed_fork_falls_back_to_the_in_process_snapshot(tmp_path):
     assert forked == [1]  # it was tried
     c = load_checkpoint(OSFileSystem(), os.path.join(str(tmp_path), ck.checkpoint_name(lsn)))
     assert load(c)[0].data == {b"k%d" % i: b"v%d" % i for i in range(200)}
+
+
+def test_a_huge_sorted_set_is_spread_over_slices_and_kept_as_of_l():
+    """One 20k-member zset is encoded over many slices (the loop is not held for
+    the whole value) and, changed in place between slices without any write
+    hook seeing a new key, still lands in the checkpoint as it was at L."""
+    from kvserver.types.zset import ZSET, ZSet
+    ks = Keyspace(1)
+    db = ks.dbs[0]
+    z = ZSet()
+    for i in range(20_000):
+        z.add(b"member-%06d" % i, float(i % 977))
+    db.store(b"big", z)
+    db.store(b"small", b"s")
+    at_l = list(z.items())
+    snap = Snapshot(ks, 9)
+    slices = snap.slices(4096)
+    taken = [next(slices) for _ in range(3)]
+    assert all(len(chunk) < 4096 + 64 * 1024 for chunk, _n in taken)
+    with ks.mutate(db, b"big", ZSET) as value:   # in place, mid-encoding
+        for i in range(0, 20_000, 3):
+            value.discard(b"member-%06d" % i)
+        value.add(b"late", -1.0)
+    rest = list(slices)
+    assert len(taken) + len(rest) > 8            # not one slice for the whole value
+    fs = SimFileSystem()
+    fs.makedirs(D)
+    w = CheckpointWriter(fs, D, DB_ID, 9)
+    for chunk, count in taken + rest:
+        w.write(chunk, count)
+    w.commit()
+    snap.close()
+    loaded = load(w.path, 1, fs)[0].data
+    assert list(loaded[b"big"].items()) == at_l
+    assert loaded[b"small"] == b"s"

@@ -741,7 +741,12 @@ def _doc_args(arguments) -> tuple:
 #: increment is a double). The names and tokens redis-cli shows are the same.
 DOCS_SHAPED_BY_HAND = {b"incrbyfloat", b"hello", b"client|list", b"client|kill", b"config|get",
                        b"command|list", b"command|getkeys", b"client|tracking",
-                       b"bitfield", b"bitfield_ro"}
+                       b"bitfield", b"bitfield_ro", b"psubscribe", b"sort", b"sort_ro",
+                       # tokens on blocks (LIMIT offset count, AGGREGATE SUM|MIN|MAX) and
+                       # ZADD's tokens named change/increment
+                       b"zadd", b"zrange", b"zrangestore", b"zrangebyscore", b"zrevrangebyscore",
+                       b"zrangebylex", b"zrevrangebylex", b"zunion", b"zunionstore", b"zinter",
+                       b"zinterstore"}
 
 
 def test_command_docs_match_redis(pair):

@@ -374,7 +374,8 @@ def test_a_monitor_blocked_by_a_pause_stays_exempt_from_the_output_limit(tmp_pat
 
     from kvserver.client import BLOCKED
     server = Server(Config(port=0, dir=str(tmp_path)))
-    cfg = SimpleNamespace(normal_output_limits=(1, 0, 0))   # hard limit: 1 byte
+    cfg = SimpleNamespace(normal_output_limits=(1, 0, 0),   # hard limit: 1 byte
+                          output_limits=lambda cls: (1, 0, 0))
     monitor, other = Connection(server), Connection(server)
     for conn in (monitor, other):
         conn.connection_made(Recording())  # type: ignore[arg-type]

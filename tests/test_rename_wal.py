@@ -25,7 +25,7 @@ from kvserver.wal import WAL, encode_batch, encode_effect, list_segments, scan_s
 
 #: One invocation of every write command that makes it log something (the
 #: keys exist: k = "v" with a TTL, n = "5", the hash h = {f: v}, the set s = {a, b}, the list
-#: l = [a, b, c], and
+#: l = [a, b, c], the zset z = {a: 1, b: 2}, and
 #: database 1 is empty). A new write command adds its case here.
 WRITES = {
     "append": [b"k", b"w"], "copy": [b"k", b"k2"], "decr": [b"n"], "decrby": [b"n", b"2"],
@@ -49,6 +49,18 @@ WRITES = {
     "linsert": [b"l", b"BEFORE", b"b", b"x"], "lset": [b"l", b"0", b"x"],
     "ltrim": [b"l", b"1", b"-1"], "lrem": [b"l", b"0", b"a"],
     "lmove": [b"l", b"m", b"LEFT", b"RIGHT"], "rpoplpush": [b"l", b"m"],
+    "sort": [b"s", b"ALPHA", b"STORE", b"d"],
+    "zadd": [b"z", b"GT", b"INCR", b"1", b"a"], "zincrby": [b"z", b"0.5", b"b"],
+    "zrem": [b"z", b"a"], "zrangestore": [b"d", b"z", b"0", b"-1"],
+    "zremrangebyrank": [b"z", b"0", b"0"], "zremrangebyscore": [b"z", b"(1", b"+inf"],
+    "zremrangebylex": [b"z", b"-", b"+"], "zpopmin": [b"z"], "zpopmax": [b"z", b"2"],
+    "zmpop": [b"2", b"nokey", b"z", b"MAX", b"COUNT", b"2"],
+    "zunionstore": [b"d", b"2", b"z", b"s"], "zinterstore": [b"d", b"1", b"z"],
+    "zdiffstore": [b"d", b"1", b"z"],
+    "bzpopmin": [b"z", b"0"], "bzpopmax": [b"z", b"0"], "bzmpop": [b"0", b"1", b"z", b"MIN"],
+    # the blocking list pops (branch blocking), answered at once: l is not empty
+    "blpop": [b"l", b"0"], "brpop": [b"l", b"0"], "blmpop": [b"0", b"1", b"l", b"LEFT"],
+    "blmove": [b"l", b"m", b"LEFT", b"RIGHT", b"0"], "brpoplpush": [b"l", b"m", b"0"],
 }
 
 
@@ -70,6 +82,7 @@ def test_every_write_command_logs_its_real_name_under_any_renaming(tmp_path):
             TABLE["hset"].func(session, [b"HSET", b"h", b"f", b"v"])
             TABLE["sadd"].func(session, [b"SADD", b"s", b"a", b"b"])
             TABLE["rpush"].func(session, [b"RPUSH", b"l", b"a", b"b", b"c"])
+            TABLE["zadd"].func(session, [b"ZADD", b"z", b"1", b"a", b"2", b"b"])
             logged.clear()
             alias = f"zz-{name}".encode()
             reply = table[alias].func(session, [alias] + args)

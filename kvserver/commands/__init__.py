@@ -93,7 +93,8 @@ def command(name: str, arity: int, flags: str = "", *, keys: tuple[int, int, int
 #: ACL categories a flag implies (Redis's setImplicitACLCategories); a
 #: command that is not @fast is @slow.
 _IMPLIED_CATEGORIES = (("write", ("@write",)), ("readonly", ("@read",)),
-                       ("admin", ("@admin", "@dangerous")), ("fast", ("@fast",)))
+                       ("admin", ("@admin", "@dangerous")), ("fast", ("@fast",)),
+                       ("blocking", ("@blocking",)))
 
 
 def implied_categories(categories: tuple[str, ...], flags: tuple[str, ...]) -> tuple[str, ...]:

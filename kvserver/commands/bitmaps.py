@@ -35,6 +35,7 @@ What each write logs to the WAL, and why:
 
 from __future__ import annotations
 
+from ..notify import GENERIC, STRING as NOTIFY_STRING
 from ..errors import NOT_INTEGER, SYNTAX, CommandError
 from ..numbers import parse_int
 from . import command
@@ -105,7 +106,7 @@ def cmd_setbit(s, argv):
         current = old[byte]
         was = (current >> shift) & 1
         if was == on:
-            return was  # nothing changes: nothing to store or log
+            return was  # nothing changes: nothing to store, log or publish
         view = memoryview(old)  # join copies from the views: one copy of the value
         new = b"".join((view[:byte], bytes((current ^ (1 << shift),)), view[byte + 1:]))
     else:
@@ -113,6 +114,7 @@ def cmd_setbit(s, argv):
         new = b"".join((old, bytes(byte - len(old)), bytes((on << shift,))))
     s.db.store(key, new)  # keeps the TTL, as SETBIT does
     s.log([b"SETBIT", key, b"%d" % offset, b"%d" % on])
+    s.core.notify(NOTIFY_STRING, b"setbit", s.db_index, key)
     return was
 
 
@@ -312,9 +314,11 @@ def cmd_bitop(s, argv):
         s.core.keyspace.lookup(s.db, dest)  # a lazy expiry must be logged first
         set_value(s, dest, result)
         s.log([b"SET", dest, result])
+        s.core.notify(NOTIFY_STRING, b"set", s.db_index, dest)
     elif s.core.keyspace.lookup(s.db, dest) is not None:
         s.db.remove(dest)
         s.log([b"DEL", dest])
+        s.core.notify(GENERIC, b"del", s.db_index, dest)
     return size
 
 
@@ -437,6 +441,7 @@ def _bitfield(s, argv, readonly_command: bool):
     if grew:
         buf.extend(bytes(need - len(buf)))
     changed = False
+    wrote = False   # a SET or INCRBY ran (not refused by OVERFLOW FAIL): Redis's "changes"
     replies: list = []
     for opcode, signed, bits, offset, arg, mode in ops:
         if opcode == _GET:
@@ -458,12 +463,15 @@ def _bitfield(s, argv, readonly_command: bool):
             replies.append(None)
             continue
         replies.append(new_field if opcode == _INCRBY else old_field)
+        wrote = True
         if new_field != old_field:
             _write_field(buf, offset, bits, new_field)
             changed = True
     if grew or changed:
         s.db.store(key, bytes(buf))  # keeps the TTL, as BITFIELD does
         s.log([b"BITFIELD"] + argv[1:])  # the real name, whatever the client called it
+    if wrote:
+        s.core.notify(NOTIFY_STRING, b"setbit", s.db_index, key)
     return replies
 
 

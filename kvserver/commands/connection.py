@@ -24,6 +24,9 @@ from .keys import db_arg
 def cmd_ping(s, argv):
     if len(argv) > 2:
         raise CommandError("ERR wrong number of arguments for 'ping' command")
+    if s.resp == 2 and s.subs is not None and s.in_pubsub():
+        # A RESP2 subscriber reads arrays only: Redis answers in the message form.
+        return [b"pong", b"" if len(argv) == 1 else argv[1]]
     return PONG if len(argv) == 1 else argv[1]
 
 
@@ -334,9 +337,16 @@ def cmd_client_unblock(s, argv):
         raise _subcommand_syntax(argv)
     if len(argv) == 4 and argv[3].lower() not in (b"timeout", b"error"):
         raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
-    if parse_int(argv[2]) is None:
+    client_id = parse_int(argv[2])
+    if client_id is None:
         raise CommandError("ERR value is not an integer or out of range")
-    return 0  # kvserver has no blocking commands: nobody to unblock
+    # Only a client blocked on keys (a blocking pop): one held by CLIENT PAUSE
+    # or waiting for SAVE is not, as in Redis (SAVE does not block there).
+    blocking = s.core.blocking
+    target = s.core.clients.get(client_id)
+    if blocking is None or target is None:
+        return 0
+    return int(blocking.unblock(target, len(argv) == 4 and argv[3].lower() == b"error"))
 
 
 @command("kill", -3, "admin noscript loading stale", parent="client", group="connection",

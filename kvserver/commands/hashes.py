@@ -21,13 +21,15 @@ What each write logs, always under the real command name:
 * HINCRBY logs ``HSET key field result`` and HINCRBYFLOAT ``HSET key field
   result`` with the exact text it stored (replay needs no float arithmetic);
 * HRANDFIELD and HSCAN are reads: their randomness and cursors are never
-  logged.
+  logged. HRANDFIELD draws through the hash's random pool (``Hash.pool``,
+  types/_pool.py, built on the first pick): O(1) for one field, O(count)
+  with a count, as Redis's.
 """
 
 from __future__ import annotations
 
-import random
 
+from ..notify import GENERIC, HASH as NOTIFY_HASH
 from ..errors import NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, CommandError
 from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add, parse_int,
                        parse_long_double)
@@ -80,6 +82,7 @@ def _hset(s, argv, name: bytes):
         for i in range(2, len(argv), 2):
             added += h.put(argv[i], argv[i + 1])
     s.log([name, key, *argv[2:]])
+    s.core.notify(NOTIFY_HASH, b"hset", s.db_index, key)
     return added
 
 
@@ -109,6 +112,7 @@ def cmd_hsetnx(s, argv):
     with _mutate(s, key) as h:
         h.put(field, value)
     s.log([b"HSET", key, field, value])
+    s.core.notify(NOTIFY_HASH, b"hset", s.db_index, key)
     return 1
 
 
@@ -142,6 +146,10 @@ def cmd_hdel(s, argv):
             if h.drop(field):
                 deleted.append(field)
     s.log([b"HDEL", key, *deleted])
+    if s.core.notify_flags:
+        s.core.notify(NOTIFY_HASH, b"hdel", s.db_index, key)
+        if key not in s.db.data:   # its last field went: the key is gone
+            s.core.notify(GENERIC, b"del", s.db_index, key)
     return len(deleted)
 
 
@@ -206,6 +214,7 @@ def cmd_hincrby(s, argv):
     with _mutate(s, key) as h:
         h.put(field, text)
     s.log([b"HSET", key, field, text])
+    s.core.notify(NOTIFY_HASH, b"hincrby", s.db_index, key)
     return result
 
 
@@ -231,6 +240,7 @@ def cmd_hincrbyfloat(s, argv):
     with _mutate(s, key) as h:
         h.put(field, text)
     s.log([b"HSET", key, field, text])
+    s.core.notify(NOTIFY_HASH, b"hincrbyfloat", s.db_index, key)
     return text
 
 
@@ -259,11 +269,11 @@ def cmd_hrandfield(s, argv):
     if count < 0:
         # Repeats allowed: -count independent draws (bounded by the reply
         # itself, as in Redis).
-        fields = random.choices(list(h), k=-count)
+        fields = h.random_pool().choices(-count)
     elif count >= len(h):
         fields = list(h)
     else:
-        fields = random.sample(list(h), count)
+        fields = h.random_pool().sample(count)
     if not withvalues:
         return fields
     if s.resp >= 3:

@@ -293,7 +293,8 @@ def _clients_section(core) -> list:
         ("client_recent_max_output_buffer", max_out),
         ("blocked_clients", blocked),
         ("tracking_clients", 0),
-        ("clients_in_timeout_table", 0),
+        ("clients_in_timeout_table",
+         core.blocking.with_timeout() if core.blocking is not None else 0),
     ]
 
 
@@ -487,9 +488,9 @@ def _stats_section(core) -> list:
         ("current_eviction_exceeded_time", 0),
         ("keyspace_hits", ks.keyspace_hits),
         ("keyspace_misses", ks.keyspace_misses),
-        ("pubsub_channels", 0),
-        ("pubsub_patterns", 0),
-        ("pubsubshard_channels", 0),
+        ("pubsub_channels", len(core.pubsub.channels)),
+        ("pubsub_patterns", len(core.pubsub.patterns)),
+        ("pubsubshard_channels", len(core.pubsub.shard)),
         ("latest_fork_usec", 0),
         ("total_forks", 0),
         ("migrate_cached_sockets", 0),

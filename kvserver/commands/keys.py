@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
 import re
-from itertools import islice
 from typing import Callable
 
+from ..notify import GENERIC
 from ..errors import DB_INDEX, INVALID_EXPIRE, NO_SUCH_KEY, NOT_INTEGER, SYNTAX, CommandError
 from ..glob import matcher_for
 from ..keyspace import _ScanIndex
@@ -48,6 +47,9 @@ def _delete(s, argv):
             removed.append(key)
     if removed:
         s.log([b"DEL"] + removed)
+        if s.core.notify_flags:
+            for key in removed:
+                s.core.notify(GENERIC, b"del", s.db_index, key)
     return len(removed)
 
 
@@ -70,7 +72,8 @@ def cmd_unlink(s, argv):
          summary="Determine if a key exists", synopsis="key [key ...]")
 def cmd_exists(s, argv):
     ks = s.core.keyspace
-    return sum(1 for key in argv[1:] if ks.lookup(s.db, key) is not None)
+    # Counted reads (INFO keyspace_hits/misses, keymiss events), as Redis's.
+    return sum(1 for key in argv[1:] if ks.lookup_read(s.db, key) is not None)
 
 
 @command("touch", -2, "readonly fast", keys=(1, -1, 1), group="generic", since="3.2.1",
@@ -84,7 +87,7 @@ def cmd_touch(s, argv):
 @command("type", 2, "readonly fast", keys=(1, 1, 1), group="generic",
          acl="@keyspace @read @fast", summary="Determine the type stored at key", synopsis="key")
 def cmd_type(s, argv):
-    return Simple(type_name(s.core.keyspace.lookup(s.db, argv[1])))
+    return Simple(type_name(s.core.keyspace.lookup_read(s.db, argv[1])))
 
 
 def _rename(s, argv, nx: bool):
@@ -105,6 +108,8 @@ def _rename(s, argv, nx: bool):
     if ttl is not None:
         db.set_expire(dst, ttl)
     s.log([b"RENAME", src, dst])
+    s.core.notify(GENERIC, b"rename_from", s.db_index, src)
+    s.core.notify(GENERIC, b"rename_to", s.db_index, dst)
     return 1 if nx else OK
 
 
@@ -142,7 +147,7 @@ def cmd_copy(s, argv):
     ks = s.core.keyspace
     if src == dst and target == s.db_index:
         raise CommandError(_SAME_OBJECT)
-    value = ks.lookup(s.db, src)
+    value = ks.lookup_read(s.db, src)   # counted, as Redis's lookupKeyRead
     if value is None:
         return 0
     dst_db = ks.dbs[target]
@@ -156,6 +161,7 @@ def cmd_copy(s, argv):
     if ttl is not None:
         dst_db.set_expire(dst, ttl)
     s.log([b"COPY", src, dst, b"DB", b"%d" % target, b"REPLACE"])
+    s.core.notify(GENERIC, b"copy_to", target, dst)
     return 1
 
 
@@ -180,6 +186,8 @@ def cmd_move(s, argv):
     if ttl is not None:
         dst_db.set_expire(key, ttl)
     s.log([b"MOVE", key, b"%d" % target])
+    s.core.notify(GENERIC, b"move_from", s.db_index, key)
+    s.core.notify(GENERIC, b"move_to", target, key)
     return 1
 
 
@@ -272,10 +280,10 @@ def scan_step(collection, cursor: int, count: int) -> tuple[int, list[bytes]]:
 
 
 def random_element(collection) -> bytes:
-    """A uniformly random element of a hash or set without copying it: a random
-    position in its iteration order, reached by islice (C speed, but O(size);
-    Redis picks in O(1))."""
-    return next(islice(iter(collection), random.randrange(len(collection)), None))
+    """A uniformly random member of a set or field of a hash: O(1) through its
+    random pool (types/_pool.py; built on the first pick), as Redis's
+    dictGetFairRandomKey."""
+    return collection.random_pool().pick()
 
 
 @command("scan", -2, "readonly", keys=(0, 0, 0), group="generic", since="2.8.0",
@@ -356,9 +364,11 @@ def _expire(s, argv, unit_ms: int, relative: bool, name: str):
     if when <= ks.clock() and ks.expiry_enabled:
         db.remove(key)
         s.log([b"DEL", key])
+        s.core.notify(GENERIC, b"del", s.db_index, key)
         return 1
     db.set_expire(key, when)
     s.log([b"PEXPIREAT", key, b"%d" % when])
+    s.core.notify(GENERIC, b"expire", s.db_index, key)
     return 1
 
 
@@ -444,5 +454,6 @@ def cmd_persist(s, argv):
         return 0
     if s.db.persist(argv[1]):
         s.log([b"PERSIST", argv[1]])
+        s.core.notify(GENERIC, b"persist", s.db_index, argv[1])
         return 1
     return 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from itertools import islice
 
+from ..notify import GENERIC, LIST as NOTIFY_LIST
 from ..errors import SYNTAX, CommandError
 from ..numbers import INT64_MAX, parse_int
 from ..protocol import NULL_ARRAY, OK
@@ -90,6 +91,7 @@ def _push(s, argv, left: bool, only_existing: bool, name: bytes):
         lst.push(items, left)
         length = len(lst)
     s.log([name, key, *items])
+    s.core.notify(NOTIFY_LIST, b"lpush" if left else b"rpush", s.db_index, key)
     return length
 
 
@@ -127,7 +129,17 @@ def _pop_from(s, key: bytes, count: int, left: bool) -> list:
     with _mutate(s, key) as lst:
         out = lst.pop_n(count, left)
     s.log([_pop_name(left), key, b"%d" % len(out)])
+    _notify_and_gone(s, b"lpop" if left else b"rpop", key)
     return out
+
+
+def _notify_and_gone(s, event: bytes, key: bytes) -> None:
+    """Publish ``event`` for ``key``, then ``del`` if that emptied (so deleted) the list."""
+    core = s.core
+    if core.notify_flags:
+        core.notify(NOTIFY_LIST, event, s.db_index, key)
+        if key not in s.db.data:
+            core.notify(GENERIC, b"del", s.db_index, key)
 
 
 def _pop(s, argv, left: bool, name: str):
@@ -322,6 +334,7 @@ def cmd_linsert(s, argv):
         lst.insert_at(index if where == b"before" else index + 1, element)
         length = len(lst)
     s.log([b"LINSERT", key, argv[2], pivot, element])
+    s.core.notify(NOTIFY_LIST, b"linsert", s.db_index, key)
     return length
 
 
@@ -341,6 +354,7 @@ def cmd_lset(s, argv):
     with _mutate(s, key) as lst:
         lst.set_at(index, argv[3])
     s.log([b"LSET", key, argv[2], argv[3]])
+    s.core.notify(NOTIFY_LIST, b"lset", s.db_index, key)
     return OK
 
 
@@ -359,6 +373,7 @@ def cmd_ltrim(s, argv):
         with _mutate(s, key) as lst:
             lst.trim(left, right)
         s.log([b"LTRIM", key, argv[2], argv[3]])
+    _notify_and_gone(s, b"ltrim", key)   # (even if nothing went, as Redis)
     return OK
 
 
@@ -373,6 +388,7 @@ def cmd_lrem(s, argv):
     with _mutate(s, key) as lst:
         removed = lst.remove_matching(argv[3], count)
     s.log([b"LREM", key, argv[2], argv[3]])
+    _notify_and_gone(s, b"lrem", key)
     return removed
 
 
@@ -394,6 +410,9 @@ def _move(s, src: bytes, dst: bytes, from_left: bool, to_left: bool):
             lst.push((value,), to_left)
     s.log([_pop_name(from_left), src, b"1"])
     s.log([b"LPUSH" if to_left else b"RPUSH", dst, value])
+    if s.core.notify_flags:   # Redis's order: the push, then the pop (and del)
+        s.core.notify(NOTIFY_LIST, b"lpush" if to_left else b"rpush", s.db_index, dst)
+        _notify_and_gone(s, b"lpop" if from_left else b"rpop", src)
     return value
 
 

@@ -26,18 +26,18 @@ What each write logs, always under the real command name:
 
 Costs: SINTER walks its smallest set and probes the others; SINTERCARD's
 LIMIT stops that walk early; SUNION and SDIFF are linear in the members they
-read. SPOP and SRANDMEMBER without a count pick a uniformly random position
-in the set's iteration order (a C-speed walk, linear in the set's size, as
-HRANDFIELD; Redis's is O(1)); with a count they draw once over a list of the
-members (also linear in the set's size; Redis's is O(count)). Python's
-``set.pop()`` would be O(1), but it is not random: it returns members in
-hash-table order, so a popped-and-re-added member would come straight back.
+read. SPOP and SRANDMEMBER draw from the set's random pool (``Set.pool``,
+types/_pool.py: the members in a list, built on the first random pick and
+then maintained by SADD/SREM in O(1)), so one random member costs O(1) and
+``count`` of them O(count), as Redis's. Python's ``set.pop()`` would be O(1),
+but it is not random: it returns members in hash-table order, so a
+popped-and-re-added member would come straight back.
 """
 
 from __future__ import annotations
 
-import random
 
+from ..notify import GENERIC, SET as NOTIFY_SET
 from ..errors import NOT_INTEGER, SYNTAX, CommandError
 from ..numbers import INT64_MAX, parse_int
 from ..types.set import SET, Set
@@ -86,6 +86,7 @@ def cmd_sadd(s, argv):
             if members.add_member(m):
                 added.append(m)
     s.log([b"SADD", key, *added])
+    s.core.notify(NOTIFY_SET, b"sadd", s.db_index, key)
     return len(added)
 
 
@@ -102,7 +103,17 @@ def cmd_srem(s, argv):
             if members.drop(m):
                 removed.append(m)
     s.log([b"SREM", key, *removed])
+    _notify_and_gone(s, b"srem", key)
     return len(removed)
+
+
+def _notify_and_gone(s, event: bytes, key: bytes) -> None:
+    """Publish ``event`` for ``key``, then ``del`` if that emptied (so deleted) the set."""
+    core = s.core
+    if core.notify_flags:
+        core.notify(NOTIFY_SET, event, s.db_index, key)
+        if key not in s.db.data:
+            core.notify(GENERIC, b"del", s.db_index, key)
 
 
 @command("scard", 2, "readonly fast", keys=(1, 1, 1), group="set", since="1.0.0",
@@ -149,6 +160,7 @@ def cmd_spop(s, argv):
         with _mutate(s, key) as members:
             members.drop(member)
         s.log([b"SREM", key, member])
+        _notify_and_gone(s, b"spop", key)
         return member
     if len(argv) > 3:
         raise CommandError(SYNTAX)
@@ -161,11 +173,12 @@ def cmd_spop(s, argv):
     if count >= len(current):
         popped = list(current)
     else:
-        popped = random.sample(list(current), count)
+        popped = current.random_pool().sample(count)
     with _mutate(s, key) as members:
         for m in popped:
             members.drop(m)
     s.log([b"SREM", key, *popped])
+    _notify_and_gone(s, b"spop", key)
     return set(popped)
 
 
@@ -188,10 +201,10 @@ def cmd_srandmember(s, argv):
     if -count > MAX_RANDMEMBER_REPEATS:
         raise CommandError(_REPEATS_ERR)
     if count < 0:
-        return random.choices(list(members), k=-count)  # repeats allowed
+        return members.random_pool().choices(-count)  # repeats allowed
     if count >= len(members):
         return members.ordered()
-    return random.sample(list(members), count)
+    return members.random_pool().sample(count)
 
 
 @command("smove", 4, "write fast", keys=(1, 2, 1), group="set", since="1.0.0",
@@ -209,10 +222,12 @@ def cmd_smove(s, argv):
     with _mutate(s, src_key) as members:
         members.drop(member)
     s.log([b"SREM", src_key, member])
+    _notify_and_gone(s, b"srem", src_key)   # before dst's "new", as Redis
     if dst is None or member not in dst:
         with _mutate(s, dst_key) as members:
             members.add_member(member)
         s.log([b"SADD", dst_key, member])
+        s.core.notify(NOTIFY_SET, b"sadd", s.db_index, dst_key)
     return 1
 
 
@@ -257,18 +272,28 @@ def _diff(sets: list) -> set:
     return result
 
 
-def _store(s, dst: bytes, result: set) -> int:
+def _store(s, dst: bytes, result: set, event: bytes) -> int:
     """Replace ``dst`` by ``result`` (any old value of any type), logging the
-    resulting set: ``DEL dst`` then ``SADD dst member ...``, or only the DEL."""
+    resulting set: ``DEL dst`` then ``SADD dst member ...``, or only the DEL.
+
+    Events as Redis: ``event`` (sinterstore...) for a non-empty result,
+    ``del`` if an empty one removed ``dst``; a replaced key is overwritten
+    in place (no ``new`` event, as Redis's setKey).
+    """
     db = s.db
     existed = s.core.keyspace.lookup(db, dst) is not None
     if existed:
-        db.remove(dst)
         s.log([b"DEL", dst])
+        if not result:
+            db.remove(dst)
+            s.core.notify(GENERIC, b"del", s.db_index, dst)
     if result:
         value = Set(result)
+        if existed and dst in db.expires:
+            db.persist(dst)
         db.store(dst, value)
         s.log([b"SADD", dst, *value])
+        s.core.notify(NOTIFY_SET, event, s.db_index, dst)
     return len(result)
 
 
@@ -318,7 +343,7 @@ def cmd_sintercard(s, argv):
          summary="Intersect multiple sets and store the resulting set in a key",
          synopsis="destination key [key ...]")
 def cmd_sinterstore(s, argv):
-    return _store(s, argv[1], _inter(_sets(s, argv[2:], write=True)))
+    return _store(s, argv[1], _inter(_sets(s, argv[2:], write=True)), b"sinterstore")
 
 
 @command("sunion", -2, "readonly", keys=(1, -1, 1), group="set", since="1.0.0",
@@ -331,7 +356,7 @@ def cmd_sunion(s, argv):
          summary="Add multiple sets and store the resulting set in a key",
          synopsis="destination key [key ...]")
 def cmd_sunionstore(s, argv):
-    return _store(s, argv[1], _union(_sets(s, argv[2:], write=True)))
+    return _store(s, argv[1], _union(_sets(s, argv[2:], write=True)), b"sunionstore")
 
 
 @command("sdiff", -2, "readonly", keys=(1, -1, 1), group="set", since="1.0.0",
@@ -344,7 +369,7 @@ def cmd_sdiff(s, argv):
          summary="Subtract multiple sets and store the resulting set in a key",
          synopsis="destination key [key ...]")
 def cmd_sdiffstore(s, argv):
-    return _store(s, argv[1], _diff(_sets(s, argv[2:], write=True)))
+    return _store(s, argv[1], _diff(_sets(s, argv[2:], write=True)), b"sdiffstore")
 
 
 @command("sscan", -3, "readonly", keys=(1, 1, 1), group="set", since="2.8.0",

@@ -12,6 +12,7 @@ from ..errors import (INVALID_EXPIRE, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX,
                       WRONGTYPE, CommandError)
 from ..numbers import (INT64_MAX, INT64_MIN, format_long_double, ld_add,
                        parse_int, parse_long_double)
+from ..notify import GENERIC, STRING as NOTIFY_STRING
 from ..protocol import OK
 from ..types import STRING
 from . import command
@@ -77,12 +78,17 @@ def expire_time_ms(s, arg: bytes, unit_ms: int, relative: bool, cmd: str) -> int
 
 
 def _log_set(s, key: bytes, value: bytes, expire_at: int | None, keep_ttl: bool) -> None:
+    """Log a SET's effect and publish its keyspace events (``set``, then ``expire``)."""
     if expire_at is not None:
         s.log([b"SET", key, value, b"PXAT", b"%d" % expire_at])
     elif keep_ttl:
         s.log([b"SET", key, value, b"KEEPTTL"])
     else:
         s.log([b"SET", key, value])
+    notify = s.core.notify
+    notify(NOTIFY_STRING, b"set", s.db_index, key)
+    if expire_at is not None:
+        notify(GENERIC, b"expire", s.db_index, key)
 
 
 _EXPIRE_OPTS = {b"EX": (1000, True), b"PX": (1, True), b"EXAT": (1000, False), b"PXAT": (1, False)}
@@ -104,7 +110,10 @@ def cmd_set(s, argv):
         s.core.keyspace.lookup(db, key)  # a lazy expiry must be logged first
     store_plain(db, key, value)
     # s.log(), one frame less; the real name: argv[0] may be a rename-command alias.
-    s.core.log(s.db_index, [b"SET", key, value])
+    core = s.core
+    core.log(s.db_index, [b"SET", key, value])
+    if core.notify_flags:   # (core.notify's own test, without its call when off)
+        core.notify(NOTIFY_STRING, b"set", s.db_index, key)
     return OK
 
 
@@ -154,6 +163,7 @@ def cmd_setnx(s, argv):
         return 0
     set_value(s, argv[1], argv[2])
     s.log([b"SET", argv[1], argv[2]])
+    s.core.notify(NOTIFY_STRING, b"set", s.db_index, argv[1])
     return 1
 
 
@@ -193,16 +203,18 @@ def cmd_getset(s, argv):
     old = get_string(s, argv[1])
     set_value(s, argv[1], argv[2])
     s.log([b"SET", argv[1], argv[2]])
+    s.core.notify(NOTIFY_STRING, b"set", s.db_index, argv[1])
     return old
 
 
 @command("getdel", 2, "write fast", keys=(1, 1, 1), group="string", since="6.2.0",
          summary="Get the value of a key and delete the key", synopsis="key")
 def cmd_getdel(s, argv):
-    old = get_string(s, argv[1])
+    old = read_string(s, argv[1])   # Redis reads it as GET does: a counted read
     if old is not None:
         s.db.remove(argv[1])
         s.log([b"DEL", argv[1]])
+        s.core.notify(GENERIC, b"del", s.db_index, argv[1])
     return old
 
 
@@ -241,11 +253,14 @@ def cmd_getex(s, argv):
         if expire_at <= s.core.keyspace.clock():
             db.remove(key)
             s.log([b"DEL", key])
+            s.core.notify(GENERIC, b"del", s.db_index, key)
         else:
             db.set_expire(key, expire_at)
             s.log([b"PEXPIREAT", key, b"%d" % expire_at])
+            s.core.notify(GENERIC, b"expire", s.db_index, key)
     elif persist and db.persist(key):
         s.log([b"PERSIST", key])
+        s.core.notify(GENERIC, b"persist", s.db_index, key)
     return value
 
 
@@ -270,9 +285,13 @@ def _check_pairs(argv, name: str) -> None:
          summary="Set multiple keys to multiple values", synopsis="key value [key value ...]")
 def cmd_mset(s, argv):
     _check_pairs(argv, "mset")
+    notify = s.core.notify
     for i in range(1, len(argv), 2):
         s.core.keyspace.lookup(s.db, argv[i])
         set_value(s, argv[i], argv[i + 1])
+        # Key by key, after its "new" (as Redis); the events wait for the
+        # unit's record all the same (the dispatcher runs MSET in a unit).
+        notify(NOTIFY_STRING, b"set", s.db_index, argv[i])
     s.log([b"MSET"] + argv[1:])
     return OK
 
@@ -286,8 +305,10 @@ def cmd_msetnx(s, argv):
     for i in range(1, len(argv), 2):
         if ks.lookup(s.db, argv[i]) is not None:
             return 0
+    notify = s.core.notify
     for i in range(1, len(argv), 2):
         set_value(s, argv[i], argv[i + 1])
+        notify(NOTIFY_STRING, b"set", s.db_index, argv[i])   # (as MSET)
     s.log([b"MSET"] + argv[1:])
     return 1
 
@@ -318,7 +339,10 @@ def cmd_incr(s, argv, delta: int = 1) -> int:
         raise CommandError(OVERFLOW)
     db.store(key, b"%d" % new)  # keeps the TTL, as INCR does
     # s.log(), one frame less; the real name, whatever argv[0] the client used.
-    s.core.log(s.db_index, [b"INCRBY", key, b"1" if delta == 1 else b"%d" % delta])
+    core = s.core
+    core.log(s.db_index, [b"INCRBY", key, b"1" if delta == 1 else b"%d" % delta])
+    if core.notify_flags:   # (core.notify's own test, without its call when off)
+        core.notify(NOTIFY_STRING, b"incrby", s.db_index, key)
     return new
 
 
@@ -363,6 +387,7 @@ def cmd_incrbyfloat(s, argv):
     text = format_long_double(result)
     s.db.store(key, text)
     s.log([b"SET", key, text, b"KEEPTTL"])
+    s.core.notify(NOTIFY_STRING, b"incrbyfloat", s.db_index, key)
     return text
 
 
@@ -379,13 +404,14 @@ def cmd_append(s, argv):
         new = old + extra
     s.db.store(key, new)
     s.log([b"APPEND", key, extra])
+    s.core.notify(NOTIFY_STRING, b"append", s.db_index, key)
     return len(new)
 
 
 @command("strlen", 2, "readonly fast", keys=(1, 1, 1), group="string", since="2.2.0",
          summary="Get the length of the value stored in a key", synopsis="key")
 def cmd_strlen(s, argv):
-    value = get_string(s, argv[1])
+    value = read_string(s, argv[1])   # a counted read (hits/misses, keymiss), as Redis
     return 0 if value is None else len(value)
 
 
@@ -442,6 +468,7 @@ def cmd_setrange(s, argv):
     new = old[:offset] + patch + old[offset + len(patch):]
     s.db.store(key, new)
     s.log([b"SETRANGE", key, argv[2], patch])
+    s.core.notify(NOTIFY_STRING, b"setrange", s.db_index, key)
     return len(new)
 
 

@@ -17,7 +17,12 @@ Each kind is described by one :class:`Codec`, defined in its own module
   bytes it actually encoded;
 * ``snapshot_copy(value)``: a copy a running checkpoint keeps when a
   command is about to change the value in place (None for immutable kinds:
-  the value itself is then the pre-image).
+  the value itself is then the pre-image);
+* ``encode_blocks(value)`` (optional): the payload as an iterator of pieces,
+  so the checkpoint can spread one huge value over several slices (turns of
+  the loop) instead of encoding it in one stall. A kind that has it must
+  make ``size`` exact and ``snapshot_copy`` cheap (the checkpoint encodes a
+  copy, since the live value may change between slices).
 
 Adding a kind: write ``types/<kind>.py`` defining its codec as a module-level
 :class:`Codec`; :func:`_load` imports every module of this package and
@@ -42,6 +47,7 @@ class Codec:
     decode: Callable[[Any], Any]
     size: Callable[[Any], int]
     snapshot_copy: Callable[[Any], Any] | None = None
+    encode_blocks: Callable[[Any], Iterable[bytes]] | None = None
 
 
 #: kind byte -> codec (the checkpoint loader's table).

@@ -15,7 +15,10 @@ Commands change a hash only through :meth:`Hash.put` and :meth:`Hash.drop`
 * ``scan``: HSCAN's bucket index (``keyspace._ScanIndex``), built on the
   first HSCAN of a big hash and then kept up to date (dropped when the hash
   shrinks far below it), so each HSCAN step is bounded by its COUNT and a
-  full iteration returns every field present from start to end.
+  full iteration returns every field present from start to end;
+* ``pool``: a :class:`~kvserver.types._pool.RandomPool` of the fields,
+  built on the first HRANDFIELD and then kept up to date, so a random field
+  costs O(1) and ``count`` of them O(count).
 
 Checkpoint payload: ``u32 count`` then, per field, ``u32 len, field,
 u32 len, value``; encoding is linear in the hash's size. A running
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 
 from . import Codec, pack_strings, unpack_strings
+from ._pool import RandomPool
 
 #: Redis 7.0's compiled defaults for hash-max-listpack-entries (512; the
 #: sample redis.conf says 128, CONFIG GET says 512) and hash-max-listpack-value.
@@ -36,7 +40,7 @@ MAX_LISTPACK_VALUE = 64
 class Hash(dict):
     """field -> value; change it only through put/drop (see the module doc)."""
 
-    __slots__ = ("nbytes", "big", "scan")
+    __slots__ = ("nbytes", "big", "scan", "pool")
 
     def __init__(self, items=()) -> None:
         super().__init__(items)
@@ -48,6 +52,7 @@ class Hash(dict):
                 big = True
         self.big = big
         self.scan = None
+        self.pool = None
 
     def put(self, field: bytes, value: bytes) -> bool:
         """Set ``field``; returns whether it is new."""
@@ -56,6 +61,8 @@ class Hash(dict):
             self.nbytes += len(field) + len(value)
             if self.scan is not None:
                 self.scan.add(field)
+            if self.pool is not None:
+                self.pool.add(field)
         else:
             self.nbytes += len(value) - len(old)
         self[field] = value
@@ -70,6 +77,8 @@ class Hash(dict):
         if old is None:
             return False
         self.nbytes -= len(field) + len(old)
+        if self.pool is not None:
+            self.pool.discard(field)
         scan = self.scan
         if scan is not None:
             scan.discard(field)
@@ -81,8 +90,14 @@ class Hash(dict):
                 self.scan = None
         return True
 
+    def random_pool(self) -> RandomPool:
+        """The fields' random pool, built on first use (O(size) once)."""
+        if self.pool is None:
+            self.pool = RandomPool(self)
+        return self.pool
+
     def copy(self) -> "Hash":
-        """An independent copy (same fields, same encoding; no scan index)."""
+        """An independent copy (same fields, same encoding; no scan index or pool)."""
         new = Hash()
         dict.update(new, self)
         new.nbytes = self.nbytes

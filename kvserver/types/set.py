@@ -15,7 +15,10 @@ Commands change a set only through :meth:`Set.add_member` and
   (cursor 0, members in integer order, as Redis does);
 * ``scan``: SSCAN's bucket index (``keyspace._ScanIndex``), built on the
   first SSCAN of a hashtable set and then kept up to date (dropped when the
-  set shrinks far below it), so each SSCAN step is bounded by its COUNT.
+  set shrinks far below it), so each SSCAN step is bounded by its COUNT;
+* ``pool``: a :class:`~kvserver.types._pool.RandomPool` of the members,
+  built on the first random pick (SPOP, SRANDMEMBER) and then kept up to
+  date, so a random member costs O(1) and ``count`` of them O(count).
 
 Checkpoint payload: ``u32 count`` then, per member, ``u32 len, member``;
 encoding is linear in the set's size. A running checkpoint keeps a copy
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 from ..numbers import parse_int
 from . import Codec, pack_strings, unpack_strings
+from ._pool import RandomPool
 
 #: Redis 7.0's default set-max-intset-entries.
 MAX_INTSET_ENTRIES = 512
@@ -35,13 +39,14 @@ MAX_INTSET_ENTRIES = 512
 class Set(set):
     """A set of members; change it only through add_member/drop (see the module doc)."""
 
-    __slots__ = ("nbytes", "big", "scan")
+    __slots__ = ("nbytes", "big", "scan", "pool")
 
     def __init__(self, members=()) -> None:
         super().__init__(members)
         self.nbytes = sum(map(len, self))
         self.big = len(self) > MAX_INTSET_ENTRIES or any(parse_int(m) is None for m in self)
         self.scan = None
+        self.pool = None
 
     def add_member(self, member: bytes) -> bool:
         """Add ``member``; returns whether it is new."""
@@ -51,6 +56,8 @@ class Set(set):
         self.nbytes += len(member)
         if self.scan is not None:
             self.scan.add(member)
+        if self.pool is not None:
+            self.pool.add(member)
         if not self.big and (len(self) > MAX_INTSET_ENTRIES or parse_int(member) is None):
             self.big = True
         return True
@@ -61,6 +68,8 @@ class Set(set):
             return False
         self.remove(member)
         self.nbytes -= len(member)
+        if self.pool is not None:
+            self.pool.discard(member)
         scan = self.scan
         if scan is not None:
             scan.discard(member)
@@ -70,8 +79,14 @@ class Set(set):
                 self.scan = None
         return True
 
+    def random_pool(self) -> RandomPool:
+        """The members' random pool, built on first use (O(size) once)."""
+        if self.pool is None:
+            self.pool = RandomPool(self)
+        return self.pool
+
     def copy(self) -> "Set":
-        """An independent copy (same members, same encoding; no scan index)."""
+        """An independent copy (same members, same encoding; no scan index or pool)."""
         new = Set()
         set.update(new, self)
         new.nbytes = self.nbytes

@@ -1,0 +1,308 @@
+"""Blocked clients: BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP, CLIENT UNBLOCK, and their durability.
+
+Differential first: single-connection replies (errors, timeouts, immediate
+pops, MULTI) through the shared table runner, then multi-client
+*scenarios* run step by step against kvserver and the real redis-server
+7.0.15, in RESP2 and RESP3: several clients block (each step waits until
+the server shows the client blocked), others push, and every reply of
+every client must be byte-identical on both servers (FIFO order, which key
+serves, MULTI/EXEC, type changes, SWAPDB/MOVE/RENAME/COPY, CLIENT UNBLOCK,
+disconnects, pipelines behind a blocked request).
+
+Then what Redis cannot show: a served client's reply does not leave before
+the WAL sync that holds its pop (fdatasync held back), the pops' WAL
+records (one unit after the push's), the registry's bookkeeping, and the
+crash simulator (every cut of the WAL keeps a prefix: never a pop without
+its push). Process-level kill -9 tests are in tests/test_reliable_queue.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from conftest import ThreadedServer, wait_for
+from kvserver.blocking import parse_timeout
+from kvserver.config import Config
+from kvserver.errors import CommandError
+from test_differential import (Pair, RawClient, Sleep, args, encode_request,  # noqa: F401
+                               kv_port, pair, redis_port, same_reply_tests)
+
+# --- single-connection table ---------------------------------------------------------
+
+CASES: dict[str, list] = {
+    "errors": [
+        "BLPOP", "BLPOP k", "BRPOP k", "BLMOVE a b LEFT RIGHT", "BLMOVE a b LEFT RIGHT 0 x",
+        "BRPOPLPUSH a b", "BRPOPLPUSH a b 0 x", "BLMPOP 0 1 k", "BLMPOP 0",
+        "BLPOP k abc", "BLPOP k -1", "BLPOP k nan", "BLPOP k inf", "BLPOP k -inf",
+        "BLPOP k 1e400", "BLPOP k 1e30", ("BLPOP", "k", ""), ("BLPOP", "k", " 1"),
+        ("BLPOP", "k", "1 "), "BLPOP k 9223372036854775807", "BRPOP k x",
+        "BLMOVE a b LEFT RIGHT x", "BLMOVE a b UP RIGHT x", "BLMOVE a b LEFT DOWN -1",
+        "BLMOVE a b LEFT RIGHT -1", "BRPOPLPUSH a b -1", "BRPOPLPUSH a b x",
+        "BLMPOP x 1 k LEFT", "BLMPOP -1 1 k LEFT", "BLMPOP 0 0 k LEFT", "BLMPOP 0 x k LEFT",
+        "BLMPOP 0 -1 k LEFT", "BLMPOP x 0 k LEFT", "BLMPOP 0 2 k LEFT", "BLMPOP 0 1 k UP",
+        "BLMPOP x 1 k UP", "BLMPOP 0 1 k LEFT COUNT 0", "BLMPOP 0 1 k LEFT COUNT -1",
+        "BLMPOP x 1 k LEFT COUNT 0", "BLMPOP 0 1 k LEFT COUNT 1 COUNT 1",
+        "BLMPOP 0 1 k LEFT FOO", "BLMPOP 0 1 k LEFT COUNT", "BLMPOP 0 1 k RIGHT count x"],
+    "wrongtype": [
+        "SET s v", "BLPOP s 0", "BLPOP nokey s 0", "RPUSH l a", "BLPOP l s 0", "BRPOP s l 0",
+        "BLMOVE s d LEFT LEFT 0", "RPUSH l a", "BLMOVE l s LEFT LEFT 0", "LRANGE l 0 -1",
+        "BRPOPLPUSH l s 0", "BLMPOP 0 2 nokey s LEFT", "BLMPOP 0 2 l s LEFT",
+        "BLPOP s x", "BLMOVE s d LEFT LEFT x", "BLMPOP x 1 s LEFT"],
+    "immediate": [
+        "RPUSH l a b c d e", "BLPOP l 0", "BRPOP l 0", "BLPOP nokey l 1", "BRPOP nokey l 0.5",
+        "LRANGE l 0 -1", "RPUSH m 1 2 3", "BLMPOP 0 2 nokey m LEFT", "BLMPOP 0 1 m RIGHT COUNT 5",
+        "EXISTS m", "RPUSH m 1 2 3", "BLMPOP 1 1 m left count 2", "RPUSH l x y z",
+        "BLMOVE l d LEFT RIGHT 0",
+        "BLMOVE l d right left 0", "BRPOPLPUSH d d 0", "LRANGE d 0 -1", "LRANGE l 0 -1",
+        "BLMOVE d d LEFT RIGHT 0", "LRANGE d 0 -1", "BLPOP l 0", "EXISTS l", "blpop d 0",
+        "BrPoP d 0", "EXISTS d", ("RPUSH", "bin", b"\x00\xff", ""), "BLPOP bin 0",
+        "BLPOP bin 0", "RPUSH x a", "BLPOP x x 0", "RPUSH x a", "BLMPOP 0 2 x x LEFT COUNT 3",
+        "RPUSH l v", "BLPOP l 0x10", "RPUSH l v", "BLPOP l -0.0001", "RPUSH l v", "BLPOP l +1",
+        "RPUSH l v", "BLPOP l .5"],
+    "timeouts": [
+        "BLPOP k 0.01", "BRPOP k j 0.01", "BLMOVE a b LEFT RIGHT 0.01", "BRPOPLPUSH a b 0.01",
+        "BLMPOP 0.01 2 k j LEFT", "BLMPOP 0.01 1 k RIGHT COUNT 3", "BLPOP k 1e-400",
+        "BLPOP k 0.0001", "SET s v", "BLMOVE a s LEFT RIGHT 0.01", "DBSIZE"],
+    "in-multi": [
+        "MULTI", "BLPOP k 0", "BRPOP k 0", "BLMOVE a b LEFT RIGHT 0", "BRPOPLPUSH a b 0",
+        "BLMPOP 0 1 k LEFT", "BLPOP k x", "RPUSH k v", "BLPOP k 0", "EXEC",
+        "MULTI", "BLPOP k 0", "RPUSH k v", "BLPOP k 0", "BLMOVE k d LEFT LEFT 0",
+        "BLMOVE k d LEFT LEFT 0", "LRANGE d 0 -1", "EXEC"],
+}
+
+test_same_replies, test_same_replies_in_resp3 = same_reply_tests(CASES)
+
+
+def test_table_covers_every_blocking_list_command(pair):
+    sent = {args(s)[0].decode().lower()
+            for steps in CASES.values() for s in steps if isinstance(s, (str, tuple))}
+    blocking = {e[0].decode() for e in pair.kv.call("COMMAND").value
+                if {b"@list", b"@blocking"} <= {c.encode() for c in e[6]}}
+    assert blocking == {"blpop", "brpop", "blmove", "brpoplpush", "blmpop"}
+    assert blocking <= sent
+
+
+def test_command_info_matches_redis(pair):
+    """Flags, arity and key positions as Redis 7.0.15 lists them (categories as a set)."""
+    for name in ("blpop", "brpop", "blmove", "brpoplpush", "blmpop"):
+        kv, redis = pair.both(f"COMMAND INFO {name}")
+        (k,), (r,) = kv.value, redis.value
+        assert k[:6] == r[:6], name
+        assert set(k[6]) == set(r[6]), name
+    for step in ("COMMAND GETKEYS BLMPOP 0 2 a b LEFT", "COMMAND GETKEYS BLPOP a b 0",
+                 "COMMAND GETKEYS BLMOVE a b LEFT RIGHT 0", "COMMAND GETKEYS BRPOPLPUSH a b 1"):
+        pair.same(step)
+
+
+# --- multi-client scenarios ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Send:
+    """``who`` sends a request that blocks; the step waits until the server shows it blocked."""
+    who: str
+    step: object
+    blocks: bool = True
+
+
+@dataclass(frozen=True)
+class Read:
+    """Read ``who``'s next reply (compared)."""
+    who: str
+
+
+@dataclass(frozen=True)
+class Unblock:
+    """The control client runs CLIENT UNBLOCK <who's id> [reason] (compared)."""
+    who: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Close:
+    who: str
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """INFO's blocked_clients line (compared)."""
+
+
+class Scene:
+    """Clients of one server, by name; records every reply a scenario compares."""
+
+    def __init__(self, port: int, resp3: bool) -> None:
+        self.port = port
+        self.resp3 = resp3
+        self.clients: dict[str, RawClient] = {}
+        self.ids: dict[str, bytes] = {}
+        self.control = self._connect()
+        self.out: list = []
+
+    def _connect(self) -> RawClient:
+        c = RawClient(self.port)
+        if self.resp3:
+            assert isinstance(c.call("HELLO", "3").value, dict)
+        return c
+
+    def client(self, who: str) -> RawClient:
+        if who not in self.clients:
+            c = self.clients[who] = self._connect()
+            self.ids[who] = str(c.call("CLIENT", "ID").value)
+        return self.clients[who]
+
+    def blocked(self, who: str) -> bool:
+        listing = self.control.call("CLIENT", "LIST", "ID", self.ids[who]).value
+        text = listing.decode() if isinstance(listing, bytes) else str(listing)
+        flags = text.split(" flags=")[1].split(" ")[0]
+        return "b" in flags
+
+    def run(self, step) -> None:
+        if isinstance(step, Send):
+            c = self.client(step.who)
+            c.send(encode_request(args(step.step)))
+            if step.blocks:
+                wait_for(lambda: self.blocked(step.who), f"{step.who} to block", timeout=10)
+        elif isinstance(step, Read):
+            self.out.append((step.who, self.client(step.who).read().raw))
+        elif isinstance(step, Unblock):
+            argv = ["CLIENT", "UNBLOCK", self.ids[step.who]] + ([step.reason] if step.reason
+                                                                 else [])
+            self.out.append(("unblock", self.control.call(*argv).raw))
+        elif isinstance(step, Close):
+            self.clients.pop(step.who).close()
+            time.sleep(0.05)
+        elif isinstance(step, Blocked):
+            info = self.control.call("INFO", "clients").value
+            line = [x for x in info.decode().split("\r\n") if x.startswith("blocked_clients")]
+            self.out.append(("info", line))
+        elif isinstance(step, Sleep):
+            time.sleep(step.seconds)
+        else:
+            who, request = step
+            self.out.append((who, self.client(who).call(*args(request)).raw))
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+        self.control.close()
+
+
+SCENARIOS: dict[str, list] = {
+    "fifo": [
+        Send("A", "BLPOP k 0"), Send("B", "BLPOP k 0"), Send("C", "BRPOP k 0"), Blocked(),
+        ("D", "RPUSH k a b"), Read("A"), Read("B"), Blocked(), ("D", "LLEN k"),
+        ("D", "RPUSH k c d"), Read("C"), ("D", "LRANGE k 0 -1"), Blocked()],
+    "one-push-many-waiters": [
+        Send("A", "BRPOP k 0"), Send("B", "BLPOP k 0"), Send("C", "BLPOP k 0"),
+        ("D", "LPUSH k 1 2 3 4"), Read("A"), Read("B"), Read("C"), ("D", "LRANGE k 0 -1")],
+    "multi-key-order": [
+        Send("A", "BLPOP k1 k2 0"), ("D", "RPUSH k2 x"), Read("A"),
+        Send("A", "BLPOP k1 k2 0"), ("D", "MULTI"), ("D", "RPUSH k2 y"), ("D", "RPUSH k1 z"),
+        ("D", "EXEC"), Read("A"), ("D", "LRANGE k1 0 -1"), ("D", "LRANGE k2 0 -1"),
+        Send("B", "BLPOP a b c 0"), ("D", "MSET x 1 y 2"), Blocked(), ("D", "RPUSH c 3"),
+        Read("B"), Send("B", "BLPOP dup dup 0"), ("D", "RPUSH dup 1 2"), Read("B"),
+        ("D", "LRANGE dup 0 -1")],
+    "exec-empties-the-key": [
+        Send("A", "BLPOP k 0"), ("D", "MULTI"), ("D", "RPUSH k a"), ("D", "LPOP k"),
+        ("D", "EXEC"), Blocked(), ("D", "RPUSH k b"), Read("A"), Blocked(),
+        Send("A", "BLPOP k 0"), Send("B", "BLPOP k 0"), ("D", "MULTI"), ("D", "RPUSH k 1 2"),
+        ("D", "RPOP k"), ("D", "EXEC"), Read("A"), Blocked(), ("D", "RPUSH k 3"), Read("B")],
+    "type-changes-while-waiting": [
+        Send("A", "BLPOP k 0"), ("D", "SET k str"), Blocked(), ("D", "DEL k"),
+        ("D", "SADD k m"), Blocked(), ("D", "DEL k"), ("D", "HSET k f v"), ("D", "DEL k"),
+        ("D", "RPUSH k z"), Read("A"), ("D", "MULTI"), ("D", "SET k s"), ("D", "DEL k"),
+        ("D", "EXEC"), Send("A", "BLMOVE k d LEFT LEFT 0"), ("D", "MULTI"), ("D", "SET k s"),
+        ("D", "DEL k"), ("D", "RPUSH k q"), ("D", "EXEC"), Read("A"), ("D", "LRANGE d 0 -1")],
+    "blmove-served": [
+        Send("A", "BLMOVE src dst LEFT RIGHT 0"), ("D", "RPUSH src 1 2"), Read("A"),
+        ("D", "LRANGE src 0 -1"), ("D", "LRANGE dst 0 -1"),
+        Send("A", "BRPOPLPUSH s2 dst 0"), ("D", "RPUSH s2 x y"), Read("A"),
+        ("D", "LRANGE dst 0 -1"), ("D", "LRANGE s2 0 -1")],
+    "blmove-chain": [
+        Send("A", "BLMOVE a b RIGHT LEFT 0"), Send("B", "BLMOVE b c LEFT RIGHT 0"),
+        Send("C", "BLPOP c 0"), ("D", "RPUSH a x"), Read("A"), Read("B"), Read("C"),
+        ("D", "EXISTS a b c"), Blocked()],
+    "blmove-wrongtype-destination": [
+        Send("A", "BLMOVE s d LEFT LEFT 0"), Send("B", "BLPOP s 0"), ("D", "SET d str"),
+        ("D", "RPUSH s v w"), Read("A"), Read("B"), ("D", "LRANGE s 0 -1"),
+        ("D", "GET d"), Blocked()],
+    "blmove-rotate": [
+        Send("A", "BLMOVE r r LEFT RIGHT 0"), ("D", "RPUSH r a b c"), Read("A"),
+        ("D", "LRANGE r 0 -1"), Send("A", "BRPOPLPUSH r2 r2 0"), ("D", "RPUSH r2 a b"),
+        Read("A"), ("D", "LRANGE r2 0 -1")],
+    "blmpop-served": [
+        Send("A", "BLMPOP 0 2 x y LEFT COUNT 3"), Send("B", "BLMPOP 0 1 y RIGHT COUNT 10"),
+        Send("C", "BLMPOP 0 1 y LEFT"), ("D", "RPUSH y 1 2 3 4 5"), Read("A"), Read("B"),
+        Blocked(), ("D", "RPUSH y 6"), Read("C")],
+    "timeouts-served-late": [
+        Send("A", "BLPOP k 0.05", blocks=False), Read("A"),
+        Send("A", "BLMOVE a b LEFT RIGHT 0.05", blocks=False), Read("A"),
+        Send("A", "BRPOPLPUSH a b 0.05", blocks=False), Read("A"),
+        Send("A", "BLMPOP 0.05 1 k LEFT COUNT 2", blocks=False), Read("A"),
+        Send("A", "BRPOP k 0.05", blocks=False), Read("A"), ("D", "RPUSH k v"),
+        ("D", "LLEN k"), Blocked()],
+    "client-unblock": [
+        Send("A", "BLPOP k 0"), Unblock("A"), Read("A"), Send("A", "BLPOP k 0"),
+        Unblock("A", "ERROR"), Read("A"), Send("A", "BLMOVE a b LEFT RIGHT 0"),
+        Unblock("A", "timeout"), Read("A"), Send("A", "BLMPOP 0 1 k LEFT"),
+        Unblock("A", "error"), Read("A"), Unblock("A"), Unblock("A", "ERROR"),
+        Send("A", "BLPOP k 5"), Unblock("A", "TIMEOUT"), Read("A"), ("A", "PING"),
+        ("D", "CLIENT UNBLOCK 999999"), ("D", "CLIENT UNBLOCK x"),
+        ("D", "CLIENT UNBLOCK 1 maybe"), ("D", "CLIENT UNBLOCK x maybe"),
+        ("D", "CLIENT UNBLOCK 1 ERROR x"), Blocked()],
+    "disconnect-while-blocked": [
+        Send("A", "BLPOP k 0"), Send("B", "BLPOP k 0"), Close("A"), Blocked(),
+        ("D", "RPUSH k a b"), Read("B"), ("D", "LRANGE k 0 -1"), Send("C", "BLPOP k2 0"),
+        Close("C"), ("D", "RPUSH k2 x"), ("D", "LLEN k2"), Blocked()],
+    "pipeline-behind-blocked": [
+        Send("A", "BLPOP k 0"), Send("A", "PING", blocks=False), Send("A", "LLEN k", blocks=False),
+        ("D", "RPUSH k a b"), Read("A"), Read("A"), Read("A"), Send("A", "BLPOP k3 k2 0"),
+        Send("A", "BLPOP k2 0", blocks=False), ("D", "RPUSH k2 1"), Read("A"), Blocked(),
+        ("D", "RPUSH k2 2"), Read("A")],
+    "swapdb-move-rename-copy": [
+        ("A", "SELECT 1"), Send("A", "BLPOP k 0"), ("D", "RPUSH k v"), ("D", "SWAPDB 0 1"),
+        Read("A"), ("D", "DBSIZE"), Send("A", "BLPOP m 0"), ("D", "RPUSH m v"),
+        ("D", "MOVE m 1"), Read("A"), ("A", "SELECT 0"), Send("A", "BLPOP r 0"),
+        ("D", "RPUSH tmp v w"), ("D", "RENAME tmp r"), Read("A"), Send("A", "BRPOP c 0"),
+        ("D", "COPY r c"), Read("A"), ("D", "LRANGE r 0 -1"), Send("A", "BLPOP lm 0"),
+        ("D", "LMOVE r lm LEFT LEFT"), Read("A"), Send("A", "BLPOP f 0"), ("D", "FLUSHALL"),
+        Blocked(), ("D", "RPUSH f 1"), Read("A")],
+    "other-databases-apart": [
+        ("A", "SELECT 2"), Send("A", "BLPOP k 0"), ("D", "RPUSH k v"), Blocked(),
+        ("D", "LLEN k"), ("D", "SELECT 2"), ("D", "RPUSH k w"), Read("A"), ("D", "SELECT 0"),
+        ("D", "LLEN k")],
+    "served-then-multi-pipeline": [
+        Send("A", "BLPOP k 0"), ("D", "MULTI"), ("D", "RPUSH k a"), ("D", "LLEN k"),
+        ("D", "EXEC"), Read("A"), ("D", "LLEN k"), Send("A", "BLPOP k 0"),
+        ("D", "RPUSH k 1 2 3"), Read("A"), ("D", "LRANGE k 0 -1")],
+}
+
+
+def _scenario(kv_port, redis_port, steps, resp3):
+    kv, redis = Scene(kv_port, resp3), Scene(redis_port, resp3)
+    try:
+        for scene in (kv, redis):
+            scene.control.call("FLUSHALL")
+        for step in steps:
+            kv.run(step)
+            redis.run(step)
+            assert kv.out == redis.out, (step, kv.out, redis.out)
+    finally:
+        kv.close()
+        redis.close()
+
+
+@pytest.mark.parametrize("steps", list(SCENARIOS.values()), ids=list(SCENARIOS))
+def test_scenario(kv_port, redis_port, steps):
+    _scenario(kv_port, redis_port, steps, resp3=False)
+
+
+@pytest.mark.parametrize("steps", list(SCENARIOS.values()), ids=list(SCENARIOS))
+def test_scenario_resp3(kv_port, redis_port, steps):
+    _scenario(kv_port, redis_port, steps, resp3=True)

@@ -1,0 +1,146 @@
+"""SPOP, SRANDMEMBER and HRANDFIELD pick through the type's random pool
+(types/_pool.py): uniform, O(1) per member and O(count) per COUNT pick once
+the pool exists, and the pool always mirrors the set or hash.
+
+Uniformity is a chi-square test with a fixed seed (no flakiness); cost is
+counted in elements iterated, never timed.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kvserver import commands
+from kvserver.config import Config
+from kvserver.core import Core
+from kvserver.session import Session
+from kvserver.types.hash import Hash
+from kvserver.types.set import Set
+
+#: chi-square critical values at p = 0.001 by degrees of freedom (a fixed
+#: seed makes the test deterministic; the bound only has to be honest).
+CHI2_999 = {9: 27.88, 19: 43.82}
+
+
+def _session() -> Session:
+    core = Core(Config(port=0))
+    core.log = lambda s, argv: None  # noqa: E731
+    return Session(core)
+
+
+def _chi2(counts: dict, n_bins: int, draws: int) -> float:
+    expected = draws / n_bins
+    assert len(counts) == n_bins, counts
+    return sum((c - expected) ** 2 / expected for c in counts.values())
+
+
+def _count(draws):
+    out: dict = {}
+    for d in draws:
+        out[d] = out.get(d, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("request_", [
+    [b"SRANDMEMBER", b"s"], [b"SRANDMEMBER", b"s", b"3"], [b"SRANDMEMBER", b"s", b"-4"],
+    [b"HRANDFIELD", b"h"], [b"HRANDFIELD", b"h", b"3"], [b"HRANDFIELD", b"h", b"-4"]])
+def test_random_picks_are_uniform(request_):
+    random.seed(1234)
+    s = _session()
+    members = [b"m%d" % i for i in range(20)]
+    commands.execute(s, [b"SADD", b"s", *members])
+    commands.execute(s, [b"HSET", b"h", *[x for m in members for x in (m, b"v")]])
+    # Churn first, so the pool has seen swap-removals and re-adds.
+    for m in members[::3]:
+        commands.execute(s, [b"SREM", b"s", m]), commands.execute(s, [b"HDEL", b"h", m])
+        commands.execute(s, [b"SPOP", b"s"])
+        commands.execute(s, [b"SADD", b"s", *members]), commands.execute(s, [b"HSET", b"h", m, b"v"])
+    draws = []
+    for _ in range(4000):
+        reply = commands.execute(s, request_)
+        draws += reply if isinstance(reply, list) else [reply]
+    assert _chi2(_count(draws), 20, len(draws)) < CHI2_999[19]
+
+
+def test_spop_is_uniform():
+    random.seed(99)
+    s = _session()
+    members = [b"%d" % i for i in range(10)]
+    commands.execute(s, [b"SADD", b"s", *members])
+    draws = []
+    for _ in range(5000):
+        m = commands.execute(s, [b"SPOP", b"s"])
+        draws.append(m)
+        commands.execute(s, [b"SADD", b"s", m])
+    assert _chi2(_count(draws), 10, len(draws)) < CHI2_999[9]
+
+
+@pytest.fixture
+def iterated(monkeypatch):
+    """Count the elements every Python-level iteration of a Set or Hash yields."""
+    seen = [0]
+    set_iter, dict_iter = set.__iter__, dict.__iter__
+
+    def counting(base):
+        def it(self):
+            for x in base(self):
+                seen[0] += 1
+                yield x
+        return it
+    monkeypatch.setattr(Set, "__iter__", counting(set_iter))
+    monkeypatch.setattr(Hash, "__iter__", counting(dict_iter))
+    return seen
+
+
+def test_random_picks_do_not_walk_a_big_set_or_hash(iterated):
+    """Before the pool, each pick walked to a random position (O(size), so
+    about 10k elements a pick here); now the first pick builds the pool once
+    and every later one costs O(1) or O(count)."""
+    s = _session()
+    n = 20000
+    commands.execute(s, [b"SADD", b"s", *[b"%d" % i for i in range(n)]])
+    commands.execute(s, [b"HSET", b"h", *[x for i in range(n) for x in (b"%d" % i, b"v")]])
+    iterated[0] = 0
+    for _ in range(300):
+        commands.execute(s, [b"SPOP", b"s"])
+        commands.execute(s, [b"SRANDMEMBER", b"s"])
+        commands.execute(s, [b"HRANDFIELD", b"h"])
+    for _ in range(50):
+        commands.execute(s, [b"SPOP", b"s", b"10"])
+        commands.execute(s, [b"SRANDMEMBER", b"s", b"10"])
+        commands.execute(s, [b"SRANDMEMBER", b"s", b"-10"])
+        commands.execute(s, [b"HRANDFIELD", b"h", b"10", b"WITHVALUES"])
+        commands.execute(s, [b"HRANDFIELD", b"h", b"-10"])
+    assert iterated[0] <= 2 * n  # the two pool builds, nothing per pick
+    assert commands.execute(s, [b"SCARD", b"s"]) == n - 300 - 500
+
+
+def test_the_pool_mirrors_the_set_and_hash_through_every_change():
+    random.seed(7)
+    s = _session()
+    for step in range(3000):
+        m = b"%d" % random.randrange(60)
+        op = random.randrange(6)
+        if op == 0:
+            commands.execute(s, [b"SADD", b"s", m])
+        elif op == 1:
+            commands.execute(s, [b"SREM", b"s", m])
+        elif op == 2:
+            commands.execute(s, [b"SPOP", b"s", b"%d" % random.randrange(4)])
+        elif op == 3:
+            commands.execute(s, [b"SMOVE", b"s", b"t", m])
+            commands.execute(s, [b"SRANDMEMBER", b"t"])
+        elif op == 4:
+            commands.execute(s, [b"HSET", b"h", m, b"x"])
+            commands.execute(s, [b"HRANDFIELD", b"h"])
+        else:
+            commands.execute(s, [b"HDEL", b"h", m])
+        for key in (b"s", b"t", b"h"):
+            value = s.db.data.get(key)
+            if value is not None and value.pool is not None:
+                assert sorted(value.pool.items) == sorted(value)
+                assert all(value.pool.items[i] == k for k, i in value.pool.position.items())
+    # A set deleted by its last SPOP is gone; a copy carries no pool.
+    assert s.db.data[b"h"].copy().pool is None
