@@ -98,6 +98,11 @@ LIBRARIES = ((b"string", "lib_string"), (b"table", "lib_table"), (b"math", "lib_
              (b"cjson", "lib_cjson"), (b"struct", "lib_struct"),
              (b"cmsgpack", "lib_cmsgpack"), (b"bit", "lib_bit"))
 
+#: Commands Redis 7.0.15 flags MAY_REPLICATE internally (its COMMAND INFO does not
+#: show the flag, so the table here cannot carry it): a read-only script may not
+#: run them ("Write commands are not allowed from read-only scripts."). EVAL,
+#: EVALSHA and FCALL have it too, but are noscript anyway.
+MAY_REPLICATE = frozenset({"publish", "spublish", "pfcount"})
 #: Distinct command names redis.call remembers its lookup of (scripts may
 #: invent names: the cache stays bounded).
 CALL_CACHE_SIZE = 1024
@@ -677,13 +682,13 @@ class Scripting:
     def script_client(self, caller: Any) -> Any:
         client = self.client
         if client is None:
-            from .client import MULTI, Client
+            from .client import Client
             client = self.client = Client(caller.core, addr="lua", kind="lua")
             client.authenticated = True
             client.name = b""
-            # Redis runs script commands with CLIENT_DENY_BLOCKING: a command
-            # that could block sees a client in MULTI and does not.
-            client.mode = MULTI
+            # Redis runs script commands with CLIENT_DENY_BLOCKING (the blocking
+            # commands are noscript in 7.0 anyway; this keeps any other from blocking).
+            client.deny_blocking = True
         return client
 
     def run(self, caller: Any, script: Script, keys: list[bytes], args: list[bytes],
@@ -1182,7 +1187,7 @@ def _call_info(commands: dict, argv: list[bytes]) -> tuple | None:
             return None
     flags = target.flags + cmd.flags
     return (cmd, target, target.arity, "noscript" in flags, target.is_write or cmd.is_write,
-            "may_replicate" in flags, "denyoom" in flags)
+            "may_replicate" in flags or target.name in MAY_REPLICATE, "denyoom" in flags)
 
 
 def run_call(ctx: RunContext, args: tuple) -> Any:
