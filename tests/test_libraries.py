@@ -19,16 +19,15 @@ docs/compatibility.md); none of them is tested here.
 Libraries with no working use today (no table yet), each with the first
 command kvserver rejects:
 
-- rq: enqueue needs SADD, HSET, RPUSH (inside MULTI/EXEC, which works since 0.2).
-- huey: enqueue needs LPUSH (lists); results need HSET (hashes).
-- dramatiq: RedisBroker.enqueue's script calls a command kvserver lacks
-  (sorted sets); the Redis results backend needs LPUSH, LINDEX (inside MULTI).
-- arq: enqueue_job needs ZADD (after WATCH/MULTI); the worker needs ZRANGEBYSCORE.
+- rq: enqueue needs SADD, HSET, RPUSH (inside MULTI/EXEC, which works since 0.2);
+  its results need XREVRANGE (streams).
+- dramatiq, huey, arq: work since scripting (dramatiq's enqueue script), sorted
+  sets and the blocking pops: tested below (enqueue, then a worker runs the job).
 - celery (redis broker + backend): delay() needs SUBSCRIBE (result backend) and
   LLEN/LPUSH (broker, inside MULTI); the worker needs ZRANGE BYSCORE and EVALSHA.
 - limits: works since scripting (EVALSHA): its moving-window, sliding-window and
   fixed-window limiters are tested in tests/test_scripting_libraries.py.
-- rq: results need XREVRANGE (streams); huey: its consumer needs BRPOP.
+- rq: results need XREVRANGE (streams).
 """
 
 from __future__ import annotations
@@ -777,3 +776,63 @@ def pottery_containers(r):
 def test_pottery(r, use):
     pytest.importorskip("pottery")
     use(r)
+
+
+# --- task queues: dramatiq, huey, arq ---------------------------------------------------
+
+def test_dramatiq_enqueue_and_worker(kv):
+    """RedisBroker.enqueue is a Lua script (EVALSHA, sorted sets inside); a worker runs the job."""
+    dramatiq = pytest.importorskip("dramatiq")
+    import time
+    from dramatiq.brokers.redis import RedisBroker
+    broker = RedisBroker(host="127.0.0.1", port=kv.port)
+    done = []
+
+    @dramatiq.actor(broker=broker, queue_name="kvtest")
+    def task(x):
+        done.append(x)
+    task.send(5)
+    worker = dramatiq.Worker(broker, worker_timeout=100)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        broker.close()
+    assert done == [5]
+
+
+def test_huey_enqueue_execute_and_result(kv):
+    huey = pytest.importorskip("huey")
+    h = huey.RedisHuey("kvtest", host="127.0.0.1", port=kv.port, results=True)
+
+    @h.task()
+    def add(a, b):
+        return a + b
+    result = add(1, 2)
+    h.execute(h.dequeue())              # the consumer's step: BRPOP, run, store the result
+    assert result.get() == 3
+
+
+@pytest.mark.asyncio
+async def test_arq_enqueue_and_worker(kv):
+    pytest.importorskip("arq")
+    from arq import create_pool
+    from arq.connections import RedisSettings
+    from arq.worker import Worker, func
+
+    async def add(ctx, a, b):
+        return a + b
+    settings = RedisSettings(host="127.0.0.1", port=kv.port)
+    pool = await create_pool(settings)
+    try:
+        job = await pool.enqueue_job("add", 2, 3)
+        worker = Worker(functions=[func(add, name="add")], redis_settings=settings, burst=True,
+                        poll_delay=0.05)
+        await asyncio.wait_for(worker.async_run(), 20)
+        assert await job.result(timeout=5) == 5
+        await worker.close()
+    finally:
+        await pool.aclose()
