@@ -235,3 +235,23 @@ def test_transaction_retries_and_scripts_on_one_counter(kv):
         assert p.execute() == [161, 162]
     for c in clients:
         c.close()
+
+
+def test_a_scripts_push_serves_a_blocked_client_after_the_script(kv):
+    """As in Redis, a client blocked in BLPOP is served once the whole script has run:
+    the script still sees both elements it pushed."""
+    blocked = redis.Redis(host="127.0.0.1", port=kv.port)
+    writer = redis.Redis(host="127.0.0.1", port=kv.port)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(blocked.blpop("jobs", 10)))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while writer.info("clients")["blocked_clients"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert writer.eval("redis.call('rpush', 'jobs', 'a', 'b') return redis.call('llen', 'jobs')",
+                       0) == 2
+    waiter.join(10)
+    assert got == [(b"jobs", b"a")] and writer.lrange("jobs", 0, -1) == [b"b"]
+    blocked.close()
+    writer.close()
