@@ -1246,6 +1246,24 @@ def run_call(ctx: RunContext, args: tuple) -> Any:
     return reply_to_lua(reply, client.resp)
 
 
+def script_may_write(core: Any, by_sha: bool, script: bytes) -> bool:
+    """Whether EVAL(SHA) of ``script`` may write, as Redis's evalGetCommandFlags sees it
+    before running it (CLIENT PAUSE WRITE holds it if so): true unless the script,
+    cached or (EVAL) read from its body, has a shebang with ``no-writes``."""
+    cached = engine(core).lookup(script) if by_sha else \
+        engine(core).scripts.get(sha1hex(script).encode())
+    if cached is not None:
+        flags = cached.flags
+    elif by_sha:
+        return True
+    else:
+        try:
+            flags = parse_shebang(script)[0]
+        except CommandError:
+            return True
+    return bool(flags & EVAL_COMPAT) or not flags & NO_WRITES
+
+
 def engine(core: Any) -> Scripting:
     """The core's scripting engine, made on first use."""
     e = getattr(core, "scripting", None)

@@ -642,3 +642,26 @@ def test_busy_reply_threshold_and_its_alias():
     assert config.matching("busy-*") == {"busy-reply-threshold": "250"}
     text = rewrite(config, "lua-time-limit 250\nport 7000\n")
     assert "busy-reply-threshold 250" in text and "lua-time-limit" not in text
+
+
+def test_client_pause_write_holds_scripts_that_may_write(kv_port):
+    """As Redis 7.0 (MAY_REPLICATE): CLIENT PAUSE WRITE holds EVAL/EVALSHA of a script that
+    may write (and PUBLISH), not one whose shebang says no-writes, nor EVAL_RO."""
+    admin, writer, reader, publisher = (RawClient(kv_port) for _ in range(4))
+    try:
+        admin.call("DEL", "p")
+        body = "redis.call('set', 'p', '1') return 1"
+        digest = admin.call("SCRIPT", "LOAD", body).value.decode()
+        admin.call("CLIENT", "PAUSE", "600", "WRITE")
+        writer.send(b"*3\r\n$7\r\nEVALSHA\r\n$40\r\n" + digest.encode() + b"\r\n$1\r\n0\r\n")
+        publisher.send(b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$1\r\nm\r\n")
+        ro = "#!lua flags=no-writes\nreturn redis.call('get', 'p')"
+        assert reader.call("EVAL", ro, 0).raw == b"$-1\r\n"          # not held
+        assert reader.call("EVAL_RO", "return 7", 0).raw == b":7\r\n"  # not held
+        assert admin.call("GET", "p").raw == b"$-1\r\n"     # the script has not run yet
+        assert writer.read().raw == b":1\r\n"               # after the pause (600 ms)
+        assert publisher.read().raw == b":0\r\n"
+        assert admin.call("GET", "p").raw == b"$1\r\n1\r\n"
+    finally:
+        for c in (admin, writer, reader, publisher):
+            c.close()
