@@ -18,8 +18,7 @@ its push). Process-level kill -9 tests are in tests/test_reliable_queue.py.
 
 from __future__ import annotations
 
-import asyncio
-import socket
+import select
 import threading
 import time
 from dataclasses import dataclass
@@ -306,3 +305,221 @@ def test_scenario(kv_port, redis_port, steps):
 @pytest.mark.parametrize("steps", list(SCENARIOS.values()), ids=list(SCENARIOS))
 def test_scenario_resp3(kv_port, redis_port, steps):
     _scenario(kv_port, redis_port, steps, resp3=True)
+
+
+# --- keyspace notifications: the same events as Redis ---------------------------------
+
+NOTIFY_STEPS = [
+    Send("A", "BLPOP k 0"), ("D", "RPUSH k a"), Read("A"),
+    Send("A", "BRPOP k 0"), ("D", "RPUSH k a b"), Read("A"), ("A", "BLPOP k 0"),
+    Send("A", "BLMOVE s d LEFT RIGHT 0"), ("D", "RPUSH s 1"), Read("A"),
+    Send("A", "BLMPOP 0 1 m RIGHT COUNT 5"), ("D", "RPUSH m 1 2"), Read("A"),
+    Send("A", "BRPOPLPUSH r r 0"), ("D", "RPUSH r 1"), Read("A"),
+    ("A", "BLPOP r 0"), ("D", "RPUSH r 1 2"), ("A", "BLMPOP 0 1 r LEFT COUNT 9"),
+    ("D", "RPUSH r 1"), ("A", "BLMOVE r x RIGHT LEFT 0"),
+]
+
+
+def test_keyspace_events_match_redis(kv, redis_port):
+    """Served and immediate pops notify Redis's events, in its order (lpush on the
+    destination before the pop, del when the list empties)."""
+    events: list = []
+    core = kv.server.core
+
+    def record(kind, event, db, key):
+        events.append((event, key))
+
+    def arm():
+        core.keyspace_event = record
+        core.notify_flags = -1
+    kv.call(arm)
+    control = RawClient(redis_port)
+    sub = RawClient(redis_port)
+    try:
+        assert control.call("CONFIG", "SET", "notify-keyspace-events", "KEA").raw == b"+OK\r\n"
+        sub.call("PSUBSCRIBE", "__keyevent@0__:*")
+        sub.call("SUBSCRIBE", "__done__")
+        control.call("FLUSHALL")
+        kv_scene, redis_scene = Scene(kv.port, False), Scene(redis_port, False)
+        for step in NOTIFY_STEPS:
+            kv_scene.run(step)
+            redis_scene.run(step)
+        kv_scene.close()
+        redis_scene.close()
+        control.call("PUBLISH", "__done__", "x")   # not an event: a marker
+        redis_events = []
+        while True:
+            msg = sub.read().value
+            if msg[0] == b"message":
+                break
+            if msg[0] == b"pmessage":
+                redis_events.append((msg[2].split(b":", 1)[1], msg[3]))
+        # (RPUSH notifies from its own module: only the pops' events are compared,
+        # which are all of kvserver's here, and Redis's without the client's RPUSHes.)
+        pushed_by_d = {b"k", b"s", b"m", b"r"}
+        expected = [e for e in redis_events if not (e[0] == b"rpush" and e[1] in pushed_by_d)]
+        assert [e for e in events if e[0] != b"rpush" or e[1] not in pushed_by_d] == expected
+        assert (b"lpush", b"x") in expected and (b"del", b"r") in expected
+    finally:
+        control.call("CONFIG", "SET", "notify-keyspace-events", "")
+        control.close()
+        sub.close()
+
+
+# --- durability: a served reply leaves only once its pop is durable ----------------------
+
+def _wal_records(data_dir) -> list[list[list[bytes]]]:
+    """Each WAL record's effects (argv lists), in order."""
+    from kvserver.fs import OSFileSystem
+    from kvserver.wal import list_segments, scan_segment
+    fs = OSFileSystem()
+    out = []
+    for first, path in list_segments(fs, str(data_dir)):
+        for record in scan_segment(fs.read(path), path, first).records:
+            out.append([list(argv) for _, argv in record.effects])
+    return out
+
+
+def _reply_within(c: RawClient, seconds: float):
+    """The next reply if its first byte arrives within ``seconds``, else None."""
+    if not select.select([c.sock], [], [], seconds)[0]:
+        return None
+    return c.read().raw
+
+
+def _hold_syncs(kv) -> threading.Event:
+    """From now on every WAL sync of ``kv`` waits for the returned event (set = go).
+
+    The sync moves to the writer's thread, so the loop keeps serving while it
+    is held: only durability waits.
+    """
+    gate = threading.Event()
+    gate.set()
+
+    def install():
+        writer = kv.server.writer
+        writer.sync_in_thread = True
+        wal = writer.wal
+        orig = wal.sync
+
+        def held_sync():
+            assert gate.wait(20), "test never released the sync"
+            orig()
+        wal.sync = held_sync
+    kv.call(install)
+    return gate
+
+
+def test_a_served_reply_waits_for_the_sync_of_its_pop(kv):
+    popper, pusher, other = RawClient(kv.port), RawClient(kv.port), RawClient(kv.port)
+    core = kv.server.core
+    try:
+        gate = _hold_syncs(kv)
+        popper.send(encode_request(["BLMOVE", "q", "proc", "LEFT", "RIGHT", "0"]))
+        wait_for(lambda: core.blocking is not None and core.blocking.waiters, "the wait")
+        gate.clear()
+        pusher.send(encode_request(["RPUSH", "q", "job"]))
+        # Applied in memory (moved), but not durable: neither reply may leave.
+        wait_for(lambda: b"proc" in core.keyspace.dbs[0].data, "the move")
+        assert kv.call(lambda: core.blocking.waiters) == {}
+        assert _reply_within(popper, 0.3) is None
+        assert _reply_within(pusher, 0.05) is None
+        # The loop goes on meanwhile: other clients are served (their replies
+        # wait for the same sync, as every reply after an undurable write does).
+        other.send(encode_request(["LLEN", "proc"]))
+        wait_for(lambda: kv.call(lambda: "llen" in core.command_stats), "LLEN to run")
+        gate.set()
+        assert popper.read().raw == b"$3\r\njob\r\n"
+        assert pusher.read().raw == b":1\r\n"
+        assert other.read().raw == b":1\r\n"
+        assert popper.call("LRANGE", "proc", "0", "-1").value == [b"job"]
+    finally:
+        gate.set()
+        for c in (popper, pusher, other):
+            c.close()
+
+
+def test_a_timeout_reply_does_not_wait_for_later_syncs(kv):
+    """A timeout answers at once even while the WAL sync of others' writes is held."""
+    waiter, writer_client = RawClient(kv.port), RawClient(kv.port)
+    try:
+        gate = _hold_syncs(kv)
+        waiter.send(encode_request(["BLPOP", "nothing", "0.2"]))
+        time.sleep(0.05)
+        gate.clear()
+        writer_client.send(encode_request(["SET", "x", "1"]))
+        assert _reply_within(waiter, 5) == b"*-1\r\n"
+        assert _reply_within(writer_client, 0.05) is None
+        gate.set()
+        assert writer_client.read().raw == b"+OK\r\n"
+    finally:
+        gate.set()
+        waiter.close()
+        writer_client.close()
+
+
+def test_served_pops_are_one_unit_after_the_push(kv, kv_config):
+    """The WAL holds the push, then ONE record with every pop it served (FIFO),
+    each under its real name; a BLMOVE is its pop and push."""
+    a, b, c, d = (RawClient(kv.port) for _ in range(4))
+    core = kv.server.core
+    try:
+        a.send(encode_request(["BLPOP", "q", "0"]))
+        wait_for(lambda: len(core.blocking.waiters) == 1 if core.blocking else False, "a")
+        b.send(encode_request(["BLMOVE", "q", "p", "RIGHT", "LEFT", "0"]))
+        wait_for(lambda: len(core.blocking.waiters) == 2, "b")
+        c.send(encode_request(["BLMPOP", "0", "1", "q", "LEFT", "COUNT", "5"]))
+        wait_for(lambda: len(core.blocking.waiters) == 3, "c")
+        assert d.call("RPUSH", "q", "1", "2", "3", "4", "5").raw == b":5\r\n"
+        assert a.read().value == [b"q", b"1"]
+        assert b.read().value == b"5"
+        assert c.read().value == [b"q", [b"2", b"3", b"4"]]
+    finally:
+        for x in (a, b, c, d):
+            x.close()
+    records = _wal_records(kv_config.dir)
+    assert records[-2:] == [
+        [[b"RPUSH", b"q", b"1", b"2", b"3", b"4", b"5"]],
+        [[b"LPOP", b"q", b"1"], [b"RPOP", b"q", b"1"], [b"LPUSH", b"p", b"5"],
+         [b"LPOP", b"q", b"3"]]]
+
+
+def test_nothing_listens_once_nobody_is_blocked(kv):
+    """The modified listener is on only while someone waits: a write costs nothing otherwise."""
+    a, d = RawClient(kv.port), RawClient(kv.port)
+    core = kv.server.core
+    hooks = core.keyspace._hooks
+    try:
+        a.send(encode_request(["BLPOP", "k", "0"]))
+        wait_for(lambda: core.blocking is not None and core.blocking.waiters, "the wait")
+        assert core.blocking.modified in hooks.listeners
+        assert d.call("INFO", "clients").value.count(b"blocked_clients:1") == 1
+        assert b"clients_in_timeout_table:0" in d.call("INFO", "clients").value
+        d.call("RPUSH", "k", "v")
+        assert a.read().value == [b"k", b"v"]
+        assert kv.call(lambda: (core.blocking.waiters, core.blocking.by_db,
+                                core.blocking.ready)) == ({}, {}, {})
+        assert core.blocking.modified not in hooks.listeners
+        a.send(encode_request(["BLPOP", "k", "k", "j", "100"]))
+        wait_for(lambda: core.blocking.waiters, "the second wait")
+        assert b"clients_in_timeout_table:1" in d.call("INFO", "clients").value
+        a.close()   # a disconnect forgets the wait
+        wait_for(lambda: not core.blocking.waiters, "the disconnect")
+        assert kv.call(lambda: (core.blocking.by_db, core.blocking.listening)) == ({}, False)
+        assert d.call("RPUSH", "k", "w").raw == b":1\r\n"
+    finally:
+        d.close()
+
+
+def test_parse_timeout_follows_redis():
+    now = 1_000_000
+    assert parse_timeout(b"0", now) == 0
+    assert parse_timeout(b"1.5", now) == now + 1500
+    assert parse_timeout(b"0.0001", now) == now + 1      # rounded up to a millisecond
+    assert parse_timeout(b"-0.0001", now) == 0           # ceil(-0.1) is 0: forever
+    assert parse_timeout(b"0x10", now) == now + 16000
+    assert parse_timeout(b"9223372036854775", now) == -1  # wrapped: never fires
+    for bad, message in ((b"x", "not a float"), (b"nan", "not a float"), (b"", "not a float"),
+                         (b"-1", "negative"), (b"inf", "negative"), (b"1e400", "negative")):
+        with pytest.raises(CommandError, match=message):
+            parse_timeout(bad, now)
