@@ -18,6 +18,7 @@ its push). Process-level kill -9 tests are in tests/test_reliable_queue.py.
 
 from __future__ import annotations
 
+import asyncio
 import select
 import threading
 import time
@@ -276,6 +277,12 @@ SCENARIOS: dict[str, list] = {
         ("A", "SELECT 2"), Send("A", "BLPOP k 0"), ("D", "RPUSH k v"), Blocked(),
         ("D", "LLEN k"), ("D", "SELECT 2"), ("D", "RPUSH k w"), Read("A"), ("D", "SELECT 0"),
         ("D", "LLEN k")],
+    "client-pause": [
+        # BLPOP is a write: held by PAUSE WRITE like a push; a client already
+        # waiting stays blocked; its timeout still fires; all runs at the end.
+        Send("A", "BLPOP k 0"), ("D", "CLIENT PAUSE 400 WRITE"), Send("E", "RPUSH k v"),
+        Send("B", "BLPOP z 0.01"), Blocked(), Send("C", "BLPOP t 0.05", blocks=False),
+        Read("C"), Read("E"), Read("A"), Read("B"), Blocked()],
     "served-then-multi-pipeline": [
         Send("A", "BLPOP k 0"), ("D", "MULTI"), ("D", "RPUSH k a"), ("D", "LLEN k"),
         ("D", "EXEC"), Read("A"), ("D", "LLEN k"), Send("A", "BLPOP k 0"),
@@ -523,3 +530,143 @@ def test_parse_timeout_follows_redis():
                          (b"-1", "negative"), (b"inf", "negative"), (b"1e400", "negative")):
         with pytest.raises(CommandError, match=message):
             parse_timeout(bad, now)
+
+
+# --- the crash simulator: blocked clients served while the disk may stop at any write ---------
+
+async def _queue_workload(config, sim, sync_in_thread: bool, jobs_per_producer: int = 10):
+    """Producers RPUSH jobs to q (moved by BLMOVE workers to proc, then LREM'd) and to q2
+    (taken by a BLPOP consumer); workers block most of the time, so most pops are served.
+
+    Returns what the clients saw, each with ``sim.mutations`` at that moment:
+    pushes acked, moves acked, LREMs sent, pops acked.
+    """
+    from kvserver.server import Server
+    from simfs import Client
+
+    seen = {"push": [], "moved": [], "lrem_sent": [], "popped": []}
+    server = Server(config, fs=sim, sync_in_thread=sync_in_thread)
+    await server.start()
+    server.writer.wal.segment_bytes = 400
+    producing = [2]
+
+    async def producer(n):
+        c = await Client.connect(server.port)
+        for i in range(jobs_per_producer):
+            for queue in (b"q", b"q2"):
+                job = b"%s-p%d-%d" % (queue, n, i)
+                assert await c.call(b"RPUSH", queue, job) >= 1
+                seen["push"].append((sim.mutations, queue, job))
+            await asyncio.sleep(0.002 * (i % 3))
+        producing[0] -= 1
+        c.close()
+
+    async def mover():
+        c = await Client.connect(server.port)
+        while True:
+            job = await c.call(b"BLMOVE", b"q", b"proc", b"LEFT", b"RIGHT", b"0.05")
+            if job is None:
+                if not producing[0]:
+                    break
+                continue
+            seen["moved"].append((sim.mutations, job))
+            seen["lrem_sent"].append((sim.mutations, job))
+            assert await c.call(b"LREM", b"proc", b"1", job) == 1
+        c.close()
+
+    async def popper():
+        c = await Client.connect(server.port)
+        while True:
+            reply = await c.call(b"BLPOP", b"q2", b"0.05")
+            if reply is None:
+                if not producing[0]:
+                    break
+                continue
+            seen["popped"].append((sim.mutations, reply[1]))
+        c.close()
+
+    await asyncio.wait_for(asyncio.gather(producer(0), producer(1), mover(), mover(), popper()),
+                           60)
+    served = server.core.command_stats["blmove"].calls
+    await server.stop(False)
+    await asyncio.wait_for(server.wait_stopped(), 30)
+    return seen, served
+
+
+@pytest.mark.parametrize("sync_in_thread", [False, True])
+def test_crash_at_any_point_never_keeps_a_pop_without_its_push(tmp_path, monkeypatch,
+                                                               sync_in_thread):
+    """At every crash point (and the disks a crash there may leave), recovery holds
+    every acknowledged push (in its queue, or moved, or taken by an acknowledged pop),
+    every acknowledged move (in proc, not in q), no job twice, no job from nowhere."""
+    from kvserver.blocking import Blocking
+    from simfs import SimFileSystem, recover_data, sim_config
+
+    served = [0]
+    serve_ready = Blocking.serve_ready
+
+    def counting(self, core):
+        before = len(self.waiters)
+        serve_ready(self, core)
+        served[0] += before - len(self.waiters)
+    monkeypatch.setattr(Blocking, "serve_ready", counting)
+    # The LSN of the unit holding each served pop: an acknowledged served pop
+    # must be in every crash state from its acknowledgement on.
+    pop_lsn: dict = {}
+    resolve = Blocking._resolve
+
+    def recording(self, waiter, reply, lsn):
+        job = reply[1] if isinstance(reply, list) else reply
+        if isinstance(job, bytes):
+            pop_lsn[job] = lsn
+        resolve(self, waiter, reply, lsn)
+    monkeypatch.setattr(Blocking, "_resolve", recording)
+    if sync_in_thread:
+        # A sync that takes a while, off the loop: a reply sent before its
+        # sync would reach the client first, and be counted before it.
+        slow_sync = SimFileSystem._sync
+
+        def _sync(self, f):
+            time.sleep(0.003)
+            slow_sync(self, f)
+        monkeypatch.setattr(SimFileSystem, "_sync", _sync)
+    config = sim_config(str(tmp_path / "data"), checkpoint_wal_size=1500)
+    sim = SimFileSystem(record=True)
+    seen, _calls = asyncio.run(_queue_workload(config, sim, sync_in_thread))
+    all_jobs = {job for _m, _q, job in seen["push"]}
+    assert len(seen["moved"]) + len(seen["popped"]) == len(all_jobs)   # all consumed
+    assert served[0] >= len(all_jobs) // 4, served   # many were served while blocked
+    assert len(pop_lsn) == served[0]
+    states = 0
+    for k in range(len(sim.history)):
+        for state in sim.history[k].crash_states(limit=12, seed=k):
+            data, rec = recover_data(state, config.dir, config)
+            states += 1
+            q, proc, q2 = (list(data.get(key, ())) for key in (b"q", b"proc", b"q2"))
+            where = f"crash after {k} ops ({sim.ops[k - 1] if k else 'start'})"
+            held = q + proc + q2
+            assert len(held) == len(set(held)), f"{where}: a job twice: {held}"
+            assert set(held) <= all_jobs, where
+            # (An LREM sent at m is logged after m: it can only be in states past m.)
+            removed = {job for m, job in seen["lrem_sent"] if m < k}
+            popped_ever = {job for _m, job in seen["popped"]}
+            for m, queue, job in seen["push"]:
+                if m > k:
+                    continue
+                if queue == b"q":
+                    assert job in q or job in proc or job in removed, \
+                        f"{where}: acknowledged {job!r} lost"
+                else:
+                    assert job in q2 or job in popped_ever, f"{where}: acknowledged {job!r} lost"
+            for m, job in seen["moved"] + seen["popped"]:
+                if m <= k and job in pop_lsn:
+                    assert rec.last_lsn >= pop_lsn[job], \
+                        f"{where}: served pop of {job!r} acknowledged, its unit lost"
+            for m, job in seen["moved"]:
+                if m <= k:
+                    assert job not in q, f"{where}: acknowledged move of {job!r} undone"
+                    assert job in proc or job in removed, f"{where}: moved {job!r} lost"
+            for m, job in seen["popped"]:
+                if m <= k:
+                    assert job not in q2, f"{where}: acknowledged pop of {job!r} undone"
+    assert states > len(sim.history)

@@ -49,6 +49,9 @@ WRITES = {
     "linsert": [b"l", b"BEFORE", b"b", b"x"], "lset": [b"l", b"0", b"x"],
     "ltrim": [b"l", b"1", b"-1"], "lrem": [b"l", b"0", b"a"],
     "lmove": [b"l", b"m", b"LEFT", b"RIGHT"], "rpoplpush": [b"l", b"m"],
+    "blpop": [b"nokey", b"l", b"0"], "brpop": [b"l", b"0"],
+    "blmove": [b"l", b"m", b"LEFT", b"RIGHT", b"0"], "brpoplpush": [b"l", b"l", b"0"],
+    "blmpop": [b"0", b"2", b"nokey", b"l", b"RIGHT", b"COUNT", b"2"],
 }
 
 
