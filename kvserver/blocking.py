@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from itertools import islice
 from typing import Any, Callable
 
 from .client import MULTI, Deferred
@@ -241,13 +242,18 @@ class Blocking:
                     if not waiters:
                         continue
                     data = self.keyspace.dbs[index].data
-                    for waiter in list(waiters):
-                        if key not in data:
-                            break   # emptied and deleted: the rest keep waiting
-                        if self.waiters.get(waiter.client) is not waiter:
-                            continue   # served on another of its keys this round
+                    # From the head: a served waiter leaves the dict, so the next
+                    # is the new head, O(1) per client served; only waiters left
+                    # waiting (another type's) are walked past. Stop once the key
+                    # is gone (emptied): the rest keep waiting.
+                    skipped = 0
+                    while key in data:
+                        waiter = next(islice(waiters, skipped, None), None)
+                        if waiter is None:
+                            break
                         reply = waiter.serve(waiter.client, key)
                         if reply is None:
+                            skipped += 1
                             continue
                         self._remove(waiter)
                         served.append((waiter, reply))
