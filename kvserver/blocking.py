@@ -263,7 +263,9 @@ class Blocking:
             lsn = self._applied_lsn()
             for waiter, reply in served:
                 if type(reply) is ErrorReply:
+                    # As Redis's updateStatsOnUnblock: an error reply, a failed call.
                     core.stats.count_error(reply)
+                    core.command_stat(waiter.client.last_command).failed += 1
                 self._resolve(waiter, reply, lsn)
 
     # --- ending a wait otherwise ---------------------------------------------------
@@ -281,8 +283,12 @@ class Blocking:
         if waiter is None:
             return False
         self._remove(waiter)
+        core = self.core()
+        # Redis counts a failed call of the blocked command either way
+        # (updateStatsOnUnblock(..., had_errors=1)), and the error reply's errorstat.
+        core.command_stat(client.last_command).failed += 1
         if error:
-            self.core().stats.count_error(UNBLOCKED_ERROR)
+            core.stats.count_error(UNBLOCKED_ERROR)
             reply = ErrorReply(UNBLOCKED_ERROR)
         else:
             reply = waiter.timeout_reply

@@ -133,6 +133,11 @@ class Blocked:
     """INFO's blocked_clients line (compared)."""
 
 
+@dataclass(frozen=True)
+class Stats:
+    """INFO commandstats of the blocking commands (without timings) and errorstats (compared)."""
+
+
 class Scene:
     """Clients of one server, by name; records every reply a scenario compares."""
 
@@ -181,6 +186,18 @@ class Scene:
             info = self.control.call("INFO", "clients").value
             line = [x for x in info.decode().split("\r\n") if x.startswith("blocked_clients")]
             self.out.append(("info", line))
+        elif isinstance(step, Stats):
+            lines = (self.control.call("INFO", "commandstats").value.decode().split("\r\n")
+                     + self.control.call("INFO", "errorstats").value.decode().split("\r\n"))
+            kept = []
+            for line in lines:
+                name = line.split(":", 1)[0]
+                if name.startswith("errorstat_") or name in (
+                        "cmdstat_blpop", "cmdstat_brpop", "cmdstat_blmove",
+                        "cmdstat_brpoplpush", "cmdstat_blmpop"):
+                    fields = dict(f.split("=") for f in line.split(":", 1)[1].split(","))
+                    kept.append((name, {k: v for k, v in fields.items() if "usec" not in k}))
+            self.out.append(("stats", sorted(kept)))
         elif isinstance(step, Sleep):
             time.sleep(step.seconds)
         else:
@@ -283,6 +300,13 @@ SCENARIOS: dict[str, list] = {
         Send("A", "BLPOP k 0"), ("D", "CLIENT PAUSE 400 WRITE"), Send("E", "RPUSH k v"),
         Send("B", "BLPOP z 0.01"), Blocked(), Send("C", "BLPOP t 0.05", blocks=False),
         Read("C"), Read("E"), Read("A"), Read("B"), Blocked()],
+    "commandstats": [
+        ("D", "CONFIG RESETSTAT"), Send("A", "BLPOP k 0"), ("D", "RPUSH k v"), Read("A"),
+        Send("A", "BLPOP k 0"), Unblock("A"), Read("A"), Send("A", "BRPOP k 0"),
+        Unblock("A", "ERROR"), Read("A"), Send("A", "BLPOP k 0.01", blocks=False), Read("A"),
+        Send("A", "BLMOVE s d LEFT LEFT 0"), ("D", "SET d x"), ("D", "RPUSH s 1"), Read("A"),
+        ("A", "BLMPOP 0 1 s LEFT"), ("A", "BLPOP d 0"), ("A", "BLPOP k x"), ("A", "BLPOP"),
+        Stats()],
     "served-then-multi-pipeline": [
         Send("A", "BLPOP k 0"), ("D", "MULTI"), ("D", "RPUSH k a"), ("D", "LLEN k"),
         ("D", "EXEC"), Read("A"), ("D", "LLEN k"), Send("A", "BLPOP k 0"),
