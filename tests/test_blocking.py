@@ -694,3 +694,35 @@ def test_crash_at_any_point_never_keeps_a_pop_without_its_push(tmp_path, monkeyp
                 if m <= k:
                     assert job not in q2, f"{where}: acknowledged pop of {job!r} undone"
     assert states > len(sim.history)
+
+
+def test_blocked_clients_hold_up_nothing(kv, kv_config):
+    """While clients are blocked: other clients run, SAVE checkpoints, keys expire
+    actively; then a push serves them and a restart from the checkpoint + WAL has it."""
+    a, b, d = RawClient(kv.port), RawClient(kv.port), RawClient(kv.port)
+    core = kv.server.core
+    try:
+        a.send(encode_request(["BLPOP", "k", "0"]))
+        b.send(encode_request(["BLMOVE", "k2", "done", "LEFT", "LEFT", "0"]))
+        wait_for(lambda: core.blocking is not None and len(core.blocking.waiters) == 2, "waits")
+        assert d.call("SET", "e", "1", "PX", "30").raw == b"+OK\r\n"
+        assert d.call("RPUSH", "other", "x").raw == b":1\r\n"
+        assert d.call("SAVE").raw == b"+OK\r\n"
+        wait_for(lambda: d.call("DBSIZE").value == 1, "active expiry of e", timeout=10)
+        assert d.call("RPUSH", "k", "v").raw == b":1\r\n"
+        assert d.call("RPUSH", "k2", "w").raw == b":1\r\n"
+        assert a.read().value == [b"k", b"v"]
+        assert b.read().value == b"w"
+    finally:
+        for c in (a, b, d):
+            c.close()
+    kv.stop()
+    again = ThreadedServer(kv_config).start()
+    try:
+        c = RawClient(again.port)
+        assert c.call("LRANGE", "done", "0", "-1").value == [b"w"]
+        assert c.call("EXISTS", "k", "k2", "e").value == 0
+        assert c.call("LRANGE", "other", "0", "-1").value == [b"x"]
+        c.close()
+    finally:
+        again.stop()
