@@ -726,3 +726,23 @@ def test_blocked_clients_hold_up_nothing(kv, kv_config):
         c.close()
     finally:
         again.stop()
+
+
+def test_deny_blocking_answers_as_a_timeout_at_once():
+    """A client that may not block (a script sets Client.deny_blocking, as Redis's
+    CLIENT_DENY_BLOCKING) gets the non-blocking answer; nothing is registered."""
+    from kvserver.commands import TABLE
+    from kvserver.core import Core
+    from kvserver.protocol import NULL_ARRAY
+    from kvserver.session import Session
+
+    core = Core(Config(port=0))
+    s = Session(core)
+    s.deny_blocking = True
+    assert TABLE["blpop"].func(s, [b"BLPOP", b"k", b"0"]) is NULL_ARRAY
+    assert TABLE["blmpop"].func(s, [b"BLMPOP", b"0", b"1", b"k", b"LEFT"]) is NULL_ARRAY
+    assert TABLE["blmove"].func(s, [b"BLMOVE", b"a", b"b", b"LEFT", b"LEFT", b"0"]) is None
+    assert TABLE["brpoplpush"].func(s, [b"BRPOPLPUSH", b"a", b"b", b"0"]) is None
+    assert core.blocking is None
+    TABLE["rpush"].func(s, [b"RPUSH", b"k", b"v"])
+    assert TABLE["blpop"].func(s, [b"BLPOP", b"k", b"0"]) == [b"k", b"v"]
