@@ -184,7 +184,8 @@ class Scene:
             time.sleep(0.05)
         elif isinstance(step, Blocked):
             info = self.control.call("INFO", "clients").value
-            line = [x for x in info.decode().split("\r\n") if x.startswith("blocked_clients")]
+            line = [x for x in info.decode().split("\r\n")
+                    if x.startswith(("blocked_clients", "clients_in_timeout_table"))]
             self.out.append(("info", line))
         elif isinstance(step, Stats):
             lines = (self.control.call("INFO", "commandstats").value.decode().split("\r\n")
@@ -300,6 +301,10 @@ SCENARIOS: dict[str, list] = {
         Send("A", "BLPOP k 0"), ("D", "CLIENT PAUSE 400 WRITE"), Send("E", "RPUSH k v"),
         Send("B", "BLPOP z 0.01"), Blocked(), Send("C", "BLPOP t 0.05", blocks=False),
         Read("C"), Read("E"), Read("A"), Read("B"), Blocked()],
+    "timeout-table": [
+        Send("A", "BLPOP k 100"), Send("B", "BLPOP k 0"), Send("C", "BLMOVE k d LEFT LEFT 50"),
+        Blocked(), ("D", "RPUSH k v"), Read("A"), Blocked(), Unblock("C"), Read("C"),
+        Blocked(), ("D", "RPUSH k w"), Read("B"), Blocked()],
     "commandstats": [
         ("D", "CONFIG RESETSTAT"), Send("A", "BLPOP k 0"), ("D", "RPUSH k v"), Read("A"),
         Send("A", "BLPOP k 0"), Unblock("A"), Read("A"), Send("A", "BRPOP k 0"),
