@@ -129,6 +129,12 @@ class Close:
 
 
 @dataclass(frozen=True)
+class Kill:
+    """The control client runs CLIENT KILL ID <who's id> (compared); who reads its EOF."""
+    who: str
+
+
+@dataclass(frozen=True)
 class Blocked:
     """INFO's blocked_clients line (compared)."""
 
@@ -179,6 +185,12 @@ class Scene:
             argv = ["CLIENT", "UNBLOCK", self.ids[step.who]] + ([step.reason] if step.reason
                                                                  else [])
             self.out.append(("unblock", self.control.call(*argv).raw))
+        elif isinstance(step, Kill):
+            self.out.append(("kill", self.control.call("CLIENT", "KILL", "ID",
+                                                       self.ids[step.who]).raw))
+            c = self.clients.pop(step.who)
+            self.out.append((step.who, c.read_until_close()))
+            c.close()
         elif isinstance(step, Close):
             self.clients.pop(step.who).close()
             time.sleep(0.05)
@@ -278,6 +290,9 @@ SCENARIOS: dict[str, list] = {
         Send("A", "BLPOP k 0"), Send("B", "BLPOP k 0"), Close("A"), Blocked(),
         ("D", "RPUSH k a b"), Read("B"), ("D", "LRANGE k 0 -1"), Send("C", "BLPOP k2 0"),
         Close("C"), ("D", "RPUSH k2 x"), ("D", "LLEN k2"), Blocked()],
+    "client-kill-while-blocked": [
+        Send("A", "BLPOP k 0"), Send("B", "BLMOVE k d LEFT LEFT 0"), Kill("A"), Blocked(),
+        ("D", "RPUSH k 1 2"), Read("B"), ("D", "LRANGE k 0 -1"), Blocked()],
     "pipeline-behind-blocked": [
         Send("A", "BLPOP k 0"), Send("A", "PING", blocks=False), Send("A", "LLEN k", blocks=False),
         ("D", "RPUSH k a b"), Read("A"), Read("A"), Read("A"), Send("A", "BLPOP k3 k2 0"),
