@@ -76,7 +76,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from itertools import islice
 from typing import Any, Callable
 
 from .client import MULTI, Deferred
@@ -241,22 +240,7 @@ class Blocking:
                     waiters = keys.get(key) if keys else None
                     if not waiters:
                         continue
-                    data = self.keyspace.dbs[index].data
-                    # From the head: a served waiter leaves the dict, so the next
-                    # is the new head, O(1) per client served; only waiters left
-                    # waiting (another type's) are walked past. Stop once the key
-                    # is gone (emptied): the rest keep waiting.
-                    skipped = 0
-                    while key in data:
-                        waiter = next(islice(waiters, skipped, None), None)
-                        if waiter is None:
-                            break
-                        reply = waiter.serve(waiter.client, key)
-                        if reply is None:
-                            skipped += 1
-                            continue
-                        self._remove(waiter)
-                        served.append((waiter, reply))
+                    self._serve_key(key, waiters, self.keyspace.dbs[index].data, served)
         finally:
             core.end_unit()
             self._serving = False
@@ -267,6 +251,35 @@ class Blocking:
                     core.stats.count_error(reply)
                     core.command_stat(waiter.client.last_command).failed += 1
                 self._resolve(waiter, reply, lsn)
+
+    def _serve_key(self, key: bytes, waiters: dict, data: dict, served: list) -> None:
+        """Serve ``key``'s waiters in blocking order until one keeps waiting or the key
+        is gone (emptied: the rest keep waiting).
+
+        From the head while each is served: a served waiter leaves the dict, so
+        that is O(1) per client served, whatever the number waiting. A waiter
+        that keeps waiting (blocked for another type on the same key) sends
+        the rest through one snapshot: O(waiters) once, never per client.
+        """
+        while key in data:
+            waiter = next(iter(waiters), None)
+            if waiter is None:
+                return
+            reply = waiter.serve(waiter.client, key)
+            if reply is not None:
+                self._remove(waiter)
+                served.append((waiter, reply))
+                continue
+            for waiter in list(waiters)[1:]:
+                if key not in data:
+                    return
+                if self.waiters.get(waiter.client) is not waiter:
+                    continue
+                reply = waiter.serve(waiter.client, key)
+                if reply is not None:
+                    self._remove(waiter)
+                    served.append((waiter, reply))
+            return
 
     # --- ending a wait otherwise ---------------------------------------------------
 

@@ -129,6 +129,13 @@ class Close:
 
 
 @dataclass(frozen=True)
+class Pipeline:
+    """``who`` sends these requests in one write and reads their replies (compared)."""
+    who: str
+    steps: tuple
+
+
+@dataclass(frozen=True)
 class Kill:
     """The control client runs CLIENT KILL ID <who's id> (compared); who reads its EOF."""
     who: str
@@ -185,6 +192,10 @@ class Scene:
             argv = ["CLIENT", "UNBLOCK", self.ids[step.who]] + ([step.reason] if step.reason
                                                                  else [])
             self.out.append(("unblock", self.control.call(*argv).raw))
+        elif isinstance(step, Pipeline):
+            c = self.client(step.who)
+            c.send(b"".join(encode_request(args(x)) for x in step.steps))
+            self.out.append((step.who, [c.read().raw for _ in step.steps]))
         elif isinstance(step, Kill):
             self.out.append(("kill", self.control.call("CLIENT", "KILL", "ID",
                                                        self.ids[step.who]).raw))
@@ -290,6 +301,12 @@ SCENARIOS: dict[str, list] = {
         Send("A", "BLPOP k 0"), Send("B", "BLPOP k 0"), Close("A"), Blocked(),
         ("D", "RPUSH k a b"), Read("B"), ("D", "LRANGE k 0 -1"), Send("C", "BLPOP k2 0"),
         Close("C"), ("D", "RPUSH k2 x"), ("D", "LLEN k2"), Blocked()],
+    "served-between-pipelined-commands": [
+        # Served after RPUSH, before the LPOP behind it in the same read (as Redis
+        # serves after each command); an EXEC that pushes and pops serves no one.
+        Send("A", "BLPOP k 0"), Pipeline("D", ("RPUSH k v", "LPOP k", "LLEN k")), Read("A"),
+        Send("A", "BLPOP k 0"), Pipeline("D", ("MULTI", "RPUSH k v", "LPOP k", "EXEC")),
+        Blocked(), Pipeline("D", ("RPUSH k 1 2", "RPOP k")), Read("A"), ("D", "LLEN k")],
     "client-kill-while-blocked": [
         Send("A", "BLPOP k 0"), Send("B", "BLMOVE k d LEFT LEFT 0"), Kill("A"), Blocked(),
         ("D", "RPUSH k 1 2"), Read("B"), ("D", "LRANGE k 0 -1"), Blocked()],
@@ -766,3 +783,54 @@ def test_deny_blocking_answers_as_a_timeout_at_once():
     assert core.blocking is None
     TABLE["rpush"].func(s, [b"RPUSH", b"k", b"v"])
     assert TABLE["blpop"].func(s, [b"BLPOP", b"k", b"0"]) == [b"k", b"v"]
+
+
+@pytest.mark.asyncio
+async def test_serving_passes_waiters_that_keep_waiting_and_keeps_fifo():
+    """Waiters whose serve keeps them waiting (blocked for another type on the same
+    key, as BZPOPMIN on a list) stay, in order; the others are served FIFO, each
+    serve function called once per round."""
+    from kvserver import blocking
+    from kvserver.commands import TABLE
+    from kvserver.core import Core
+    from kvserver.session import Session
+    from kvserver.types.list import LIST
+
+    core = Core(Config(port=0))
+    calls: list = []
+
+    def serve_other(c, key):
+        calls.append(c.id)
+        return None
+
+    def serve_list(c, key):
+        calls.append(c.id)
+        if not c.core.keyspace.lookup(c.db, key):
+            return None
+        with c.core.keyspace.mutate(c.db, key, LIST) as lst:
+            return lst.pop_n(1, True)[0]
+
+    others = [Session(core) for _ in range(30)]
+    listers = [Session(core) for _ in range(30)]
+    for i in range(30):   # interleaved: other, list, other, list...
+        blocking.block(others[i], [b"k"], 0, serve_other)
+        blocking.block(listers[i], [b"k", b"j"], 0, serve_list)
+    registry = core.blocking
+    waiting = {c: registry.waiters[c].deferred for c in listers}
+    pusher = Session(core)
+    TABLE["rpush"].func(pusher, [b"RPUSH", b"k"] + [b"%d" % i for i in range(20)])
+    registry.serve_ready(core)
+    served = [c for c in listers if waiting[c].future.done()]
+    assert served == listers[:20]
+    assert [waiting[c].future.result() for c in served] == [b"%d" % i for i in range(20)]
+    assert len(calls) == 40                   # each waiter up to the 20th list waiter, once
+    assert len(registry.waiters) == 40 and b"k" not in core.keyspace.dbs[0].data
+    assert list(registry.by_db[0][b"k"]) == [registry.waiters[c] for c in
+                                             [x for pair in zip(others, listers) for x in pair]
+                                             if c in registry.waiters]
+    TABLE["rpush"].func(pusher, [b"RPUSH", b"j", b"x"])
+    registry.serve_ready(core)
+    assert waiting[listers[20]].future.result() == b"x"   # j: the first still waiting
+    for c in others + listers[21:]:
+        registry.forget(c)
+    assert not registry.listening and registry.by_db == {}
