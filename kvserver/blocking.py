@@ -20,8 +20,8 @@ the model)::
 ``serve(client, key)`` is called when ``key`` (in the client's database)
 may hold something for it; it runs as the blocked client (``client.db``,
 ``client.log``...), inside an open execution unit, and returns the reply
-(an :class:`~kvserver.protocol.ErrorReply` too: the client is answered
-and unblocked) or None to keep waiting: the key is absent, empty or of
+(an :class:`~kvserver.protocol.ErrorReply` too, or a CommandError raised:
+the client is answered and unblocked) or None to keep waiting: the key is absent, empty or of
 another type now, as Redis leaves a client blocked when its key changed
 type. It does the pop, logs its effect under the real name
 (``LPOP key 1``, ``LPOP``+``RPUSH`` for a move) and notifies, as the
@@ -75,6 +75,7 @@ waits on I/O: the writer, expiry, checkpoints and other clients go on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import Any, Callable
 
@@ -82,6 +83,8 @@ from .client import MULTI, Deferred
 from .errors import CommandError
 from .numbers import parse_long_double
 from .protocol import NULL_ARRAY, ErrorReply
+
+log = logging.getLogger("kvserver.blocking")
 
 #: serve(client, key) -> the reply, or None to keep waiting.
 Serve = Callable[[Any, bytes], Any]
@@ -265,7 +268,7 @@ class Blocking:
             waiter = next(iter(waiters), None)
             if waiter is None:
                 return
-            reply = waiter.serve(waiter.client, key)
+            reply = self._call(waiter, key)
             if reply is not None:
                 self._remove(waiter)
                 served.append((waiter, reply))
@@ -275,11 +278,27 @@ class Blocking:
                     return
                 if self.waiters.get(waiter.client) is not waiter:
                     continue
-                reply = waiter.serve(waiter.client, key)
+                reply = self._call(waiter, key)
                 if reply is not None:
                     self._remove(waiter)
                     served.append((waiter, reply))
             return
+
+    def _call(self, waiter: Waiter, key: bytes) -> Any:
+        """``waiter.serve(client, key)``; a CommandError it raises is its reply. Anything
+        else is a bug in a write: logged, answered with an error, and fail-stop (as the
+        dispatcher does for a command), since memory may have changed unlogged."""
+        try:
+            return waiter.serve(waiter.client, key)
+        except CommandError as exc:
+            return ErrorReply(exc.message)
+        except Exception as exc:  # noqa: BLE001 - must not take the pusher's connection down
+            log.exception("internal error serving a blocked client on %r", key)
+            writer = self.core().persistence
+            if writer is not None:
+                writer.fail_stop("internal error serving a blocked client")
+            return ErrorReply(f"ERR internal error serving a blocked client: "
+                              f"{type(exc).__name__}")
 
     # --- ending a wait otherwise ---------------------------------------------------
 

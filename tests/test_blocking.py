@@ -834,3 +834,24 @@ async def test_serving_passes_waiters_that_keep_waiting_and_keeps_fifo():
     for c in others + listers[21:]:
         registry.forget(c)
     assert not registry.listening and registry.by_db == {}
+
+
+@pytest.mark.asyncio
+async def test_a_serve_that_raises_answers_its_client_and_the_round_goes_on():
+    from kvserver import blocking
+    from kvserver.commands import TABLE
+    from kvserver.core import Core
+    from kvserver.session import Session
+
+    core = Core(Config(port=0))
+    a, b = Session(core), Session(core)
+
+    def refuse(c, key):
+        raise CommandError("WRONGTYPE Operation against a key holding the wrong kind of value")
+    first = blocking.block(a, [b"k"], 0, refuse)
+    second = blocking.block(b, [b"k"], 0, lambda c, key: b"served")
+    TABLE["rpush"].func(Session(core), [b"RPUSH", b"k", b"v"])
+    core.blocking.serve_ready(core)
+    assert first.future.result().startswith("WRONGTYPE")
+    assert second.future.result() == b"served"
+    assert core.stats.errors == {"WRONGTYPE": 1}
