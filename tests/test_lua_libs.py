@@ -595,19 +595,29 @@ def theirs(r: Redis, case) -> list[bytes]:
     return redis_run(r, lua_expr(name, args))
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_differential(redis_conn, case):
-    assert ours(case) == theirs(redis_conn, case)
+# Cases are checked a library at a time (one test each, every mismatch listed):
+# some two thousand single-case tests cost more in pytest than in Lua.
+LIB_NAMES = sorted({c[0].split(".")[0] for c in CASES})
+
+
+def _mismatches(pairs):
+    return [(label, a, b) for label, a, b in pairs if a != b]
+
+
+@pytest.mark.parametrize("lib", LIB_NAMES)
+def test_differential(redis_conn, lib):
+    cases = [c for c in CASES if c[0].split(".")[0] == lib]
+    assert cases
+    assert _mismatches((_case_id(c), ours(c), theirs(redis_conn, c)) for c in cases) == []
 
 
 PATTERN_CASES = [c for c in CASES if c[0] in ("string.find", "string.match", "string.gsub", "string.gfind")]
 
 
-@pytest.mark.parametrize("case", PATTERN_CASES, ids=_case_id)
-def test_differential_patterns_without_the_re_lane(redis_conn, case, monkeypatch):
+def test_differential_patterns_without_the_re_lane(redis_conn, monkeypatch):
     # The same cases on lstrlib's matcher alone (the re lane takes most of them otherwise).
     monkeypatch.setattr(lpattern, "FAST_BUDGET", -1)
-    assert ours(case) == theirs(redis_conn, case)
+    assert _mismatches((_case_id(c), ours(c), theirs(redis_conn, c)) for c in PATTERN_CASES) == []
 
 
 def _random_pattern(rnd):
@@ -991,10 +1001,9 @@ def _random_lua_value(rnd, depth=0):
             for _ in range(rnd.randint(1, 4))}
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda s: s[0][:80])
-def test_differential_snippets(redis_conn, snippet):
-    lua, thunk = snippet
-    assert py_run(thunk, (), NULL) == redis_run(redis_conn, lua)
+def test_differential_snippets(redis_conn):
+    assert _mismatches((lua[:100], py_run(thunk, (), NULL), redis_run(redis_conn, lua))
+                       for lua, thunk in SNIPPETS) == []
 
 
 def test_random_starts_where_a_fresh_redis_starts():
@@ -1043,9 +1052,17 @@ ALL_LUA = [_lua_of(c) for c in CASES] + [lua for lua, _ in SNIPPETS] + LUA_ONLY
 # Seeded random sequences must not depend on other cases' calls: they seed first.
 
 
-@pytest.mark.parametrize("lua", ALL_LUA, ids=lambda s: s[:80])
-def test_differential_through_the_interpreter(redis_conn, lua_runtime, lua):
-    assert runtime_run(lua_runtime, lua) == redis_run(redis_conn, lua, keep_position=True)
+def _lua_group(lua: str) -> str:
+    m = re.match(r"(\w+)\.", lua)
+    return m.group(1) if m and m.group(1) in LIB_NAMES else "snippets"
+
+
+@pytest.mark.parametrize("group", LIB_NAMES + ["snippets"])
+def test_differential_through_the_interpreter(redis_conn, lua_runtime, group):
+    luas = [lua for lua in ALL_LUA if _lua_group(lua) == group]
+    assert luas
+    assert _mismatches((lua[:100], runtime_run(lua_runtime, lua),
+                        redis_run(redis_conn, lua, keep_position=True)) for lua in luas) == []
 
 
 # Lua names a bad argument after the call site and renumbers method calls (s:rep() ->
@@ -1059,9 +1076,9 @@ CALL_SITE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("lua", CALL_SITE_ERRORS)
-def test_argument_errors_are_named_by_the_call_site(redis_conn, lua_runtime, lua):
-    assert runtime_run(lua_runtime, lua) == redis_run(redis_conn, lua, keep_position=True)
+def test_argument_errors_are_named_by_the_call_site(redis_conn, lua_runtime):
+    assert _mismatches((lua, runtime_run(lua_runtime, lua), redis_run(redis_conn, lua, keep_position=True))
+                       for lua in CALL_SITE_ERRORS) == []
 
 
 # -- limits, interruption and complexity (what a difference test cannot show) -----------
@@ -1245,13 +1262,13 @@ JSON_CORPUS = [
 ]
 
 
-@pytest.mark.parametrize("text", JSON_CORPUS)
-def test_cjson_fast_decode_agrees_with_cjson_tokenizer(text):
+def test_cjson_fast_decode_agrees_with_cjson_tokenizer():
     cfg = lib_cjson._Config()
 
-    def run(fn):
+    def run(fn, text):
         return py_run(lambda: (fn(cfg, text),), (), NULL)
-    assert run(lib_cjson.decode) == run(lib_cjson.decode_slow)
+    assert _mismatches((text, run(lib_cjson.decode, text), run(lib_cjson.decode_slow, text))
+                       for text in JSON_CORPUS) == []
 
 
 ENCODE_CORPUS = [
