@@ -1162,6 +1162,25 @@ MT_LT = LuaTable()
 MT_LT.set(b"__lt", lambda a, b: (a.get(b"v") < b.get(b"v"),))
 
 
+@pytest.mark.parametrize("pat, n, anchored, lane", [
+    (b"(%d+)%-(%d+)%-(%d+)", 500, False, True),    # each run stops at a disjoint class: O(n^2)
+    (b"(%d+)%-(%d+)%-(%d+)", 1000, False, False),  # 12 items x 1001^2 > FAST_BUDGET
+    (b"%d+%-", 2000, False, False),                 # O(n^2) over start positions: 4M x items
+    (b"%d+%-", 2000, True, True),                   # anchored: one start position
+    (b"a*a*a*b", 40, False, False),                 # runs trade characters: O(n^4)
+    (b"a*a*a*b", 10, False, True),
+    (b"[^:]+", 100000, False, True),                # nothing after it: once started it matches
+    (b"([^:]+)", 100000, False, True),
+    (b"[^:]+$", 100000, False, False),              # '$' can fail after each expansion
+    (b"x-y", 100000, False, False),                 # '.-'-like: each step re-tries the rest
+    (b"%bxy", 10, False, False),                    # %b: matcher only
+    (b"(a)%1", 10, False, False),                   # back reference: matcher only
+])
+def test_re_lane_admission(pat, n, anchored, lane):
+    anch, items = lpattern.get_pattern(b"^" + pat if anchored else pat)
+    assert (lpattern.fast_regex(pat, items, n, anch) is not None) == lane
+
+
 def test_pattern_caches_are_bounded():
     find = lib_fn("string.find")
     for i in range(50):                           # 2 x 50 x 900 bytes > CACHE_BYTES
