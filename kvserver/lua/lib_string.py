@@ -175,6 +175,10 @@ def str_gsub(rt: Any, *args: Any) -> tuple:
 
     if tr is bytes or tr is int or tr is float:
         news = repl if tr is bytes else number_to_bytes(repl)
+        if 37 not in news and len(src) * max(1, len(news)) <= MAX_STRING:
+            r = _gsub_literal(rt, src, p, news, max_s)
+            if r is not None:
+                return r
 
         def add_value(ms: lpattern.MatchState, s: int, e: int) -> bytes:
             r = _add_s(ms, news, s, e)
@@ -206,6 +210,33 @@ def str_gsub(rt: Any, *args: Any) -> tuple:
     else:
         raise arg_error(3, "gsub", "string/function/table expected")
     out, n = lpattern.gsub(rt, src, p, max_s, add_value)
+    return (out, n)
+
+
+def _gsub_literal(rt: Any, src: bytes, p: bytes, news: bytes, max_s: int) -> tuple | None:
+    """gsub with a replacement free of '%' by bytes.replace or re.subn, where they agree with Lua.
+
+    A pattern without specials is a plain substring (bytes.replace counts and
+    places empty matches as gsub does). A re-lane pattern that cannot match the
+    empty string has no empty-match subtleties, so re.subn's left-to-right
+    non-overlapping matches are gsub's. None: use the general loop. (The caller
+    checked len(src) * len(news) against MAX_STRING: no output can be larger.)
+    """
+    if max_s <= 0:
+        return (src, 0) if b"\0" not in p else None
+    if b"\0" in p:
+        return None
+    if not lpattern.has_specials(p) and b")" not in p:   # (')' is special to gsub's matcher)
+        n = src.count(p) if p else len(src) + 1
+        n = min(n, max_s)
+        return (src.replace(p, news, n), n)
+    anchored, items = lpattern.get_pattern(p)
+    if anchored or not lpattern.nonempty(items):
+        return None
+    f = lpattern.fast_regex(p, items, len(src), False)
+    if f is None:
+        return None
+    out, n = f[0].subn(news.replace(b"\\", b"\\\\"), src, max_s)
     return (out, n)
 
 

@@ -647,6 +647,12 @@ class ReMatch:
         return tuple(self.capture(i, s, e) for i in range(n))
 
 
+def nonempty(items: list) -> bool:
+    """Whether every match of the item list is at least one byte long."""
+    return any(it[0] == SINGLE and it[3] in (0, 43) for it in items) or \
+        any(it[0] == BALANCE for it in items)
+
+
 def has_specials(pat: bytes) -> bool:
     """strpbrk(p, SPECIALS) != NULL (up to the first NUL, as C sees it)."""
     nul = pat.find(b"\0")
