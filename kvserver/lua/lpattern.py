@@ -678,6 +678,8 @@ def find_aux(rt: Any, s: bytes, pat: bytes, init: int, plain: bool, find: bool) 
         m = rx.match(s, init) if anchored else rx.search(s, init)
         if m is None:
             return (None,)
+        if not ncap:
+            return (m.start() + 1, m.end()) if find else (m.group(),)
         rm = ReMatch(s, m, ncap, positions)
         if find:
             return (m.start() + 1, m.end()) + rm.captures(-1, 0, False)
@@ -723,6 +725,8 @@ def gmatch_iter(rt: Any, s: bytes, pat: bytes):
                 hook = getattr(rt, "check_hook", None)
                 if hook is not None:
                     hook()
+            if not ncap:
+                return (m.group(),)
             return ReMatch(s, m, ncap, positions).captures(m.start(), e, True)
         return it_fast
     ms = MatchState(rt, s, items)
