@@ -643,6 +643,8 @@ class ReMatch:
         return self.m.group(i + 1)
 
     def captures(self, s: int, e: int, whole: bool) -> tuple:
+        if self.level and not self.positions:
+            return self.m.groups()      # (captures cannot be optional: every group took part)
         n = 1 if (self.level == 0 and whole) else self.level
         return tuple(self.capture(i, s, e) for i in range(n))
 
