@@ -1,12 +1,17 @@
 """kvserver.lua's libraries (string, table, math, cjson, bit, struct, cmsgpack).
 
 The core is a differential table: each case is a library call evaluated by a
-real redis-server 7.0.15 (EVAL) and by our library function (called from
-Python with a stand-in runtime), compared as tagged serializations (value,
-type, exact error text). Cases whose output depends on nothing but the
-arguments run in one EVAL each; the Redis results are computed once per
-session. Further tests below check what a difference test cannot (limits,
-interruption, complexity).
+real redis-server 7.0.15 (EVAL, one per case, on a server started for the
+session and stopped by PID) and by our library function, compared as tagged
+serializations (value, type, exact error text). Every case runs twice on our
+side: called from Python with a stand-in runtime, and as the same Lua code
+through kvserver's interpreter (where error positions must match too).
+Randomized batches (patterns, format specs, JSON, msgpack, struct formats,
+encodings) go to Redis in one EVAL each. Further tests check what a
+difference test cannot: the fast lanes against the slow ones, limits,
+interruption through the runtime's hook, complexity against an adversary.
+
+    python tests/test_lua_libs.py     # lists every differing case (development)
 """
 
 from __future__ import annotations
