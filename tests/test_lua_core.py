@@ -1188,3 +1188,27 @@ def test_concatenation_has_a_size_cap(monkeypatch):
         rt.compile(src)()
     assert ei.value.value == b"user_script:1: string length overflow"
     assert rt.compile(b"local s = 'x' for i = 1, 9 do s = s .. s end return #(s .. 1 .. 'y')")() == (514,)
+
+
+def test_generated_code_touches_only_known_attributes():
+    # The sandbox rests on this: generated Python reads no attribute of a
+    # script's values except LuaTable's own parts, after checking the type.
+    import io
+    import tokenize
+    from kvserver.lua.compiler import generate
+    from kvserver.lua.parser import parse
+    allowed = {"hash", "get", "metatable", "set", "_set_hash", "arr", "append"}
+    seen = set()
+    for code, _ in CASES:
+        try:
+            tree = parse((SER % code).encode("latin-1"), "user_script")
+        except LuaSyntaxError:
+            continue
+        pysrc, _ = generate(tree, "user_script")
+        toks = list(tokenize.generate_tokens(io.StringIO(pysrc).readline))
+        for a, b in zip(toks, toks[1:]):
+            if a.type == tokenize.OP and a.string == "." and b.type == tokenize.NAME:
+                seen.add(b.string)
+        names = {t.string for t in toks if t.type == tokenize.NAME}
+        assert not {"getattr", "setattr", "__import__", "eval", "exec", "open", "globals"} & names
+    assert seen and seen <= allowed, seen - allowed

@@ -22,6 +22,7 @@ from .value import LuaError, LuaSyntaxError, LuaTable, number_to_bytes, str_to_n
 log = logging.getLogger("kvserver.lua")
 
 _NOVAL = object()      # an absent argument ("got no value"), unlike an explicit nil
+MAX_UNPACK = 8000      # LUAI_MAXCSTACK: larger unpacks fail with "too many results to unpack"
 _NUM = (int, float)
 
 
@@ -355,5 +356,3 @@ def open(rt) -> LuaTable:
     G.set(b"_VERSION", b"Lua 5.1")
     return G
 
-
-MAX_UNPACK = 8000     # LUAI_MAXCSTACK: larger unpacks fail with "too many results to unpack"

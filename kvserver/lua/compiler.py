@@ -270,10 +270,10 @@ class CodeGen:
             if t[0] == "index":
                 obj = self.expr(t[1])
                 key = self.expr(t[2])
-                val = self.expr_single(exprs[0])
+                val = self.expr(exprs[0])
                 self.store_index(obj, key, val, _name_desc(t[1], self.fn))
             else:
-                val = self.expr_single(exprs[0])
+                val = self.expr(exprs[0])
                 self.store_var(t, val[0])
             return
         # General case: evaluate the targets' tables and keys, then the values,
@@ -435,9 +435,9 @@ class CodeGen:
 
     def st_fornum(self, st: tuple) -> None:
         _, v, start, stop, step, body, line = st
-        a = self.expr_single(start)[0]
-        b = self.expr_single(stop)[0]
-        c = self.expr_single(step)[0] if step is not None else "1"
+        a = self.expr(start)[0]
+        b = self.expr(stop)[0]
+        c = self.expr(step)[0] if step is not None else "1"
         if v.cell:
             target = self.tmp()
         else:
@@ -495,9 +495,6 @@ class CodeGen:
             codes.append(f"*{m}")
             return ", ".join(codes)
         return ", ".join(self.expr(e)[0] for e in exprs)
-
-    def expr_single(self, e: tuple) -> tuple[str, int]:
-        return self.expr(e)
 
     def expr_multi(self, e: tuple) -> tuple[str, int]:
         """Code for a sequence (tuple/list) of all values of a multi-value expression."""

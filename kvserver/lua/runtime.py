@@ -41,7 +41,6 @@ _NAN = -_NEGNAN
 
 _THIS_FILE = __file__
 MAXTAGLOOP = 100               # lvm.c: __index/__newindex chains longer than this are loops
-MAX_UNPACK = 8000              # LUAI_MAXCSTACK: "too many results to unpack"
 # Longest string '..' may build (not in Lua, which grows until memory runs out):
 # Redis's proto-max-bulk-len default, the same cap lib_string puts on rep/gsub/concat.
 MAX_STRING = 512 * 1024 * 1024
@@ -247,6 +246,11 @@ class Runtime:
         self.print_handler: Callable[[bytes], None] | None = None
         self._running = False           # a chunk is running (nested chunks keep its limit)
         self._helpers = self._make_helpers()
+        # the comparison helpers themselves, not methods that look them up
+        # (table.sort calls them once per comparison)
+        self.lt = self._helpers["_lt"]
+        self.le = self._helpers["_le"]
+        self.eq = self._helpers["_eq"]
         from . import baselib
         baselib.open(self)
         self._open_optional_libs()
@@ -383,14 +387,8 @@ class Runtime:
             return b"true" if v else b"false"
         return b"%s: 0x%08x" % (type_name(v).encode(), id(v) & 0xFFFFFFFFFFFF)
 
-    def lt(self, a: Any, b: Any) -> bool:
-        return self._helpers["_lt"](a, b)
-
-    def le(self, a: Any, b: Any) -> bool:
-        return self._helpers["_le"](a, b)
-
-    def eq(self, a: Any, b: Any) -> bool:
-        return self._helpers["_eq"](a, b)
+    # lt(a, b), le(a, b), eq(a, b): Lua's <, <= and == with metamethods
+    # (instance attributes set in __init__)
 
     def index(self, o: Any, k: Any) -> Any:
         return self._helpers["_index"](o, k, None)
@@ -447,9 +445,6 @@ class Runtime:
 
         def first(r):
             return r[0] if r else None
-
-        def fmt_desc(desc):
-            return (desc + " ") if desc else ""
 
         def typeerror(v, op, desc):
             if desc:
