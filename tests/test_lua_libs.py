@@ -1324,6 +1324,34 @@ def test_cjson_fast_decode_respects_the_depth_limit():
         lib_cjson.decode(cfg, b"[[[[1]]]]")
 
 
+def _shared_dag(levels, width):
+    """A table small in memory whose encoding is width^levels values (each level refers
+    `width` times to the one below)."""
+    t = LuaTable.from_list([1, 2, 3])
+    for _ in range(levels):
+        t = LuaTable.from_list([t] * width)
+    return t
+
+
+@pytest.mark.parametrize("encoder", ["cjson.encode", "cmsgpack.pack"])
+def test_encoders_of_shared_tables_are_capped_and_interruptible(encoder, monkeypatch, interrupting_hook):
+    # 2^40 copies of {1,2,3}: Redis would run (and allocate) until killed by the OS.
+    monkeypatch.setattr(lib_string, "MAX_STRING", 10**6)
+    RT.hook = None
+    with pytest.raises(LuaError, match="resulting string too large"):
+        lib_fn(encoder)(_shared_dag(12, 8))
+    RT.hook = lambda: (_ for _ in ()).throw(Interrupted())
+    with pytest.raises(Interrupted):
+        lib_fn(encoder)(_shared_dag(14, 2))
+
+
+def test_cjson_deep_shared_tables_use_the_guard_too(monkeypatch):
+    monkeypatch.setattr(lib_string, "MAX_STRING", 10**6)
+    t = _shared_dag(70, 2)           # past the recursive encoder's 64 levels
+    with pytest.raises(LuaError, match="resulting string too large"):
+        lib_fn("cjson.encode")(t)
+
+
 def test_cjson_null_is_userdata_and_shared():
     assert type_name(NULL) == "userdata"
     other = lib_fn("cjson.new")()[0]
