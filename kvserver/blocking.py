@@ -20,8 +20,8 @@ the model)::
 ``serve(client, key)`` is called when ``key`` (in the client's database)
 may hold something for it; it runs as the blocked client (``client.db``,
 ``client.log``...), inside an open execution unit, and returns the reply
-(an :class:`~kvserver.protocol.ErrorReply` too: the client is answered
-and unblocked) or None to keep waiting: the key is absent, empty or of
+(an :class:`~kvserver.protocol.ErrorReply` too, or a CommandError raised:
+the client is answered and unblocked) or None to keep waiting: the key is absent, empty or of
 another type now, as Redis leaves a client blocked when its key changed
 type. It does the pop, logs its effect under the real name
 (``LPOP key 1``, ``LPOP``+``RPUSH`` for a move) and notifies, as the
@@ -75,6 +75,7 @@ waits on I/O: the writer, expiry, checkpoints and other clients go on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import Any, Callable
 
@@ -82,6 +83,8 @@ from .client import MULTI, Deferred
 from .errors import CommandError
 from .numbers import parse_long_double
 from .protocol import NULL_ARRAY, ErrorReply
+
+log = logging.getLogger("kvserver.blocking")
 
 #: serve(client, key) -> the reply, or None to keep waiting.
 Serve = Callable[[Any, bytes], Any]
@@ -240,25 +243,62 @@ class Blocking:
                     waiters = keys.get(key) if keys else None
                     if not waiters:
                         continue
-                    data = self.keyspace.dbs[index].data
-                    for waiter in list(waiters):
-                        if key not in data:
-                            break   # emptied and deleted: the rest keep waiting
-                        if self.waiters.get(waiter.client) is not waiter:
-                            continue   # served on another of its keys this round
-                        reply = waiter.serve(waiter.client, key)
-                        if reply is None:
-                            continue
-                        self._remove(waiter)
-                        served.append((waiter, reply))
+                    self._serve_key(key, waiters, self.keyspace.dbs[index].data, served)
         finally:
             core.end_unit()
             self._serving = False
             lsn = self._applied_lsn()
             for waiter, reply in served:
                 if type(reply) is ErrorReply:
+                    # As Redis's updateStatsOnUnblock: an error reply, a failed call.
                     core.stats.count_error(reply)
+                    core.command_stat(waiter.client.last_command).failed += 1
                 self._resolve(waiter, reply, lsn)
+
+    def _serve_key(self, key: bytes, waiters: dict, data: dict, served: list) -> None:
+        """Serve ``key``'s waiters in blocking order until one keeps waiting or the key
+        is gone (emptied: the rest keep waiting).
+
+        From the head while each is served: a served waiter leaves the dict, so
+        that is O(1) per client served, whatever the number waiting. A waiter
+        that keeps waiting (blocked for another type on the same key) sends
+        the rest through one snapshot: O(waiters) once, never per client.
+        """
+        while key in data:
+            waiter = next(iter(waiters), None)
+            if waiter is None:
+                return
+            reply = self._call(waiter, key)
+            if reply is not None:
+                self._remove(waiter)
+                served.append((waiter, reply))
+                continue
+            for waiter in list(waiters)[1:]:
+                if key not in data:
+                    return
+                if self.waiters.get(waiter.client) is not waiter:
+                    continue
+                reply = self._call(waiter, key)
+                if reply is not None:
+                    self._remove(waiter)
+                    served.append((waiter, reply))
+            return
+
+    def _call(self, waiter: Waiter, key: bytes) -> Any:
+        """``waiter.serve(client, key)``; a CommandError it raises is its reply. Anything
+        else is a bug in a write: logged, answered with an error, and fail-stop (as the
+        dispatcher does for a command), since memory may have changed unlogged."""
+        try:
+            return waiter.serve(waiter.client, key)
+        except CommandError as exc:
+            return ErrorReply(exc.message)
+        except Exception as exc:  # noqa: BLE001 - must not take the pusher's connection down
+            log.exception("internal error serving a blocked client on %r", key)
+            writer = self.core().persistence
+            if writer is not None:
+                writer.fail_stop("internal error serving a blocked client")
+            return ErrorReply(f"ERR internal error serving a blocked client: "
+                              f"{type(exc).__name__}")
 
     # --- ending a wait otherwise ---------------------------------------------------
 
@@ -275,8 +315,12 @@ class Blocking:
         if waiter is None:
             return False
         self._remove(waiter)
+        core = self.core()
+        # Redis counts a failed call of the blocked command either way
+        # (updateStatsOnUnblock(..., had_errors=1)), and the error reply's errorstat.
+        core.command_stat(client.last_command).failed += 1
         if error:
-            self.core().stats.count_error(UNBLOCKED_ERROR)
+            core.stats.count_error(UNBLOCKED_ERROR)
             reply = ErrorReply(UNBLOCKED_ERROR)
         else:
             reply = waiter.timeout_reply

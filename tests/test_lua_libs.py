@@ -1,12 +1,17 @@
 """kvserver.lua's libraries (string, table, math, cjson, bit, struct, cmsgpack).
 
 The core is a differential table: each case is a library call evaluated by a
-real redis-server 7.0.15 (EVAL) and by our library function (called from
-Python with a stand-in runtime), compared as tagged serializations (value,
-type, exact error text). Cases whose output depends on nothing but the
-arguments run in one EVAL each; the Redis results are computed once per
-session. Further tests below check what a difference test cannot (limits,
-interruption, complexity).
+real redis-server 7.0.15 (EVAL, one per case, on a server started for the
+session and stopped by PID) and by our library function, compared as tagged
+serializations (value, type, exact error text). Every case runs twice on our
+side: called from Python with a stand-in runtime, and as the same Lua code
+through kvserver's interpreter (where error positions must match too).
+Randomized batches (patterns, format specs, JSON, msgpack, struct formats,
+encodings) go to Redis in one EVAL each. Further tests check what a
+difference test cannot: the fast lanes against the slow ones, limits,
+interruption through the runtime's hook, complexity against an adversary.
+
+    python tests/test_lua_libs.py     # lists every differing case (development)
 """
 
 from __future__ import annotations
@@ -595,19 +600,29 @@ def theirs(r: Redis, case) -> list[bytes]:
     return redis_run(r, lua_expr(name, args))
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_differential(redis_conn, case):
-    assert ours(case) == theirs(redis_conn, case)
+# Cases are checked a library at a time (one test each, every mismatch listed):
+# some two thousand single-case tests cost more in pytest than in Lua.
+LIB_NAMES = sorted({c[0].split(".")[0] for c in CASES})
+
+
+def _mismatches(pairs):
+    return [(label, a, b) for label, a, b in pairs if a != b]
+
+
+@pytest.mark.parametrize("lib", LIB_NAMES)
+def test_differential(redis_conn, lib):
+    cases = [c for c in CASES if c[0].split(".")[0] == lib]
+    assert cases
+    assert _mismatches((_case_id(c), ours(c), theirs(redis_conn, c)) for c in cases) == []
 
 
 PATTERN_CASES = [c for c in CASES if c[0] in ("string.find", "string.match", "string.gsub", "string.gfind")]
 
 
-@pytest.mark.parametrize("case", PATTERN_CASES, ids=_case_id)
-def test_differential_patterns_without_the_re_lane(redis_conn, case, monkeypatch):
+def test_differential_patterns_without_the_re_lane(redis_conn, monkeypatch):
     # The same cases on lstrlib's matcher alone (the re lane takes most of them otherwise).
     monkeypatch.setattr(lpattern, "FAST_BUDGET", -1)
-    assert ours(case) == theirs(redis_conn, case)
+    assert _mismatches((_case_id(c), ours(c), theirs(redis_conn, c)) for c in PATTERN_CASES) == []
 
 
 def _random_pattern(rnd):
@@ -679,6 +694,7 @@ for i = 1, #ARGV, 2 do
   out[#out + 1] = ser(pcall(string.find, s, p))
   out[#out + 1] = ser(pcall(string.match, s, p, 2))
   out[#out + 1] = ser(pcall(string.gsub, s, p, '<%0>'))
+  out[#out + 1] = ser(pcall(string.gsub, s, p, '<\\>', 3))
   local ok, it = pcall(string.gmatch, s, p)
   local seq = {}
   if ok then
@@ -697,7 +713,7 @@ return out
 
 def _random_pattern_full(rnd):
     """Random patterns over every feature, including %b, %f, back references and bad syntax."""
-    pieces = [b"a", b"b", b".", b"%a", b"%d", b"[ab]", b"[^a]", b"%s", b"1", b"%w", b"[a-c]", b"%%",
+    pieces = [b"a", b"b", b".", b"%a", b"%d", b"[ab]", b"[^a]", b"%s", b"1", b"%w", b"[a-c]", b"%%", b"ab", b" ",
               b"%bab", b"%f[a]", b"%f[^a]", b"%1", b"()", b"[%a1]", b"%", b"[a", b"(", b")", b"$", b"^"]
     out = [b"^"] if rnd.random() < 0.2 else []
     for _ in range(rnd.randint(1, 6)):
@@ -723,6 +739,7 @@ def _our_random_pattern_results(pairs):
         out.append(_ser_py(lambda: lib_fn("string.find")(s, p)))
         out.append(_ser_py(lambda: lib_fn("string.match")(s, p, 2)))
         out.append(_ser_py(lambda: lib_fn("string.gsub")(s, p, b"<%0>")))
+        out.append(_ser_py(lambda: lib_fn("string.gsub")(s, p, b"<\\>", 3)))
         seq = []
         try:
             it = lib_fn("string.gmatch")(s, p)[0]
@@ -756,7 +773,7 @@ def test_random_patterns_against_redis(redis_conn, monkeypatch, lane):
     # errors raised inside C functions carry no position; ours never do here either
     ours_ = _our_random_pattern_results(pairs)
     for i, (a, b) in enumerate(zip(ours_, theirs_)):
-        assert a == b, (pairs[i // 4], i % 4, a, b)
+        assert a == b, (pairs[i // 5], i % 5, a, b)
     assert len(ours_) == len(theirs_)
 
 
@@ -991,10 +1008,9 @@ def _random_lua_value(rnd, depth=0):
             for _ in range(rnd.randint(1, 4))}
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda s: s[0][:80])
-def test_differential_snippets(redis_conn, snippet):
-    lua, thunk = snippet
-    assert py_run(thunk, (), NULL) == redis_run(redis_conn, lua)
+def test_differential_snippets(redis_conn):
+    assert _mismatches((lua[:100], py_run(thunk, (), NULL), redis_run(redis_conn, lua))
+                       for lua, thunk in SNIPPETS) == []
 
 
 def test_random_starts_where_a_fresh_redis_starts():
@@ -1043,9 +1059,17 @@ ALL_LUA = [_lua_of(c) for c in CASES] + [lua for lua, _ in SNIPPETS] + LUA_ONLY
 # Seeded random sequences must not depend on other cases' calls: they seed first.
 
 
-@pytest.mark.parametrize("lua", ALL_LUA, ids=lambda s: s[:80])
-def test_differential_through_the_interpreter(redis_conn, lua_runtime, lua):
-    assert runtime_run(lua_runtime, lua) == redis_run(redis_conn, lua, keep_position=True)
+def _lua_group(lua: str) -> str:
+    m = re.match(r"(\w+)\.", lua)
+    return m.group(1) if m and m.group(1) in LIB_NAMES else "snippets"
+
+
+@pytest.mark.parametrize("group", LIB_NAMES + ["snippets"])
+def test_differential_through_the_interpreter(redis_conn, lua_runtime, group):
+    luas = [lua for lua in ALL_LUA if _lua_group(lua) == group]
+    assert luas
+    assert _mismatches((lua[:100], runtime_run(lua_runtime, lua),
+                        redis_run(redis_conn, lua, keep_position=True)) for lua in luas) == []
 
 
 # Lua names a bad argument after the call site and renumbers method calls (s:rep() ->
@@ -1059,9 +1083,9 @@ CALL_SITE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("lua", CALL_SITE_ERRORS)
-def test_argument_errors_are_named_by_the_call_site(redis_conn, lua_runtime, lua):
-    assert runtime_run(lua_runtime, lua) == redis_run(redis_conn, lua, keep_position=True)
+def test_argument_errors_are_named_by_the_call_site(redis_conn, lua_runtime):
+    assert _mismatches((lua, runtime_run(lua_runtime, lua), redis_run(redis_conn, lua, keep_position=True))
+                       for lua in CALL_SITE_ERRORS) == []
 
 
 # -- limits, interruption and complexity (what a difference test cannot show) -----------
@@ -1143,6 +1167,25 @@ def test_sort_without_comparator_reaches_the_runtime_hook():
 
 MT_LT = LuaTable()
 MT_LT.set(b"__lt", lambda a, b: (a.get(b"v") < b.get(b"v"),))
+
+
+@pytest.mark.parametrize("pat, n, anchored, lane", [
+    (b"(%d+)%-(%d+)%-(%d+)", 500, False, True),    # each run stops at a disjoint class: O(n^2)
+    (b"(%d+)%-(%d+)%-(%d+)", 1000, False, False),  # 12 items x 1001^2 > FAST_BUDGET
+    (b"%d+%-", 2000, False, False),                 # O(n^2) over start positions: 4M x items
+    (b"%d+%-", 2000, True, True),                   # anchored: one start position
+    (b"a*a*a*b", 40, False, False),                 # runs trade characters: O(n^4)
+    (b"a*a*a*b", 10, False, True),
+    (b"[^:]+", 100000, False, True),                # nothing after it: once started it matches
+    (b"([^:]+)", 100000, False, True),
+    (b"[^:]+$", 100000, False, False),              # '$' can fail after each expansion
+    (b"x-y", 100000, False, False),                 # '.-'-like: each step re-tries the rest
+    (b"%bxy", 10, False, False),                    # %b: matcher only
+    (b"(a)%1", 10, False, False),                   # back reference: matcher only
+])
+def test_re_lane_admission(pat, n, anchored, lane):
+    anch, items = lpattern.get_pattern(b"^" + pat if anchored else pat)
+    assert (lpattern.fast_regex(pat, items, n, anch) is not None) == lane
 
 
 def test_pattern_caches_are_bounded():
@@ -1245,13 +1288,13 @@ JSON_CORPUS = [
 ]
 
 
-@pytest.mark.parametrize("text", JSON_CORPUS)
-def test_cjson_fast_decode_agrees_with_cjson_tokenizer(text):
+def test_cjson_fast_decode_agrees_with_cjson_tokenizer():
     cfg = lib_cjson._Config()
 
-    def run(fn):
+    def run(fn, text):
         return py_run(lambda: (fn(cfg, text),), (), NULL)
-    assert run(lib_cjson.decode) == run(lib_cjson.decode_slow)
+    assert _mismatches((text, run(lib_cjson.decode, text), run(lib_cjson.decode_slow, text))
+                       for text in JSON_CORPUS) == []
 
 
 ENCODE_CORPUS = [
@@ -1279,6 +1322,34 @@ def test_cjson_fast_decode_respects_the_depth_limit():
     assert py_run(lambda: (lib_cjson.decode(cfg, b"[[[1]]]"),), ()) == [b"t:{n:1=t:{n:1=t:{n:1=n:1}}}"]
     with pytest.raises(LuaError, match="Found too many nested data structures"):
         lib_cjson.decode(cfg, b"[[[[1]]]]")
+
+
+def _shared_dag(levels, width):
+    """A table small in memory whose encoding is width^levels values (each level refers
+    `width` times to the one below)."""
+    t = LuaTable.from_list([1, 2, 3])
+    for _ in range(levels):
+        t = LuaTable.from_list([t] * width)
+    return t
+
+
+@pytest.mark.parametrize("encoder", ["cjson.encode", "cmsgpack.pack"])
+def test_encoders_of_shared_tables_are_capped_and_interruptible(encoder, monkeypatch, interrupting_hook):
+    # 2^40 copies of {1,2,3}: Redis would run (and allocate) until killed by the OS.
+    monkeypatch.setattr(lib_string, "MAX_STRING", 10**6)
+    RT.hook = None
+    with pytest.raises(LuaError, match="resulting string too large"):
+        lib_fn(encoder)(_shared_dag(12, 8))
+    RT.hook = lambda: (_ for _ in ()).throw(Interrupted())
+    with pytest.raises(Interrupted):
+        lib_fn(encoder)(_shared_dag(14, 2))
+
+
+def test_cjson_deep_shared_tables_use_the_guard_too(monkeypatch):
+    monkeypatch.setattr(lib_string, "MAX_STRING", 10**6)
+    t = _shared_dag(70, 2)           # past the recursive encoder's 64 levels
+    with pytest.raises(LuaError, match="resulting string too large"):
+        lib_fn("cjson.encode")(t)
 
 
 def test_cjson_null_is_userdata_and_shared():

@@ -58,9 +58,9 @@ WRITES = {
     "zunionstore": [b"d", b"2", b"z", b"s"], "zinterstore": [b"d", b"1", b"z"],
     "zdiffstore": [b"d", b"1", b"z"],
     "bzpopmin": [b"z", b"0"], "bzpopmax": [b"z", b"0"], "bzmpop": [b"0", b"1", b"z", b"MIN"],
-    # the blocking list pops (branch blocking), answered at once: l is not empty
-    "blpop": [b"l", b"0"], "brpop": [b"l", b"0"], "blmpop": [b"0", b"1", b"l", b"LEFT"],
-    "blmove": [b"l", b"m", b"LEFT", b"RIGHT", b"0"], "brpoplpush": [b"l", b"m", b"0"],
+    "blpop": [b"nokey", b"l", b"0"], "brpop": [b"l", b"0"],
+    "blmove": [b"l", b"m", b"LEFT", b"RIGHT", b"0"], "brpoplpush": [b"l", b"l", b"0"],
+    "blmpop": [b"0", b"2", b"nokey", b"l", b"RIGHT", b"COUNT", b"2"],
 }
 
 

@@ -1,6 +1,6 @@
 """List commands: LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP LLEN LINDEX LINSERT LSET
-LRANGE LTRIM LREM LPOS LMOVE RPOPLPUSH LMPOP (the blocking pops come with the
-blocked-client machinery).
+LRANGE LTRIM LREM LPOS LMOVE RPOPLPUSH LMPOP (the blocking pops are in
+``blocking_lists.py``, on kvserver/blocking.py).
 
 Values are :class:`~kvserver.types.list.List` (``types/list.py``), reached
 only through the keyspace's typed accessors: ``read_counted`` for reads,

@@ -26,6 +26,7 @@ import math
 import re
 from typing import Any
 
+from . import lib_string
 from .libargs import arg_error, check_integer, check_str, to_int32
 from .value import LuaError, LuaTable, type_name
 
@@ -129,11 +130,45 @@ class _TooDeep(Exception):
 _FAST_DEPTH = 64
 
 
-def _encode_fast(cfg: _Config, x: Any, depth: int, emit) -> None:
+class _Guard:
+    """Bounds one encode: a table reached many times over (t = {t, t} nested 60 deep
+    is small in memory, 2^60 in JSON) meets the output cap, and the walk calls the
+    runtime's hook, so a script stuck in it can be killed. Counting is amortized:
+    every 256 tables (or after a long string) the pieces added since the last check
+    are measured."""
+
+    __slots__ = ("out", "rt", "tables", "seen", "total")
+
+    def __init__(self, out: list, rt: Any) -> None:
+        self.out = out
+        self.rt = rt
+        self.tables = 0
+        self.seen = 0
+        self.total = 0
+
+    def table(self) -> None:
+        self.tables += 1
+        if not self.tables & 255:
+            self.check()
+
+    def check(self) -> None:
+        out = self.out
+        self.total += sum(map(len, out[self.seen:]))
+        self.seen = len(out)
+        if self.total > lib_string.MAX_STRING:
+            raise LuaError(b"resulting string too large")
+        hook = getattr(self.rt, "check_hook", None)
+        if hook is not None:
+            hook()
+
+
+def _encode_fast(cfg: _Config, x: Any, depth: int, emit, guard: _Guard) -> None:
     """The common case, recursively (same output and errors as _encode_iter)."""
     tx = type(x)
     if tx is bytes:
         emit(_quote(x))
+        if len(x) > 65536:
+            guard.check()
     elif tx is int and -100000000000000 < x < 100000000000000 and cfg.precision == 14:
         emit(b"%d" % x)
     elif tx is int or tx is float:
@@ -148,6 +183,7 @@ def _encode_fast(cfg: _Config, x: Any, depth: int, emit) -> None:
             raise _TooDeep
         if depth > cfg.encode_max_depth:
             raise LuaError(b"Cannot serialise, excessive nesting (%d)" % depth)
+        guard.table()
         n = _array_length(cfg, x)
         if n > 0:
             emit(b"[")
@@ -155,7 +191,7 @@ def _encode_fast(cfg: _Config, x: Any, depth: int, emit) -> None:
             for i in range(1, n + 1):
                 if i > 1:
                     emit(b",")
-                _encode_fast(cfg, get(i), depth, emit)
+                _encode_fast(cfg, get(i), depth, emit, guard)
             emit(b"]")
         else:
             emit(b"{")
@@ -175,30 +211,33 @@ def _encode_fast(cfg: _Config, x: Any, depth: int, emit) -> None:
                     emit(b'":')
                 else:
                     raise _encode_error(type_name(k), "table key must be a number or string")
-                _encode_fast(cfg, v, depth, emit)
+                _encode_fast(cfg, v, depth, emit, guard)
             emit(b"}")
     else:
         raise _encode_error(type_name(x), "type not supported")
 
 
-def encode(cfg: _Config, v: Any) -> bytes:
-    """cjson.encode(v)."""
+def encode(cfg: _Config, v: Any, rt: Any = None) -> bytes:
+    """cjson.encode(v); rt's hook is called as the walk goes."""
     tv = type(v)
     if tv is bytes:
         return _quote(v)
     if tv is int or tv is float:
         return _number(cfg, v)
     out: list = []
+    guard = _Guard(out, rt)
     try:
-        _encode_fast(cfg, v, 0, out.append)
+        _encode_fast(cfg, v, 0, out.append, guard)
     except _TooDeep:
-        return _encode_iter(cfg, v)
+        return _encode_iter(cfg, v, rt)
+    guard.check()
     return b"".join(out)
 
 
-def _encode_iter(cfg: _Config, v: Any) -> bytes:
+def _encode_iter(cfg: _Config, v: Any, rt: Any = None) -> bytes:
     """cjson.encode(v) iteratively: the nesting limit is the only bound on depth."""
     out: list = []
+    guard = _Guard(out, rt)
     stack: list = []     # [is_array, iterator, first, table]
     emit = out.append
     max_depth = cfg.encode_max_depth
@@ -207,6 +246,8 @@ def _encode_iter(cfg: _Config, v: Any) -> bytes:
         tx = type(x)
         if tx is bytes:
             emit(_quote(x))
+            if len(x) > 65536:
+                guard.check()
         elif tx is int or tx is float:
             emit(_number(cfg, x))
         elif tx is bool:
@@ -217,6 +258,7 @@ def _encode_iter(cfg: _Config, v: Any) -> bytes:
             depth = len(stack) + 1
             if depth > max_depth:
                 raise LuaError(b"Cannot serialise, excessive nesting (%d)" % depth)
+            guard.table()
             n = _array_length(cfg, x)
             if n > 0:
                 emit(b"[")
@@ -269,6 +311,7 @@ def _encode_iter(cfg: _Config, v: Any) -> bytes:
             else:
                 emit(b"}")
                 stack.pop()
+    guard.check()
     return b"".join(out)
 
 
@@ -633,7 +676,7 @@ def new_module(rt: Any = None) -> LuaTable:
     def j_encode(*args: Any) -> tuple:
         if len(args) != 1:
             raise arg_error(1, "encode", "expected 1 argument")
-        return (encode(cfg, args[0]),)
+        return (encode(cfg, args[0], rt),)
 
     def j_decode(*args: Any) -> tuple:
         if len(args) != 1:

@@ -21,6 +21,7 @@ import math
 import struct
 from typing import Any
 
+from . import lib_string
 from .libargs import arg_error, check_integer, check_str, opt_integer, runtime_error
 from .value import LuaError, LuaTable
 
@@ -109,26 +110,53 @@ def _is_array(t: LuaTable) -> bool:
     return mx == count
 
 
-def _encode(v: Any, level: int, out: bytearray) -> None:
+class _Guard:
+    """Bounds one pack: tables reached many times over (each level of a 16-deep
+    nest referring to one table 1000 times is 1000^16 values) meet the output cap,
+    and the walk calls the runtime's hook every 256 tables."""
+
+    __slots__ = ("rt", "tables")
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+        self.tables = 0
+
+    def table(self, out: bytearray) -> None:
+        self.tables += 1
+        if not self.tables & 255:
+            self.check(out)
+
+    def check(self, out: bytearray) -> None:
+        if len(out) > lib_string.MAX_STRING:
+            raise LuaError(b"resulting string too large")
+        hook = getattr(self.rt, "check_hook", None)
+        if hook is not None:
+            hook()
+
+
+def _encode(v: Any, level: int, out: bytearray, guard: _Guard) -> None:
     t = type(v)
     if t is bytes:
         _enc_bytes(v, out)
+        if len(v) > 65536:
+            guard.check(out)
     elif t is int or t is float:
         _enc_number(v, out)
     elif t is bool:
         out.append(0xC3 if v else 0xC2)
     elif t is LuaTable and level < MAX_NESTING:
+        guard.table(out)
         if _is_array(v):
             n = v.length()
             _enc_header(n, 0x90, 0xDC, out)
             for i in range(1, n + 1):
-                _encode(v.get(i), level + 1, out)
+                _encode(v.get(i), level + 1, out, guard)
         else:
             items = list(v.items())
             _enc_header(len(items), 0x80, 0xDE, out)
             for k, x in items:
-                _encode(k, level + 1, out)
-                _encode(x, level + 1, out)
+                _encode(k, level + 1, out, guard)
+                _encode(x, level + 1, out, guard)
     else:
         out.append(0xC0)
 
@@ -142,12 +170,14 @@ def _enc_header(n: int, fix: int, code16: int, out: bytearray) -> None:
         out += bytes([code16 + 1]) + (n & 0xFFFFFFFF).to_bytes(4, "big")
 
 
-def mp_pack(*args: Any) -> tuple:
+def mp_pack(*args: Any, rt: Any = None) -> tuple:
     if not args:
         raise arg_error(0, "pack", "MessagePack pack needs input.")
     out = bytearray()
+    guard = _Guard(rt)
     for a in args:
-        _encode(a, 0, out)
+        _encode(a, 0, out, guard)
+    guard.check(out)
     return (bytes(out),)
 
 
@@ -351,7 +381,10 @@ def mp_unpack_limit(*args: Any) -> tuple:
 def open(rt: Any) -> LuaTable:  # noqa: A001 - the contract's name
     """The cmsgpack library table."""
     t = LuaTable()
-    t.set(b"pack", mp_pack)
+
+    def pack(*args: Any) -> tuple:
+        return mp_pack(*args, rt=rt)
+    t.set(b"pack", pack)
     t.set(b"unpack", mp_unpack)
     t.set(b"unpack_one", mp_unpack_one)
     t.set(b"unpack_limit", mp_unpack_limit)

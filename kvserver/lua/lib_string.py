@@ -175,6 +175,10 @@ def str_gsub(rt: Any, *args: Any) -> tuple:
 
     if tr is bytes or tr is int or tr is float:
         news = repl if tr is bytes else number_to_bytes(repl)
+        if 37 not in news and len(src) * max(1, len(news)) <= MAX_STRING:
+            r = _gsub_literal(rt, src, p, news, max_s)
+            if r is not None:
+                return r
 
         def add_value(ms: lpattern.MatchState, s: int, e: int) -> bytes:
             r = _add_s(ms, news, s, e)
@@ -206,6 +210,33 @@ def str_gsub(rt: Any, *args: Any) -> tuple:
     else:
         raise arg_error(3, "gsub", "string/function/table expected")
     out, n = lpattern.gsub(rt, src, p, max_s, add_value)
+    return (out, n)
+
+
+def _gsub_literal(rt: Any, src: bytes, p: bytes, news: bytes, max_s: int) -> tuple | None:
+    """gsub with a replacement free of '%' by bytes.replace or re.subn, where they agree with Lua.
+
+    A pattern without specials is a plain substring (bytes.replace counts and
+    places empty matches as gsub does). A re-lane pattern that cannot match the
+    empty string has no empty-match subtleties, so re.subn's left-to-right
+    non-overlapping matches are gsub's. None: use the general loop. (The caller
+    checked len(src) * len(news) against MAX_STRING: no output can be larger.)
+    """
+    if max_s <= 0:
+        return (src, 0) if b"\0" not in p else None
+    if b"\0" in p:
+        return None
+    if not lpattern.has_specials(p) and b")" not in p:   # (')' is special to gsub's matcher)
+        n = src.count(p) if p else len(src) + 1
+        n = min(n, max_s)
+        return (src.replace(p, news, n), n)
+    anchored, items = lpattern.get_pattern(p)
+    if anchored or not lpattern.nonempty(items):
+        return None
+    f = lpattern.fast_regex(p, items, len(src), False)
+    if f is None:
+        return None
+    out, n = f[0].subn(news.replace(b"\\", b"\\\\"), src, max_s)
     return (out, n)
 
 
@@ -278,37 +309,39 @@ def _unsigned(x: int | float) -> int:
     return int(x) & 0xFFFFFFFFFFFFFFFF
 
 
-def str_format(*args: Any) -> tuple:
-    fmt = check_str(args, 1, "format")
-    top = len(args)
-    if 37 not in fmt:
-        return (fmt,)
-    out: list = []
-    arg = 1
+def _parse_format(fmt: bytes) -> list:
+    """A format string as a list: literal bytes, or a conversion tuple, or an error.
+
+    A conversion is (conv, pyfmt, spec, flags, width, has_prec, prec0): pyfmt is
+    the Python format for it, prec0 whether the precision is 0. An error
+    (scanformat's or an unknown conversion) is (0, message): like lstrlib.c we
+    raise it only when formatting reaches it, after that item's "no value" check.
+    """
+    items: list = []
     i = 0
     n = len(fmt)
     fmt0 = fmt + b"\0\0\0\0\0\0"
+    lit = bytearray()
     while i < n:
         j = fmt.find(b"%", i)
         if j < 0:
-            out.append(fmt[i:])
+            lit += fmt[i:]
             break
-        if j > i:
-            out.append(fmt[i:j])
+        lit += fmt[i:j]
         i = j + 1
         if fmt0[i] == 37:
-            out.append(b"%")
+            lit.append(37)
             i += 1
             continue
-        arg += 1
-        if arg > top:
-            raise arg_error(arg, "format", "no value")
-        # scanformat
+        if lit:
+            items.append(bytes(lit))
+            lit = bytearray()
         p = i
         while fmt0[p] != 0 and fmt0[p] in _FLAGS:
             p += 1
         if p - i >= len(_FLAGS) + 1:
-            raise LuaError(b"invalid format (repeated flags)")
+            items.append((0, b"invalid format (repeated flags)"))
+            return items
         flags = fmt[i:p]
         w0 = p
         if 48 <= fmt0[p] <= 57:
@@ -325,50 +358,92 @@ def str_format(*args: Any) -> tuple:
             if 48 <= fmt0[p] <= 57:
                 p += 1
         if 48 <= fmt0[p] <= 57:
-            raise LuaError(b"invalid format (width or precision too long)")
+            items.append((0, b"invalid format (width or precision too long)"))
+            return items
         spec = fmt[i:p]        # flags, width, precision (no '%', no conversion)
         conv = fmt0[p]
         i = p + 1
+        if conv == 0 or conv not in b"diouxXeEfgGcqs":
+            items.append((0, b"invalid option '%%%c' to 'format'" % conv if conv else
+                          b"invalid option '%' to 'format'"))
+            return items
         if has_prec and 48 in flags and conv in b"diouxX":
             # C ignores '0' for an integer conversion with a precision (Python does not)
             flags = flags.replace(b"0", b"")
             spec = flags + fmt[w0:p]
-        if conv == 100 or conv == 105:      # d i
-            v = to_integer(check_num(args, arg, "format"))
-            if v == 0 and has_prec and _prec(spec) == 0:
-                out.append(_zero_no_digits(flags, width, True))
+        prec0 = has_prec and _prec(spec) == 0
+        pyfmt = b"%" + spec + (b"d" if conv == 105 else bytes([conv]))
+        items.append((conv, pyfmt, spec, flags, width, has_prec, prec0))
+    if lit:
+        items.append(bytes(lit))
+    return items
+
+
+_FORMATS: dict[bytes, list] = {}
+#: Parsed format strings kept (each at most _FORMAT_CACHE_LEN bytes).
+_FORMAT_CACHE_MAX = 256
+_FORMAT_CACHE_LEN = 256
+
+
+def str_format(*args: Any) -> tuple:
+    fmt = check_str(args, 1, "format")
+    items = _FORMATS.get(fmt)
+    if items is None:
+        if 37 not in fmt:
+            return (fmt,)
+        items = _parse_format(fmt)
+        if len(fmt) <= _FORMAT_CACHE_LEN:
+            if len(_FORMATS) >= _FORMAT_CACHE_MAX:
+                _FORMATS.clear()
+            _FORMATS[fmt] = items
+    top = len(args)
+    out: list = []
+    arg = 1
+    for it in items:
+        if type(it) is bytes:
+            out.append(it)
+            continue
+        arg += 1
+        if arg > top:
+            raise arg_error(arg, "format", "no value")
+        conv = it[0]
+        if conv == 115:                     # s
+            v = args[arg - 1]
+            sv = v if type(v) is bytes else check_str(args, arg, "format")
+            if not it[5] and len(sv) >= 100:
+                out.append(sv)
                 continue
-            out.append(b"%d" % v if not spec else (b"%" + spec + b"d") % v)
-        elif conv == 115:                   # s
-            s = check_str(args, arg, "format")
-            if not has_prec and len(s) >= 100:
-                out.append(s)
-                continue
-            nul = s.find(b"\0")
+            nul = sv.find(b"\0")
             if nul >= 0:
-                s = s[:nul]
-            out.append(s if not spec else (b"%" + spec + b"s") % s)
-        elif conv in b"eEfgG":
-            x = check_num(args, arg, "format")
-            x = float(x)
-            if x != x or math.isinf(x):
-                out.append(_nonfinite(x, flags, width, conv))
+                sv = sv[:nul]
+            out.append(sv if not it[2] else it[1] % sv)
+        elif conv == 100 or conv == 105:    # d i
+            v = args[arg - 1]
+            iv = v if type(v) is int and -(1 << 63) <= v < (1 << 63) else \
+                to_integer(check_num(args, arg, "format"))
+            if iv == 0 and it[6]:
+                out.append(_zero_no_digits(it[3], it[4], True))
             else:
-                out.append((b"%" + spec + bytes([conv])) % x)
+                out.append(it[1] % iv)
+        elif conv == 0:
+            raise LuaError(it[1])
+        elif conv in b"eEfgG":
+            x = float(check_num(args, arg, "format"))
+            if x != x or x in (math.inf, -math.inf):
+                out.append(_nonfinite(x, it[3], it[4], conv))
+            else:
+                out.append(it[1] % x)
         elif conv in b"ouxX":
             v = _unsigned(check_num(args, arg, "format"))
-            if v == 0 and has_prec and _prec(spec) == 0 and not (conv == 111 and 35 in flags):
-                out.append(_zero_no_digits(flags, width, False))
-                continue
-            out.append(_format_unsigned(spec, flags, conv, v, has_prec))
+            if v == 0 and it[6] and not (conv == 111 and 35 in it[3]):
+                out.append(_zero_no_digits(it[3], it[4], False))
+            else:
+                out.append(_format_unsigned(it[2], it[3], conv, v, it[5]))
         elif conv == 99:                    # c
             v = to_integer(check_num(args, arg, "format")) & 0xFF
-            out.append(_format_char(flags, width, v))
-        elif conv == 113:                   # q
+            out.append(_format_char(it[3], it[4], v))
+        else:                               # q
             out.append(_addquoted(check_str(args, arg, "format")))
-        else:
-            raise LuaError(b"invalid option '%%%c' to 'format'" % conv if conv else
-                           b"invalid option '%' to 'format'")
     return (b"".join(out),)
 
 

@@ -479,13 +479,20 @@ class MatchState:
 # captures empty groups), a final '$' is \Z. The first match re finds from a
 # position is the one lstrlib.c's matcher finds, so find/match/gmatch/gsub
 # give the same results. re cannot call the hook, so it is used only when the
-# worst case is small: (n+1)^(k+1) * 2^q steps at most FAST_BUDGET, for a
-# subject of n bytes and a pattern with k unbounded and q optional items;
-# everything else (and every pattern that can raise an error) runs on the
-# matcher above, which counts its steps and calls the hook.
+# worst case is small: items * (n+1)^e * 2^q steps at most FAST_BUDGET, for a
+# subject of n bytes, q optional items and e = 1 (the search over start
+# positions) + 1 if an unbounded item can fail after expanding (anything but
+# the end of the pattern follows it: one expansion is O(n)) + the number of
+# unbounded items that can trade characters with what follows them.
+# An unbounded item followed (past captures) by the end of the pattern, by '$',
+# or by a mandatory single-char item whose class it does not share, cannot:
+# every give-back but one fails at once, so it costs O(n), not a factor n
+# ("%d+%-%d+" is e = 2; "a*a*b" is e = 3). Everything else (and every pattern
+# that can raise an error) runs on the matcher above, which counts its steps
+# and calls the hook.
 
-#: Worst-case backtracking steps allowed in the (uninterruptible) re lane.
-FAST_BUDGET = 2_000_000
+#: Worst-case backtracking steps allowed in the (uninterruptible) re lane (a few ms of C).
+FAST_BUDGET = 5_000_000
 
 _fast_cache: dict[bytes, Any] = {}
 _FAST_K = 6
@@ -528,10 +535,13 @@ def _class_regex_of(tbl: bytes) -> bytes:
 
 
 def _translate(items: list):
-    """(regex, ncaptures, positions, k, q) for an item list re reads as Lua does, else None."""
-    k = sum(1 for it in items if it[0] == SINGLE and it[3] in (42, 43, 45))
+    """(regex, ncaptures, positions, e, q, nitems) for items re reads as Lua does, else None."""
     q = sum(1 for it in items if it[0] == SINGLE and it[3] == 63)
-    if k > _FAST_K or q > _FAST_Q:
+    unbounded = [i for i, it in enumerate(items) if it[0] == SINGLE and it[3] in (42, 43, 45)]
+    trading = sum(1 for i in unbounded if not _stops_cleanly(items, i))
+    expanding = any(not _ends_pattern(items, i) for i in unbounded)
+    e = 1 + (1 if expanding else 0) + trading
+    if trading > _FAST_K or q > _FAST_Q:
         return None     # (beyond these the budget never admits a subject worth it)
     out = []
     depth = 0
@@ -573,11 +583,33 @@ def _translate(items: list):
         rx = re.compile(b"".join(out))
     except (re.error, RecursionError, OverflowError):
         return None
-    return rx, ncap, frozenset(positions), k, q
+    return rx, ncap, frozenset(positions), e, q, len(items)
 
 
-def fast_regex(pat: bytes, items: list, n: int):
-    """The re lane for pattern ``pat`` (its item list) on a subject of n bytes, or None."""
+def _ends_pattern(items: list, i: int) -> bool:
+    """Whether only captures' ends follow item i: once it starts it cannot fail."""
+    return all(it[0] in (CLOSE, END) for it in items[i + 1:])
+
+
+def _stops_cleanly(items: list, i: int) -> bool:
+    """Whether unbounded item i is followed by the end, '$', or a mandatory disjoint class."""
+    tbl = items[i][1]
+    for kind, a, _b, quant in items[i + 1:]:
+        if kind in (OPEN, CLOSE, POSITION):
+            continue
+        if kind == END or kind == END_ANCHOR:
+            return True
+        if kind == SINGLE and quant == 0:
+            return int.from_bytes(a, "big") & int.from_bytes(tbl, "big") == 0
+        return False
+    return True
+
+
+def fast_regex(pat: bytes, items: list, n: int, anchored: bool = False):
+    """The re lane for pattern ``pat`` (its item list) on a subject of n bytes, or None.
+
+    An anchored pattern is tried at one position only: one factor of n less.
+    """
     f = _fast_cache.get(pat, False)
     if f is False:
         f = _translate(items)
@@ -585,10 +617,7 @@ def fast_regex(pat: bytes, items: list, n: int):
             _fast_cache[pat] = f
     if f is None:
         return None
-    k, q = f[3], f[4]
-    if k == 0 and q == 0:
-        return f if n <= FAST_BUDGET else None
-    if (n + 1) ** (k + 1) * (1 << min(q, 30)) > FAST_BUDGET:
+    if f[5] * (n + 1) ** (f[3] - anchored) * (1 << f[4]) > FAST_BUDGET:
         return None
     return f
 
@@ -614,8 +643,16 @@ class ReMatch:
         return self.m.group(i + 1)
 
     def captures(self, s: int, e: int, whole: bool) -> tuple:
+        if self.level and not self.positions:
+            return self.m.groups()      # (captures cannot be optional: every group took part)
         n = 1 if (self.level == 0 and whole) else self.level
         return tuple(self.capture(i, s, e) for i in range(n))
+
+
+def nonempty(items: list) -> bool:
+    """Whether every match of the item list is at least one byte long."""
+    return any(it[0] == SINGLE and it[3] in (0, 43) for it in items) or \
+        any(it[0] == BALANCE for it in items)
 
 
 def has_specials(pat: bytes) -> bool:
@@ -637,12 +674,14 @@ def find_aux(rt: Any, s: bytes, pat: bytes, init: int, plain: bool, find: bool) 
             return (k + 1, k + len(pat))
         return (None,)
     anchored, items = get_pattern(pat)
-    f = fast_regex(pat, items, len(s))
+    f = fast_regex(pat, items, len(s), anchored)
     if f is not None:
         rx, ncap, positions = f[0], f[1], f[2]
         m = rx.match(s, init) if anchored else rx.search(s, init)
         if m is None:
             return (None,)
+        if not ncap:
+            return (m.start() + 1, m.end()) if find else (m.group(),)
         rm = ReMatch(s, m, ncap, positions)
         if find:
             return (m.start() + 1, m.end()) + rm.captures(-1, 0, False)
@@ -688,6 +727,8 @@ def gmatch_iter(rt: Any, s: bytes, pat: bytes):
                 hook = getattr(rt, "check_hook", None)
                 if hook is not None:
                     hook()
+            if not ncap:
+                return (m.group(),)
             return ReMatch(s, m, ncap, positions).captures(m.start(), e, True)
         return it_fast
     ms = MatchState(rt, s, items)
@@ -710,7 +751,7 @@ def gmatch_iter(rt: Any, s: bytes, pat: bytes):
 def gsub(rt: Any, src: bytes, pat: bytes, max_s: int, add_value) -> tuple[bytes, int]:
     """str_gsub's loop; add_value(ms, s, e) returns the replacement bytes of one match."""
     anchored, items = get_pattern(pat)
-    f = fast_regex(pat, items, len(src))
+    f = fast_regex(pat, items, len(src), anchored)
     if f is not None:
         return _gsub_fast(rt, src, f, anchored, max_s, add_value)
     ms = MatchState(rt, src, items)
