@@ -25,6 +25,7 @@ from kvserver.config import Config
 from kvserver.core import Core
 from kvserver.dispatch import Dispatcher
 from kvserver.protocol import ErrorReply, Raw
+from test_security import certs  # noqa: F401  (a fixture)
 from test_differential import (RawClient, kv_port, pair,  # noqa: F401
                                redis_port, run_step)
 
@@ -665,3 +666,35 @@ def test_client_pause_write_holds_scripts_that_may_write(kv_port):
     finally:
         for c in (admin, writer, reader, publisher):
             c.close()
+
+
+def test_busy_mode_leaves_tls_clients_waiting(kv_process, certs):
+    """Busy mode reads plain sockets only: a TLS client's request waits for the script's
+    end (its bytes are the TLS layer's) and is then answered normally."""
+    import redis
+    from conftest import free_port
+    tls_port = free_port()
+    server = kv_process("--busy-reply-threshold", "100", "--tls-port", str(tls_port),
+                        "--tls-cert-file", str(certs / "server.crt"),
+                        "--tls-key-file", str(certs / "server.key"),
+                        "--tls-ca-cert-file", str(certs / "ca.crt"), "--tls-auth-clients", "no")
+    secure = redis.Redis(host="127.0.0.1", port=tls_port, ssl=True,
+                         ssl_ca_certs=str(certs / "ca.crt"), socket_timeout=20)
+    assert secure.ping() is True
+    runner, other = RawClient(server.port, timeout=20), RawClient(server.port, timeout=20)
+    assert other.call("PING").raw == b"+PONG\r\n"
+    runner.send(b"*3\r\n$4\r\nEVAL\r\n$17\r\nwhile true do end\r\n$1\r\n0\r\n")
+    deadline = time.monotonic() + 10
+    while not other.call("PING").raw.startswith(b"-BUSY"):
+        assert time.monotonic() < deadline, "never busy"
+        time.sleep(0.02)
+    answers = []
+    waiter = threading.Thread(target=lambda: answers.append(secure.echo("after")))
+    waiter.start()
+    time.sleep(0.2)                                   # its request is in, unanswered
+    assert answers == [] and other.call("PING").raw.startswith(b"-BUSY")
+    assert other.call("SCRIPT", "KILL").raw == b"+OK\r\n"
+    assert runner.read().raw.startswith(b"-ERR Script killed by user with SCRIPT KILL...")
+    waiter.join(20)
+    assert answers == [b"after"]
+    secure.close()
