@@ -480,21 +480,26 @@ class RunContext:
     def __init__(self, engine: "Scripting", caller: Any, client: Any, sha: bytes,
                  read_only: bool, allow_oom: bool) -> None:
         self.engine = engine
-        self.caller = caller
         self.client = client
+        self.dispatcher = caller.core.dispatcher()
+        self.commands = self.dispatcher.commands
+        self.start(caller, sha, read_only, allow_oom)
+
+    def start(self, caller: Any, sha: bytes, read_only: bool, allow_oom: bool) -> None:
+        """Set up for a new run (the engine keeps one context: scripts never nest)."""
+        core = caller.core
+        self.caller = caller
         self.sha = sha
         self.read_only = read_only
         self.allow_oom = allow_oom
-        self.oom_at_start = caller.core.over_maxmemory
+        self.oom_at_start = core.over_maxmemory
         self.dirty = False          # ran a write command: SCRIPT KILL refuses (UNKILLABLE)
         self.killed = False
         self.started = time.monotonic()
         self.timed_out = False
         self.next_serve = 0.0
-        threshold = caller.core.config.busy_reply_threshold
+        threshold = core.config.busy_reply_threshold
         self.threshold = threshold / 1000.0 if threshold > 0 else None
-        self.dispatcher = caller.core.dispatcher()
-        self.commands = self.dispatcher.commands
 
     def hook(self) -> None:
         """The interpreter's periodic call: past busy-reply-threshold, serve the other clients.
@@ -632,6 +637,9 @@ class Scripting:
         #: Sets a global of the locked state (KEYS, ARGV): lock_globals gives it.
         self._set_global: Any = None
         self.client: Any = None     # the script client (made on first run)
+        #: The run context, made once and reused (scripts never nest), and its hook.
+        self._context: RunContext | None = None
+        self._hook: Any = None
         #: redis.call's command lookups by the name a script used (commands
         #: without subcommands; the table is fixed while the server runs).
         self.call_cache: dict[bytes, tuple] = {}
@@ -711,15 +719,21 @@ class Scripting:
         client.db = caller.db           # the caller's database; SELECT changes the script's
         client.db_index = caller.db_index
         client.resp = 2
-        ctx = RunContext(self, caller, client, script.sha,
-                         read_only or (not compat and bool(flags & NO_WRITES)),
-                         not compat and bool(flags & ALLOW_OOM))
+        read_only = read_only or (not compat and bool(flags & NO_WRITES))
+        allow_oom = not compat and bool(flags & ALLOW_OOM)
+        ctx = self._context
+        if ctx is None:
+            ctx = self._context = RunContext(self, caller, client, script.sha, read_only,
+                                             allow_oom)
+            self._hook = ctx.hook
+        else:
+            ctx.start(caller, script.sha, read_only, allow_oom)
         self.running = ctx
         set_global = self._set_global
         set_global(b"KEYS", LuaTable(keys))     # (new lists: the callers' slices)
         set_global(b"ARGV", LuaTable(args))
         previous_hook = rt.hook
-        rt.hook = ctx.hook
+        rt.hook = self._hook
         # Time stands still for the script (Redis 7's scriptTimeSnapshot): a key
         # does not expire between two of its commands, whatever the script takes.
         keyspace = core.keyspace
@@ -741,6 +755,7 @@ class Scripting:
             keyspace.clock = clock
             rt.hook = previous_hook
             self.running = None
+            ctx.caller = None     # (the context stays; a gone client must not)
 
     def _error_reply(self, caller: Any, value: Any, ctx: RunContext, exc: Any) -> Any:
         """The reply to a script that raised ``value`` (Redis's error handler + luaCallFunction)."""
