@@ -1,0 +1,499 @@
+"""Task queues, locks and rate limiters that use Redis, run against a real kvserver.
+
+rq, huey, dramatiq, arq, celery, pottery and limits: each test starts its own
+kvserver (the ``kv`` fixture: 127.0.0.1, port 0, a temporary data directory),
+points the library at it over a real socket and runs one of the library's main
+uses end to end, *including its worker*, run in this process (rq's
+SimpleWorker in burst mode, huey's consumer threads, a dramatiq Worker, arq's
+Worker in burst mode, an embedded celery worker): a job goes in, the worker
+runs it, the result comes back through the server.
+
+These libraries are in the ``test`` extras, so they are imported plainly: a
+missing one is an error, not a skip. Every wait has a timeout. After each use,
+``assert_no_server_errors`` checks the server's INFO errorstats: a library
+that swallows an error reply and falls back to another path (several do)
+still fails the test.
+
+Uses left out because kvserver does not serve what they need: streams
+(XADD...), so no walrus Stream / TimeSeries, no arq/celery features built on
+them; see docs/compatibility.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import signal
+import threading
+import time
+
+import pytest
+import redis
+import redis.asyncio
+
+import arq
+import arq.connections
+import arq.worker
+import celery
+import celery.contrib.testing.worker
+import dramatiq
+import dramatiq.brokers.redis
+import dramatiq.rate_limits
+import dramatiq.rate_limits.backends
+import dramatiq.results
+import dramatiq.results.backends
+import huey
+import huey.consumer
+import limits
+import limits.aio.storage
+import limits.aio.strategies
+import limits.storage
+import limits.strategies
+import pottery
+import rq
+import rq.registry
+
+pytestmark = [
+    # Warnings from the libraries about their own use of redis-py: not ours.
+    pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::pottery.InefficientAccessWarning"),
+]
+
+#: Error replies a library is expected to receive in normal operation:
+#: redis-py's Script object sends EVALSHA first and EVAL on NOSCRIPT.
+EXPECTED_ERRORS = {"NOSCRIPT"}
+#: redis-py sends CLIENT SETINFO LIB-NAME and LIB-VER on every new connection
+#: and ignores the ERR that Redis 7.0 (and so kvserver) answers.
+SETINFO_ERRORS_PER_CONNECTION = 2
+
+
+def server_errors(r: redis.Redis) -> dict:
+    """INFO errorstats as {error prefix: count}, less the expected ones."""
+    errors = {k.removeprefix("errorstat_"): v["count"] for k, v in r.info("errorstats").items()}
+    connections = r.info("stats")["total_connections_received"]
+    errors["ERR"] = errors.get("ERR", 0) - SETINFO_ERRORS_PER_CONNECTION * connections
+    return {k: v for k, v in errors.items() if v and k not in EXPECTED_ERRORS}
+
+
+def assert_no_server_errors(r: redis.Redis) -> None:
+    """The library got no error reply from the server (it may have hidden one)."""
+    errors = server_errors(r)
+    assert not errors, errors
+
+
+@pytest.fixture
+def r(kv):
+    """A redis-py client to the same kvserver, to check what a library left there."""
+    client = redis.Redis(host="127.0.0.1", port=kv.port)
+    yield client
+    client.close()
+
+
+@contextlib.contextmanager
+def kept_signal_handlers():
+    """Workers install SIGINT/SIGTERM handlers: put pytest's back afterwards."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    """Poll predicate() until it is truthy (returned) or timeout (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
+        time.sleep(interval)
+
+
+# --- rq -----------------------------------------------------------------------------
+
+def rq_add(a, b):
+    return a + b
+
+
+def rq_fail():
+    raise ValueError("boom")
+
+
+def rq_run_burst(queue, r, **kwargs) -> None:
+    with kept_signal_handlers():
+        worker = rq.SimpleWorker([queue], connection=r)
+        assert worker.work(burst=True, **kwargs)
+
+
+def test_rq_enqueue_and_worker_runs_job_and_stores_result(kv, r):
+    queue = rq.Queue("kvq", connection=r)
+    job = queue.enqueue(rq_add, 2, 3, result_ttl=60)
+    assert queue.count == 1 and job.get_status() == rq.job.JobStatus.QUEUED
+    assert r.type(f"rq:job:{job.id}") == b"hash"
+    rq_run_burst(queue, r)
+    assert job.get_status(refresh=True) == rq.job.JobStatus.FINISHED
+    assert job.return_value() == 5
+    assert queue.count == 0
+    assert rq.job.Job.fetch(job.id, connection=r).return_value() == 5
+    assert job.id in rq.registry.FinishedJobRegistry(queue=queue).get_job_ids()
+    assert_no_server_errors(r)
+
+
+def test_rq_failed_job_goes_to_failed_registry_and_requeues(kv, r):
+    queue = rq.Queue("kvq", connection=r)
+    job = queue.enqueue(rq_fail)
+    rq_run_burst(queue, r)
+    assert job.get_status(refresh=True) == rq.job.JobStatus.FAILED
+    failed = rq.registry.FailedJobRegistry(queue=queue)
+    assert failed.get_job_ids() == [job.id]
+    assert "ValueError: boom" in job.latest_result().exc_string
+    failed.requeue(job.id)
+    assert queue.job_ids == [job.id] and failed.count == 0
+    assert_no_server_errors(r)
+
+
+def test_rq_dependencies_and_scheduled_jobs(kv, r):
+    queue = rq.Queue("kvq", connection=r)
+    first = queue.enqueue(rq_add, 1, 1)
+    second = queue.enqueue(rq_add, 2, 2, depends_on=first)
+    assert second.get_status() == rq.job.JobStatus.DEFERRED
+    due = queue.enqueue_at(datetime.datetime.now(datetime.timezone.utc), rq_add, 3, 3)
+    assert due.get_status() == rq.job.JobStatus.SCHEDULED
+    assert rq.registry.ScheduledJobRegistry(queue=queue).get_job_ids() == [due.id]
+    # The burst worker's scheduler moves due jobs to the queue, then runs all.
+    rq_run_burst(queue, r, with_scheduler=True)
+    assert [j.return_value(refresh=True) for j in (first, second, due)] == [2, 4, 6]
+    assert_no_server_errors(r)
+
+
+# --- huey ---------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def huey_consumer(h):
+    """huey's consumer (one worker thread + the scheduler thread) in this process."""
+    consumer = h.create_consumer(workers=1, worker_type="thread", periodic=False,
+                                 initial_delay=0.05, max_delay=0.2, check_worker_health=False)
+    with kept_signal_handlers():
+        consumer.start()
+        try:
+            yield consumer
+        finally:
+            consumer.stop(graceful=True)
+
+
+def make_huey(kv):
+    # blocking=True: workers wait on BRPOP (read_timeout 1 s) between tasks.
+    return huey.RedisHuey("kvtest", host="127.0.0.1", port=kv.port, blocking=True, read_timeout=1)
+
+
+def test_huey_enqueue_consumer_results_and_schedule(kv, r):
+    h = make_huey(kv)
+
+    @h.task()
+    def add(a, b):
+        return a + b
+
+    @h.task(retries=1, retry_delay=0)
+    def flaky(box=[]):  # noqa: B006 - the mutable default counts the tries
+        box.append(1)
+        if len(box) == 1:
+            raise RuntimeError("first try fails")
+        return len(box)
+
+    result = add(1, 2)
+    assert h.pending_count() == 1 and r.llen("huey.redis.kvtest") == 1
+    scheduled = add.schedule((10, 20), delay=1)  # a worker puts it in the schedule (a zset)
+    retried = flaky()
+    with huey_consumer(h):
+        assert result.get(blocking=True, timeout=10) == 3
+        assert scheduled.get(blocking=True, timeout=10) == 30  # after the scheduler moved it
+        assert retried.get(blocking=True, timeout=10) == 2
+    assert h.pending_count() == 0 and h.scheduled_count() == 0
+    assert_no_server_errors(r)
+
+
+def test_huey_result_store_lock_and_revoke(kv, r):
+    h = make_huey(kv)
+
+    @h.task()
+    def square(x):
+        return x * x
+
+    res = square(4)
+    revoked = square(5)
+    revoked.revoke()
+    assert revoked.is_revoked()
+    with h.lock_task("only-one"):
+        with pytest.raises(huey.exceptions.TaskLockedException):
+            with h.lock_task("only-one"):
+                pass
+    h.put("k", {"v": 1})
+    assert h.get("k", peek=True) == {"v": 1} and h.get("k") == {"v": 1} and h.get("k") is None
+    with huey_consumer(h):
+        assert res.get(blocking=True, timeout=10) == 16
+        wait_for(lambda: h.pending_count() == 0, timeout=10)
+    assert revoked.get() is None  # revoked: never ran
+    assert_no_server_errors(r)
+
+
+# --- dramatiq -----------------------------------------------------------------------
+
+@pytest.fixture
+def dramatiq_broker(kv):
+    broker = dramatiq.brokers.redis.RedisBroker(host="127.0.0.1", port=kv.port)
+    backend = dramatiq.results.backends.RedisBackend(host="127.0.0.1", port=kv.port)
+    broker.add_middleware(dramatiq.results.Results(backend=backend))
+    dramatiq.set_broker(broker)  # Message.get_result looks up the global broker
+    yield broker
+    broker.close()
+    backend.client.close()
+
+
+@contextlib.contextmanager
+def dramatiq_worker(broker):
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop(timeout=10_000)
+
+
+def test_dramatiq_broker_worker_and_results(dramatiq_broker, r):
+    broker = dramatiq_broker
+    done = []
+
+    @dramatiq.actor(broker=broker, queue_name="kvq", store_results=True)
+    def add(a, b):
+        done.append((a, b))
+        return a + b
+
+    @dramatiq.actor(broker=broker, queue_name="kvq", max_retries=0)
+    def fail():
+        raise ValueError("boom")
+
+    messages = [add.send(i, i) for i in range(5)]
+    failed = fail.send()
+    delayed = add.send_with_options(args=(7, 7), delay=300)
+    with dramatiq_worker(broker):
+        results = [m.get_result(block=True, timeout=10_000) for m in messages]
+        assert delayed.get_result(block=True, timeout=10_000) == 14
+        broker.join("kvq", timeout=10_000)
+    assert results == [0, 2, 4, 6, 8] and len(done) == 6
+    # A message that failed for good lands in the dead-letter queue.
+    assert r.zrange("dramatiq:kvq.XQ", 0, -1) == [failed.options["redis_message_id"].encode()]
+    assert_no_server_errors(r)
+
+
+def test_dramatiq_rate_limiters(kv, r):
+    backend = dramatiq.rate_limits.backends.RedisBackend(host="127.0.0.1", port=kv.port)
+    mutex = dramatiq.rate_limits.ConcurrentRateLimiter(backend, "mutex", limit=1, ttl=10_000)
+    with mutex.acquire():
+        with mutex.acquire(raise_on_failure=False) as acquired:
+            assert not acquired
+    with mutex.acquire(raise_on_failure=False) as acquired:
+        assert acquired
+
+    window = dramatiq.rate_limits.WindowRateLimiter(backend, "window", limit=2, window=60)
+    tries = []
+    for _ in range(3):
+        with window.acquire(raise_on_failure=False) as acquired:
+            tries.append(acquired)
+    assert tries == [True, True, False]
+
+    bucket = dramatiq.rate_limits.BucketRateLimiter(backend, "bucket", limit=2, bucket=60_000)
+    tries = []
+    for _ in range(3):
+        with bucket.acquire(raise_on_failure=False) as acquired:
+            tries.append(acquired)
+    assert tries == [True, True, False]
+
+    barrier = dramatiq.rate_limits.Barrier(backend, "barrier", ttl=10_000)
+    assert barrier.create(parties=2)
+    released = []
+    waiter = threading.Thread(target=lambda: released.append(barrier.wait(timeout=10_000)))
+    waiter.start()
+    assert barrier.wait(timeout=10_000)
+    waiter.join(10)
+    assert released == [True]
+    backend.client.close()
+    assert_no_server_errors(r)
+
+
+# --- arq ----------------------------------------------------------------------------
+
+async def arq_add(ctx, a, b):
+    return a + b
+
+
+async def arq_fail(ctx):
+    raise ValueError("boom")
+
+
+@pytest.mark.asyncio
+async def test_arq_enqueue_and_burst_worker(kv, r):
+    pool = await arq.create_pool(arq.connections.RedisSettings(host="127.0.0.1", port=kv.port))
+    try:
+        job = await pool.enqueue_job("arq_add", 2, 3)
+        assert await pool.enqueue_job("arq_add", 1, 1, _job_id="unique") is not None
+        assert await pool.enqueue_job("arq_add", 1, 1, _job_id="unique") is None  # already queued
+        failing = await pool.enqueue_job("arq_fail")
+        deferred = await pool.enqueue_job("arq_add", 4, 4, _defer_by=datetime.timedelta(seconds=0.3))
+        assert await job.status() == arq.jobs.JobStatus.queued
+        assert await deferred.status() == arq.jobs.JobStatus.deferred
+        assert len(await pool.queued_jobs()) == 4
+        await asyncio.sleep(0.4)  # the deferred job is due: the burst worker takes it too
+        worker = arq.worker.Worker(functions=[arq_add, arq_fail], redis_pool=pool, burst=True,
+                                   poll_delay=0.05, handle_signals=False, max_tries=1)
+        try:
+            await asyncio.wait_for(worker.main(), 20)
+        finally:
+            await worker.close()
+        assert await job.result(timeout=5) == 5
+        assert await deferred.result(timeout=5) == 8
+        assert (await job.info()).success
+        with pytest.raises(ValueError, match="boom"):
+            await failing.result(timeout=5)
+        assert (worker.jobs_complete, worker.jobs_failed) == (3, 1)
+        assert sorted(r.info("keyspace")) == ["db0"]
+    finally:
+        await pool.aclose()
+    assert_no_server_errors(r)
+
+
+# --- celery -------------------------------------------------------------------------
+
+def test_celery_redis_broker_backend_and_worker(kv, r):
+    url = f"redis://127.0.0.1:{kv.port}/0"
+    app = celery.Celery("kvtest", broker=url, backend=url, set_as_current=False)
+    app.conf.update(task_always_eager=False, broker_connection_retry_on_startup=False,
+                    broker_connection_max_retries=1, result_expires=60,
+                    worker_hijack_root_logger=False, worker_send_task_events=False)
+
+    @app.task(name="kvtest.add")
+    def add(a, b):
+        return a + b
+
+    @app.task(name="kvtest.fail")
+    def fail():
+        raise ValueError("boom")
+
+    with kept_signal_handlers(), celery.contrib.testing.worker.start_worker(
+            app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        assert add.delay(2, 3).get(timeout=10) == 5
+        assert add.apply_async((4, 4), countdown=1).get(timeout=10) == 8
+        assert celery.group(add.s(i, i) for i in range(3)).apply_async().get(timeout=10) == [0, 2, 4]
+        failing = fail.delay()
+        with pytest.raises(ValueError, match="boom"):
+            failing.get(timeout=10)
+        assert failing.state == "FAILURE"
+    result = add.AsyncResult(add.delay(1, 1).id)
+    assert result.state == "PENDING"  # no worker any more: it waits in the broker's list
+    assert r.llen("celery") == 1
+    app.close()
+    assert_no_server_errors(r)
+
+
+# --- pottery ------------------------------------------------------------------------
+
+def test_pottery_containers(kv, r):
+    d = pottery.RedisDict({"a": 1, "b": [2]}, redis=r, key="pd")
+    d["c"] = {"x": 3}
+    assert d["b"] == [2] and len(d) == 3 and "c" in d
+    del d["a"]
+    assert d.to_dict() == {"b": [2], "c": {"x": 3}} and r.type("pd") == b"hash"
+
+    lst = pottery.RedisList([1, 2, 3], redis=r, key="pl")
+    lst.append(4)
+    lst.insert(0, 0)
+    assert lst[0] == 0 and lst[-1] == 4 and lst[1:3] == [1, 2]
+    lst[1] = 10
+    assert lst.pop() == 4 and lst.pop(0) == 0
+    assert lst.to_list() == [10, 2, 3] and r.type("pl") == b"list"
+
+    s = pottery.RedisSet({"a", "b"}, redis=r, key="ps")
+    s.add("c")
+    s.discard("a")
+    assert s.to_set() == {"b", "c"} and "b" in s and r.type("ps") == b"set"
+    assert s.isdisjoint({"z"}) and s.issubset({"b", "c", "d"})
+
+    counter = pottery.RedisCounter("abracadabra", redis=r, key="pc")
+    counter["a"] += 2
+    assert counter["a"] == 7 and counter.most_common(1) == [("a", 7)]
+    assert counter.to_counter()["b"] == 2
+
+    dq = pottery.RedisDeque([1, 2], redis=r, key="pq", maxlen=3)
+    dq.appendleft(0)
+    dq.append(3)  # maxlen 3: the left end drops off
+    assert list(dq) == [1, 2, 3]
+    assert_no_server_errors(r)
+
+
+def test_pottery_redlock_and_nextid(kv, r):
+    lock = pottery.Redlock(key="res", masters={r}, auto_release_time=10)
+    other = pottery.Redlock(key="res", masters={r}, auto_release_time=10)
+    with lock:
+        assert 0 < lock.locked() <= 10_000
+        assert not other.acquire(blocking=False)
+        lock.extend()
+    assert not lock.locked()
+    assert other.acquire(timeout=5)
+    other.release()
+    with pytest.raises(pottery.ReleaseUnlockedLock):
+        other.release()
+
+    ids = pottery.NextID(key="ids", masters={r})
+    assert [next(ids) for _ in range(3)] == [1, 2, 3]
+
+    calls = []
+
+    @pottery.redis_cache(redis=r, key="pcache", timeout=30)
+    def double(x):
+        calls.append(x)
+        return x * 2
+    assert double(2) == 4 and double(2) == 4 and calls == [2]
+    assert_no_server_errors(r)
+
+
+# --- limits -------------------------------------------------------------------------
+
+LIMITS_STRATEGIES = ["FixedWindowRateLimiter", "MovingWindowRateLimiter",
+                     "SlidingWindowCounterRateLimiter"]
+
+
+@pytest.mark.parametrize("strategy", LIMITS_STRATEGIES)
+def test_limits_strategy_with_redis_storage(kv, r, strategy):
+    storage = limits.storage.RedisStorage(f"redis://127.0.0.1:{kv.port}")
+    assert storage.check()
+    limiter = getattr(limits.strategies, strategy)(storage)
+    item = limits.parse("3/minute")
+    assert [limiter.hit(item, "user", "1") for _ in range(4)] == [True, True, True, False]
+    assert not limiter.test(item, "user", "1")
+    assert limiter.test(item, "user", "2")
+    stats = limiter.get_window_stats(item, "user", "1")
+    assert stats.remaining == 0
+    assert limiter.hit(item, "user", "2", cost=2) and not limiter.hit(item, "user", "2", cost=2)
+    limiter.clear(item, "user", "1")
+    assert limiter.test(item, "user", "1")
+    storage.reset()
+    assert r.dbsize() == 0
+    assert_no_server_errors(r)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("strategy", LIMITS_STRATEGIES)
+async def test_limits_async_strategy_with_redis_storage(kv, r, strategy):
+    storage = limits.aio.storage.RedisStorage(f"async+redis://127.0.0.1:{kv.port}",
+                                              implementation="redispy")
+    assert await storage.check()
+    limiter = getattr(limits.aio.strategies, strategy)(storage)
+    item = limits.parse("2/minute")
+    assert [await limiter.hit(item, "a") for _ in range(3)] == [True, True, False]
+    assert not await limiter.test(item, "a")
+    assert (await limiter.get_window_stats(item, "a")).remaining == 0
+    await limiter.clear(item, "a")
+    assert await limiter.test(item, "a")
+    assert_no_server_errors(r)
