@@ -54,33 +54,14 @@ import pottery
 import rq
 import rq.registry
 
+from conftest import wait_for
+from server_errors import assert_no_server_errors
+
 pytestmark = [
     # Warnings from the libraries about their own use of redis-py: not ours.
     pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::pottery.InefficientAccessWarning"),
 ]
-
-#: Error replies a library is expected to receive in normal operation:
-#: redis-py's Script object sends EVALSHA first and EVAL on NOSCRIPT.
-EXPECTED_ERRORS = {"NOSCRIPT"}
-#: redis-py sends CLIENT SETINFO LIB-NAME and LIB-VER on every new connection
-#: and ignores the ERR that Redis 7.0 (and so kvserver) answers.
-SETINFO_ERRORS_PER_CONNECTION = 2
-
-
-def server_errors(r: redis.Redis) -> dict:
-    """INFO errorstats as {error prefix: count}, less the expected ones."""
-    errors = {k.removeprefix("errorstat_"): v["count"] for k, v in r.info("errorstats").items()}
-    connections = r.info("stats")["total_connections_received"]
-    errors["ERR"] = errors.get("ERR", 0) - SETINFO_ERRORS_PER_CONNECTION * connections
-    return {k: v for k, v in errors.items() if v and k not in EXPECTED_ERRORS}
-
-
-def assert_no_server_errors(r: redis.Redis) -> None:
-    """The library got no error reply from the server (it may have hidden one)."""
-    errors = server_errors(r)
-    assert not errors, errors
-
 
 @pytest.fixture
 def r(kv):
@@ -99,17 +80,6 @@ def kept_signal_handlers():
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    """Poll predicate() until it is truthy (returned) or timeout (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
-        time.sleep(interval)
 
 
 # --- rq -----------------------------------------------------------------------------
@@ -234,7 +204,7 @@ def test_huey_result_store_lock_and_revoke(kv, r):
     assert h.get("k", peek=True) == {"v": 1} and h.get("k") == {"v": 1} and h.get("k") is None
     with huey_consumer(h):
         assert res.get(blocking=True, timeout=10) == 16
-        wait_for(lambda: h.pending_count() == 0, timeout=10)
+        wait_for(lambda: h.pending_count() == 0, "huey's queue to drain", timeout=10)
     assert revoked.get() is None  # revoked: never ran
     assert_no_server_errors(r)
 
