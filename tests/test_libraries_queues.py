@@ -3,10 +3,10 @@
 rq, huey, dramatiq, arq, celery, pottery and limits: each test starts its own
 kvserver (the ``kv`` fixture: 127.0.0.1, port 0, a temporary data directory),
 points the library at it over a real socket and runs one of the library's main
-uses end to end, *including its worker*, run in this process (rq's
-SimpleWorker in burst mode, huey's consumer threads, a dramatiq Worker, arq's
-Worker in burst mode, an embedded celery worker): a job goes in, the worker
-runs it, the result comes back through the server.
+uses end to end, *including its worker*, run in this process (huey's
+consumer threads, a dramatiq Worker, arq's Worker in burst mode, an embedded
+celery worker): a job goes in, the worker runs it, the result comes back
+through the server.
 
 These libraries are in the ``test`` extras, so they are imported plainly: a
 missing one is an error, not a skip. Every wait has a timeout. After each use,
@@ -14,9 +14,8 @@ missing one is an error, not a skip. Every wait has a timeout. After each use,
 that swallows an error reply and falls back to another path (several do)
 still fails the test.
 
-Uses left out because kvserver does not serve what they need: streams
-(XADD...), so no walrus Stream / TimeSeries, no arq/celery features built on
-them; see docs/compatibility.md.
+Left out because kvserver serves no streams (XADD, XREVRANGE...): rq's
+workers (rq 3 stores every job's result in a stream), see the rq section.
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ import limits.strategies
 import pottery
 import rq
 import rq.registry
+import rq.scheduler
 
 from conftest import wait_for
 from server_errors import assert_no_server_errors
@@ -83,59 +83,59 @@ def kept_signal_handlers():
 
 
 # --- rq -----------------------------------------------------------------------------
+# rq 3's workers store every job's outcome in a stream (Result.create: XADD
+# rq:results:<id>, read back with XREVRANGE), which kvserver does not serve: a
+# worker runs the job but its EXEC fails, the job stays "started". So no
+# worker here; enqueueing, dependencies, the registries and the scheduler work.
 
 def rq_add(a, b):
     return a + b
 
 
-def rq_fail():
-    raise ValueError("boom")
-
-
-def rq_run_burst(queue, r, **kwargs) -> None:
-    with kept_signal_handlers():
-        worker = rq.SimpleWorker([queue], connection=r)
-        assert worker.work(burst=True, **kwargs)
-
-
-def test_rq_enqueue_and_worker_runs_job_and_stores_result(kv, r):
+def test_rq_enqueue_inspect_cancel_and_delete(kv, r):
     queue = rq.Queue("kvq", connection=r)
-    job = queue.enqueue(rq_add, 2, 3, result_ttl=60)
-    assert queue.count == 1 and job.get_status() == rq.job.JobStatus.QUEUED
-    assert r.type(f"rq:job:{job.id}") == b"hash"
-    rq_run_burst(queue, r)
-    assert job.get_status(refresh=True) == rq.job.JobStatus.FINISHED
-    assert job.return_value() == 5
-    assert queue.count == 0
-    assert rq.job.Job.fetch(job.id, connection=r).return_value() == 5
-    assert job.id in rq.registry.FinishedJobRegistry(queue=queue).get_job_ids()
+    job = queue.enqueue(rq_add, 2, 3, result_ttl=60, meta={"who": "test"})
+    jobs = queue.enqueue_many([rq.Queue.prepare_data(rq_add, (i, i)) for i in range(3)])
+    assert queue.count == 4 and queue.job_ids[0] == job.id
+    assert job.get_status() == rq.job.JobStatus.QUEUED
+    assert r.type(f"rq:job:{job.id}") == b"hash" and r.type("rq:queue:kvq") == b"list"
+    fetched = rq.job.Job.fetch(job.id, connection=r)
+    assert fetched.func_name.endswith("rq_add") and fetched.args == (2, 3)
+    assert fetched.meta == {"who": "test"}
+    fetched.meta["n"] = 1
+    fetched.save_meta()
+    assert job.get_meta(refresh=True) == {"who": "test", "n": 1}
+    assert "kvq" in [q.name for q in rq.Queue.all(connection=r)]
+    jobs[0].cancel()
+    assert jobs[0].get_status() == rq.job.JobStatus.CANCELED and queue.count == 3
+    assert jobs[0].id in rq.registry.CanceledJobRegistry(queue=queue).get_job_ids()
+    jobs[1].delete()
+    assert not r.exists(f"rq:job:{jobs[1].id}") and queue.count == 2
+    assert queue.empty() == 2 and queue.count == 0
     assert_no_server_errors(r)
 
 
-def test_rq_failed_job_goes_to_failed_registry_and_requeues(kv, r):
-    queue = rq.Queue("kvq", connection=r)
-    job = queue.enqueue(rq_fail)
-    rq_run_burst(queue, r)
-    assert job.get_status(refresh=True) == rq.job.JobStatus.FAILED
-    failed = rq.registry.FailedJobRegistry(queue=queue)
-    assert failed.get_job_ids() == [job.id]
-    assert "ValueError: boom" in job.latest_result().exc_string
-    failed.requeue(job.id)
-    assert queue.job_ids == [job.id] and failed.count == 0
-    assert_no_server_errors(r)
-
-
-def test_rq_dependencies_and_scheduled_jobs(kv, r):
+def test_rq_dependencies_and_scheduler(kv, r):
     queue = rq.Queue("kvq", connection=r)
     first = queue.enqueue(rq_add, 1, 1)
     second = queue.enqueue(rq_add, 2, 2, depends_on=first)
     assert second.get_status() == rq.job.JobStatus.DEFERRED
-    due = queue.enqueue_at(datetime.datetime.now(datetime.timezone.utc), rq_add, 3, 3)
+    assert rq.registry.DeferredJobRegistry(queue=queue).get_job_ids() == [second.id]
+    assert queue.job_ids == [first.id]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    due = queue.enqueue_at(now - datetime.timedelta(seconds=1), rq_add, 3, 3)
+    later = queue.enqueue_in(datetime.timedelta(hours=1), rq_add, 4, 4)
+    scheduled = rq.registry.ScheduledJobRegistry(queue=queue)
     assert due.get_status() == rq.job.JobStatus.SCHEDULED
-    assert rq.registry.ScheduledJobRegistry(queue=queue).get_job_ids() == [due.id]
-    # The burst worker's scheduler moves due jobs to the queue, then runs all.
-    rq_run_burst(queue, r, with_scheduler=True)
-    assert [j.return_value(refresh=True) for j in (first, second, due)] == [2, 4, 6]
+    assert scheduled.get_job_ids() == [due.id, later.id]  # a zset, by time
+    assert scheduled.get_scheduled_time(later) > now
+    # A worker's scheduler: takes its lock (SET NX), moves the due jobs to the queue.
+    scheduler = rq.scheduler.RQScheduler([queue], connection=r)
+    assert scheduler.acquire_locks() == {"kvq"}
+    scheduler.enqueue_scheduled_jobs()
+    scheduler.release_locks()
+    assert queue.job_ids == [first.id, due.id] and scheduled.get_job_ids() == [later.id]
+    assert due.get_status(refresh=True) == rq.job.JobStatus.QUEUED
     assert_no_server_errors(r)
 
 
