@@ -209,6 +209,26 @@ def test_huey_result_store_lock_and_revoke(kv, r):
     assert_no_server_errors(r)
 
 
+def test_huey_priority_queue(kv, r):
+    """PriorityRedisHuey keeps the queue in a zset: ZADD, BZPOPMIN to dequeue."""
+    h = huey.PriorityRedisHuey("kvprio", host="127.0.0.1", port=kv.port, blocking=True,
+                               read_timeout=1)
+    ran = []
+
+    @h.task()
+    def note(x):
+        ran.append(x)
+        return x
+
+    results = [note.s(x, priority=p) for x, p in (("low", 1), ("high", 10), ("mid", 5))]
+    results = [h.enqueue(task) for task in results]
+    assert r.type("huey.redis.kvprio") == b"zset" and h.pending_count() == 3
+    with huey_consumer(h):
+        assert [res.get(blocking=True, timeout=10) for res in results] == ["low", "high", "mid"]
+    assert ran == ["high", "mid", "low"]  # highest priority first
+    assert_no_server_errors(r)
+
+
 # --- dramatiq -----------------------------------------------------------------------
 
 @pytest.fixture
@@ -256,6 +276,39 @@ def test_dramatiq_broker_worker_and_results(dramatiq_broker, r):
     # A message that failed for good lands in the dead-letter queue.
     assert r.zrange("dramatiq:kvq.XQ", 0, -1) == [failed.options["redis_message_id"].encode()]
     assert_no_server_errors(r)
+
+
+def test_dramatiq_broker_maintenance_and_requeue(kv, r):
+    """Every dispatch does maintenance (maintenance_chance at its scale): the Lua script walks
+    the heartbeats zset and requeues a dead worker's unacked messages."""
+    broker = dramatiq.brokers.redis.RedisBroker(host="127.0.0.1", port=kv.port,
+                                                maintenance_chance=dramatiq.brokers.redis.MAINTENANCE_SCALE,
+                                                heartbeat_timeout=100)
+    done = []
+
+    @dramatiq.actor(broker=broker, queue_name="kvm")
+    def note(x):
+        done.append(x)
+
+    # Another broker (another worker id) takes a message, never acks it, and dies.
+    dead_broker = dramatiq.brokers.redis.RedisBroker(host="127.0.0.1", port=kv.port)
+    dead_broker.declare_queue("kvm")
+    try:
+        note.send("orphan")
+        dead = dead_broker.consume("kvm", prefetch=1, timeout=100)
+        assert next(dead).args == ("orphan",)
+        assert r.scard(f"dramatiq:__acks__.{dead_broker.broker_id}.kvm") == 1
+        dead_broker.close()
+        time.sleep(0.2)  # its heartbeat goes stale
+        note.send("fresh")
+        with dramatiq_worker(broker):
+            broker.join("kvm", timeout=10_000)
+            wait_for(lambda: len(done) == 2, "both messages", timeout=10)
+        assert sorted(done) == ["fresh", "orphan"]
+        assert r.zcard("dramatiq:__heartbeats__") <= 1
+        assert_no_server_errors(r)
+    finally:
+        broker.close()
 
 
 def test_dramatiq_rate_limiters(kv, r):
@@ -334,6 +387,38 @@ async def test_arq_enqueue_and_burst_worker(kv, r):
     assert_no_server_errors(r)
 
 
+async def arq_retry(ctx):
+    if ctx["job_try"] < 3:
+        raise arq.worker.Retry(defer=0.05)
+    return ctx["job_try"]
+
+
+async def arq_slow(ctx):
+    await asyncio.sleep(30)
+
+
+@pytest.mark.asyncio
+async def test_arq_retry_and_abort(kv, r):
+    pool = await arq.create_pool(arq.connections.RedisSettings(host="127.0.0.1", port=kv.port))
+    worker = arq.worker.Worker(functions=[arq_retry, arq_slow], redis_pool=pool,
+                               poll_delay=0.05, handle_signals=False, allow_abort_jobs=True)
+    try:
+        retried = await pool.enqueue_job("arq_retry")
+        slow = await pool.enqueue_job("arq_slow")
+        run = asyncio.create_task(worker.main())
+        try:
+            assert await retried.result(timeout=10, poll_delay=0.05) == 3
+            assert await slow.abort(timeout=10, poll_delay=0.05)
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+        assert await slow.status() == arq.jobs.JobStatus.complete
+    finally:
+        await worker.close()
+        await pool.aclose()
+    assert_no_server_errors(r)
+
+
 # --- celery -------------------------------------------------------------------------
 
 def test_celery_redis_broker_backend_and_worker(kv, r):
@@ -347,6 +432,10 @@ def test_celery_redis_broker_backend_and_worker(kv, r):
     def add(a, b):
         return a + b
 
+    @app.task(name="kvtest.total")
+    def total(values):
+        return sum(values)
+
     @app.task(name="kvtest.fail")
     def fail():
         raise ValueError("boom")
@@ -356,6 +445,8 @@ def test_celery_redis_broker_backend_and_worker(kv, r):
         assert add.delay(2, 3).get(timeout=10) == 5
         assert add.apply_async((4, 4), countdown=1).get(timeout=10) == 8
         assert celery.group(add.s(i, i) for i in range(3)).apply_async().get(timeout=10) == [0, 2, 4]
+        # A chord: the redis backend counts the header's results (INCR, RPUSH...).
+        assert celery.chord(add.s(i, 1) for i in range(3))(total.s()).get(timeout=10) == 6
         failing = fail.delay()
         with pytest.raises(ValueError, match="boom"):
             failing.get(timeout=10)
@@ -425,6 +516,55 @@ def test_pottery_redlock_and_nextid(kv, r):
         calls.append(x)
         return x * 2
     assert double(2) == 4 and double(2) == 4 and calls == [2]
+    assert_no_server_errors(r)
+
+
+def test_pottery_bloom_filter_synchronize_and_cached_dict(kv, r):
+    bloom = pottery.BloomFilter({"a", "b"}, redis=r, key="pbloom", num_elements=100,
+                                false_positives=0.01)
+    bloom.add("c")
+    assert "a" in bloom and "c" in bloom and "zzz" not in bloom
+    assert list(bloom.contains_many("a", "zzz")) == [True, False]
+    assert 0 < len(bloom) <= 3 and r.type("pbloom") == b"string"  # len: an estimate (BITCOUNT)
+
+    inside = []
+
+    @pottery.synchronize(key="psync", masters={r}, auto_release_time=10)
+    def critical(n):
+        inside.append(n)
+        assert len(inside) == 1  # nobody else holds the Redlock
+        time.sleep(0.02)
+        inside.remove(n)
+        return n
+
+    threads = [threading.Thread(target=critical, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads) and not r.keys("redlock:*")
+
+    r.hset("pcod", mapping={'"x"': "1"})
+    cache = pottery.CachedOrderedDict(redis_client=r, redis_key="pcod", dict_keys=("x", "y"))
+    assert cache.misses() == {"y"} and cache["x"] == 1
+    cache["y"] = 2
+    assert pottery.RedisDict(redis=r, key="pcod").to_dict() == {"x": 1, "y": 2}
+    assert_no_server_errors(r)
+
+
+@pytest.mark.asyncio
+async def test_pottery_aioredlock(kv, r):
+    ar = redis.asyncio.Redis(host="127.0.0.1", port=kv.port)
+    try:
+        lock = pottery.AIORedlock(key="ares", masters={ar}, auto_release_time=10)
+        async with lock:
+            assert 0 < await lock.locked() <= 10_000
+            await lock.extend()
+        assert not await lock.locked()
+        ids = pottery.AIONextID(key="aids", masters={ar})
+        assert [await anext(ids) for _ in range(2)] == [1, 2]
+    finally:
+        await ar.aclose()
     assert_no_server_errors(r)
 
 
