@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import gc
 import signal
 import threading
 import time
@@ -440,21 +441,30 @@ def test_celery_redis_broker_backend_and_worker(kv, r):
     def fail():
         raise ValueError("boom")
 
-    with kept_signal_handlers(), celery.contrib.testing.worker.start_worker(
-            app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        assert add.delay(2, 3).get(timeout=10) == 5
-        assert add.apply_async((4, 4), countdown=1).get(timeout=10) == 8
-        assert celery.group(add.s(i, i) for i in range(3)).apply_async().get(timeout=10) == [0, 2, 4]
-        # A chord: the redis backend counts the header's results (INCR, RPUSH...).
-        assert celery.chord(add.s(i, 1) for i in range(3))(total.s()).get(timeout=10) == 6
-        failing = fail.delay()
-        with pytest.raises(ValueError, match="boom"):
-            failing.get(timeout=10)
-        assert failing.state == "FAILURE"
-    result = add.AsyncResult(add.delay(1, 1).id)
-    assert result.state == "PENDING"  # no worker any more: it waits in the broker's list
-    assert r.llen("celery") == 1
-    app.close()
+    def round_trips():
+        with kept_signal_handlers(), celery.contrib.testing.worker.start_worker(
+                app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            assert add.delay(2, 3).get(timeout=10) == 5
+            assert add.apply_async((4, 4), countdown=1).get(timeout=10) == 8
+            group = celery.group(add.s(i, i) for i in range(3)).apply_async()
+            assert group.get(timeout=10) == [0, 2, 4]
+            # A chord: the redis backend counts the header's results (INCR, RPUSH...).
+            assert celery.chord(add.s(i, 1) for i in range(3))(total.s()).get(timeout=10) == 6
+            failing = fail.delay()
+            with pytest.raises(ValueError, match="boom"):
+                failing.get(timeout=10)
+            assert failing.state == "FAILURE"
+        result = add.AsyncResult(add.delay(1, 1).id)
+        assert result.state == "PENDING"  # no worker any more: it waits in the broker's list
+        assert r.llen("celery") == 1
+
+    try:
+        round_trips()
+    finally:
+        # An AsyncResult unsubscribes when collected: let that happen while the
+        # server is up (later, celery would retry the connection for 20 s).
+        gc.collect()
+        app.close()
     assert_no_server_errors(r)
 
 
