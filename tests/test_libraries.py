@@ -742,7 +742,6 @@ async def test_cashews(kv, use):
 
 #: Left out: walrus's Stream, ConsumerGroup and TimeSeries (XADD...: kvserver
 #: serves no streams) and HyperLogLog (PFADD...: not served either).
-#: Not tried: graph, full-text search (Model fts fields).
 WALRUS = Uses("walrus_")
 
 
@@ -1007,6 +1006,41 @@ def walrus_array_counter_bitfield_bloom(db, r):
     bloom = db.bloom_filter("wbloom", size=1024)
     bloom.add("x")
     assert "x" in bloom and "y" not in bloom
+
+
+@WALRUS
+def walrus_graph(db, r):
+    """The hexastore: every triple in one zset, queried with ZRANGEBYLEX."""
+    g = db.graph("wg")
+    g.store_many([("huey", "is", "cat"), ("mickey", "is", "dog"),
+                  ("huey", "likes", "mickey"), ("zaizee", "is", "cat")])
+    assert sorted(t["s"] for t in g.query(p="is", o="cat")) == ["huey", "zaizee"]
+    assert list(g.query(s="huey", p="likes")) == [{"s": "huey", "p": "likes", "o": "mickey"}]
+    x = g.v.x
+    assert sorted(g.search({"s": x, "p": "is", "o": "cat"})["x"]) == ["huey", "zaizee"]
+    g.delete("zaizee", "is", "cat")
+    assert [t["s"] for t in g.query(p="is", o="cat")] == ["huey"]
+    assert r.type("wg") == b"zset"
+
+
+@WALRUS
+def walrus_full_text_search(db, r):
+    from walrus import AutoIncrementField, Model, TextField
+
+    class Note(Model):
+        __database__ = db
+        __namespace__ = "wfts"
+        id = AutoIncrementField()
+        content = TextField(fts=True)
+
+    for text in ("python and redis", "redis sorted sets", "cooking with python"):
+        Note.create(content=text)
+    assert sorted(n.content for n in Note.query(Note.content.match("python"))) == [
+        "cooking with python", "python and redis"]
+    assert [n.content for n in Note.query(Note.content.search("python AND redis"))] == [
+        "python and redis"]
+    assert sorted(n.content for n in Note.query(Note.content.search("sorted OR cooking"))) == [
+        "cooking with python", "redis sorted sets"]
 
 
 @pytest.mark.parametrize("use", WALRUS.params())
