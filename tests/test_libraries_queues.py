@@ -155,9 +155,17 @@ def huey_consumer(h):
             consumer.stop(graceful=True)
 
 
-def make_huey(kv):
+def huey_add(a, b):
+    return a + b
+
+
+def make_huey_on(port: int):
     # blocking=True: workers wait on BRPOP (read_timeout 1 s) between tasks.
-    return huey.RedisHuey("kvtest", host="127.0.0.1", port=kv.port, blocking=True, read_timeout=1)
+    return huey.RedisHuey("kvtest", host="127.0.0.1", port=port, blocking=True, read_timeout=1)
+
+
+def make_huey(kv):
+    return make_huey_on(kv.port)
 
 
 def test_huey_enqueue_consumer_results_and_schedule(kv, r):
@@ -617,3 +625,96 @@ async def test_limits_async_strategy_with_redis_storage(kv, r, strategy):
     await limiter.clear(item, "a")
     assert await limiter.test(item, "a")
     assert_no_server_errors(r)
+
+
+# --- all of them: queued work survives a crash ----------------------------------
+
+def key_state(r: redis.Redis) -> dict:
+    """Every key's type, contents and whether it has a TTL, read through redis-py."""
+    read = {b"string": r.get, b"hash": r.hgetall, b"list": lambda k: r.lrange(k, 0, -1),
+            b"set": lambda k: sorted(r.smembers(k)),
+            b"zset": lambda k: r.zrange(k, 0, -1, withscores=True)}
+    state = {}
+    for key in r.scan_iter(count=100):
+        kind = r.type(key)
+        state[key] = (kind, read[kind](key), r.pttl(key) > 0)
+    return state
+
+
+def test_queued_work_survives_kill9_and_runs_after_restart(kv_process):
+    """Jobs queued by every library (through Lua scripts, MULTI/EXEC, zsets...) are
+    all there after kill -9 and a restart on the same data directory, key for key,
+    and the workers then run them."""
+    server = kv_process()
+    r = redis.Redis(host="127.0.0.1", port=server.port)
+    rq_queue = rq.Queue("kvq", connection=r)
+    rq_job = rq_queue.enqueue(rq_add, 1, 2)
+    rq_queue.enqueue(rq_add, 3, 4, depends_on=rq_job)
+    rq_queue.enqueue_in(datetime.timedelta(hours=1), rq_add, 5, 6)
+
+    h = make_huey_on(server.port)
+    huey_result = h.task()(huey_add)(1, 2)
+
+    broker = dramatiq.brokers.redis.RedisBroker(host="127.0.0.1", port=server.port)
+    done = []
+
+    @dramatiq.actor(broker=broker, queue_name="kvd")
+    def note(x):
+        done.append(x)
+    for x in range(3):
+        note.send(x)  # the dispatch Lua script's "enqueue"
+    note.send_with_options(args=("delayed",), delay=50)
+    broker.close()
+
+    async def arq_enqueue(port):
+        pool = await arq.create_pool(arq.connections.RedisSettings(host="127.0.0.1", port=port))
+        try:
+            return (await pool.enqueue_job("arq_add", 2, 2)).job_id
+        finally:
+            await pool.aclose()
+    arq_job_id = asyncio.run(arq_enqueue(server.port))
+
+    app = celery.Celery("kvtest", broker=f"redis://127.0.0.1:{server.port}/0",
+                        set_as_current=False)
+    app.send_task("kvtest.add", (1, 1))
+    app.close()
+    pottery.RedisDict({"a": [1]}, redis=r, key="pd")
+    pottery.Redlock(key="res", masters={r}, auto_release_time=60).acquire()
+
+    before = key_state(r)
+    assert len(before) >= 15, sorted(before)
+    r.close()
+    server.kill9()
+
+    server = kv_process(data_dir=server.dir)
+    r = redis.Redis(host="127.0.0.1", port=server.port)
+    assert key_state(r) == before
+
+    # The workers take it from there.
+    h = make_huey_on(server.port)
+    h.task()(huey_add)
+    with huey_consumer(h):
+        assert h.result(huey_result.id, blocking=True, timeout=10) == 3
+    broker = dramatiq.brokers.redis.RedisBroker(host="127.0.0.1", port=server.port)
+    dramatiq.actor(broker=broker, queue_name="kvd", actor_name="note")(lambda x: done.append(x))
+    try:
+        with dramatiq_worker(broker):
+            broker.join("kvd", timeout=10_000)
+    finally:
+        broker.close()
+    assert sorted(map(str, done)) == ["0", "1", "2", "delayed"]
+
+    async def arq_run(port):
+        pool = await arq.create_pool(arq.connections.RedisSettings(host="127.0.0.1", port=port))
+        worker = arq.worker.Worker(functions=[arq_add], redis_pool=pool, burst=True,
+                                   poll_delay=0.05, handle_signals=False)
+        try:
+            await asyncio.wait_for(worker.main(), 20)
+            return await arq.jobs.Job(arq_job_id, pool).result(timeout=5)
+        finally:
+            await worker.close()
+            await pool.aclose()
+    assert asyncio.run(arq_run(server.port)) == 4
+    assert_no_server_errors(r)
+    r.close()
+
