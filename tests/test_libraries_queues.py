@@ -61,6 +61,7 @@ from server_errors import assert_no_server_errors
 pytestmark = [
     # Warnings from the libraries about their own use of redis-py: not ours.
     pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Call to .__init__. function with deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::pottery.InefficientAccessWarning"),
 ]
 
