@@ -44,7 +44,7 @@ import dramatiq.rate_limits.backends
 import dramatiq.results
 import dramatiq.results.backends
 import huey
-import huey.consumer
+import huey.exceptions
 import limits
 import limits.aio.storage
 import limits.aio.strategies
@@ -289,11 +289,11 @@ def test_dramatiq_broker_worker_and_results(dramatiq_broker, r):
 
 
 def test_dramatiq_broker_maintenance_and_requeue(kv, r):
-    """Every dispatch does maintenance (maintenance_chance at its scale): the Lua script walks
-    the heartbeats zset and requeues a dead worker's unacked messages."""
+    """Every dispatch does maintenance (maintenance_chance at its scale): the Lua
+    script walks the heartbeats zset and requeues a dead worker's unacked messages."""
+    always = dramatiq.brokers.redis.MAINTENANCE_SCALE
     broker = dramatiq.brokers.redis.RedisBroker(host="127.0.0.1", port=kv.port,
-                                                maintenance_chance=dramatiq.brokers.redis.MAINTENANCE_SCALE,
-                                                heartbeat_timeout=100)
+                                                maintenance_chance=always, heartbeat_timeout=100)
     done = []
 
     @dramatiq.actor(broker=broker, queue_name="kvm")
