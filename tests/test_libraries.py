@@ -960,7 +960,8 @@ def walrus_lock(db, r):
 
 @WALRUS
 def walrus_rate_limits(db, r):
-    for rate_limit in (db.rate_limit("rl", limit=2, per=60), db.rate_limit_lua("rll", limit=2, per=60)):
+    for rate_limit in (db.rate_limit("rl", limit=2, per=60),
+                       db.rate_limit_lua("rll", limit=2, per=60)):
         assert [rate_limit.limit("user") for _ in range(3)] == [False, False, True]
         assert not rate_limit.limit("other")
 

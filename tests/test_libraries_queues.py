@@ -61,7 +61,7 @@ from server_errors import assert_no_server_errors
 pytestmark = [
     # Warnings from the libraries about their own use of redis-py: not ours.
     pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:Call to .__init__. function with deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Call to .__init__. function with deprecated"),
     pytest.mark.filterwarnings("ignore::pottery.InefficientAccessWarning"),
 ]
 
@@ -374,7 +374,8 @@ async def test_arq_enqueue_and_burst_worker(kv, r):
         assert await pool.enqueue_job("arq_add", 1, 1, _job_id="unique") is not None
         assert await pool.enqueue_job("arq_add", 1, 1, _job_id="unique") is None  # already queued
         failing = await pool.enqueue_job("arq_fail")
-        deferred = await pool.enqueue_job("arq_add", 4, 4, _defer_by=datetime.timedelta(seconds=0.3))
+        deferred = await pool.enqueue_job("arq_add", 4, 4,
+                                          _defer_by=datetime.timedelta(seconds=0.3))
         assert await job.status() == arq.jobs.JobStatus.queued
         assert await deferred.status() == arq.jobs.JobStatus.deferred
         assert len(await pool.queued_jobs()) == 4
