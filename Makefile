@@ -15,9 +15,14 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 
-# Test tools: pytest, pytest-asyncio, redis-py, hypothesis (+ Debian's redis tools if root).
+# Test tools: pytest, pytest-asyncio, redis-py, hypothesis, the client libraries
+# tests/test_libraries*.py run (+ Debian's redis tools if root). arq goes in
+# without its dependencies: arq 0.28 pins redis-py<6 (it runs on 8), which would
+# take the whole suite back to redis-py 5; its other dependency, click, comes
+# with celery.
 dev: $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps 'arq>=0.28,<0.29'
 	./scripts/install-redis-tools.sh
 
 ## Start the server in the foreground on 127.0.0.1:$(PORT), data in $(DIR).

@@ -4,40 +4,34 @@ Each test starts its own kvserver (the ``kv`` fixture: 127.0.0.1, port 0, a
 temporary data directory), points the library at it over a real socket, runs
 one *use* of the library and checks both what the library returns and, where
 it matters, what the server holds afterwards (keys, TTLs) through redis-py.
+Where a library hides error replies behind a fallback (django-redis's incr,
+redis-py's Script, lock helpers), the use also checks the server's INFO
+errorstats (``server_errors.assert_no_server_errors``).
 
-Only uses that work on kvserver today are here; no xfail. A library that is
-not installed is skipped (``pytest.importorskip``), so the file also runs in a
-venv without the ``test`` extras.
+The libraries are in the ``test`` extras and imported plainly: a missing one
+is an error, not a skip. No xfail: a use is here only if it should work.
 
 Layout: one table of uses per library (``DJANGO``, ``FLASK``, ...), one test
 function per table, parametrized over it. A use is a plain function decorated
-with its table, so when the server learns a feature (MULTI/EXEC, hashes, Lua,
-...) making a library use count is one new function. The uses that still fail,
-with the first command the server rejects, are listed at each table (and in
-docs/compatibility.md); none of them is tested here.
+with its table, so when the server learns a feature making a library use
+count is one new function. Uses left out, with the reason, are listed at each
+table (and in docs/compatibility.md).
 
-Libraries with no working use today (no table yet), each with the first
-command kvserver rejects:
-
-- rq: enqueue needs SADD, HSET, RPUSH (inside MULTI/EXEC, which works since 0.2);
-  its results need XREVRANGE (streams).
-- dramatiq, huey, arq: work since scripting (dramatiq's enqueue script), sorted
-  sets and the blocking pops: tested below (enqueue, then a worker runs the job).
-- celery (redis broker + backend): delay() needs SUBSCRIBE (result backend) and
-  LLEN/LPUSH (broker, inside MULTI); the worker needs ZRANGE BYSCORE and EVALSHA.
-- limits: works since scripting (EVALSHA): its moving-window, sliding-window and
-  fixed-window limiters are tested in tests/test_scripting_libraries.py.
-- rq: results need XREVRANGE (streams).
+Task queues, locks and rate limiters (rq, huey, dramatiq, arq, celery,
+pottery, limits) are in tests/test_libraries_queues.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Callable
 
 import pytest
 import redis
 import redis.asyncio
+
+from server_errors import assert_no_server_errors, assert_no_server_errors_async
 
 #: aiocache, cashews and walrus call redis-py methods it deprecates (close, setex): not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning")
@@ -80,16 +74,13 @@ def r(kv):
 #: Uses of the Django cache API, run on both backends (set_many: MULTI/EXEC since 0.2).
 DJANGO = Uses("django_")
 #: Uses that only the built-in django.core.cache.backends.redis.RedisCache passes.
-#: (django-redis's incr sends EVAL and, on any error, falls back to a non-atomic
-#: GET + SET, so it "works" only by that fallback: not claimed here.)
+#: (django-redis's incr is in DJANGO_REDIS: it sends EVAL, checked there.)
 DJANGO_BUILTIN = Uses("django_builtin_")
-#: django-redis extensions (incr is a script since scripting: checked in
-#: tests/test_scripting_libraries.py that it is not the GET+SET fallback).
+#: django-redis extensions (lock, atomic incr, sets, hashes, ttl...).
 DJANGO_REDIS = Uses("django_redis_")
 
 
 def make_django_cache(backend: str, port: int):
-    pytest.importorskip("django")
     from django.conf import settings
     if not settings.configured:
         settings.configure()
@@ -97,7 +88,6 @@ def make_django_cache(backend: str, port: int):
     if backend == "django":
         from django.core.cache.backends.redis import RedisCache
         return RedisCache(location, {})
-    pytest.importorskip("django_redis")
     from django_redis.cache import RedisCache
     return RedisCache(location, {})
 
@@ -242,22 +232,59 @@ def django_redis_set_nx_and_xx(cache, r):
 
 
 @DJANGO_REDIS
+def django_redis_lock(cache, r):
+    """cache.lock is redis-py's Lock: SET NX PX to take it, EVALSHA scripts to release/extend."""
+    lock = cache.lock("lk", timeout=10, blocking_timeout=1)
+    assert lock.acquire()
+    assert r.exists(cache.make_key("lk")) and 0 < r.pttl(cache.make_key("lk")) <= 10_000
+    assert not cache.lock("lk", timeout=10).acquire(blocking=False)
+    assert lock.extend(10)
+    lock.release()
+    assert not r.exists(cache.make_key("lk"))
+    with cache.lock("lk", timeout=10):
+        assert r.exists(cache.make_key("lk"))
+    assert_no_server_errors(r)
+
+
+@DJANGO_REDIS
+def django_redis_atomic_incr(cache, r):
+    """incr runs EVAL (EXISTS + INCRBY) and keeps the TTL; on an error reply it
+    would fall back to a non-atomic GET + SET, which assert_no_server_errors catches."""
+    cache.set("n", 5, 100)
+    assert cache.incr("n", 3) == 8
+    assert cache.decr("n") == 7
+    assert r.get(cache.make_key("n")) == b"7" and 90 < r.ttl(cache.make_key("n")) <= 100
+    with pytest.raises(ValueError):
+        cache.incr("missing")
+    assert r.info("commandstats")["cmdstat_eval"]["calls"] == 3
+    assert_no_server_errors(r)
+
+
+@DJANGO_REDIS
+def django_redis_sets(cache, r):
+    assert cache.sadd("s", "a", "b", "c") == 3
+    assert cache.sismember("s", "a") and cache.scard("s") == 3
+    assert cache.smembers("s") == {"a", "b", "c"}
+    assert cache.srem("s", "a") == 1
+    assert cache.smove("s", "t", "b")
+    assert cache.sunion("s", "t") == {"b", "c"}
+    assert r.type(cache.make_key("s")) == b"set"
+
+
+@DJANGO_REDIS
+def django_redis_hashes(cache, r):
+    assert cache.hset("h", "f", {"x": 1}) == 1
+    assert cache.hexists("h", "f") and cache.hlen("h") == 1
+    assert cache.hkeys("h") == ["f"]
+    assert cache.hdel("h", "f") == 1 and not cache.hexists("h", "f")
+
+
+@DJANGO_REDIS
 def django_redis_delete_pattern(cache, r):
     for key in ("user:1", "user:2", "other"):
         cache.set(key, key)
     assert cache.delete_pattern("user:*") == 2
     assert cache.keys("*") == ["other"]
-
-
-@DJANGO_REDIS
-def django_redis_incr_and_lock(cache, r):
-    cache.set("n", 5)
-    assert cache.incr("n", 3) == 8 and cache.decr("n") == 7
-    lock = cache.lock("job", timeout=10)
-    assert lock.acquire(blocking=False)
-    assert not cache.lock("job", timeout=10).acquire(blocking=False)
-    lock.release()                   # redis-py's release script (EVALSHA)
-    assert r.exists(cache.make_key("job")) == 0
 
 
 @pytest.mark.parametrize("use", DJANGO.params())
@@ -291,8 +318,8 @@ FLASK = Uses("flask_")
 
 @pytest.fixture
 def flask_cache(kv):
-    flask = pytest.importorskip("flask")
-    flask_caching = pytest.importorskip("flask_caching")
+    import flask
+    import flask_caching
     app = flask.Flask(__name__)
     cache = flask_caching.Cache(app, config={
         "CACHE_TYPE": "RedisCache", "CACHE_KEY_PREFIX": "fc:",
@@ -375,7 +402,7 @@ def test_flask_caching(flask_cache, r, use):
 
 # --- aiocache RedisCache --------------------------------------------------------------
 
-#: Fails today: cas / OptimisticLock (EVAL), RedLock release (EVAL).
+#: aiocache's RedisCache, its locks included.
 AIOCACHE = Uses("aiocache_")
 
 
@@ -450,10 +477,45 @@ async def aiocache_cached_decorator(cache, ar):
         await double.cache.close()
 
 
+@AIOCACHE
+async def aiocache_optimistic_lock_cas(cache, ar):
+    """OptimisticLock.cas is one EVAL: set the key only if it still holds the value read."""
+    from aiocache.lock import OptimisticLock, OptimisticLockError
+    await cache.set("v", 1)
+    async with OptimisticLock(cache, "v") as lock:
+        await lock.cas(2)
+    assert await cache.get("v") == 2
+    with pytest.raises(OptimisticLockError):
+        async with OptimisticLock(cache, "v") as lock:
+            await cache.set("v", 3)  # someone else writes first
+            await lock.cas(4)
+    assert await cache.get("v") == 3
+    await assert_no_server_errors_async(ar)
+
+
+@AIOCACHE
+async def aiocache_redlock(cache, ar):
+    """RedLock: SET NX PX to take it, EVAL (compare and delete) to release."""
+    from aiocache.lock import RedLock
+    order = []
+
+    async def worker(name):
+        async with RedLock(cache, "res", lease=5):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            order.append(f"{name} out")
+    async with RedLock(cache, "res", lease=5):
+        assert await ar.exists("ns:res-lock")
+    assert not await ar.exists("ns:res-lock")  # released by the EVAL script
+    await asyncio.wait_for(asyncio.gather(worker("a"), worker("b")), 10)
+    assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+    await assert_no_server_errors_async(ar)
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("use", AIOCACHE.params())
 async def test_aiocache(kv, use):
-    aiocache = pytest.importorskip("aiocache")
+    import aiocache
     cache = aiocache.RedisCache(endpoint="127.0.0.1", port=kv.port, namespace="ns")
     ar = redis.asyncio.Redis(host="127.0.0.1", port=kv.port)
     try:
@@ -465,8 +527,8 @@ async def test_aiocache(kv, use):
 
 # --- cashews --------------------------------------------------------------------------
 
-#: Not claimed: rate_limit, slice_rate_limit and @hit (sorted sets),
-#: get_bits/incr_bits and bloom (BITFIELD), get_size (MEMORY USAGE).
+#: Not tried: client-side caching (client_side=True, CLIENT TRACKING) and the
+#: bloom-filter decorators.
 CASHEWS = Uses("cashews_")
 
 
@@ -520,14 +582,6 @@ async def cashews_set_lock_is_locked(cache, ar):
 
 
 @CASHEWS
-async def cashews_unlock(cache, ar):
-    assert await cache.set_lock("lk", "me", expire=10)
-    assert not await cache.unlock("lk", "other")     # a script: only the owner unlocks
-    assert await cache.unlock("lk", "me")
-    assert not await cache.is_locked("lk")
-
-
-@CASHEWS
 async def cashews_scan_and_delete_match(cache, ar):
     for i in range(5):
         await cache.set(f"user:{i}", i)
@@ -572,6 +626,98 @@ async def cashews_cache_decorators(cache, ar):
 
 
 @CASHEWS
+async def cashews_sets(cache, ar):
+    await cache.set_add("s", "a", "b", "c")
+    await cache.set_add("s2", "x", expire=30)
+    assert 0 < await ar.ttl("s2") <= 30 and await ar.type("s") == b"set"
+    await cache.set_remove("s", "a")
+    assert sorted(await cache.set_pop("s", 10)) == ["b", "c"]
+    assert await cache.set_pop("s") == []
+
+
+@CASHEWS
+async def cashews_lock_unlock_and_locked(cache, ar):
+    assert await cache.set_lock("lk", "me", expire=10)
+    assert not await cache.unlock("lk", "other")  # EVALSHA: only the holder's value unlocks
+    assert await cache.is_locked("lk")
+    assert await cache.unlock("lk", "me")
+    assert not await cache.is_locked("lk")
+    async with cache.lock("lk2", expire=10):
+        assert await cache.is_locked("lk2")
+    assert not await cache.is_locked("lk2")
+
+    calls = []
+
+    @cache.locked(ttl="10s", wait=False)
+    async def once(x):
+        calls.append(x)
+        await asyncio.sleep(0.05)
+        return x
+
+    import cashews.exceptions
+    first, second = await asyncio.gather(once(1), once(1), return_exceptions=True)
+    assert first == 1 and isinstance(second, cashews.exceptions.LockedError)
+    assert await once(1) == 1 and calls == [1, 1]  # the lock went with the first call
+    await assert_no_server_errors_async(ar)
+
+
+@CASHEWS
+async def cashews_incr_with_expire(cache, ar):
+    assert await cache.incr("n", expire=30) == 1  # EVALSHA: INCR + PEXPIRE on create
+    assert await cache.incr("n", 2, expire=30) == 3
+    assert 0 < await ar.ttl("n") <= 30
+    await assert_no_server_errors_async(ar)
+
+
+@CASHEWS
+async def cashews_rate_limits(cache, ar):
+    import cashews.exceptions
+
+    @cache.rate_limit(limit=2, period="1m")
+    async def fixed():
+        return 1
+
+    @cache.slice_rate_limit(limit=2, period="1m")
+    async def sliding():
+        return 1
+
+    for limited in (fixed, sliding):
+        assert await limited() == 1 and await limited() == 1
+        with pytest.raises(cashews.exceptions.RateLimitError):
+            await limited()
+    await assert_no_server_errors_async(ar)
+
+
+@CASHEWS
+async def cashews_hit_decorator(cache, ar):
+    calls = []
+
+    @cache.hit(ttl="1m", cache_hits=2)
+    async def counted(x):
+        calls.append(x)
+        return x
+
+    for _ in range(4):
+        assert await counted(5) == 5
+    assert calls == [5, 5]  # served from the cache twice, then recomputed
+    await assert_no_server_errors_async(ar)
+
+
+@CASHEWS
+async def cashews_get_size(cache, ar):
+    await cache.set("big", "x" * 1000)
+    assert 1000 <= await cache.get_size("big") < 1200  # MEMORY USAGE
+    assert await cache.get_size("missing") == 0
+
+
+@CASHEWS
+async def cashews_bits(cache, ar):
+    assert await cache.incr_bits("b", 0, 3, size=2) == (1, 1)  # BITFIELD INCRBY u2 SAT
+    assert await cache.incr_bits("b", 3, size=2, by=5) == (3,)
+    assert await cache.get_bits("b", 0, 1, 3, size=2) == (1, 0, 3)
+
+
+@CASHEWS
 async def cashews_clear(cache, ar):
     await cache.set("a", 1)
     await cache.clear()
@@ -581,7 +727,7 @@ async def cashews_clear(cache, ar):
 @pytest.mark.asyncio
 @pytest.mark.parametrize("use", CASHEWS.params())
 async def test_cashews(kv, use):
-    cashews = pytest.importorskip("cashews")
+    import cashews
     cache = cashews.Cache()
     cache.setup(f"redis://127.0.0.1:{kv.port}/0", client_side=False, suppress=False)
     ar = redis.asyncio.Redis(host="127.0.0.1", port=kv.port)
@@ -594,14 +740,14 @@ async def test_cashews(kv, use):
 
 # --- walrus ---------------------------------------------------------------------------
 
-#: Not claimed: ZSet and autocomplete (sorted sets), Stream (XADD),
-#: bloom_filter (BITFIELD).
+#: Left out: walrus's Stream, ConsumerGroup and TimeSeries (XADD...: kvserver
+#: serves no streams) and HyperLogLog (PFADD...: not served either).
 WALRUS = Uses("walrus_")
 
 
 @pytest.fixture
 def walrus_db(kv):
-    walrus = pytest.importorskip("walrus")
+    import walrus
     db = walrus.Database(host="127.0.0.1", port=kv.port)
     yield db
     db.connection_pool.disconnect()
@@ -708,131 +854,196 @@ def walrus_list(db, r):
     assert r.exists("wl") == 0
 
 
-@pytest.mark.parametrize("use", WALRUS.params())
-def test_walrus(walrus_db, r, use):
-    use(walrus_db, r)
+@WALRUS
+def walrus_list_blocking_pops(db, r):
+    lst = db.List("wl")
+    lst.extend(["a", "b", "c"])
+    assert lst.bpopleft(timeout=1) == b"a" and lst.bpopright(timeout=1) == b"c"
+    assert lst.bmove_tail("wl2", timeout=1) == b"b"
+    assert db.List("wl2").as_list() == [b"b"]
+    assert lst.bpopleft(timeout=0.1) is None  # empty: BLPOP times out
+    pushed = threading.Timer(0.1, lambda: db.List("wl").append("late"))
+    pushed.start()
+    try:
+        assert lst.bpopright(timeout=5) == b"late"  # woken by the push
+    finally:
+        pushed.join(5)
+
+
+@WALRUS
+def walrus_set(db, r):
+    s = db.Set("ws")
+    assert s.add("a", "b", "c") == 3
+    assert "a" in s and "z" not in s and len(s) == 3
+    assert s.members() == {b"a", b"b", b"c"}
+    s.remove("c")
+    other = db.Set("ws2")
+    other.add("b", "x")
+    assert s | other == {b"a", b"b", b"x"}
+    assert s & other == {b"b"} and s - other == {b"a"}
+    assert s.interstore("ws3", other).members() == {b"b"}
+    assert s.random() in (b"a", b"b") and sorted(s.search("a*")) == [b"a"]
+    assert s.pop() in (b"a", b"b") and len(s) == 1
+    assert s.as_set(decode=True) <= {"a", "b"} and r.type("ws") == b"set"
+
+
+@WALRUS
+def walrus_zset(db, r):
+    z = db.ZSet("wz")
+    z.add({"a": 1, "b": 2, "c": 3, "d": 4})
+    assert z.score("c") == 3.0 and z.rank("c") == 2
+    assert z[:2] == [b"a", b"b"] and z[1:3, True] == [(b"b", 2.0), (b"c", 3.0)]
+    assert z.range_by_score(2, 3) == [b"b", b"c"]
+    assert z.count(2, 4) == 3 and len(z) == 4 and "a" in z
+    assert z.incr("a", 10) == 11.0 and z.rank("a", reverse=True) == 0
+    assert z.popmin() == [(b"b", 2.0)] and z.popmax() == [(b"a", 11.0)]
+    assert z.bpopmin(timeout=1) == (b"c", 3.0)
+    z["e"] = 5
+    assert z.as_items() == [(b"d", 4.0), (b"e", 5.0)]
+    assert z.remove_by_score(5) == 1 and z.range(0, -1) == [b"d"]
+    other = db.ZSet("wz2")
+    other.add({"d": 10, "f": 1})
+    assert z.unionstore("wz3", other).as_items() == [(b"f", 1.0), (b"d", 14.0)]
+    assert r.type("wz") == b"zset"
+
+
+@WALRUS
+def walrus_model(db, r):
+    from walrus import (AutoIncrementField, IntegerField, Model, SetField, TextField)
+
+    class User(Model):
+        __database__ = db
+        __namespace__ = "wm"
+        id = AutoIncrementField()
+        name = TextField(index=True)
+        age = IntegerField(index=True)
+        tags = SetField()
+
+    huey_user = User.create(name="huey", age=3)
+    User.create(name="mickey", age=5)
+    User.create(name="zaizee", age=2)
+    huey_user.tags.add("cat", "white")
+    assert User.load(huey_user.id).name == "huey"
+    assert User.get(User.name == "mickey").age == 5
+    assert sorted(u.name for u in User.query(User.age >= 3)) == ["huey", "mickey"]
+    assert [u.name for u in User.query(order_by=User.age.desc())] == ["mickey", "huey", "zaizee"]
+    assert [u.name for u in User.query((User.age < 5) & (User.name != "huey"))] == ["zaizee"]
+    assert User.count() == 3 and User.load(huey_user.id).tags.members() == {b"cat", b"white"}
+    huey_user.age = 4
+    huey_user.save()
+    assert User.get(User.age == 4).name == "huey"
+    huey_user.delete()
+    assert User.count() == 2 and sorted(u.name for u in User.all()) == ["mickey", "zaizee"]
+    with pytest.raises(KeyError):
+        User.load(huey_user.id)
 
 
 @WALRUS
 def walrus_lock(db, r):
-    lock = db.lock("wlk", ttl=10000)
+    lock = db.lock("wlock", ttl=10_000)
+    other = db.lock("wlock", ttl=10_000)
     assert lock.acquire(block=False)
-    assert not db.lock("wlk", ttl=10000).acquire(block=False)
-    assert lock.release()            # walrus's release script (EVALSHA)
-    assert r.exists("lock:wlk") == 0
-    with lock:
-        assert r.exists("lock:wlk") == 1
+    assert not other.acquire(block=False)
+    released = threading.Timer(0.1, lock.release)
+    released.start()
+    try:
+        assert other.acquire()  # blocks (BLPOP on the lock's event list) until released
+    finally:
+        released.join(5)
+    assert other.release() and not other.release()
+
+    @db.lock("wlock2", ttl=10_000)
+    def locked():
+        return r.exists("lock:wlock2")
+    assert locked() == 1 and r.exists("lock:wlock2") == 0
 
 
 @WALRUS
-def walrus_rate_limit_lua(db, r):
-    limiter = db.rate_limit_lua("rl", limit=3, per=60)
-    assert [limiter.limit("u") for _ in range(5)] == [False, False, False, True, True]
+def walrus_rate_limits(db, r):
+    for rate_limit in (db.rate_limit("rl", limit=2, per=60),
+                       db.rate_limit_lua("rll", limit=2, per=60)):
+        assert [rate_limit.limit("user") for _ in range(3)] == [False, False, True]
+        assert not rate_limit.limit("other")
+
+    @db.rate_limit("rld", limit=1, per=60).rate_limited(lambda x: f"k{x}")
+    def limited(x):
+        return x
+    from walrus.rate_limit import RateLimitException
+    assert limited(1) == 1
+    with pytest.raises(RateLimitException):
+        limited(1)
 
 
-# --- pottery ----------------------------------------------------------------------------
-
-#: Since scripting: Redlock and NextID (EVALSHA) and the containers (WATCH/MULTI
-#: over hashes, lists, sets). Not claimed: RedisCounter, bloom filters, HyperLogLog.
-POTTERY = Uses("pottery_")
-
-
-@POTTERY
-def pottery_redlock(r):
-    from pottery import Redlock
-    lock = Redlock(key="res", masters={r}, auto_release_time=10)
-    assert lock.acquire(blocking=False) and lock.locked()
-    assert not Redlock(key="res", masters={r}, auto_release_time=10).acquire(blocking=False)
-    lock.release()
-    assert not lock.locked() and r.exists("redlock:res") == 0
-
-
-@POTTERY
-def pottery_next_id(r):
-    from pottery import NextID
-    ids = NextID(key="ids", masters={r})
-    assert [next(ids) for _ in range(3)] == [1, 2, 3]
+@WALRUS
+def walrus_autocomplete(db, r):
+    ac = db.autocomplete(namespace="wac")
+    ac.store("p1", "python programming", data={"id": 1})
+    ac.store("p2", "python snakes", data={"id": 2})
+    ac.store("r1", "ruby gems")
+    assert sorted(d["id"] for d in ac.search("pyth")) == [1, 2]
+    assert list(ac.search("python prog")) == [{"id": 1}]
+    assert list(ac.search("rub")) == ["ruby gems"]
+    ac.boost_object("p2", multiplier=2)
+    assert [d["id"] for d in ac.search("pyth")] == [2, 1]
+    assert ac.exists("p1")
+    ac.remove("p1")
+    assert not ac.exists("p1") and [d["id"] for d in ac.search("pyth")] == [2]
+    ac.flush()
+    assert r.keys("wac*") == []
 
 
-@POTTERY
-def pottery_containers(r):
-    from pottery import RedisDeque, RedisDict, RedisList, RedisSet
-    d = RedisDict({"a": 1}, redis=r, key="pd")
-    d["b"] = 2
-    assert dict(d) == {"a": 1, "b": 2}
-    lst = RedisList([1, 2], redis=r, key="pl")
-    lst.append(3)
-    assert list(lst) == [1, 2, 3]
-    st = RedisSet({1, 2}, redis=r, key="ps")
-    st.add(3)
-    assert set(st) == {1, 2, 3}
-    q = RedisDeque([1], redis=r, key="pq")
-    q.appendleft(0)
-    assert list(q) == [0, 1]
+@WALRUS
+def walrus_array_counter_bitfield_bloom(db, r):
+    arr = db.Array("warr")
+    arr.extend(["a", "b", "c"])  # Array is Lua scripts over a hash (EVALSHA)
+    arr.append("d")
+    assert len(arr) == 4 and arr[1] == b"b" and arr[-1] == b"d"
+    arr[0] = "A"
+    assert arr.pop() == b"d" and arr.pop(0) == b"A" and arr.as_list() == [b"b", b"c"]
+    counter = db.counter("wcount")
+    assert counter.incr() == 1 and counter.incr(5) == 6 and counter.decr() == 5
+    bits = db.bit_field("wbits")
+    assert bits.incrby("u8", 0, 200).incrby("u8", 0, 100, "SAT").execute() == [200, 255]
+    bloom = db.bloom_filter("wbloom", size=1024)
+    bloom.add("x")
+    assert "x" in bloom and "y" not in bloom
 
 
-@pytest.mark.filterwarnings("ignore:Doing an O\\(n\\) Redis operation")
-@pytest.mark.parametrize("use", POTTERY.params())
-def test_pottery(r, use):
-    pytest.importorskip("pottery")
-    use(r)
+@WALRUS
+def walrus_graph(db, r):
+    """The hexastore: every triple in one zset, queried with ZRANGEBYLEX."""
+    g = db.graph("wg")
+    g.store_many([("huey", "is", "cat"), ("mickey", "is", "dog"),
+                  ("huey", "likes", "mickey"), ("zaizee", "is", "cat")])
+    assert sorted(t["s"] for t in g.query(p="is", o="cat")) == ["huey", "zaizee"]
+    assert list(g.query(s="huey", p="likes")) == [{"s": "huey", "p": "likes", "o": "mickey"}]
+    x = g.v.x
+    assert sorted(g.search({"s": x, "p": "is", "o": "cat"})["x"]) == ["huey", "zaizee"]
+    g.delete("zaizee", "is", "cat")
+    assert [t["s"] for t in g.query(p="is", o="cat")] == ["huey"]
+    assert r.type("wg") == b"zset"
 
 
-# --- task queues: dramatiq, huey, arq ---------------------------------------------------
+@WALRUS
+def walrus_full_text_search(db, r):
+    from walrus import AutoIncrementField, Model, TextField
 
-def test_dramatiq_enqueue_and_worker(kv):
-    """RedisBroker.enqueue is a Lua script (EVALSHA, sorted sets inside); a worker runs the job."""
-    dramatiq = pytest.importorskip("dramatiq")
-    import time
-    from dramatiq.brokers.redis import RedisBroker
-    broker = RedisBroker(host="127.0.0.1", port=kv.port)
-    done = []
+    class Note(Model):
+        __database__ = db
+        __namespace__ = "wfts"
+        id = AutoIncrementField()
+        content = TextField(fts=True)
 
-    @dramatiq.actor(broker=broker, queue_name="kvtest")
-    def task(x):
-        done.append(x)
-    task.send(5)
-    worker = dramatiq.Worker(broker, worker_timeout=100)
-    worker.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not done and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        worker.stop()
-        broker.close()
-    assert done == [5]
+    for text in ("python and redis", "redis sorted sets", "cooking with python"):
+        Note.create(content=text)
+    assert sorted(n.content for n in Note.query(Note.content.match("python"))) == [
+        "cooking with python", "python and redis"]
+    assert [n.content for n in Note.query(Note.content.search("python AND redis"))] == [
+        "python and redis"]
+    assert sorted(n.content for n in Note.query(Note.content.search("sorted OR cooking"))) == [
+        "cooking with python", "redis sorted sets"]
 
 
-def test_huey_enqueue_execute_and_result(kv):
-    huey = pytest.importorskip("huey")
-    h = huey.RedisHuey("kvtest", host="127.0.0.1", port=kv.port, results=True)
-
-    @h.task()
-    def add(a, b):
-        return a + b
-    result = add(1, 2)
-    h.execute(h.dequeue())              # the consumer's step: BRPOP, run, store the result
-    assert result.get() == 3
-
-
-@pytest.mark.asyncio
-async def test_arq_enqueue_and_worker(kv):
-    pytest.importorskip("arq")
-    from arq import create_pool
-    from arq.connections import RedisSettings
-    from arq.worker import Worker, func
-
-    async def add(ctx, a, b):
-        return a + b
-    settings = RedisSettings(host="127.0.0.1", port=kv.port)
-    pool = await create_pool(settings)
-    try:
-        job = await pool.enqueue_job("add", 2, 3)
-        worker = Worker(functions=[func(add, name="add")], redis_settings=settings, burst=True,
-                        poll_delay=0.05)
-        await asyncio.wait_for(worker.async_run(), 20)
-        assert await job.result(timeout=5) == 5
-        await worker.close()
-    finally:
-        await pool.aclose()
+@pytest.mark.parametrize("use", WALRUS.params())
+def test_walrus(walrus_db, r, use):
+    use(walrus_db, r)

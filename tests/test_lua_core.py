@@ -425,6 +425,8 @@ CASES = [
      'boolean:true|nil:nil|nil:nil|number:26|number:-16|number:inf|number:nan|number:1500|number:0.5|number:5|'),
     ("return tonumber('-ff', 16), tonumber('7fffffff', 16), tonumber('11', 2), tonumber('1.5', 10), tonumber(15, 16)",
      'boolean:true|number:1.844674407371e+19|number:2147483647|number:3|number:1.5|number:21|'),
+    ("return tostring(tonumber('-0')), tostring(tonumber(' -0.0 ')), tostring(-0)",
+     'boolean:true|s:-0|s:-0|s:-0|'),
     ("return tostring(true), tostring(false), tostring(12), tostring('s')",
      'boolean:true|s:true|s:false|s:12|s:s|'),
     ("return select('2', 'a', 'b'), select(2.7, 'a', 'b', 'c')",

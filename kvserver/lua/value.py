@@ -319,8 +319,8 @@ def str_to_number(s: bytes) -> int | float | None:
         if s.isdigit() and len(s) < 16:
             return int(s)
         f = float(s)
-        if f.is_integer() and abs(f) < 2.0 ** 53:
-            return int(f)
+        if f.is_integer() and abs(f) < 2.0 ** 53 and (f or math.copysign(1.0, f) > 0):
+            return int(f)   # (not -0: tostring(tonumber("-0")) is "-0" in Lua)
         return f
     m = _HEX.match(s)
     if m:
