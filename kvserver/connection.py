@@ -136,14 +136,22 @@ class Connection(asyncio.Protocol):
         self.core.monitors.discard(self.client)
         self.core.paused_clients.discard(self.client)
         forget_client(self.client)   # its WATCHes
-        if self.client.subs is not None:
-            self.core.pubsub.forget(self.client)
-        forget_blocked(self.client)  # its blocking pop, if it waits in one
+        self._leave_registries()
         self.server.client_disconnected(self)
         # Break the connection <-> client cycle: a gone client's transport
         # (its TLS state) is freed now, by reference counting, not at the
         # next full GC pass (tests/test_tls_limits.py counts those layers).
         self.client.link = None
+
+    def _leave_registries(self) -> None:
+        """Out of the pub/sub and blocked-client registries now. Called when the
+        client is killed (CLIENT KILL), not only once the transport reports the loss
+        (a later loop turn): as Redis frees a killed client at once, a push or
+        PUBLISH that runs in between must not pop for, or count, a client that
+        will never read it."""
+        if self.client.subs is not None:
+            self.core.pubsub.forget(self.client)
+        forget_blocked(self.client)  # its blocking pop, if it waits in one
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -599,6 +607,9 @@ class Connection(asyncio.Protocol):
         self._push_buf = None
         self._stream = None
         self._stream_bytes = 0
+        # (Registries are left when the loss is reported, as Redis frees a client
+        # over its output limit asynchronously: this may run inside a PUBLISH that
+        # walks a channel's subscribers.)
         if self.transport is not None:
             self.transport.abort()
 
@@ -610,6 +621,7 @@ class Connection(asyncio.Protocol):
             self._held.clear()
             self._stream = None  # as Redis: the rest of a big reply is not sent
             self._stream_bytes = 0
+            self._leave_registries()
             self._close()
 
 

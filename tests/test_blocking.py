@@ -855,3 +855,25 @@ async def test_a_serve_that_raises_answers_its_client_and_the_round_goes_on():
     assert first.future.result().startswith("WRONGTYPE")
     assert second.future.result() == b"served"
     assert core.stats.errors == {"WRONGTYPE": 1}
+
+
+def test_a_client_killed_while_blocked_is_not_served_by_a_push_behind_the_kill(kv_port,
+                                                                                redis_port):
+    """CLIENT KILL ID <blocked> then RPUSH in one pipeline: Redis frees the killed client
+    at once, so the push is left in the list. Served to the dead client instead, the
+    element would be popped (and logged) with its reply going nowhere: a lost job."""
+    out = {}
+    for port in (kv_port, redis_port):
+        scene = Scene(port, resp3=False)
+        try:
+            scene.control.call("FLUSHALL")
+            scene.run(Send("A", "BLPOP k 0"))
+            d = scene.client("D")
+            d.send(encode_request([b"CLIENT", b"KILL", b"ID", scene.ids["A"].encode()])
+                   + encode_request([b"RPUSH", b"k", b"v"]) + encode_request([b"LLEN", b"k"]))
+            out[port] = [d.read().raw for _ in range(3)]
+            out[port].append(scene.clients.pop("A").read_until_close())
+        finally:
+            scene.close()
+    assert out[kv_port] == out[redis_port]
+    assert out[kv_port][2] == b":1\r\n"

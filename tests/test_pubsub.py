@@ -492,3 +492,21 @@ def test_a_pipelined_request_after_subscribe_is_refused_as_in_redis(duo):
         got[server] = [c.read().raw for _ in range(4)]
     assert got["kv"] == got["redis"]
     assert got["kv"][1].startswith(b"-ERR Can't execute 'get'")
+
+
+def test_a_killed_subscriber_gets_no_message_published_behind_the_kill(duo):
+    """CLIENT KILL ID <subscriber> then PUBLISH in one pipeline: Redis frees the client
+    at once, so PUBLISH counts no receiver and NUMSUB shows none, as here."""
+    ids = {}
+    for server in ("kv", "redis"):
+        ids[server] = str(duo.conn(server, "sub").call("CLIENT", "ID").value).encode()
+    duo.same("sub", "SUBSCRIBE", "ch")
+    got = {}
+    for server in ("kv", "redis"):
+        c = duo.conn(server, "ctl")
+        c.send(encode_request([b"CLIENT", b"KILL", b"ID", ids[server]])
+               + encode_request([b"PUBLISH", b"ch", b"m"])
+               + encode_request([b"PUBSUB", b"NUMSUB", b"ch"]))
+        got[server] = [c.read().raw for _ in range(3)]
+    assert got["kv"] == got["redis"]
+    assert got["kv"][1] == b":0\r\n"
