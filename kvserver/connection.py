@@ -325,6 +325,20 @@ class Connection(asyncio.Protocol):
             return
         data = buf[0] if len(buf) == 1 else b"".join(buf)
         writer = self.writer
+        held = self._held
+        waiting = self._waiting
+        if waiting is not None and held and held[-1] is waiting:
+            # Blocked (a RESP3 subscriber in BLPOP...): messages are not behind the
+            # reply it waits for, as Redis pushes them at once; they still wait for
+            # what was applied before them, and for the replies before the wait.
+            lsn = writer.applied_lsn if writer.holds_replies else 0
+            held.insert(len(held) - 1, [lsn, data, 0])
+            self._held_bytes += len(data)
+            writer.when_durable(lsn, self._on_durable)
+            self._flush_held()
+            if self._held_bytes:
+                self._check_output_limit(monotonic(), self.core.config)
+            return
         if self._held or writer.failed is not None or (
                 writer.applied_lsn > writer.durable_lsn and writer.holds_replies):
             self._emit([data], 1)

@@ -510,3 +510,27 @@ def test_a_killed_subscriber_gets_no_message_published_behind_the_kill(duo):
         got[server] = [c.read().raw for _ in range(3)]
     assert got["kv"] == got["redis"]
     assert got["kv"][1] == b":0\r\n"
+
+
+def test_a_resp3_subscriber_blocked_in_blpop_gets_its_messages_at_once_as_in_redis(duo):
+    """Messages are not replies: Redis pushes them to a RESP3 client while it waits
+    in BLPOP, before the BLPOP reply. Held behind the pending reply, they reached the
+    client only once it was served (never, for BLPOP k 0), and piled up until the
+    pubsub output limit dropped a client that reads everything."""
+    duo.hello3("sub")
+    duo.same("sub", "SUBSCRIBE", "ch")
+    for server in ("kv", "redis"):
+        duo.conn(server, "sub").send(encode_request([b"BLPOP", b"k", b"0"]))
+        c = duo.conn(server, "ctl")
+        deadline = time.monotonic() + 10
+        while b"blocked_clients:1" not in c.call("INFO", "clients").value:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    duo.same("ctl", "PUBLISH", "ch", "m1")
+    duo.same("ctl", "PUBLISH", "ch", "m2")
+    assert duo.read_same("sub", 2) == [[b"message", b"ch", b"m1"], [b"message", b"ch", b"m2"]]
+    duo.same("ctl", "RPUSH", "k", "v")
+    assert duo.read_same("sub") == [[b"k", b"v"]]
+    duo.same("ctl", "PUBLISH", "ch", "m3")
+    duo.read_same("sub")
+    duo.same("sub", "PING")
