@@ -520,17 +520,17 @@ def test_a_resp3_subscriber_blocked_in_blpop_gets_its_messages_at_once_as_in_red
     duo.hello3("sub")
     duo.same("sub", "SUBSCRIBE", "ch")
     for server in ("kv", "redis"):
-        duo.conn(server, "sub").send(encode_request([b"BLPOP", b"k", b"0"]))
+        duo.conn(server, "sub").send(encode_request([b"BLPOP", b"bq", b"0"]))
         c = duo.conn(server, "ctl")
         deadline = time.monotonic() + 10
-        while b"blocked_clients:1" not in c.call("INFO", "clients").value:
-            assert time.monotonic() < deadline
+        while b"blocked_clients:1" not in (info := c.call("INFO", "clients").value):
+            assert time.monotonic() < deadline, (server, info)
             time.sleep(0.01)
     duo.same("ctl", "PUBLISH", "ch", "m1")
     duo.same("ctl", "PUBLISH", "ch", "m2")
     assert duo.read_same("sub", 2) == [[b"message", b"ch", b"m1"], [b"message", b"ch", b"m2"]]
-    duo.same("ctl", "RPUSH", "k", "v")
-    assert duo.read_same("sub") == [[b"k", b"v"]]
+    duo.same("ctl", "RPUSH", "bq", "v")
+    assert duo.read_same("sub") == [[b"bq", b"v"]]
     duo.same("ctl", "PUBLISH", "ch", "m3")
     duo.read_same("sub")
     duo.same("sub", "PING")
