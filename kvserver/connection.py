@@ -274,6 +274,54 @@ class Connection(asyncio.Protocol):
             client.mode = self._resume_mode
             asyncio.get_running_loop().call_soon(self._resume_processing)
 
+    # --- busy mode: a script runs past busy-reply-threshold (kvserver.scripting.serve_busy) ---
+
+    def busy_fd(self) -> int | None:
+        """The descriptor a busy script may read this client from, or None if it must wait.
+
+        Only an idle plain TCP/Unix client: not running a request, holding
+        none (backlog, held or streaming replies, paused or blocked), not
+        closing, and not TLS (its bytes are encrypted: it waits instead).
+        """
+        transport = self.transport
+        if (transport is None or self._closed or self._executing or self._paused
+                or self._backlog or self._held or self._stream is not None
+                or self.client.mode == BLOCKED or self.client.close_after_reply
+                or transport.get_extra_info("sslcontext") is not None):
+            return None
+        sock = transport.get_extra_info("socket")
+        return sock.fileno() if sock is not None else None
+
+    def busy_feed(self, data: bytes) -> tuple[list, ProtocolError | None]:
+        """Bytes read by the busy script: into this client's parser.
+
+        Returns every complete request, and the protocol error after them if any.
+        """
+        stats = self.core.stats
+        stats.net_input_bytes += len(data)
+        stats.reads_processed += 1
+        self.client.last_interaction = monotonic()
+        requests: list = []
+        try:
+            self.parser.feed(data)
+            while True:   # (one at a time for a client that must still authenticate)
+                batch = self.parser.take_requests()
+                if not batch:
+                    return requests, None
+                requests += batch
+        except ProtocolError as exc:
+            return requests, exc
+
+    def busy_send(self, data: bytes) -> None:
+        """Replies made in busy mode: nothing of this client is held, so they go out now."""
+        self._write(data)
+
+    def busy_eof(self) -> None:
+        """The client closed while the script ran: the loop sees the same EOF afterwards."""
+
+    def busy_protocol_error(self, exc: ProtocolError) -> None:
+        self._protocol_error(exc, [], 0)
+
     def buffer_info(self) -> tuple[int, int, int, int, str]:
         # qbuf: the read being run, whole (Redis trims its query buffer only
         # after running every request in it, so CLIENT INFO sees its own bytes).
