@@ -312,9 +312,16 @@ class Connection(asyncio.Protocol):
         except ProtocolError as exc:
             return requests, exc
 
-    def busy_send(self, data: bytes) -> None:
-        """Replies made in busy mode: nothing of this client is held, so they go out now."""
-        self._write(data)
+    def busy_send(self, data: bytes, count: int = 1) -> None:
+        """Replies made in busy mode (``count`` of them): nothing of this client is held,
+        so they go out now, but after the messages gathered for it before the script
+        (send_push), which the loop the script holds up has not written yet."""
+        if self._push_buf is not None:
+            self._flush_pushes()
+        if self._held:
+            self._emit([data], count)   # behind those messages, held for durability
+        else:
+            self._write(data)
 
     def busy_eof(self) -> None:
         """The client closed while the script ran: the loop sees the same EOF afterwards."""

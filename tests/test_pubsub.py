@@ -534,3 +534,33 @@ def test_a_resp3_subscriber_blocked_in_blpop_gets_its_messages_at_once_as_in_red
     duo.same("ctl", "PUBLISH", "ch", "m3")
     duo.read_same("sub")
     duo.same("sub", "PING")
+
+
+@pytest.mark.parametrize("kind", ["kvserver", "redis-server"])
+def test_messages_gathered_before_a_busy_script_go_before_its_busy_errors(kind, kv_process,
+                                                                          tmp_path):
+    """PUBLISH then a long EVAL in one read: the message was gathered for the turn the
+    script now holds up. A subscriber that sends PING meanwhile gets -BUSY, after the
+    message, as Redis has it in the client's buffer first (busy mode must not answer
+    a client whose messages still wait to be written)."""
+    from test_scripting import _busy_server
+    port, server = _busy_server(kind, kv_process, tmp_path)
+    try:
+        sub = RawClient(port, timeout=20)
+        runner = RawClient(port, timeout=20)
+        other = RawClient(port, timeout=20)
+        assert other.call("PING").raw == b"+PONG\r\n"
+        assert sub.call("SUBSCRIBE", "ch").raw.endswith(b":1\r\n")
+        runner.send(encode_request([b"PUBLISH", b"ch", b"m"])
+                    + encode_request([b"EVAL", b"while true do end", b"0"]))
+        deadline = time.monotonic() + 10
+        while not other.call("PING").raw.startswith(b"-BUSY"):
+            assert time.monotonic() < deadline, "never busy"
+            time.sleep(0.02)
+        sub.send(encode_request([b"PING"]))
+        assert sub.read().raw == b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n"
+        assert sub.read().raw.startswith(b"-BUSY")
+        assert other.call("SCRIPT", "KILL").raw == b"+OK\r\n"
+        assert runner.read().raw == b":1\r\n"
+    finally:
+        server.kill9()
