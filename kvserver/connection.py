@@ -660,8 +660,11 @@ class Connection(asyncio.Protocol):
         if self._check_output_limit(now, cfg):
             return
         client = self.client
+        # Not blocked clients, monitors, nor subscribers (RESP2 or RESP3): they
+        # wait for the server, as Redis's clientsCronHandleTimeout exempts them.
         if (cfg.timeout and now - client.last_interaction > cfg.timeout
-                and client.mode != BLOCKED and client.mode != MONITOR):
+                and client.mode != BLOCKED and client.mode != MONITOR
+                and not client.in_pubsub()):
             log.info("closing idle client %s (timeout %d s)", client.addr, cfg.timeout)
             self.drop()
 

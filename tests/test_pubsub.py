@@ -564,3 +564,29 @@ def test_messages_gathered_before_a_busy_script_go_before_its_busy_errors(kind, 
         assert runner.read().raw == b":1\r\n"
     finally:
         server.kill9()
+
+
+def test_subscribers_are_exempt_from_the_idle_timeout_as_in_redis(kv_config):
+    """Redis's clientsCronHandleTimeout skips CLIENT_PUBSUB clients (RESP2 or RESP3): a
+    subscriber only listens, so `timeout` must not close it. A plain client idle as
+    long is closed (the cron did run)."""
+    from conftest import start_threaded
+    kv = start_threaded(kv_config, timeout=1)
+    try:
+        sub2, sub3, plain = (RawClient(kv.port) for _ in range(3))
+        assert sub2.call("SUBSCRIBE", "ch").raw.endswith(b":1\r\n")
+        assert isinstance(sub3.call("HELLO", "3").value, dict)
+        assert sub3.call("PSUBSCRIBE", "c*").raw.endswith(b":1\r\n")
+        assert plain.call("PING").raw == b"+PONG\r\n"
+        # Everyone idle for an hour, as far as the cron can tell.
+        kv.call(lambda: [setattr(c, "last_interaction", c.last_interaction - 3600)
+                         for c in kv.server.core.clients.values()])
+        assert plain.read_until_close() == b""
+        publisher = RawClient(kv.port)
+        assert publisher.call("PUBLISH", "ch", "m").raw == b":2\r\n"
+        assert sub2.read().raw == b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n"
+        assert sub3.read().raw == b">4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$1\r\nm\r\n"
+        for c in (sub2, sub3, publisher):
+            c.close()
+    finally:
+        kv.stop()
