@@ -382,7 +382,8 @@ class Connection(asyncio.Protocol):
         writer = self.writer
         held = self._held
         waiting = self._waiting
-        if waiting is not None and held and held[-1] is waiting:
+        if (waiting is not None and held and held[-1] is waiting
+                and not waiting.future.done()):
             # Blocked (a RESP3 subscriber in BLPOP...): messages are not behind the
             # reply it waits for, as Redis pushes them at once; they still wait for
             # what was applied before them, and for the replies before the wait.
