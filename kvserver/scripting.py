@@ -590,7 +590,7 @@ def serve_busy(ctx: RunContext) -> None:
         requests, error = conn.busy_feed(data)
         replies = [_busy_reply(ctx, argv) for argv in requests]
         if replies:
-            conn.busy_send(b"".join(replies))
+            conn.busy_send(b"".join(replies), len(replies))
         if error is not None:
             conn.busy_protocol_error(error)   # after the replies to what came before it
 
