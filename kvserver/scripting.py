@@ -53,6 +53,8 @@ import re
 import select
 import sys
 import time
+from asyncio import Future
+from time import perf_counter_ns
 from typing import Any
 
 from .client import Deferred
@@ -477,7 +479,7 @@ class RunContext:
 
     __slots__ = ("engine", "caller", "client", "sha", "read_only", "allow_oom", "oom_at_start",
                  "dirty", "killed", "started", "timed_out", "threshold", "dispatcher",
-                 "commands", "next_serve")
+                 "commands", "next_serve", "rejected")
 
     def __init__(self, engine: "Scripting", caller: Any, client: Any, sha: bytes,
                  read_only: bool, allow_oom: bool) -> None:
@@ -485,6 +487,8 @@ class RunContext:
         self.client = client
         self.dispatcher = caller.core.dispatcher()
         self.commands = self.dispatcher.commands
+        from .commands import Rejected
+        self.rejected = Rejected
         self.start(caller, sha, read_only, allow_oom)
 
     def start(self, caller: Any, sha: bytes, read_only: bool, allow_oom: bool) -> None:
@@ -1267,7 +1271,54 @@ def run_call(ctx: RunContext, args: tuple) -> Any:
         core.stats.count_error(table.hash[b"err"].decode())
         return table
     core.stats.total_commands += 1      # as Redis's call(): a script's commands count
-    reply = ctx.dispatcher.run_command(client, cmd, argv)
+    if cmd.subcommands or core.monitors:
+        reply = ctx.dispatcher.run_command(client, cmd, argv)
+    else:
+        # Dispatcher.run_command inline (keep the two in step): a script's
+        # commands are most of its cost, and this saves a call and the checks
+        # that only containers (a subcommand's stats) and MONITOR need.
+        client.last_command = name = cmd.name
+        failed = False
+        started = perf_counter_ns()
+        try:
+            if write:
+                core.begin_unit()
+                try:
+                    reply = cmd.func(client, argv)
+                finally:
+                    core.end_unit()
+            else:
+                reply = cmd.func(client, argv)
+        except Exception as exc:  # noqa: BLE001 - as run_command: a bug answers an error
+            if isinstance(exc, ctx.rejected):
+                if exc.command:
+                    core.command_stat(exc.command).rejected += 1
+                core.stats.total_commands -= 1
+                return reply_to_lua(ctx.dispatcher.error(exc.message), client.resp)
+            reply = ctx.dispatcher.failed(cmd, exc)
+            failed = True
+        else:
+            t = type(reply)
+            if t is bytes:
+                failed = None   # (the common reply: no more tests)
+            elif t is ErrorReply:
+                core.stats.count_error(reply)
+                failed = True
+            elif t is Future:
+                reply = Deferred(reply)
+        elapsed = perf_counter_ns() - started
+        stat = core.command_stats.get(name) or core.command_stat(name)
+        stat.ns += elapsed
+        x = elapsed * elapsed
+        stat.hist[(x * x).bit_length()] += 1
+        if failed:
+            stat.failed += 1
+        micros = elapsed // 1000
+        if micros >= core.config.slowlog_log_slower_than >= 0:
+            from .commands.introspection import after_command
+            after_command(client, cmd, argv, micros)
+        if failed is None:
+            return reply
     t = type(reply)
     if t is bytes:
         return reply
