@@ -1069,23 +1069,8 @@ class RedisAPI:
     def functions(self) -> dict[bytes, Any]:
         """name -> plain function (the interpreter calls plain functions on its fast path)."""
         engine = self.engine
-
-        def call(*args: Any) -> tuple:
-            ctx = engine.running
-            if ctx is None:
-                raise LuaError(error_value(b"ERR redis.call/pcall can only be called inside "
-                                          b"a script invocation"))
-            reply = run_call(ctx, args)
-            if type(reply) is LuaTable and reply.hash and type(reply.hash.get(b"err")) is bytes:
-                raise LuaError(reply)
-            return (reply,)
-
-        def pcall(*args: Any) -> tuple:
-            ctx = engine.running
-            if ctx is None:
-                raise LuaError(error_value(b"ERR redis.call/pcall can only be called inside "
-                                          b"a script invocation"))
-            return (run_call(ctx, args),)
+        call = make_call(engine, True)
+        pcall = make_call(engine, False)
 
         def plain(method: Any) -> Any:
             def f(*args: Any) -> tuple:
@@ -1225,107 +1210,126 @@ def _call_info(commands: dict, argv: list[bytes]) -> tuple | None:
             "may_replicate" in flags or target.name in MAY_REPLICATE, "denyoom" in flags)
 
 
-def run_call(ctx: RunContext, args: tuple) -> Any:
-    """redis.call/pcall: the checks of Redis's scriptCall, the command, its reply as Lua."""
-    for a in args:
-        if type(a) is not bytes:
-            argv = call_argv(args)
-            if type(argv) is bytes:
-                return error_value(b"ERR " + argv)
-            break
-    else:
-        if not args:
-            return error_value(b"ERR Please specify at least one argument for this redis "
-                               b"lib call")
-        argv = list(args)
-    engine = ctx.engine
-    cache = engine.call_cache
-    info = cache.get(argv[0])
-    if info is None:
-        info = _call_info(ctx.commands, argv)
-        if info is not None and not info[0].subcommands and len(cache) < CALL_CACHE_SIZE:
-            cache[argv[0]] = info
-    client = ctx.client
-    error = None
-    if info is None:
-        error = b"Unknown Redis command called from script"
-    else:
-        cmd, target, a, noscript, write, may_replicate, denyoom = info
-        if (len(argv) != a) if a >= 0 else (len(argv) < -a):
-            error = b"Wrong number of args calling Redis command from script"
-        elif noscript:
-            error = b"This Redis command is not allowed from script"
-        elif write or may_replicate or denyoom:
-            if ctx.read_only and (write or may_replicate):
-                error = b"Write commands are not allowed from read-only scripts."
-            elif (denyoom and not ctx.allow_oom and not ctx.dirty and ctx.oom_at_start
-                  and client.core.config.maxmemory):
-                error = b"-OOM command not allowed when used memory > 'maxmemory'."
-            elif write:
-                ctx.dirty = True
-    core = client.core
-    if error is not None:
-        if info is not None:
-            core.command_stat(info[1].name).rejected += 1
-        table = error_table(error, True)
-        core.stats.count_error(table.hash[b"err"].decode())
-        return table
-    core.stats.total_commands += 1      # as Redis's call(): a script's commands count
-    if cmd.subcommands or core.monitors:
-        reply = ctx.dispatcher.run_command(client, cmd, argv)
-    else:
-        # Dispatcher.run_command inline (keep the two in step): a script's
-        # commands are most of its cost, and this saves a call and the checks
-        # that only containers (a subcommand's stats) and MONITOR need.
-        client.last_command = name = cmd.name
-        failed = False
-        started = perf_counter_ns()
-        try:
-            if write:
-                core.begin_unit()
-                try:
-                    reply = cmd.func(client, argv)
-                finally:
-                    core.end_unit()
-            else:
-                reply = cmd.func(client, argv)
-        except Exception as exc:  # noqa: BLE001 - as run_command: a bug answers an error
-            if isinstance(exc, ctx.rejected):
-                if exc.command:
-                    core.command_stat(exc.command).rejected += 1
-                core.stats.total_commands -= 1
-                return reply_to_lua(ctx.dispatcher.error(exc.message), client.resp)
-            reply = ctx.dispatcher.failed(cmd, exc)
-            failed = True
+def make_call(engine: "Scripting", raising: bool) -> Any:
+    """redis.call (``raising``: an error table is raised) or redis.pcall (returned), for ``engine``.
+
+    The checks of Redis's scriptCall, the command, its reply as Lua. One
+    plain function per name, the whole path in one frame (the interpreter's
+    fast call path; a script's commands are most of its cost).
+    """
+    def refuse(table: LuaTable) -> tuple:
+        if raising:
+            raise LuaError(table)
+        return (table,)
+
+    def call(*args: Any) -> tuple:
+        ctx = engine.running
+        if ctx is None:
+            raise LuaError(error_value(b"ERR redis.call/pcall can only be called inside "
+                                      b"a script invocation"))
+        for a in args:
+            if type(a) is not bytes:
+                argv = call_argv(args)
+                if type(argv) is bytes:
+                    return refuse(error_value(b"ERR " + argv))
+                break
         else:
-            t = type(reply)
-            if t is bytes:
-                failed = None   # (the common reply: no more tests)
-            elif t is ErrorReply:
-                core.stats.count_error(reply)
+            if not args:
+                return refuse(error_value(b"ERR Please specify at least one argument for "
+                                          b"this redis lib call"))
+            argv = list(args)
+        cache = engine.call_cache
+        info = cache.get(argv[0])
+        if info is None:
+            info = _call_info(ctx.commands, argv)
+            if info is not None and not info[0].subcommands and len(cache) < CALL_CACHE_SIZE:
+                cache[argv[0]] = info
+        client = ctx.client
+        error = None
+        if info is None:
+            error = b"Unknown Redis command called from script"
+        else:
+            cmd, target, a, noscript, write, may_replicate, denyoom = info
+            if (len(argv) != a) if a >= 0 else (len(argv) < -a):
+                error = b"Wrong number of args calling Redis command from script"
+            elif noscript:
+                error = b"This Redis command is not allowed from script"
+            elif write or may_replicate or denyoom:
+                if ctx.read_only and (write or may_replicate):
+                    error = b"Write commands are not allowed from read-only scripts."
+                elif (denyoom and not ctx.allow_oom and not ctx.dirty and ctx.oom_at_start
+                      and client.core.config.maxmemory):
+                    error = b"-OOM command not allowed when used memory > 'maxmemory'."
+                elif write:
+                    ctx.dirty = True
+        core = client.core
+        if error is not None:
+            if info is not None:
+                core.command_stat(info[1].name).rejected += 1
+            table = error_table(error, True)
+            core.stats.count_error(table.hash[b"err"].decode())
+            return refuse(table)
+        core.stats.total_commands += 1      # as Redis's call(): a script's commands count
+        if cmd.subcommands or core.monitors:
+            reply = ctx.dispatcher.run_command(client, cmd, argv)
+        else:
+            # Dispatcher.run_command inline (keep the two in step): a script's
+            # commands are most of its cost, and this saves a call and the checks
+            # that only containers (a subcommand's stats) and MONITOR need.
+            client.last_command = name = cmd.name
+            failed = False
+            started = perf_counter_ns()
+            try:
+                if write:
+                    core.begin_unit()
+                    try:
+                        reply = cmd.func(client, argv)
+                    finally:
+                        core.end_unit()
+                else:
+                    reply = cmd.func(client, argv)
+            except Exception as exc:  # noqa: BLE001 - as run_command: a bug answers an error
+                if isinstance(exc, ctx.rejected):
+                    if exc.command:
+                        core.command_stat(exc.command).rejected += 1
+                    core.stats.total_commands -= 1
+                    return refuse(reply_to_lua(ctx.dispatcher.error(exc.message), client.resp))
+                reply = ctx.dispatcher.failed(cmd, exc)
                 failed = True
-            elif t is Future:
-                reply = Deferred(reply)
-        elapsed = perf_counter_ns() - started
-        stat = core.command_stats.get(name) or core.command_stat(name)
-        stat.ns += elapsed
-        x = elapsed * elapsed
-        stat.hist[(x * x).bit_length()] += 1
-        if failed:
-            stat.failed += 1
-        micros = elapsed // 1000
-        if micros >= core.config.slowlog_log_slower_than >= 0:
-            from .commands.introspection import after_command
-            after_command(client, cmd, argv, micros)
-        if failed is None:
-            return reply
-    t = type(reply)
-    if t is bytes:
-        return reply
-    if t is Deferred:
-        reply.future.cancel()
-        reply = ctx.dispatcher.error(f"ERR '{cmd.name}' cannot run inside a script")
-    return reply_to_lua(reply, client.resp)
+            else:
+                t = type(reply)
+                if t is bytes:
+                    failed = None   # (the common reply: no more tests)
+                elif t is ErrorReply:
+                    core.stats.count_error(reply)
+                    failed = True
+                elif t is Future:
+                    reply = Deferred(reply)
+            elapsed = perf_counter_ns() - started
+            stat = core.command_stats.get(name) or core.command_stat(name)
+            stat.ns += elapsed
+            x = elapsed * elapsed
+            stat.hist[(x * x).bit_length()] += 1
+            if failed:
+                stat.failed += 1
+            micros = elapsed // 1000
+            if micros >= core.config.slowlog_log_slower_than >= 0:
+                from .commands.introspection import after_command
+                after_command(client, cmd, argv, micros)
+            if failed is None:
+                return (reply,)
+        t = type(reply)
+        if t is bytes:
+            return (reply,)
+        if t is Deferred:
+            reply.future.cancel()
+            reply = ctx.dispatcher.error(f"ERR '{cmd.name}' cannot run inside a script")
+        reply = reply_to_lua(reply, client.resp)
+        if raising and type(reply) is LuaTable and reply.hash and \
+                type(reply.hash.get(b"err")) is bytes:
+            raise LuaError(reply)
+        return (reply,)
+    return call
 
 
 def script_may_write(core: Any, by_sha: bool, script: bytes) -> bool:
