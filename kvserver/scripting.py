@@ -90,6 +90,7 @@ _VERBOSITY = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3}
 LLONG_MIN = -(1 << 63)
 _LLONG_END = 1 << 63
 _dict_set = dict.__setitem__
+_monotonic = time.monotonic
 
 #: Redis 7.0.15's global names that scripts see (and nothing else).
 REDIS_VERSION = b"7.0.15"
@@ -737,7 +738,19 @@ class Scripting:
                                              allow_oom)
             self._hook = ctx.hook
         else:
-            ctx.start(caller, script.sha, read_only, allow_oom)
+            # ctx.start(caller, script.sha, read_only, allow_oom), inline: keep in step.
+            ctx.caller = caller
+            ctx.sha = script.sha
+            ctx.read_only = read_only
+            ctx.allow_oom = allow_oom
+            ctx.oom_at_start = core.over_maxmemory
+            ctx.dirty = False
+            ctx.killed = False
+            ctx.started = _monotonic()
+            ctx.timed_out = False
+            ctx.next_serve = 0.0
+            threshold = core.config.busy_reply_threshold
+            ctx.threshold = threshold / 1000.0 if threshold > 0 else None
         self.running = ctx
         # set_global(b"KEYS", ...) and (b"ARGV", ...), inline: two calls fewer per run.
         locked, first = self._global_dicts

@@ -54,13 +54,13 @@ def _feed_monitors(c, argv) -> None:
                 monitor.send_monitor(line)
 
 
-def _run(c, argv, n: int, script, read_only: bool, e=None):
+def _run(c, argv, n: int, script, read_only: bool):
     core = c.core
     errors_before = core.stats.error_replies
     # One unit for the whole script: its commands' units nest in it.
     core.begin_unit()
     try:
-        reply = (e or engine(core)).run(c, script, argv[3:3 + n], argv[3 + n:], read_only)
+        reply = engine(core).run(c, script, argv[3:3 + n], argv[3 + n:], read_only)
     finally:
         core.end_unit()
     if type(reply) is not ErrorReply and core.stats.error_replies > errors_before:
@@ -92,7 +92,16 @@ def _evalsha(c, argv, read_only: bool):
     script = e.scripts.get(sha) or e.lookup(sha)    # (the cache's keys are lower case)
     if script is None:
         raise CommandError(NOSCRIPT)
-    return _run(c, argv, n, script, read_only, e)
+    # _run, inline (the rate limiters' path: one frame fewer); keep the two in step.
+    errors_before = core.stats.error_replies
+    core.begin_unit()
+    try:
+        reply = e.run(c, script, argv[3:3 + n], argv[3 + n:], read_only)
+    finally:
+        core.end_unit()
+    if type(reply) is not ErrorReply and core.stats.error_replies > errors_before:
+        core.command_stat(c.last_command).failed += 1
+    return reply
 
 
 _FLAGS = "noscript stale skip_monitor no_mandatory_keys movablekeys"
