@@ -1230,6 +1230,8 @@ def make_call(engine: "Scripting", raising: bool) -> Any:
     plain function per name, the whole path in one frame (the interpreter's
     fast call path; a script's commands are most of its cost).
     """
+    cache = engine.call_cache       # (one dict for the engine's life)
+
     def refuse(table: LuaTable) -> tuple:
         if raising:
             raise LuaError(table)
@@ -1251,7 +1253,6 @@ def make_call(engine: "Scripting", raising: bool) -> Any:
                 return refuse(error_value(b"ERR Please specify at least one argument for "
                                           b"this redis lib call"))
             argv = list(args)
-        cache = engine.call_cache
         info = cache.get(argv[0])
         if info is None:
             info = _call_info(ctx.commands, argv)
@@ -1312,7 +1313,14 @@ def make_call(engine: "Scripting", raising: bool) -> Any:
             else:
                 t = type(reply)
                 if t is bytes:
-                    failed = None   # (the common reply: no more tests)
+                    failed = None   # (the common replies: converted here, no more tests)
+                elif t is int:
+                    failed = None
+                    if not -_EXACT <= reply <= _EXACT:
+                        reply = float(reply)    # as reply_to_lua: a Lua number is a double
+                elif reply is None:
+                    failed = None
+                    reply = False if client.resp == 2 else None   # as reply_to_lua
                 elif t is ErrorReply:
                     core.stats.count_error(reply)
                     failed = True
