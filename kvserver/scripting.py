@@ -18,9 +18,10 @@ of Redis 7.0.15 do:
 * **The cache** maps a script's SHA1 (lower-case hex; looked up without
   regard to case, as Redis's dict does) to its body, shebang flags and
   compiled function. Compiled once, at EVAL or SCRIPT LOAD.
-* **redis.call/pcall** run a command through the dispatcher
-  (:meth:`Dispatcher.run_command`: the command's own unit nests in the
-  script's, its commandstats, slow log and MONITOR line) for a script client
+* **redis.call/pcall** run a command as the dispatcher does
+  (:meth:`Dispatcher.run_command`, inline in :func:`make_call` for commands
+  without subcommands when no MONITOR is on: the command's own unit nests in
+  the script's, its commandstats, slow log and MONITOR line) for a script client
   that shares the caller's database (SELECT in a script changes only the
   script's), after the checks of Redis's ``scriptCall`` in its order: known
   command and arity, ``noscript``, read-only script, OOM before the first
