@@ -18,9 +18,10 @@ of Redis 7.0.15 do:
 * **The cache** maps a script's SHA1 (lower-case hex; looked up without
   regard to case, as Redis's dict does) to its body, shebang flags and
   compiled function. Compiled once, at EVAL or SCRIPT LOAD.
-* **redis.call/pcall** run a command through the dispatcher
-  (:meth:`Dispatcher.run_command`: the command's own unit nests in the
-  script's, its commandstats, slow log and MONITOR line) for a script client
+* **redis.call/pcall** run a command as the dispatcher does
+  (:meth:`Dispatcher.run_command`, inline in :func:`make_call` for commands
+  without subcommands when no MONITOR is on: the command's own unit nests in
+  the script's, its commandstats, slow log and MONITOR line) for a script client
   that shares the caller's database (SELECT in a script changes only the
   script's), after the checks of Redis's ``scriptCall`` in its order: known
   command and arity, ``noscript``, read-only script, OOM before the first
@@ -53,6 +54,8 @@ import re
 import select
 import sys
 import time
+from asyncio import Future
+from time import perf_counter_ns
 from typing import Any
 
 from .client import Deferred
@@ -86,6 +89,9 @@ _VERBOSITY = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3}
 #: (NaN, infinities, out of range): x86-64's conversion gives this, and so
 #: Redis answers it.
 LLONG_MIN = -(1 << 63)
+_LLONG_END = 1 << 63
+_dict_set = dict.__setitem__
+_monotonic = time.monotonic
 
 #: Redis 7.0.15's global names that scripts see (and nothing else).
 REDIS_VERSION = b"7.0.15"
@@ -475,7 +481,7 @@ class RunContext:
 
     __slots__ = ("engine", "caller", "client", "sha", "read_only", "allow_oom", "oom_at_start",
                  "dirty", "killed", "started", "timed_out", "threshold", "dispatcher",
-                 "commands", "next_serve")
+                 "commands", "next_serve", "rejected")
 
     def __init__(self, engine: "Scripting", caller: Any, client: Any, sha: bytes,
                  read_only: bool, allow_oom: bool) -> None:
@@ -483,6 +489,8 @@ class RunContext:
         self.client = client
         self.dispatcher = caller.core.dispatcher()
         self.commands = self.dispatcher.commands
+        from .commands import Rejected
+        self.rejected = Rejected
         self.start(caller, sha, read_only, allow_oom)
 
     def start(self, caller: Any, sha: bytes, read_only: bool, allow_oom: bool) -> None:
@@ -636,6 +644,9 @@ class Scripting:
         self._rt: Any = None
         #: Sets a global of the locked state (KEYS, ARGV): lock_globals gives it.
         self._set_global: Any = None
+        #: The two dicts set_global writes (the locked globals' and the one
+        #: compiled chunks read), for run() to set KEYS and ARGV without a call.
+        self._global_dicts: tuple = ()
         self.client: Any = None     # the script client (made on first run)
         #: The run context, made once and reused (scripts never nest), and its hook.
         self._context: RunContext | None = None
@@ -704,8 +715,9 @@ class Scripting:
         """Run a cached script for ``caller``: its reply value (ErrorReply or Raw or bytes/int)."""
         core = caller.core
         flags = script.flags
-        compat = bool(flags & EVAL_COMPAT)
-        if not compat:
+        if flags & EVAL_COMPAT:
+            allow_oom = False
+        else:
             if not flags & NO_WRITES:
                 if read_only:
                     raise CommandError(
@@ -714,24 +726,41 @@ class Scripting:
                 # A script with a shebang that may write is denyoom (evalGetCommandFlags):
                 # Redis refuses it before it runs, with the command's OOM error.
                 raise CommandError("OOM command not allowed when used memory > 'maxmemory'.")
+            read_only = read_only or bool(flags & NO_WRITES)
+            allow_oom = bool(flags & ALLOW_OOM)
         rt = self._rt or self.rt
         client = self.client or self.script_client(caller)
         client.db = caller.db           # the caller's database; SELECT changes the script's
         client.db_index = caller.db_index
         client.resp = 2
-        read_only = read_only or (not compat and bool(flags & NO_WRITES))
-        allow_oom = not compat and bool(flags & ALLOW_OOM)
         ctx = self._context
         if ctx is None:
             ctx = self._context = RunContext(self, caller, client, script.sha, read_only,
                                              allow_oom)
             self._hook = ctx.hook
         else:
-            ctx.start(caller, script.sha, read_only, allow_oom)
+            # ctx.start(caller, script.sha, read_only, allow_oom), inline: keep in step.
+            ctx.caller = caller
+            ctx.sha = script.sha
+            ctx.read_only = read_only
+            ctx.allow_oom = allow_oom
+            ctx.oom_at_start = core.over_maxmemory
+            ctx.dirty = False
+            ctx.killed = False
+            ctx.started = _monotonic()
+            ctx.timed_out = False
+            ctx.next_serve = 0.0
+            threshold = core.config.busy_reply_threshold
+            ctx.threshold = threshold / 1000.0 if threshold > 0 else None
         self.running = ctx
-        set_global = self._set_global
-        set_global(b"KEYS", LuaTable(keys))     # (new lists: the callers' slices)
-        set_global(b"ARGV", LuaTable(args))
+        # set_global(b"KEYS", ...) and (b"ARGV", ...), inline: two calls fewer per run.
+        locked, first = self._global_dicts
+        table = LuaTable(keys)      # (new lists: the callers' slices)
+        _dict_set(locked, b"KEYS", table)
+        first[b"KEYS"] = table
+        table = LuaTable(args)
+        _dict_set(locked, b"ARGV", table)
+        first[b"ARGV"] = table
         previous_hook = rt.hook
         rt.hook = self._hook
         # Time stands still for the script (Redis 7's scriptTimeSnapshot): a key
@@ -750,6 +779,9 @@ class Scripting:
             except RecursionError:
                 return self._error_reply(caller, b"ERR user_script: stack overflow", ctx, None)
             value = results[0] if results else None
+            t = type(value)
+            if t is bytes or (t is int and LLONG_MIN <= value < _LLONG_END):
+                return value    # script_reply's answer for the common replies, without its call
             return script_reply(value, client.resp, caller.resp)
         finally:
             keyspace.clock = clock
@@ -856,7 +888,8 @@ def make_runtime(engine: Scripting) -> Any:
     g.set(b"loadstring", _loadstring(rt))
     if g.get(b"load") is None:
         g.set(b"load", _load(rt))
-    engine._set_global = lock_globals(rt)
+    engine._set_global = set_global = lock_globals(rt)
+    engine._global_dicts = set_global.dicts
     return rt
 
 
@@ -1034,6 +1067,7 @@ def lock_globals(rt: Any) -> Any:
     def set_global(name: bytes, value: Any) -> None:
         dict.__setitem__(g.hash, name, value)
         first[name] = value
+    set_global.dicts = (g.hash, first)     # what it writes (Scripting.run inlines it)
     return set_global
 
 
@@ -1049,23 +1083,8 @@ class RedisAPI:
     def functions(self) -> dict[bytes, Any]:
         """name -> plain function (the interpreter calls plain functions on its fast path)."""
         engine = self.engine
-
-        def call(*args: Any) -> tuple:
-            ctx = engine.running
-            if ctx is None:
-                raise LuaError(error_value(b"ERR redis.call/pcall can only be called inside "
-                                          b"a script invocation"))
-            reply = run_call(ctx, args)
-            if type(reply) is LuaTable and reply.hash and type(reply.hash.get(b"err")) is bytes:
-                raise LuaError(reply)
-            return (reply,)
-
-        def pcall(*args: Any) -> tuple:
-            ctx = engine.running
-            if ctx is None:
-                raise LuaError(error_value(b"ERR redis.call/pcall can only be called inside "
-                                          b"a script invocation"))
-            return (run_call(ctx, args),)
+        call = make_call(engine, True)
+        pcall = make_call(engine, False)
 
         def plain(method: Any) -> Any:
             def f(*args: Any) -> tuple:
@@ -1205,60 +1224,134 @@ def _call_info(commands: dict, argv: list[bytes]) -> tuple | None:
             "may_replicate" in flags or target.name in MAY_REPLICATE, "denyoom" in flags)
 
 
-def run_call(ctx: RunContext, args: tuple) -> Any:
-    """redis.call/pcall: the checks of Redis's scriptCall, the command, its reply as Lua."""
-    for a in args:
-        if type(a) is not bytes:
-            argv = call_argv(args)
-            if type(argv) is bytes:
-                return error_value(b"ERR " + argv)
-            break
-    else:
-        if not args:
-            return error_value(b"ERR Please specify at least one argument for this redis "
-                               b"lib call")
-        argv = list(args)
-    engine = ctx.engine
-    cache = engine.call_cache
-    info = cache.get(argv[0])
-    if info is None:
-        info = _call_info(ctx.commands, argv)
-        if info is not None and not info[0].subcommands and len(cache) < CALL_CACHE_SIZE:
-            cache[argv[0]] = info
-    client = ctx.client
-    error = None
-    if info is None:
-        error = b"Unknown Redis command called from script"
-    else:
-        cmd, target, a, noscript, write, may_replicate, denyoom = info
-        if (len(argv) != a) if a >= 0 else (len(argv) < -a):
-            error = b"Wrong number of args calling Redis command from script"
-        elif noscript:
-            error = b"This Redis command is not allowed from script"
-        elif write or may_replicate or denyoom:
-            if ctx.read_only and (write or may_replicate):
-                error = b"Write commands are not allowed from read-only scripts."
-            elif (denyoom and not ctx.allow_oom and not ctx.dirty and ctx.oom_at_start
-                  and client.core.config.maxmemory):
-                error = b"-OOM command not allowed when used memory > 'maxmemory'."
-            elif write:
-                ctx.dirty = True
-    core = client.core
-    if error is not None:
-        if info is not None:
-            core.command_stat(info[1].name).rejected += 1
-        table = error_table(error, True)
-        core.stats.count_error(table.hash[b"err"].decode())
-        return table
-    core.stats.total_commands += 1      # as Redis's call(): a script's commands count
-    reply = ctx.dispatcher.run_command(client, cmd, argv)
-    t = type(reply)
-    if t is bytes:
-        return reply
-    if t is Deferred:
-        reply.future.cancel()
-        reply = ctx.dispatcher.error(f"ERR '{cmd.name}' cannot run inside a script")
-    return reply_to_lua(reply, client.resp)
+def make_call(engine: "Scripting", raising: bool) -> Any:
+    """redis.call (``raising``: an error table is raised) or redis.pcall (returned), for ``engine``.
+
+    The checks of Redis's scriptCall, the command, its reply as Lua. One
+    plain function per name, the whole path in one frame (the interpreter's
+    fast call path; a script's commands are most of its cost).
+    """
+    cache = engine.call_cache       # (one dict for the engine's life)
+
+    def refuse(table: LuaTable) -> tuple:
+        if raising:
+            raise LuaError(table)
+        return (table,)
+
+    def call(*args: Any) -> tuple:
+        ctx = engine.running
+        if ctx is None:
+            raise LuaError(error_value(b"ERR redis.call/pcall can only be called inside "
+                                      b"a script invocation"))
+        for a in args:
+            if type(a) is not bytes:
+                argv = call_argv(args)
+                if type(argv) is bytes:
+                    return refuse(error_value(b"ERR " + argv))
+                break
+        else:
+            if not args:
+                return refuse(error_value(b"ERR Please specify at least one argument for "
+                                          b"this redis lib call"))
+            argv = list(args)
+        info = cache.get(argv[0])
+        if info is None:
+            info = _call_info(ctx.commands, argv)
+            if info is not None and not info[0].subcommands and len(cache) < CALL_CACHE_SIZE:
+                cache[argv[0]] = info
+        client = ctx.client
+        error = None
+        if info is None:
+            error = b"Unknown Redis command called from script"
+        else:
+            cmd, target, a, noscript, write, may_replicate, denyoom = info
+            if (len(argv) != a) if a >= 0 else (len(argv) < -a):
+                error = b"Wrong number of args calling Redis command from script"
+            elif noscript:
+                error = b"This Redis command is not allowed from script"
+            elif write or may_replicate or denyoom:
+                if ctx.read_only and (write or may_replicate):
+                    error = b"Write commands are not allowed from read-only scripts."
+                elif (denyoom and not ctx.allow_oom and not ctx.dirty and ctx.oom_at_start
+                      and client.core.config.maxmemory):
+                    error = b"-OOM command not allowed when used memory > 'maxmemory'."
+                elif write:
+                    ctx.dirty = True
+        core = client.core
+        if error is not None:
+            if info is not None:
+                core.command_stat(info[1].name).rejected += 1
+            table = error_table(error, True)
+            core.stats.count_error(table.hash[b"err"].decode())
+            return refuse(table)
+        core.stats.total_commands += 1      # as Redis's call(): a script's commands count
+        if cmd.subcommands or core.monitors:
+            reply = ctx.dispatcher.run_command(client, cmd, argv)
+        else:
+            # Dispatcher.run_command inline (keep the two in step): a script's
+            # commands are most of its cost, and this saves a call and the checks
+            # that only containers (a subcommand's stats) and MONITOR need.
+            client.last_command = name = cmd.name
+            failed = False
+            started = perf_counter_ns()
+            try:
+                if write:
+                    core.begin_unit()
+                    try:
+                        reply = cmd.func(client, argv)
+                    finally:
+                        core.end_unit()
+                else:
+                    reply = cmd.func(client, argv)
+            except Exception as exc:  # noqa: BLE001 - as run_command: a bug answers an error
+                if isinstance(exc, ctx.rejected):
+                    if exc.command:
+                        core.command_stat(exc.command).rejected += 1
+                    core.stats.total_commands -= 1
+                    return refuse(reply_to_lua(ctx.dispatcher.error(exc.message), client.resp))
+                reply = ctx.dispatcher.failed(cmd, exc)
+                failed = True
+            else:
+                t = type(reply)
+                if t is bytes:
+                    failed = None   # (the common replies: converted here, no more tests)
+                elif t is int:
+                    failed = None
+                    if not -_EXACT <= reply <= _EXACT:
+                        reply = float(reply)    # as reply_to_lua: a Lua number is a double
+                elif reply is None:
+                    failed = None
+                    reply = False if client.resp == 2 else None   # as reply_to_lua
+                elif t is ErrorReply:
+                    core.stats.count_error(reply)
+                    failed = True
+                elif t is Future:
+                    reply = Deferred(reply)
+            elapsed = perf_counter_ns() - started
+            stat = core.command_stats.get(name) or core.command_stat(name)
+            stat.ns += elapsed
+            x = elapsed * elapsed
+            stat.hist[(x * x).bit_length()] += 1
+            if failed:
+                stat.failed += 1
+            micros = elapsed // 1000
+            if micros >= core.config.slowlog_log_slower_than >= 0:
+                from .commands.introspection import after_command
+                after_command(client, cmd, argv, micros)
+            if failed is None:
+                return (reply,)
+        t = type(reply)
+        if t is bytes:
+            return (reply,)
+        if t is Deferred:
+            reply.future.cancel()
+            reply = ctx.dispatcher.error(f"ERR '{cmd.name}' cannot run inside a script")
+        reply = reply_to_lua(reply, client.resp)
+        if raising and type(reply) is LuaTable and reply.hash and \
+                type(reply.hash.get(b"err")) is bytes:
+            raise LuaError(reply)
+        return (reply,)
+    return call
 
 
 def script_may_write(core: Any, by_sha: bool, script: bytes) -> bool:

@@ -815,6 +815,20 @@ CASES = [
      'boolean:true|s:no|'),
     ("for i = 3, 1, 0 do return 'zero step runs' end return 'no'",
      'boolean:true|s:zero step runs|'),
+    # t[n] with a literal n (read inline from the array part when it is there):
+    # a hole goes to __index, the object expression runs once, a string or a
+    # nil takes the general path
+    ("local t = setmetatable({nil, 'b'}, {__index = function(t, k) return k * 10 end}) return t[1], t[2], t[3]",
+     'boolean:true|number:10|s:b|number:30|'),
+    ("local n = 0 local function f() n = n + 1 return {'x'} end local v = f()[1] local w = f()[2] return v, w, n",
+     'boolean:true|s:x|nil:nil|number:2|'),
+    ("local t = {1, 2} t[2] = nil t[3] = 3 return t[2], t[3], ('s')[1]",
+     'boolean:true|nil:nil|number:3|nil:nil|'),
+    ("local x return x[1]",
+     "boolean:false|s:user_script:16: attempt to index local 'x' (a nil value)|"),
+    # tonumber of plain digits (a fast path), at the edges of the slow one
+    ("return tonumber('007'), tonumber('123456789012345'), tonumber('1234567890123456'), tonumber('12345678901234567'), tonumber('0'), tonumber('-0'), tonumber(' 7'), tonumber('7 ')",
+     'boolean:true|number:7|number:1.2345678901234e+14|number:1.2345678901235e+15|number:1.2345678901235e+16|number:0|number:-0|number:7|number:7|'),
 ]
 
 

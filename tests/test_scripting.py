@@ -83,7 +83,13 @@ CASES: dict[str, list] = {
                     E("return redis.call('set', 'x', 0.1)"), E("return redis.call('get', 'x')"),
                     E("return redis.call('set', 'x', 2^60)"), E("return redis.call('get', 'x')"),
                     E("return redis.call('exists', 'nokey', 's')"),
-                    E("return redis.call('mget', 's', 'nokey', 'a')")],
+                    E("return redis.call('mget', 's', 'nokey', 'a')"),
+                    # integer and nil replies (converted inline in redis.call): a
+                    # double past 2^53, an integer compared as a number, nil -> false
+                    E("return tostring(redis.call('incrby', 'big', '9007199254740993'))"),
+                    E("return redis.call('incrby', 'small', 5) == 5"),
+                    E("return redis.call('get', 'nokey') == false"),
+                    E("return redis.pcall('get', 'nokey') == false")],
     "resp3-in-script": ["HSET h a 1", "SADD st m", "SET s v",
                         E("redis.setresp(3) return redis.call('hgetall', 'h')"),
                         E("redis.setresp(3) return redis.call('hgetall', 'h').map.a"),

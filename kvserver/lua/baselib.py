@@ -110,6 +110,8 @@ def open(rt) -> LuaTable:
             if t is int or t is float:
                 return (v,)
             if t is bytes:
+                if v.isdigit() and len(v) < 16:
+                    return (int(v),)    # str_to_number's fast path, without its call
                 return (str_to_number(v),)
             return (None,)
         b = check_int(base, 2, "tonumber")

@@ -642,8 +642,20 @@ class CodeGen:
             return (f"(({later}.hash.get({kcode}) or _index({later}, {kcode}, {d})) "
                     f"if type({first}) is _LT else _index({later}, {kcode}, {d}))")
         if kkind in (SIMPLE, NUM, NIL):
-            return (f"({later}.get({kcode}) if type({first}) is _LT and {later}.metatable is None "
-                    f"else _index({later}, {kcode}, {d}))")
+            general = (f"({later}.get({kcode}) if type({first}) is _LT and {later}.metatable is None "
+                       f"else _index({later}, {kcode}, {d}))")
+            if kkind == NUM and kcode.isdigit() and int(kcode) > 0:
+                # t[n] for a literal n (KEYS[1], ARGV[2]): read the array part
+                # without a call when the value is there (not nil: a nil may
+                # go to __index); anything else takes the general path, on the
+                # value already evaluated (the object expression runs once).
+                n = int(kcode)
+                v = self.tmp()
+                rest = (f"({later}.get({kcode}) if type({later}) is _LT and "
+                        f"{later}.metatable is None else _index({later}, {kcode}, {d}))")
+                return (f"({v} if type({first}) is _LT and len({later}.arr) >= {n} and "
+                        f"({v} := {later}.arr[{n - 1}]) is not None else {rest})")
+            return general
         k = self.tmp()
         if first == later:
             first = f"{first} is {first} and ({k} := {kcode}) is {k} and type({later})"

@@ -340,7 +340,14 @@ class Runtime:
                     pass
             rt._running = True
             try:
-                return run(args)
+                return main(*args)      # run(args), inline: one frame fewer per script
+            except LuaError as e:
+                fix_error(e)
+                raise
+            except RecursionError as e:
+                raise stack_overflow(e) from None
+            except MemoryError:
+                raise positioned(LuaError(b"not enough memory")) from None
             finally:
                 rt._running = False
                 if changed:

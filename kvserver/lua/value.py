@@ -312,6 +312,10 @@ _SPECIAL = re.compile(rb"([+-]?)(inf|infinity|nan(?:\([0-9A-Za-z_]*\))?)\Z", re.
 
 def str_to_number(s: bytes) -> int | float | None:
     """A string's numeric value as Lua 5.1 converts it (tonumber(s), arithmetic), or None."""
+    if s.isdigit() and len(s) < 16:
+        # The common case (ARGV numbers, GET of a counter): plain ASCII digits,
+        # exact as a double. bytes.isdigit() is ASCII-only and false for b"".
+        return int(s)
     s = s.strip(_SPACE)
     if not s:
         return None
