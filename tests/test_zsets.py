@@ -236,6 +236,19 @@ CASES: dict[str, list] = {
         "ZRANGE z3 0 -1 WITHSCORES", "TYPE z3", "COPY z3 z2 DB 0", "SELECT 0", "SET x v",
         "RENAME z2 x", "TYPE x", "DEL x", "ZADD a 1 1", "SET b v", "SADD c x",
         ScanAll(("TYPE", "zset")), ScanAll(("TYPE", "ZSET")), "EXPIRE a 100", "TTL a", "FLUSHDB", "DBSIZE"],
+    # ZRANGESTORE builds a listpack first unless a rank range is known to be
+    # longer than 128 (zrangeResultBeginStore): the members it adds before
+    # converting lose a -0 score, those after keep it; ZUNIONSTORE builds a
+    # skiplist and converts down only if small.
+    "zrangestore-negative-zero": [
+        BIG_ZADD, "ZADD big -0 a -0 b", "ZADD big -0 " + "z" * 70, "ZSCORE big a",
+        "ZRANGESTORE d big -inf +inf BYSCORE", "ZSCORE d a", "ZSCORE d " + "z" * 70, "ZSCORE d b",
+        "ZRANGESTORE d big - + BYLEX", "ZSCORE d a", "ZRANGESTORE d big 0 -1", "ZSCORE d a",
+        "ZRANGESTORE d big +inf -inf BYSCORE REV", "ZSCORE d a", "ZRANGE d 0 -1 WITHSCORES",
+        "ZRANGESTORE d big 0 2", "ZSCORE d a", "OBJECT ENCODING d", "ZRANGESTORE d big -inf 0 BYSCORE",
+        "ZRANGE d 0 -1 WITHSCORES", "OBJECT ENCODING d", "ZUNIONSTORE d 1 big", "ZSCORE d a",
+        "ZRANGESTORE d big (-1 1 BYSCORE REV LIMIT 0 150", "ZRANGE d 0 -1 WITHSCORES",
+        "OBJECT ENCODING d"],
 }
 
 

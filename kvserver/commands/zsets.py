@@ -54,7 +54,7 @@ from ..errors import NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE, CommandError
 from ..numbers import INT64_MAX, parse_int
 from ..protocol import NULL_ARRAY, format_double
 from ..types.set import Set
-from ..types.zset import ZSET, ZSet
+from ..types.zset import MAX_LISTPACK_ENTRIES, MAX_LISTPACK_VALUE, ZSET, ZSet
 from . import command
 from .keys import scan_cursor, scan_matcher, scan_options, scan_step
 
@@ -539,10 +539,29 @@ def _zrange(s, argv, first: int, store: bool, rangetype: str | None, reverse: bo
             b = stop if limit < 0 else min(stop, a + limit)
             entries = z.entries(a, b)
     if store:
+        if rangetype != _RANK or len(entries) <= MAX_LISTPACK_ENTRIES:
+            entries = _through_listpack(entries)
         if reverse:
             entries.reverse()
         return _store(s, argv[1], entries, b"zrangestore")
     return _with_scores(s, entries, withscores)
+
+
+def _through_listpack(entries: list) -> list:
+    """``entries`` (in the order ZRANGESTORE adds them) as they end up in a
+    destination Redis starts as a listpack (zrangeResultBeginStore: a score
+    or lex range, or a rank range of at most 128): the members added before
+    it converts (past 128 members, or at one longer than 64 bytes) were held
+    by the listpack, which keeps no -0, so their -0 scores become 0."""
+    out = entries
+    for i, (sc, m) in enumerate(entries):
+        if i >= MAX_LISTPACK_ENTRIES or len(m) > MAX_LISTPACK_VALUE:
+            break
+        if sc == 0 and math.copysign(1.0, sc) < 0:
+            if out is entries:
+                out = list(entries)
+            out[i] = (0.0, m)
+    return out
 
 
 @command("zrange", -4, "readonly", keys=(1, 1, 1), group="sorted-set", acl=_ACL, since="1.2.0",
