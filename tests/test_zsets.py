@@ -240,6 +240,14 @@ CASES: dict[str, list] = {
     # longer than 128 (zrangeResultBeginStore): the members it adds before
     # converting lose a -0 score, those after keep it; ZUNIONSTORE builds a
     # skiplist and converts down only if small.
+    # A listpack keeps no -0: a member set while the zset is still one, then
+    # updated after the conversion (at the 129th member), keeps a later -0.
+    "zadd-negative-zero-after-conversion": [
+        ("ZADD", "z", "1", "a", *[x for i in range(128) for x in ("2", "b%d" % i)], "-0", "a"),
+        "ZSCORE z a", "OBJECT ENCODING z",
+        ("ZADD", "y", "-0", "a", *[x for i in range(128) for x in ("2", "b%d" % i)], "-0", "a"),
+        "ZSCORE y a", ("ZADD", "x", "CH", "5", "a", "-0", "a", *[x for i in range(128) for x in ("2", "b%d" % i)]),
+        "ZSCORE x a"],
     "zrangestore-negative-zero": [
         BIG_ZADD, "ZADD big -0 a -0 b", "ZADD big -0 " + "z" * 70, "ZSCORE big a",
         "ZRANGESTORE d big -inf +inf BYSCORE", "ZSCORE d a", "ZSCORE d " + "z" * 70, "ZSCORE d b",

@@ -22,8 +22,10 @@ in the same zset with bit-identical scores (scores are logged as ``%.17g``,
 which reads back as the same double):
 
 * ZADD (any options) and ZINCRBY log ``ZADD key score member ...`` with the
-  final score of each member they added or changed (INCR, GT and LT already
-  resolved); nothing when nothing changed;
+  scores they set, in the order they set them (INCR, GT and LT already
+  resolved; a member repeated in the command may appear twice, so a replay
+  crosses the listpack-to-skiplist conversion at the same point); nothing
+  when nothing changed;
 * ZREM, ZPOPMIN, ZPOPMAX, ZMPOP and ZREMRANGEBY{RANK,SCORE,LEX} log
   ``ZREM key member ...`` with what they removed. Logging the ZREMRANGE
   command itself would be smaller, but a BYLEX range over members of
@@ -312,6 +314,10 @@ def _zadd(s, argv, incr: bool):
     # Work out the outcome first (members may repeat within one command), so a
     # no-op changes nothing and signals nothing.
     final: dict = {}
+    # The changes in the order Redis makes them: a member set while the zset
+    # is still a listpack and set again after it converted ends as Redis
+    # leaves it (a listpack keeps no -0), and the log replays the same order.
+    steps: list = []
     added = updated = processed = 0
     score = None
     for member, score in pairs:
@@ -330,16 +336,18 @@ def _zadd(s, argv, incr: bool):
             processed += 1
             if score != cur:
                 final[member] = score
+                steps.append((member, score))
                 updated += 1
         elif not xx:
             final[member] = score
+            steps.append((member, score))
             added += 1
             processed += 1
     if added or updated:
         with _mutate(s, key) as value:
-            for member, sc in final.items():
+            for member, sc in steps:
                 value.add(member, sc)
-        _log_zadd(s, key, final.items())
+        _log_zadd(s, key, steps)
         s.core.notify(notify.ZSET, b"zincr" if incr else b"zadd", s.db_index, key)
     if incr:
         return score if processed else None
