@@ -584,6 +584,10 @@ ZSET_SCRIPT = [
     ("ZUNIONSTORE", "negu", "2", "negz", "big", "WEIGHTS", "1", "0"),  # big, -0 scores first
     ("ZSCORE", "negu", "a"), ("ZSCORE", "negu", "m000"), ("COPY", "z", "zc"), ("ZADD", "zc", "9", "new"),
     ("RENAME", "zc", "zr"), ("MOVE", "zr", "2"),
+    # a member updated to -0 after the 129th member converted the zset keeps it
+    ("ZADD", "rep", "1", "a", *[x for i in range(128) for x in ("2", "b%d" % i)], "-0", "a"),
+    ("ZRANGESTORE", "rs", "negu", "-inf", "+inf", "BYSCORE"),  # listpack first: -0 lost
+    ("COPY", "big", "bc"), ("ZPOPMIN", "bc", "3"), ("ZREMRANGEBYRANK", "bc", "0", "20"),
 ]
 
 
