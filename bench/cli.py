@@ -26,7 +26,7 @@ from . import extras as ex
 from . import pubsub as ps
 from . import machine, report
 from .procs import (REPO_ROOT, BenchError, Workdir, ensure_redis_tools, free_port,
-                    kvserver_server, pipe_load, redis_benchmark, settle)
+                    kvserver_server, pipe_load, redis_benchmark, script_load, settle)
 from .rows import ROWS, RUN_TIMEOUT, Row, _preload_file, run_rows
 
 EXTRAS = ("origin", "groupcommit", "restart", "stall", "memory", "stall-sizes", "pubsub",
@@ -242,9 +242,14 @@ def _profile(args: argparse.Namespace, workdir: Workdir, top: int = 35) -> int:
         if row.preload:
             path, count = _preload_file(workdir, row, {})
             pipe_load(port, path, count, timeout=RUN_TIMEOUT)
+        command = row.command
+        if row.script:
+            sha = script_load(port, row.script)
+            command = tuple(a.replace("{sha}", sha) for a in command)
         settle()
         run = redis_benchmark(port, row.test, row.requests("kvserver", args.quick), row.clients,
-                              row.pipeline, row.data_size, row.random_keys, RUN_TIMEOUT)
+                              row.pipeline, row.data_size, row.random_keys, RUN_TIMEOUT,
+                              command=command)
     finally:
         srv.stop()
     buf = io.StringIO()

@@ -266,12 +266,17 @@ class BenchRun:
 
 
 def redis_benchmark(port: int, test: str, requests: int, clients: int = 50, pipeline: int = 1,
-                    data_size: int = 3, random_keys: int = 0, timeout: float = 120.0) -> BenchRun:
-    """Run one redis-benchmark test; raises BenchError on failure or timeout."""
-    cmd = ["redis-benchmark", "-h", LOOPBACK, "-p", str(port), "-t", test, "-n", str(requests),
+                    data_size: int = 3, random_keys: int = 0, timeout: float = 120.0,
+                    command: tuple[str, ...] = ()) -> BenchRun:
+    """Run one redis-benchmark test (or ``command``, one given request); raises BenchError
+    on failure or timeout."""
+    cmd = ["redis-benchmark", "-h", LOOPBACK, "-p", str(port), "-n", str(requests),
            "-c", str(clients), "-P", str(pipeline), "-d", str(data_size), "--csv"]
+    if not command:
+        cmd[3:3] = ["-t", test]
     if random_keys:
         cmd += ["-r", str(random_keys)]
+    cmd += list(command)
     started = time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
@@ -338,6 +343,20 @@ def write_set_file(path: str, pairs) -> int:
                 chunk = []
         f.write(b"".join(chunk))
     return count
+
+
+def script_load(port: int, body: str, timeout: float = 30.0) -> str:
+    """SCRIPT LOAD ``body`` with redis-cli; returns its SHA1. Raises BenchError."""
+    try:
+        done = subprocess.run(["redis-cli", "-h", LOOPBACK, "-p", str(port), "SCRIPT", "LOAD",
+                               body], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise BenchError("redis-cli SCRIPT LOAD timed out") from None
+    sha = done.stdout.strip()
+    if done.returncode != 0 or len(sha) != 40:
+        raise BenchError(f"SCRIPT LOAD failed: {(done.stdout + done.stderr).strip()[-400:]}")
+    return sha
 
 
 def pipe_load(port: int, path: str, expected: int, timeout: float = 600.0) -> float:

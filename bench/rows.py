@@ -20,7 +20,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from .procs import (BenchError, BenchRun, Workdir, free_port, kvserver_server, pipe_load,
-                    redis_benchmark, redis_server, resp_command, settle, write_set_file)
+                    redis_benchmark, redis_server, resp_command, script_load, settle,
+                    write_set_file)
 
 #: Every run of a row gets this long before it is killed and counted as failed.
 RUN_TIMEOUT = 120.0
@@ -62,6 +63,10 @@ class Row:
     fill: str = ""
     latency: bool = False   # show p50/p99
     target: Target | None = None
+    #: A script row: the Lua body SCRIPT LOADed first, and the request
+    #: redis-benchmark sends ("EVALSHA", "{sha}", ...: {sha} is filled in).
+    script: str = ""
+    command: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -99,6 +104,73 @@ def _row(test: str, policy: str, clients: int, n: int, n_redis: int | None = Non
 # Request counts are picked so that each run takes a few seconds on a
 # 2-core machine (kvserver: SET -c 50 always ~20k ops/s, -P 16 ~80k ops/s;
 # Redis up to ~450k ops/s pipelined, hence its larger counts).
+#: redis-py's Lock.release script (redis/lock.py LUA_RELEASE_SCRIPT), verbatim.
+LOCK_RELEASE = """
+        local token = redis.call('get', KEYS[1])
+        if not token or token ~= ARGV[1] then
+            return 0
+        end
+        redis.call('del', KEYS[1])
+        return 1
+    """
+#: The ``limits`` package's sliding-window-counter hit (acquire_sliding_window.lua),
+#: verbatim: the script a rate limiter runs per request.
+SLIDING_WINDOW = """-- Time is in milliseconds in this script: TTL, expiry...
+
+local limit = tonumber(ARGV[1])
+local expiry = tonumber(ARGV[2]) * 1000
+local amount = tonumber(ARGV[3])
+
+if amount > limit then
+    return false
+end
+
+local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
+
+if current_ttl > 0 and current_ttl < expiry then
+    -- Current window expired, shift it to the previous window
+    redis.call('rename', KEYS[2], KEYS[1])
+    redis.call('set', KEYS[2], 0, 'PX', current_ttl + expiry)
+end
+
+local previous_count = tonumber(redis.call('get', KEYS[1])) or 0
+local previous_ttl = tonumber(redis.call('pttl', KEYS[1])) or 0
+local current_count = tonumber(redis.call('get', KEYS[2])) or 0
+current_ttl = tonumber(redis.call('pttl', KEYS[2])) or 0
+
+-- If the values don't exist yet, consider the TTL is 0
+if previous_ttl <= 0 then
+    previous_ttl = 0
+end
+if current_ttl <= 0 then
+    current_ttl = 0
+end
+local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
+
+if (weighted_count + amount) > limit then
+    return false
+end
+
+-- If the current counter exists, increase its value
+if redis.call('exists', KEYS[2]) == 1 then
+    redis.call('incrby', KEYS[2], amount)
+else
+    -- Otherwise, set the value with twice the expiry time
+    redis.call('set', KEYS[2], amount, 'PX', expiry * 2)
+end
+
+return true
+"""
+
+
+def _script_row(name: str, script: str, command: tuple[str, ...], policy: str, n: int,
+                n_redis: int, random_keys: int = 0, target: Target | None = None) -> Row:
+    rid = f"evalsha-{name}-c50" + (f"-r{random_keys // 1000}k" if random_keys else "")
+    return Row(id=f"{rid}-{policy}", test=f"evalsha {name}", policy=policy, clients=50, n=n,
+               n_redis=n_redis, random_keys=random_keys, target=target, script=script,
+               command=command)
+
+
 ROWS: tuple[Row, ...] = (
     _row("set", "always", 50, 60_000, target=Target(0.9)),
     _row("get", "always", 50, 100_000, target=Target(0.9)),
@@ -129,6 +201,16 @@ ROWS: tuple[Row, ...] = (
     _row("zadd", "always", 50, 60_000, 200_000),
     _row("zpopmin", "always", 50, 60_000, 200_000, fill="zset"),
     _row("lrange_100", "always", 50, 20_000, 100_000),
+    # Scripts: a rate limiter's hit (limits' sliding window counter: PTTL, GET, PTTL,
+    # GET, PTTL, EXISTS, INCRBY or SET PX; 10k identities) and redis-py's lock
+    # release (GET, compare, DEL; on keys mostly not held, as a release races).
+    _script_row("sliding-window", SLIDING_WINDOW,
+                ("EVALSHA", "{sha}", "2", "rl:prev:__rand_int__", "rl:cur:__rand_int__",
+                 "1000000", "60", "1"), "always", 20_000, 100_000, random_keys=10_000,
+                target=Target(0.5)),
+    _script_row("lock-release", LOCK_RELEASE,
+                ("EVALSHA", "{sha}", "1", "lock:__rand_int__", "token"), "always",
+                30_000, 150_000, random_keys=10_000, target=Target(0.5)),
 )
 
 #: What each fill writes: redis-benchmark's key, and one command adding
@@ -201,10 +283,15 @@ def run_once(row: Row, kind: str, workdir: Workdir, quick: bool, cache: dict) ->
         if row.fill:
             path, count = _fill_file(workdir, row.fill, row.requests(kind, quick), cache)
             pipe_load(port, path, count, timeout=RUN_TIMEOUT)
+        command = row.command
+        if row.script:
+            sha = script_load(port, row.script)
+            command = tuple(a.replace("{sha}", sha) for a in command)
         settle()
         cpu = server.cpu_seconds()
         run = redis_benchmark(port, row.test, row.requests(kind, quick), row.clients,
-                              row.pipeline, row.data_size, row.random_keys, RUN_TIMEOUT)
+                              row.pipeline, row.data_size, row.random_keys, RUN_TIMEOUT,
+                              command=command)
         run.cpu_us = (server.cpu_seconds() - cpu) / run.requests * 1e6
         return run
     finally:

@@ -29,6 +29,8 @@ DEFAULT_DATABASES = 16
 #: Checkpoint once the WAL has grown this much since the last one: big enough
 #: that checkpoints are rare under load, small enough that replay stays short.
 DEFAULT_CHECKPOINT_WAL_SIZE = 64 * 1024 * 1024
+#: Redis's busy-reply-threshold (lua-time-limit) default, in milliseconds.
+DEFAULT_BUSY_REPLY_THRESHOLD = 5000
 #: Redis's maxclients default.
 DEFAULT_MAXCLIENTS = 10000
 #: Active expiry cycles per second, Redis's ``hz``.
@@ -305,6 +307,9 @@ class Option:
     protected: bool = False
     #: Like ``merge``, but only while the file and flags are read (save).
     accumulate: Callable[[Any, Any], Any] | None = None
+    #: Another name of an option listed before it (lua-time-limit): read and
+    #: shown as Redis does, but CONFIG REWRITE writes the real name only.
+    alias: bool = False
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -386,6 +391,10 @@ OPTIONS: tuple[Option, ...] = (
            "show per-command latency percentiles in INFO latencystats"),
     Option("latency-tracking-info-percentiles", "latency_tracking_info_percentiles",
            _percentiles, True, "the percentiles INFO latencystats shows"),
+    Option("busy-reply-threshold", "busy_reply_threshold", _int(0, 2 ** 63 - 1), True,
+           "ms a script runs before other clients get -BUSY and SCRIPT KILL works (0 = never)"),
+    Option("lua-time-limit", "busy_reply_threshold", _int(0, 2 ** 63 - 1), True,
+           "the old name of busy-reply-threshold", alias=True),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -433,6 +442,8 @@ class Config:
     slowlog_max_len: int = 128
     latency_tracking: bool = True
     latency_tracking_info_percentiles: tuple = (50.0, 99.0, 99.9)
+    #: Redis's busy-reply-threshold (alias lua-time-limit), milliseconds.
+    busy_reply_threshold: int = DEFAULT_BUSY_REPLY_THRESHOLD
     configfile: str = ""
     #: Redis directives read from the file or flags that mean nothing here,
     #: in the order first seen; the server logs one line for each at start.
@@ -776,6 +787,8 @@ def rewrite(config: Config, old_text: str) -> str:
         if opt.name == "rename-command":
             continue  # kept as written (Redis does not rewrite them either)
         rewritten.add(opt.name)
+        if opt.alias:
+            continue  # its lines go; the option it names is written under its real name
         force = opt.name == "dir" or getattr(config, opt.attr) != getattr(defaults, opt.attr)
         if opt.name == "save" and not config.save and not where.get("save"):
             force = False

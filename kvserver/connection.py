@@ -136,14 +136,22 @@ class Connection(asyncio.Protocol):
         self.core.monitors.discard(self.client)
         self.core.paused_clients.discard(self.client)
         forget_client(self.client)   # its WATCHes
-        if self.client.subs is not None:
-            self.core.pubsub.forget(self.client)
-        forget_blocked(self.client)  # its blocking pop, if it waits in one
+        self._leave_registries()
         self.server.client_disconnected(self)
         # Break the connection <-> client cycle: a gone client's transport
         # (its TLS state) is freed now, by reference counting, not at the
         # next full GC pass (tests/test_tls_limits.py counts those layers).
         self.client.link = None
+
+    def _leave_registries(self) -> None:
+        """Out of the pub/sub and blocked-client registries now. Called when the
+        client is killed (CLIENT KILL), not only once the transport reports the loss
+        (a later loop turn): as Redis frees a killed client at once, a push or
+        PUBLISH that runs in between must not pop for, or count, a client that
+        will never read it."""
+        if self.client.subs is not None:
+            self.core.pubsub.forget(self.client)
+        forget_blocked(self.client)  # its blocking pop, if it waits in one
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -266,6 +274,61 @@ class Connection(asyncio.Protocol):
             client.mode = self._resume_mode
             asyncio.get_running_loop().call_soon(self._resume_processing)
 
+    # --- busy mode: a script runs past busy-reply-threshold (kvserver.scripting.serve_busy) ---
+
+    def busy_fd(self) -> int | None:
+        """The descriptor a busy script may read this client from, or None if it must wait.
+
+        Only an idle plain TCP/Unix client: not running a request, holding
+        none (backlog, held or streaming replies, paused or blocked), not
+        closing, and not TLS (its bytes are encrypted: it waits instead).
+        """
+        transport = self.transport
+        if (transport is None or self._closed or self._executing or self._paused
+                or self._backlog or self._held or self._stream is not None
+                or self.client.mode == BLOCKED or self.client.close_after_reply
+                or transport.get_extra_info("sslcontext") is not None):
+            return None
+        sock = transport.get_extra_info("socket")
+        return sock.fileno() if sock is not None else None
+
+    def busy_feed(self, data: bytes) -> tuple[list, ProtocolError | None]:
+        """Bytes read by the busy script: into this client's parser.
+
+        Returns every complete request, and the protocol error after them if any.
+        """
+        stats = self.core.stats
+        stats.net_input_bytes += len(data)
+        stats.reads_processed += 1
+        self.client.last_interaction = monotonic()
+        requests: list = []
+        try:
+            self.parser.feed(data)
+            while True:   # (one at a time for a client that must still authenticate)
+                batch = self.parser.take_requests()
+                if not batch:
+                    return requests, None
+                requests += batch
+        except ProtocolError as exc:
+            return requests, exc
+
+    def busy_send(self, data: bytes, count: int = 1) -> None:
+        """Replies made in busy mode (``count`` of them): nothing of this client is held,
+        so they go out now, but after the messages gathered for it before the script
+        (send_push), which the loop the script holds up has not written yet."""
+        if self._push_buf is not None:
+            self._flush_pushes()
+        if self._held:
+            self._emit([data], count)   # behind those messages, held for durability
+        else:
+            self._write(data)
+
+    def busy_eof(self) -> None:
+        """The client closed while the script ran: the loop sees the same EOF afterwards."""
+
+    def busy_protocol_error(self, exc: ProtocolError) -> None:
+        self._protocol_error(exc, [], 0)
+
     def buffer_info(self) -> tuple[int, int, int, int, str]:
         # qbuf: the read being run, whole (Redis trims its query buffer only
         # after running every request in it, so CLIENT INFO sees its own bytes).
@@ -317,6 +380,21 @@ class Connection(asyncio.Protocol):
             return
         data = buf[0] if len(buf) == 1 else b"".join(buf)
         writer = self.writer
+        held = self._held
+        waiting = self._waiting
+        if (waiting is not None and held and held[-1] is waiting
+                and not waiting.future.done()):
+            # Blocked (a RESP3 subscriber in BLPOP...): messages are not behind the
+            # reply it waits for, as Redis pushes them at once; they still wait for
+            # what was applied before them, and for the replies before the wait.
+            lsn = writer.applied_lsn if writer.holds_replies else 0
+            held.insert(len(held) - 1, [lsn, data, 0])
+            self._held_bytes += len(data)
+            writer.when_durable(lsn, self._on_durable)
+            self._flush_held()
+            if self._held_bytes:
+                self._check_output_limit(monotonic(), self.core.config)
+            return
         if self._held or writer.failed is not None or (
                 writer.applied_lsn > writer.durable_lsn and writer.holds_replies):
             self._emit([data], 1)
@@ -583,8 +661,11 @@ class Connection(asyncio.Protocol):
         if self._check_output_limit(now, cfg):
             return
         client = self.client
+        # Not blocked clients, monitors, nor subscribers (RESP2 or RESP3): they
+        # wait for the server, as Redis's clientsCronHandleTimeout exempts them.
         if (cfg.timeout and now - client.last_interaction > cfg.timeout
-                and client.mode != BLOCKED and client.mode != MONITOR):
+                and client.mode != BLOCKED and client.mode != MONITOR
+                and not client.in_pubsub()):
             log.info("closing idle client %s (timeout %d s)", client.addr, cfg.timeout)
             self.drop()
 
@@ -599,6 +680,9 @@ class Connection(asyncio.Protocol):
         self._push_buf = None
         self._stream = None
         self._stream_bytes = 0
+        # (Registries are left when the loss is reported, as Redis frees a client
+        # over its output limit asynchronously: this may run inside a PUBLISH that
+        # walks a channel's subscribers.)
         if self.transport is not None:
             self.transport.abort()
 
@@ -610,6 +694,7 @@ class Connection(asyncio.Protocol):
             self._held.clear()
             self._stream = None  # as Redis: the rest of a big reply is not sent
             self._stream_bytes = 0
+            self._leave_registries()
             self._close()
 
 

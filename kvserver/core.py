@@ -233,12 +233,13 @@ class Core:
         #: Delivers one keyspace event (kind, event, db_index, key) once
         #: notify_flags selects its kind: the pub/sub registry's.
         self.keyspace_event: Callable[[int, bytes, int, bytes], None] = self.pubsub.keyspace_event
-        #: Messages published while an execution unit is open, as
-        #: (client, frame for RESP2, frame for RESP3): they leave when the
+        #: Messages published while an execution unit is open: client ->
+        #: [bytes, its hard output limit, frames] (None once it was dropped for
+        #: passing that limit, PubSub._hold): they leave when the
         #: unit's record is handed to the writer (end_unit), so they wait for
         #: that record's sync like any reply made after it (the durability rule
         #: in kvserver.pubsub).
-        self.unit_pushes: list = []
+        self.unit_pushes: dict = {}
         self._arm_new_events()
 
     def command_stat(self, name: str) -> CommandStat:

@@ -501,10 +501,25 @@ class Dispatcher:
             return False
         if write_only and not cmd.is_write and not (
                 cmd.name == "exec" and client.mode == MULTI
-                and any(queued.is_write for queued, _argv in client.queued)):
+                and any(queued.is_write for queued, _argv in client.queued)) and not (
+                cmd.name in PAUSED_AS_WRITES and pauses_as_write(core, cmd.name, argv)):
             return False   # (EXEC of a queue with a write is a write, as in Redis 7.0)
         core.paused_clients.add(client)
         return True
+
+
+#: Commands CLIENT PAUSE WRITE holds though they are not writes: Redis 7.0's
+#: MAY_REPLICATE ones (PUBLISH, SPUBLISH, PFCOUNT; EVAL and EVALSHA unless the
+#: script's shebang says no-writes).
+PAUSED_AS_WRITES = frozenset({"publish", "spublish", "pfcount", "eval", "evalsha"})
+
+
+def pauses_as_write(core: Any, name: str, argv: list[bytes]) -> bool:
+    """Whether a PAUSED_AS_WRITES request counts as a write for CLIENT PAUSE WRITE."""
+    if name in ("eval", "evalsha"):
+        from .scripting import script_may_write
+        return script_may_write(core, name == "evalsha", argv[1])
+    return True
 
 
 def reply_suppressed(client: Any) -> bool:

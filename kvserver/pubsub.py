@@ -20,7 +20,8 @@ sent (kvserver/connection.py, ``Connection.send_push``). What is published
 while an execution unit is open (a keyspace event from inside a write, a
 PUBLISH inside EXEC) is not sent before the unit's record exists: it waits in
 ``Core.unit_pushes`` and leaves from ``Core.end_unit``, after the record got
-its LSN. PUBLISH itself logs nothing.
+its LSN; there, a subscriber's messages count against its output buffer
+limit (:meth:`PubSub._hold`). PUBLISH itself logs nothing.
 
 **Slow subscribers.** A subscriber that does not read has its messages pile
 up in its transport; ``client-output-buffer-limit pubsub`` (Redis's default
@@ -31,10 +32,13 @@ over the soft limit for longer than the soft seconds too
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .glob import compile_pattern
 from .notify import KEYEVENT, KEYSPACE
+
+log = logging.getLogger("kvserver.pubsub")
 
 
 class Subscriptions:
@@ -208,7 +212,9 @@ class PubSub:
             core = self.core
             if core.unit_depth:
                 # Inside a unit: after its record (Core.end_unit), see the module doc.
-                core.unit_pushes.extend(targets)
+                hold = self._hold
+                for client, f2, f3 in targets:
+                    hold(client, f2 if client.resp == 2 else f3)
             else:
                 for client, f2, f3 in targets:
                     link = client.link
@@ -216,13 +222,43 @@ class PubSub:
                         link.send_push(f2 if client.resp == 2 else f3)
         return count
 
-    def deliver_unit_pushes(self) -> None:
-        """Send what was published while a unit was open (Core.end_unit calls it)."""
-        pushes, self.core.unit_pushes = self.core.unit_pushes, []
-        for client, f2, f3 in pushes:
+    def _hold(self, client: Any, data: bytes) -> None:
+        """Keep a message published inside a unit for ``client`` until the unit ends.
+
+        Held within the client's ``client-output-buffer-limit`` (its hard
+        limit): one command or EXEC can publish millions of keyspace events
+        before its record exists, and a subscriber past the limit is dropped
+        at once, as Redis drops it when its output buffer passes the limit,
+        and nothing more is kept for it.
+        """
+        pending = self.core.unit_pushes
+        entry = pending.get(client, False)
+        if entry is None:
+            return   # dropped in this unit
+        if entry is False:
+            core = self.core
+            hard = (0 if client in core.monitors
+                    else core.config.output_limits(client.client_type())[0])
+            entry = pending[client] = [0, hard, []]
+        entry[0] += len(data)
+        entry[2].append(data)
+        if entry[1] and entry[0] > entry[1]:
+            pending[client] = None
             link = client.link
             if link is not None:
-                link.send_push(f2 if client.resp == 2 else f3)
+                log.warning("client %s closed for overcoming of output buffer limits "
+                            "(hard limit, %d bytes of messages in one unit)",
+                            client.addr, entry[0])
+                link.drop()
+
+    def deliver_unit_pushes(self) -> None:
+        """Send what was published while a unit was open (Core.end_unit calls it)."""
+        pushes, self.core.unit_pushes = self.core.unit_pushes, {}
+        for client, entry in pushes.items():
+            link = client.link
+            if entry is not None and link is not None:
+                frames = entry[2]
+                link.send_push(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def keyspace_event(self, kind: int, event: bytes, db_index: int, key: bytes) -> None:
         """Redis's notifyKeyspaceEvent, once ``Core.notify_flags`` selected ``kind``.

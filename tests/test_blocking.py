@@ -855,3 +855,62 @@ async def test_a_serve_that_raises_answers_its_client_and_the_round_goes_on():
     assert first.future.result().startswith("WRONGTYPE")
     assert second.future.result() == b"served"
     assert core.stats.errors == {"WRONGTYPE": 1}
+
+
+def test_a_client_killed_while_blocked_is_not_served_by_a_push_behind_the_kill(kv_port,
+                                                                                redis_port):
+    """CLIENT KILL ID <blocked> then RPUSH in one pipeline: Redis frees the killed client
+    at once, so the push is left in the list. Served to the dead client instead, the
+    element would be popped (and logged) with its reply going nowhere: a lost job."""
+    out = {}
+    for port in (kv_port, redis_port):
+        scene = Scene(port, resp3=False)
+        try:
+            scene.control.call("FLUSHALL")
+            scene.run(Send("A", "BLPOP k 0"))
+            d = scene.client("D")
+            d.send(encode_request([b"CLIENT", b"KILL", b"ID", scene.ids["A"].encode()])
+                   + encode_request([b"RPUSH", b"k", b"v"]) + encode_request([b"LLEN", b"k"]))
+            out[port] = [d.read().raw for _ in range(3)]
+            out[port].append(scene.clients.pop("A").read_until_close())
+        finally:
+            scene.close()
+    assert out[kv_port] == out[redis_port]
+    assert out[kv_port][2] == b":1\r\n"
+
+
+def test_a_wal_failure_leaks_no_served_pop_and_no_message(kv):
+    """Fail-stop while a client is served and a subscriber waits for a message: the
+    sync of the push and its pop fails, so the served client gets an error (never the
+    value), the pusher too, and the subscriber gets nothing (its message came after
+    the failed write); the server stops."""
+    import errno
+
+    blocked, pusher, publisher, sub = (RawClient(kv.port) for _ in range(4))
+    assert sub.call("SUBSCRIBE", "ch").raw.endswith(b":1\r\n")
+    blocked.send(encode_request([b"BLPOP", b"k", b"0"]))
+    wait_for(lambda: kv.call(lambda: kv.server.core.blocking is not None
+                             and bool(kv.server.core.blocking.waiters)), "the client to block")
+    gate = threading.Event()
+
+    def install():
+        writer = kv.server.writer
+        writer.sync_in_thread = True
+
+        def failing_sync():
+            assert gate.wait(20), "test never released the sync"
+            raise OSError(errno.EIO, "Input/output error")
+        writer.wal.sync = failing_sync
+    kv.call(install)
+    pusher.send(encode_request([b"RPUSH", b"k", b"v"]))
+    wait_for(lambda: kv.call(lambda: not kv.server.core.blocking.waiters), "the pop")
+    publisher.send(encode_request([b"PUBLISH", b"ch", b"m"]))   # its reply waits too
+    assert _reply_within(blocked, 0.2) is None and _reply_within(sub, 0.2) is None
+    gate.set()
+    got = blocked.read_until_close()
+    assert got.startswith(b"-ERR wal: fsync failed") and b"$1\r\nv" not in got
+    assert pusher.read_until_close().startswith(b"-ERR wal: fsync failed")
+    assert publisher.read_until_close().startswith(b"-ERR wal: fsync failed")
+    assert sub.read_until_close() == b""
+    for c in (blocked, pusher, publisher, sub):
+        c.close()

@@ -326,3 +326,88 @@ def test_keymiss_events_match_redis(kv_port, redis_port):  # noqa: F811
         assert misses >= 40
     finally:
         w.close()
+
+
+@pytest.mark.asyncio
+async def test_an_event_for_a_blocked_resp3_subscriber_still_waits_for_its_write(tmp_path):
+    """A RESP3 subscriber waiting in BLPOP gets messages at once (as Redis), but still
+    only once the write they reveal is durable."""
+    server = Server(Config(port=0, bind="127.0.0.1", dir=str(tmp_path), appendfsync="always",
+                           notify_keyspace_events="E$"))
+    await server.start()
+    try:
+        writer = server.writer
+        subscriber, publisher = Connection(server), Connection(server)
+        sub_out, pub_out = Recording(), Recording()
+        subscriber.connection_made(sub_out)  # type: ignore[arg-type]
+        publisher.connection_made(pub_out)  # type: ignore[arg-type]
+        publisher.data_received(b"SET warm 1\r\n")
+        await _until(lambda: pub_out.data == b"+OK\r\n")
+        subscriber.data_received(b"HELLO 3\r\nSUBSCRIBE __keyevent@0__:set\r\nBLPOP q 0\r\n")
+        await _until(lambda: sub_out.data.endswith(b":1\r\n"))
+        await _until(lambda: server.core.blocking is not None
+                     and server.core.blocking.is_waiting(subscriber.client))
+        sub_out.data = b""
+        durable_before = writer.durable_lsn
+        publisher.data_received(b"SET k v\r\n")
+        assert writer.applied_lsn > durable_before == writer.durable_lsn
+        seen_at: list = []
+        sub_out_write = sub_out.write
+        sub_out.write = lambda data: (seen_at.append(writer.durable_lsn), sub_out_write(data))
+        await _until(lambda: sub_out.data)
+        assert sub_out.data == b">3\r\n$7\r\nmessage\r\n$18\r\n__keyevent@0__:set\r\n$1\r\nk\r\n"
+        assert seen_at[0] >= writer.applied_lsn > durable_before
+        publisher.data_received(b"RPUSH q x\r\n")
+        await _until(lambda: sub_out.data.endswith(b"$1\r\nq\r\n$1\r\nx\r\n"))
+        subscriber.connection_lost(None)
+        publisher.connection_lost(None)
+    finally:
+        await server.stop()
+
+
+async def _del_peak(publisher, pub_out, keys) -> int:
+    """tracemalloc's peak while one DEL of ``keys`` runs (after an MSET of them)."""
+    import tracemalloc
+    mset = [b"MSET"]
+    for key in keys:
+        mset += [key, b"v"]
+    pub_out.data = b""
+    publisher.data_received(encode_request(mset))
+    await _until(lambda: pub_out.data == b"+OK\r\n")
+    pub_out.data = b""
+    tracemalloc.start()
+    try:
+        publisher.data_received(encode_request([b"DEL"] + keys))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    await _until(lambda: pub_out.data == b":%d\r\n" % len(keys))
+    return peak
+
+
+@pytest.mark.asyncio
+async def test_events_of_one_unit_wait_within_the_pubsub_output_limit(tmp_path):
+    """One DEL of 50k keys publishes 50k ``del`` events inside one unit; they wait for
+    its record. They must wait within each subscriber's ``client-output-buffer-limit
+    pubsub`` (over its hard limit the subscriber is dropped, as Redis drops it),
+    not pile up (some 300 bytes each, per subscriber) without bound until the unit
+    ends: a big command (or EXEC) times many pattern subscribers was gigabytes."""
+    limits = (("normal", 0, 0, 0), ("replica", 0, 0, 0), ("pubsub", 256 * 1024, 0, 0))
+    server = Server(Config(port=0, bind="127.0.0.1", dir=str(tmp_path), appendfsync="always",
+                           notify_keyspace_events="Eg", client_output_buffer_limit=limits))
+    await server.start()
+    try:
+        subscriber, publisher = Connection(server), Connection(server)
+        sub_out, pub_out = Recording(), Recording()
+        subscriber.connection_made(sub_out)  # type: ignore[arg-type]
+        publisher.connection_made(pub_out)  # type: ignore[arg-type]
+        baseline = await _del_peak(publisher, pub_out, [b"a:%06d" % i for i in range(50_000)])
+        subscriber.data_received(b"PSUBSCRIBE *\r\n")
+        await _until(lambda: sub_out.data.endswith(b":1\r\n"))
+        peak = await _del_peak(publisher, pub_out, [b"b:%06d" % i for i in range(50_000)])
+        assert peak - baseline < 2 * 1024 * 1024, (peak, baseline)
+        await _until(lambda: sub_out.closed or subscriber._closed)   # over its limit: dropped
+        subscriber.connection_lost(None)
+        publisher.connection_lost(None)
+    finally:
+        await server.stop()

@@ -492,3 +492,101 @@ def test_a_pipelined_request_after_subscribe_is_refused_as_in_redis(duo):
         got[server] = [c.read().raw for _ in range(4)]
     assert got["kv"] == got["redis"]
     assert got["kv"][1].startswith(b"-ERR Can't execute 'get'")
+
+
+def test_a_killed_subscriber_gets_no_message_published_behind_the_kill(duo):
+    """CLIENT KILL ID <subscriber> then PUBLISH in one pipeline: Redis frees the client
+    at once, so PUBLISH counts no receiver and NUMSUB shows none, as here."""
+    ids = {}
+    for server in ("kv", "redis"):
+        ids[server] = str(duo.conn(server, "sub").call("CLIENT", "ID").value).encode()
+    duo.same("sub", "SUBSCRIBE", "ch")
+    got = {}
+    for server in ("kv", "redis"):
+        c = duo.conn(server, "ctl")
+        c.send(encode_request([b"CLIENT", b"KILL", b"ID", ids[server]])
+               + encode_request([b"PUBLISH", b"ch", b"m"])
+               + encode_request([b"PUBSUB", b"NUMSUB", b"ch"]))
+        got[server] = [c.read().raw for _ in range(3)]
+    assert got["kv"] == got["redis"]
+    assert got["kv"][1] == b":0\r\n"
+
+
+def test_a_resp3_subscriber_blocked_in_blpop_gets_its_messages_at_once_as_in_redis(duo):
+    """Messages are not replies: Redis pushes them to a RESP3 client while it waits
+    in BLPOP, before the BLPOP reply. Held behind the pending reply, they reached the
+    client only once it was served (never, for BLPOP k 0), and piled up until the
+    pubsub output limit dropped a client that reads everything."""
+    duo.hello3("sub")
+    duo.same("sub", "SUBSCRIBE", "ch")
+    for server in ("kv", "redis"):
+        duo.conn(server, "sub").send(encode_request([b"BLPOP", b"bq", b"0"]))
+        c = duo.conn(server, "ctl")
+        deadline = time.monotonic() + 10
+        while b"blocked_clients:1" not in (info := c.call("INFO", "clients").value):
+            assert time.monotonic() < deadline, (server, info)
+            time.sleep(0.01)
+    duo.same("ctl", "PUBLISH", "ch", "m1")
+    duo.same("ctl", "PUBLISH", "ch", "m2")
+    assert duo.read_same("sub", 2) == [[b"message", b"ch", b"m1"], [b"message", b"ch", b"m2"]]
+    duo.same("ctl", "RPUSH", "bq", "v")
+    assert duo.read_same("sub") == [[b"bq", b"v"]]
+    duo.same("ctl", "PUBLISH", "ch", "m3")
+    duo.read_same("sub")
+    duo.same("sub", "PING")
+
+
+@pytest.mark.parametrize("kind", ["kvserver", "redis-server"])
+def test_messages_gathered_before_a_busy_script_go_before_its_busy_errors(kind, kv_process,
+                                                                          tmp_path):
+    """PUBLISH then a long EVAL in one read: the message was gathered for the turn the
+    script now holds up. A subscriber that sends PING meanwhile gets -BUSY, after the
+    message, as Redis has it in the client's buffer first (busy mode must not answer
+    a client whose messages still wait to be written)."""
+    from test_scripting import _busy_server
+    port, server = _busy_server(kind, kv_process, tmp_path)
+    try:
+        sub = RawClient(port, timeout=20)
+        runner = RawClient(port, timeout=20)
+        other = RawClient(port, timeout=20)
+        assert other.call("PING").raw == b"+PONG\r\n"
+        assert sub.call("SUBSCRIBE", "ch").raw.endswith(b":1\r\n")
+        runner.send(encode_request([b"PUBLISH", b"ch", b"m"])
+                    + encode_request([b"EVAL", b"while true do end", b"0"]))
+        deadline = time.monotonic() + 10
+        while not other.call("PING").raw.startswith(b"-BUSY"):
+            assert time.monotonic() < deadline, "never busy"
+            time.sleep(0.02)
+        sub.send(encode_request([b"PING"]))
+        assert sub.read().raw == b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n"
+        assert sub.read().raw.startswith(b"-BUSY")
+        assert other.call("SCRIPT", "KILL").raw == b"+OK\r\n"
+        assert runner.read().raw == b":1\r\n"
+    finally:
+        server.kill9()
+
+
+def test_subscribers_are_exempt_from_the_idle_timeout_as_in_redis(kv_config):
+    """Redis's clientsCronHandleTimeout skips CLIENT_PUBSUB clients (RESP2 or RESP3): a
+    subscriber only listens, so `timeout` must not close it. A plain client idle as
+    long is closed (the cron did run)."""
+    from conftest import start_threaded
+    kv = start_threaded(kv_config, timeout=1)
+    try:
+        sub2, sub3, plain = (RawClient(kv.port) for _ in range(3))
+        assert sub2.call("SUBSCRIBE", "ch").raw.endswith(b":1\r\n")
+        assert isinstance(sub3.call("HELLO", "3").value, dict)
+        assert sub3.call("PSUBSCRIBE", "c*").raw.endswith(b":1\r\n")
+        assert plain.call("PING").raw == b"+PONG\r\n"
+        # Everyone idle for an hour, as far as the cron can tell.
+        kv.call(lambda: [setattr(c, "last_interaction", c.last_interaction - 3600)
+                         for c in kv.server.core.clients.values()])
+        assert plain.read_until_close() == b""
+        publisher = RawClient(kv.port)
+        assert publisher.call("PUBLISH", "ch", "m").raw == b":2\r\n"
+        assert sub2.read().raw == b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n"
+        assert sub3.read().raw == b">4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$1\r\nm\r\n"
+        for c in (sub2, sub3, publisher):
+            c.close()
+    finally:
+        kv.stop()

@@ -101,6 +101,8 @@ def implied_categories(categories: tuple[str, ...], flags: tuple[str, ...]) -> t
     """``categories`` plus those the flags imply, as COMMAND INFO shows them."""
     out = list(categories)
     for flag, implied in _IMPLIED_CATEGORIES:
+        if flag == "readonly" and "@scripting" in out:
+            continue   # Redis: EVAL_RO and FCALL_RO are not @read
         if flag in flags:
             out.extend(c for c in implied if c not in out)
     if "@fast" not in out and "@slow" not in out:

@@ -33,25 +33,11 @@ from __future__ import annotations
 
 from .. import notify
 from ..blocking import block, may_block, parse_timeout
-from ..errors import SYNTAX, WRONGTYPE, CommandError
-from ..numbers import parse_int
+from ..errors import WRONGTYPE
 from ..protocol import NULL_ARRAY, ErrorReply
 from ..types.list import LIST, List
 from . import command
-
-_NUMKEYS = "ERR numkeys should be greater than 0"
-_COUNT_POSITIVE = "ERR count should be greater than 0"
-
-
-def _side(arg: bytes) -> bool:
-    """LEFT -> True, RIGHT -> False (getListPositionFromObjectOrReply)."""
-    word = arg.lower()
-    if word == b"left":
-        return True
-    if word == b"right":
-        return False
-    raise CommandError(SYNTAX)
-
+from .lists import mpop_args, mpop_keys, side
 
 def _pop(s, key: bytes, count: int, left: bool) -> list:
     """Pop up to ``count`` elements from the non-empty list at ``key``: log, notify."""
@@ -137,37 +123,13 @@ def cmd_brpop(s, argv):
     return _blocking_pop(s, argv[1:-1], False, argv[-1], None)
 
 
-def _blmpop_keys(argv: list) -> list | None:
-    """BLMPOP's keys for COMMAND GETKEYS: numkeys of them, if they fit."""
-    numkeys = parse_int(argv[2]) if len(argv) > 2 else None
-    if numkeys is None or numkeys < 1 or 3 + numkeys > len(argv):
-        return None
-    return argv[3:3 + numkeys]
-
-
 @command("blmpop", -5, "write blocking movablekeys", keys=(0, 0, 0), group="list",
          since="7.0.0", summary="Pop elements from a list, or block until one is available",
          synopsis="timeout:double numkeys key [key ...] <LEFT | RIGHT> [COUNT count]",
-         getkeys=_blmpop_keys)
+         getkeys=mpop_keys(2))
 def cmd_blmpop(s, argv):
-    numkeys = parse_int(argv[2])
-    if numkeys is None or numkeys < 1:
-        raise CommandError(_NUMKEYS)
-    where = 3 + numkeys
-    if where >= len(argv):
-        raise CommandError(SYNTAX)
-    left = _side(argv[where])
-    count = None
-    j = where + 1
-    while j < len(argv):
-        if count is None and argv[j].lower() == b"count" and j + 1 < len(argv):
-            count = parse_int(argv[j + 1])
-            if count is None or count < 1:
-                raise CommandError(_COUNT_POSITIVE)
-            j += 2
-        else:
-            raise CommandError(SYNTAX)
-    return _blocking_pop(s, argv[3:where], left, argv[1], count or 1)
+    keys, left, count = mpop_args(argv, 2)
+    return _blocking_pop(s, keys, left, argv[1], count)
 
 
 # --- BLMOVE BRPOPLPUSH ------------------------------------------------------------
@@ -199,7 +161,7 @@ def _blocking_move(s, src: bytes, dst: bytes, from_left: bool, to_left: bool,
          "return it; or block until one is available",
          synopsis="source destination <LEFT | RIGHT> <LEFT | RIGHT> timeout:double")
 def cmd_blmove(s, argv):
-    from_left, to_left = _side(argv[3]), _side(argv[4])
+    from_left, to_left = side(argv[3]), side(argv[4])
     return _blocking_move(s, argv[1], argv[2], from_left, to_left, argv[5])
 
 

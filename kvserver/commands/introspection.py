@@ -62,16 +62,21 @@ def after_command(session, cmd, argv: list[bytes], micros: int) -> None:
     if 0 <= threshold <= micros and "skip_slowlog" not in cmd.flags:
         # (skip_slowlog: EXEC; the commands it ran are logged each.)
         _slowlog_add(session, cmd, argv, micros)
-    if core.monitors:
+    if core.monitors and "skip_monitor" not in cmd.flags:
+        # (skip_monitor: EVAL; it shows itself before the commands it runs.)
         if cmd.name.split("|")[0] in _SECRET:
             argv = argv[:1] + [b"(redacted)"] if len(argv) > 1 else argv
-        now = time.time()
-        line = "+%.6f [%d %s] %s\r\n" % (now, session.db_index, session.addr,
-                                         " ".join(repr_arg(a) for a in argv))
-        data = line.encode("utf-8", "replace")
+        data = monitor_line(session, argv)
         for monitor in list(core.monitors):
             if monitor is not session:
                 monitor.send_monitor(data)
+
+
+def monitor_line(session, argv: list[bytes]) -> bytes:
+    """One MONITOR line: ``+<time> [<db> <addr>] "arg" ...`` (a script's commands: ``lua``)."""
+    line = "+%.6f [%d %s] %s\r\n" % (time.time(), session.db_index, session.addr,
+                                     " ".join(repr_arg(a) for a in argv))
+    return line.encode("utf-8", "replace")
 
 
 def _slowlog_add(session, cmd, argv: list[bytes], micros: int) -> None:
@@ -296,6 +301,11 @@ def _clients_section(core) -> list:
 def _memory_section(core) -> list:
     from ..core import process_rss
     cfg = core.config
+    # The EVAL script cache: its bodies plus each entry's SHA and bookkeeping.
+    engine = getattr(core, "scripting", None)
+    cached = engine.scripts.values() if engine is not None else ()
+    scripts_count = len(cached)
+    scripts_bytes = sum(len(s.body) + 40 + 64 for s in cached)
     rss = process_rss() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, rss)
     startup = min(core.startup_memory, rss)
@@ -332,16 +342,16 @@ def _memory_section(core) -> list:
         ("used_memory_lua", 0),
         ("used_memory_vm_eval", 0),
         ("used_memory_lua_human", "0B"),
-        ("used_memory_scripts_eval", 0),
-        ("number_of_cached_scripts", 0),
+        ("used_memory_scripts_eval", scripts_bytes),
+        ("number_of_cached_scripts", scripts_count),
         ("number_of_functions", 0),
         ("number_of_libraries", 0),
         ("used_memory_vm_functions", 0),
         ("used_memory_vm_total", 0),
         ("used_memory_vm_total_human", "0B"),
         ("used_memory_functions", 0),
-        ("used_memory_scripts", 0),
-        ("used_memory_scripts_human", "0B"),
+        ("used_memory_scripts", scripts_bytes),
+        ("used_memory_scripts_human", _human(scripts_bytes)),
         ("maxmemory", cfg.maxmemory),
         ("maxmemory_human", _human(cfg.maxmemory)),
         ("maxmemory_policy", cfg.maxmemory_policy),

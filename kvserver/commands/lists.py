@@ -66,7 +66,7 @@ def _positive(arg: bytes, message: str) -> int:
     return value
 
 
-def _side(arg: bytes) -> bool:
+def side(arg: bytes) -> bool:
     """LEFT -> True, RIGHT -> False (getListPositionFromObjectOrReply)."""
     word = arg.lower()
     if word == b"left":
@@ -170,25 +170,26 @@ def cmd_rpop(s, argv):
     return _pop(s, argv, False, "rpop")
 
 
-def _lmpop_keys(argv: list) -> list | None:
-    """LMPOP's keys for COMMAND GETKEYS: numkeys of them, if they fit."""
-    numkeys = parse_int(argv[1])
-    if numkeys is None or numkeys < 1 or 2 + numkeys > len(argv):
-        return None
-    return argv[2:2 + numkeys]
+def mpop_keys(numkeys_idx: int):
+    """COMMAND GETKEYS for LMPOP/BLMPOP: the numkeys keys after ``numkeys_idx``, if they fit."""
+    def keys(argv: list) -> list | None:
+        numkeys = parse_int(argv[numkeys_idx]) if len(argv) > numkeys_idx else None
+        if numkeys is None or numkeys < 1 or numkeys_idx + 1 + numkeys > len(argv):
+            return None
+        return argv[numkeys_idx + 1:numkeys_idx + 1 + numkeys]
+    return keys
 
 
-@command("lmpop", -4, "write movablekeys", keys=(0, 0, 0), group="list", since="7.0.0",
-         summary="Pop elements from a list",
-         synopsis="numkeys key [key ...] <LEFT | RIGHT> [COUNT count]", getkeys=_lmpop_keys)
-def cmd_lmpop(s, argv):
-    numkeys = parse_int(argv[1])
+def mpop_args(argv: list, numkeys_idx: int) -> tuple[list, bool, int]:
+    """LMPOP/BLMPOP's ``numkeys key... LEFT|RIGHT [COUNT count]``: (keys, left?, count),
+    with Redis's errors in its order."""
+    numkeys = parse_int(argv[numkeys_idx])
     if numkeys is None or numkeys < 1:
         raise CommandError(_NUMKEYS)
-    where = 2 + numkeys
+    where = numkeys_idx + 1 + numkeys
     if where >= len(argv):
         raise CommandError(SYNTAX)
-    left = _side(argv[where])
+    left = side(argv[where])
     count = None
     j = where + 1
     while j < len(argv):
@@ -199,9 +200,15 @@ def cmd_lmpop(s, argv):
             j += 2
         else:
             raise CommandError(SYNTAX)
-    if count is None:
-        count = 1
-    for key in argv[2:where]:
+    return argv[numkeys_idx + 1:where], left, count or 1
+
+
+@command("lmpop", -4, "write movablekeys", keys=(0, 0, 0), group="list", since="7.0.0",
+         summary="Pop elements from a list",
+         synopsis="numkeys key [key ...] <LEFT | RIGHT> [COUNT count]", getkeys=mpop_keys(1))
+def cmd_lmpop(s, argv):
+    keys, left, count = mpop_args(argv, 1)
+    for key in keys:
         if _check(s, key) is None:
             continue
         return [key, _pop_from(s, key, count, left)]
@@ -420,7 +427,7 @@ def _move(s, src: bytes, dst: bytes, from_left: bool, to_left: bool):
          summary="Pop an element from a list, push it to another list and return it",
          synopsis="source destination <LEFT | RIGHT> <LEFT | RIGHT>")
 def cmd_lmove(s, argv):
-    from_left, to_left = _side(argv[3]), _side(argv[4])
+    from_left, to_left = side(argv[3]), side(argv[4])
     return _move(s, argv[1], argv[2], from_left, to_left)
 
 
