@@ -236,6 +236,27 @@ CASES: dict[str, list] = {
         "ZRANGE z3 0 -1 WITHSCORES", "TYPE z3", "COPY z3 z2 DB 0", "SELECT 0", "SET x v",
         "RENAME z2 x", "TYPE x", "DEL x", "ZADD a 1 1", "SET b v", "SADD c x",
         ScanAll(("TYPE", "zset")), ScanAll(("TYPE", "ZSET")), "EXPIRE a 100", "TTL a", "FLUSHDB", "DBSIZE"],
+    # ZRANGESTORE builds a listpack first unless a rank range is known to be
+    # longer than 128 (zrangeResultBeginStore): the members it adds before
+    # converting lose a -0 score, those after keep it; ZUNIONSTORE builds a
+    # skiplist and converts down only if small.
+    # A listpack keeps no -0: a member set while the zset is still one, then
+    # updated after the conversion (at the 129th member), keeps a later -0.
+    "zadd-negative-zero-after-conversion": [
+        ("ZADD", "z", "1", "a", *[x for i in range(128) for x in ("2", "b%d" % i)], "-0", "a"),
+        "ZSCORE z a", "OBJECT ENCODING z",
+        ("ZADD", "y", "-0", "a", *[x for i in range(128) for x in ("2", "b%d" % i)], "-0", "a"),
+        "ZSCORE y a", ("ZADD", "x", "CH", "5", "a", "-0", "a", *[x for i in range(128) for x in ("2", "b%d" % i)]),
+        "ZSCORE x a"],
+    "zrangestore-negative-zero": [
+        BIG_ZADD, "ZADD big -0 a -0 b", "ZADD big -0 " + "z" * 70, "ZSCORE big a",
+        "ZRANGESTORE d big -inf +inf BYSCORE", "ZSCORE d a", "ZSCORE d " + "z" * 70, "ZSCORE d b",
+        "ZRANGESTORE d big - + BYLEX", "ZSCORE d a", "ZRANGESTORE d big 0 -1", "ZSCORE d a",
+        "ZRANGESTORE d big +inf -inf BYSCORE REV", "ZSCORE d a", "ZRANGE d 0 -1 WITHSCORES",
+        "ZRANGESTORE d big 0 2", "ZSCORE d a", "OBJECT ENCODING d", "ZRANGESTORE d big -inf 0 BYSCORE",
+        "ZRANGE d 0 -1 WITHSCORES", "OBJECT ENCODING d", "ZUNIONSTORE d 1 big", "ZSCORE d a",
+        "ZRANGESTORE d big (-1 1 BYSCORE REV LIMIT 0 150", "ZRANGE d 0 -1 WITHSCORES",
+        "OBJECT ENCODING d"],
 }
 
 
@@ -563,6 +584,10 @@ ZSET_SCRIPT = [
     ("ZUNIONSTORE", "negu", "2", "negz", "big", "WEIGHTS", "1", "0"),  # big, -0 scores first
     ("ZSCORE", "negu", "a"), ("ZSCORE", "negu", "m000"), ("COPY", "z", "zc"), ("ZADD", "zc", "9", "new"),
     ("RENAME", "zc", "zr"), ("MOVE", "zr", "2"),
+    # a member updated to -0 after the 129th member converted the zset keeps it
+    ("ZADD", "rep", "1", "a", *[x for i in range(128) for x in ("2", "b%d" % i)], "-0", "a"),
+    ("ZRANGESTORE", "rs", "negu", "-inf", "+inf", "BYSCORE"),  # listpack first: -0 lost
+    ("COPY", "big", "bc"), ("ZPOPMIN", "bc", "3"), ("ZREMRANGEBYRANK", "bc", "0", "20"),
 ]
 
 
@@ -868,3 +893,59 @@ def test_a_served_blocked_pop_is_logged_as_zrem_after_the_zadd(kv_process, tmp_p
         assert c.call("EXISTS", "r").value == 0
     finally:
         c.close()
+
+
+def test_a_copy_takes_range_removals_before_its_first_score_lookup():
+    """COPY gives the destination a ZSet.copy, whose member dict is built on
+    first use: a ZPOPMIN / ZREMRANGEBYRANK on it before any score lookup must
+    work (it raised KeyError and left the sublists changed without the dict)."""
+    s, logged = _session()
+    _run(s, "ZADD", "z", *[x for i in range(20) for x in (i, b"m%d" % i)])
+    _run(s, "COPY", "z", "c")
+    assert _run(s, "ZPOPMIN", "c", "3") == [b"m0", 0.0, b"m1", 1.0, b"m2", 2.0]
+    _run(s, "COPY", "z", "d")
+    assert _run(s, "ZREMRANGEBYRANK", "d", "0", "11") == 12
+    _run(s, "COPY", "z", "e")
+    assert _run(s, "ZPOPMAX", "e") == [b"m19", 19.0]
+    for key, size in ((b"z", 20), (b"c", 17), (b"d", 8), (b"e", 19)):
+        s.db.data[key].check()
+        assert len(s.db.data[key]) == size
+
+
+@pytest.mark.parametrize("load", [4, 1000])
+def test_copies_and_originals_change_independently(monkeypatch, load):
+    """Copy-on-write both ways: random adds, removals and range removals on
+    several copies of copies and on the original (through splits and merges,
+    with a tiny LOAD); each must keep exactly its own entries."""
+    import kvserver.types.zset as zmod
+    monkeypatch.setattr(zmod, "LOAD", load)
+    for seed in range(6):
+        rng = random.Random(seed)
+        objs = [(ZSet(), {})]
+        for step in range(1500):
+            z, model = objs[rng.randrange(len(objs))]
+            op = rng.random()
+            m = b"m%d" % rng.randrange(200)
+            if op < 0.45:
+                sc = float(rng.randrange(-20, 20))
+                z.add(m, sc)
+                model[m] = sc
+            elif op < 0.65:
+                assert (z.discard(m) is not None) == (m in model)
+                model.pop(m, None)
+            elif op < 0.8 and len(z):
+                a = rng.randrange(len(z) + 1)
+                b = rng.randrange(a, min(len(z), a + rng.choice([3, 10, 50, 500])) + 1)
+                expect = sorted((sc, m) for m, sc in model.items())[a:b]
+                assert z.remove_range(a, b) == expect
+                for _, gone in expect:
+                    del model[gone]
+            elif op < 0.86 and len(objs) < 8:
+                objs.append((z.copy(), dict(model)))
+            if step % 25 == 0:
+                for other, expect in objs:
+                    other.check()
+                    assert dict(other.items()) == expect
+        for other, expect in objs:
+            other.check()
+            assert dict(other.items()) == expect

@@ -22,8 +22,10 @@ in the same zset with bit-identical scores (scores are logged as ``%.17g``,
 which reads back as the same double):
 
 * ZADD (any options) and ZINCRBY log ``ZADD key score member ...`` with the
-  final score of each member they added or changed (INCR, GT and LT already
-  resolved); nothing when nothing changed;
+  scores they set, in the order they set them (INCR, GT and LT already
+  resolved; a member repeated in the command may appear twice, so a replay
+  crosses the listpack-to-skiplist conversion at the same point); nothing
+  when nothing changed;
 * ZREM, ZPOPMIN, ZPOPMAX, ZMPOP and ZREMRANGEBY{RANK,SCORE,LEX} log
   ``ZREM key member ...`` with what they removed. Logging the ZREMRANGE
   command itself would be smaller, but a BYLEX range over members of
@@ -54,7 +56,7 @@ from ..errors import NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE, CommandError
 from ..numbers import INT64_MAX, parse_int
 from ..protocol import NULL_ARRAY, format_double
 from ..types.set import Set
-from ..types.zset import ZSET, ZSet
+from ..types.zset import MAX_LISTPACK_ENTRIES, MAX_LISTPACK_VALUE, ZSET, ZSet
 from . import command
 from .keys import scan_cursor, scan_matcher, scan_options, scan_step
 
@@ -312,6 +314,10 @@ def _zadd(s, argv, incr: bool):
     # Work out the outcome first (members may repeat within one command), so a
     # no-op changes nothing and signals nothing.
     final: dict = {}
+    # The changes in the order Redis makes them: a member set while the zset
+    # is still a listpack and set again after it converted ends as Redis
+    # leaves it (a listpack keeps no -0), and the log replays the same order.
+    steps: list = []
     added = updated = processed = 0
     score = None
     for member, score in pairs:
@@ -330,16 +336,18 @@ def _zadd(s, argv, incr: bool):
             processed += 1
             if score != cur:
                 final[member] = score
+                steps.append((member, score))
                 updated += 1
         elif not xx:
             final[member] = score
+            steps.append((member, score))
             added += 1
             processed += 1
     if added or updated:
         with _mutate(s, key) as value:
-            for member, sc in final.items():
+            for member, sc in steps:
                 value.add(member, sc)
-        _log_zadd(s, key, final.items())
+        _log_zadd(s, key, steps)
         s.core.notify(notify.ZSET, b"zincr" if incr else b"zadd", s.db_index, key)
     if incr:
         return score if processed else None
@@ -539,10 +547,29 @@ def _zrange(s, argv, first: int, store: bool, rangetype: str | None, reverse: bo
             b = stop if limit < 0 else min(stop, a + limit)
             entries = z.entries(a, b)
     if store:
+        if rangetype != _RANK or len(entries) <= MAX_LISTPACK_ENTRIES:
+            entries = _through_listpack(entries)
         if reverse:
             entries.reverse()
         return _store(s, argv[1], entries, b"zrangestore")
     return _with_scores(s, entries, withscores)
+
+
+def _through_listpack(entries: list) -> list:
+    """``entries`` (in the order ZRANGESTORE adds them) as they end up in a
+    destination Redis starts as a listpack (zrangeResultBeginStore: a score
+    or lex range, or a rank range of at most 128): the members added before
+    it converts (past 128 members, or at one longer than 64 bytes) were held
+    by the listpack, which keeps no -0, so their -0 scores become 0."""
+    out = entries
+    for i, (sc, m) in enumerate(entries):
+        if i >= MAX_LISTPACK_ENTRIES or len(m) > MAX_LISTPACK_VALUE:
+            break
+        if sc == 0 and math.copysign(1.0, sc) < 0:
+            if out is entries:
+                out = list(entries)
+            out[i] = (0.0, m)
+    return out
 
 
 @command("zrange", -4, "readonly", keys=(1, 1, 1), group="sorted-set", acl=_ACL, since="1.2.0",

@@ -379,6 +379,9 @@ class ZSet:
         ascending. Linear in what it removes plus the number of sublists."""
         if start >= stop:
             return []
+        # A copy builds its member dict from the sublists: build it before
+        # they lose the entries removed here.
+        scores = self._dict()
         removed = self.entries(start, stop)
         if stop - start == self._len:
             self._set_entries([])
@@ -411,7 +414,6 @@ class ZSet:
             for idx in (i + 1, i):
                 if idx < len(lists) and len(lists[idx]) < LOAD // 2 and len(lists) > 1:
                     self._merge(idx)
-        scores = self._dict()
         for _, member in removed:
             del scores[member]
             self._forget(member)
