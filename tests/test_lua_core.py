@@ -815,6 +815,15 @@ CASES = [
      'boolean:true|s:no|'),
     ("for i = 3, 1, 0 do return 'zero step runs' end return 'no'",
      'boolean:true|s:zero step runs|'),
+    # hex numbers as glibc's strtod reads them: past the largest double is inf,
+    # whatever the digits or the exponent (no Python OverflowError/ValueError)
+    ("return tonumber('0x1p99999'), tonumber('0x' .. string.rep('f', 300)), "
+     "tonumber('0x1p' .. string.rep('9', 5000)), tonumber('0x1p-' .. string.rep('9', 5000)), "
+     "tonumber('-0x0'), tonumber('0x1p-1074'), tonumber('0x1p-1075'), "
+     "tonumber('0x1.fffffffffffff8p1023'), tonumber('0x' .. string.rep('f', 256) .. 'p-1000'), "
+     "tonumber('0x1.8p1'), tonumber('0X.8'), 0x1p99999, 0x10000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 + 0",
+     'boolean:true|number:inf|number:inf|number:inf|number:0|number:-0|number:4.9406564584125e-324|'
+     'number:0|number:inf|number:16777216|number:3|number:0.5|number:inf|number:inf|'),
 ]
 
 
