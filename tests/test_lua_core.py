@@ -824,6 +824,11 @@ CASES = [
      "tonumber('0x1.8p1'), tonumber('0X.8'), 0x1p99999, 0x10000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 + 0",
      'boolean:true|number:inf|number:inf|number:inf|number:0|number:-0|number:4.9406564584125e-324|'
      'number:0|number:inf|number:16777216|number:3|number:0.5|number:inf|number:inf|'),
+    # 5.1's tostring returns what __tostring returns, unchecked
+    ("local t = setmetatable({}, {__tostring = function(t) return t end}) return type(tostring(t)), "
+     "tostring(setmetatable({}, {__tostring = function() end})), "
+     "tostring(setmetatable({}, {__tostring = function() return 42 end}))",
+     'boolean:true|s:table|nil:nil|number:42|'),
 ]
 
 

@@ -100,6 +100,15 @@ def open(rt) -> LuaTable:
     def lua_tostring(v=_NOVAL, *_):
         if v is _NOVAL:
             raise argerror(1, "tostring", "value expected")
+        t = type(v)
+        if t is not bytes and t is not int and t is not float:
+            mt = rt.getmetatable(v)
+            h = mt.get(b"__tostring") if mt is not None else None
+            if h is not None:
+                # 5.1's luaB_tostring returns what __tostring returns, unchecked
+                # ("'__tostring' must return a string" is 5.2's)
+                r = rt.call(h, v)
+                return (r[0] if r else None,)
         return (rt.tostring(v),)
 
     def lua_tonumber(v=_NOVAL, base=None, *_):
