@@ -764,14 +764,21 @@ class Scripting:
             counted = value.hash.get(IGNORE_STATS) is True
             err = value.get(b"err")
             if type(err) is not bytes:
-                # Redis 7.0.15 crashes on error({}) (a NULL message): answer its generic text.
-                err = b"ERR " + (_lua_tostring(self.rt, value))
+                # Redis 7.0.15 crashes on error({}) (a NULL message): answer its generic
+                # text, the raw form: the script is over, no __tostring may run now
+                # (a SCRIPT KILL or an error there would escape the engine).
+                err = b"ERR " + _raw_tostring(value)
         else:
-            err = b"ERR " + _lua_tostring(self.rt, value)
+            err = b"ERR " + _raw_tostring(value)   # (no other type has a __tostring)
         line = error_line_number(exc, value)
         if line is not None:
             err = err + b" script: %s, on @user_script:%d." % (ctx.sha, line)
         return _error(_cstring(err), counted)
+
+
+def _raw_tostring(value: Any) -> bytes:
+    from .lua.value import tostring
+    return tostring(value)
 
 
 def _lua_tostring(rt: Any, value: Any) -> bytes:

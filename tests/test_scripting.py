@@ -698,3 +698,31 @@ def test_busy_mode_leaves_tls_clients_waiting(kv_process, certs):
     waiter.join(20)
     assert answers == [b"after"]
     secure.close()
+
+
+def test_error_object_tostring_runs_no_lua_after_the_script():
+    # Redis 7.0.15 crashes on an error table without 'err'; we answer its raw
+    # tostring. Its __tostring must not run: the script is over by then (a
+    # SCRIPT KILL raised there escaped as a Python exception).
+    core, d, rec = make_core()
+    c = Client(core)
+    reply = run(d, c, "EVAL", "error(setmetatable({}, {__tostring = function() "
+                "redis.call('set', 'after', 1) return 'custom' end}))", 0)
+    assert type(reply) is ErrorReply and reply.startswith("ERR table: 0x")
+    assert run(d, c, "EXISTS", "after") == 0 and rec.records == []
+
+
+def test_script_kill_while_an_error_object_would_be_printed(kv_process):
+    server = kv_process("--busy-reply-threshold", "100")
+    try:
+        runner = RawClient(server.port, timeout=10)
+        other = RawClient(server.port, timeout=10)
+        assert other.call("PING").raw == b"+PONG\r\n"
+        body = (b"error(setmetatable({}, {__tostring = function() while true do end end}))")
+        runner.send(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(body), body))
+        reply = runner.read()
+        assert reply.raw.startswith(b"-ERR table: 0x"), reply.raw
+        assert other.call("SCRIPT", "KILL").raw.startswith(b"-NOTBUSY")
+        assert runner.call("PING").raw == b"+PONG\r\n"
+    finally:
+        server.kill9()
