@@ -726,3 +726,19 @@ def test_script_kill_while_an_error_object_would_be_printed(kv_process):
         assert runner.call("PING").raw == b"+PONG\r\n"
     finally:
         server.kill9()
+
+
+def test_a_reply_reaching_one_table_many_times_over_is_capped(monkeypatch):
+    # 60 small tables, 2^60 values written out: built until memory ran out.
+    import kvserver.scripting as scripting
+    monkeypatch.setattr(scripting, "MAX_REPLY_COST", 1_000_000)
+    core, d, rec = make_core()
+    c = Client(core)
+    huge = run(d, c, "EVAL", "local t = {1} for i = 1, 60 do t = {t, t} end return t", 0)
+    assert huge == "ERR script reply too large"
+    strings = run(d, c, "EVAL", "local s = string.rep('x', 400000) return {s, s, s}", 0)
+    assert strings == "ERR script reply too large"
+    fits = run(d, c, "EVAL", "local t = {1} for i = 1, 10 do t = {t, t} end return t", 0)
+    assert type(fits) is Raw and fits.count(b":1\r\n") == 1024
+    assert run(d, c, "EVAL", "local s = string.rep('x', 400000) return {s, s}", 0) \
+        == Raw(b"*2\r\n" + (b"$400000\r\n" + b"x" * 400000 + b"\r\n") * 2)
