@@ -969,6 +969,7 @@ def _load(rt: Any) -> Any:
 
 def _chunk_name(name: bytes) -> str:
     """Lua's chunkid: ``=name`` and ``@name`` as given, a source as ``[string "..."]``."""
+    name = name.split(b"\0", 1)[0]    # a C string (and Python refuses a NUL in a file name)
     if name[:1] in (b"=", b"@"):
         return name[1:].decode("latin-1")
     try:

@@ -742,3 +742,12 @@ def test_a_reply_reaching_one_table_many_times_over_is_capped(monkeypatch):
     assert type(fits) is Raw and fits.count(b":1\r\n") == 1024
     assert run(d, c, "EVAL", "local s = string.rep('x', 400000) return {s, s}", 0) \
         == Raw(b"*2\r\n" + (b"$400000\r\n" + b"x" * 400000 + b"\r\n") * 2)
+
+
+def test_loadstring_chunkname_is_a_c_string():
+    # A NUL in the name ended the compile with "chunk has too many syntax levels"
+    # (Python refuses it in a file name); Lua reads the name up to the NUL.
+    core, d, rec = make_core()
+    c = Client(core)
+    assert run(d, c, "EVAL", "local f = loadstring('error(\"x\")', '=ab\\0cd') "
+               "return select(2, pcall(f))", 0) == b"ab:1: x"
