@@ -829,6 +829,15 @@ CASES = [
      "tostring(setmetatable({}, {__tostring = function() end})), "
      "tostring(setmetatable({}, {__tostring = function() return 42 end}))",
      'boolean:true|s:table|nil:nil|number:42|'),
+    # luaL_checkint: (int)(lua_Integer)x on x86-64, 1e300 -> 0, 2^32 + 1 -> 1
+    ("return select(1e300, 1)",
+     "boolean:false|s:user_script:16: bad argument #1 to 'select' (index out of range)|"),
+    ("return select(2^31, 1, 2)",
+     "boolean:false|s:user_script:16: bad argument #1 to 'select' (index out of range)|"),
+    ("return unpack({}, 1, 1e300)", 'boolean:true|'),
+    ("return unpack({1,2}, -1e300, 1e300)", 'boolean:true|nil:nil|'),
+    ("return unpack({1,2}, 2^32 + 1, 2^32 + 2)", 'boolean:true|number:1|number:2|'),
+    ("return tonumber('10', 2^32 + 16)", 'boolean:true|number:16|'),
 ]
 
 
