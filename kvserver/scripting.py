@@ -193,15 +193,28 @@ _EXIT = object()
 STACK_LIMIT_ERROR = b"-ERR reached lua stack limit\r\n"
 
 
-def lua_to_resp(value: Any, script_resp: int, resp: int, out: list) -> None:
+#: The most a script's reply may cost (bytes, plus REPLY_VALUE_COST per value, about
+#: what each costs in memory while the reply is built): a table reached many times
+#: over (``t = {t, t}`` 60 times: 2^60 values from 60 small tables) would otherwise
+#: build until memory runs out. Redis's default proto-max-bulk-len, as for the
+#: encoders' "resulting string too large" (lib_string.MAX_STRING).
+MAX_REPLY_COST = 512 * 1024 * 1024
+REPLY_VALUE_COST = 48
+REPLY_TOO_LARGE = b"ERR script reply too large"
+
+
+def lua_to_resp(value: Any, script_resp: int, resp: int, out: list,
+                check_hook: Any = None) -> None:
     """Append the RESP encoding of a Lua value to ``out`` (Redis's luaReplyToRedisReply).
 
     ``script_resp`` is the script's protocol (redis.setresp: how booleans
     convert), ``resp`` the caller's (how maps, sets, doubles, nulls encode).
     Iterative (nesting is not bounded by Python's stack); a table met again
     inside itself is answered "reached lua stack limit", where Redis's
-    recursion would stop.
+    recursion would stop. Raises LuaError(REPLY_TOO_LARGE) past MAX_REPLY_COST;
+    calls ``check_hook`` for every table (busy mode, SCRIPT KILL).
     """
+    budget = MAX_REPLY_COST
     stack = [value]
     open_tables: set = set()
     pop = stack.pop
@@ -210,6 +223,9 @@ def lua_to_resp(value: Any, script_resp: int, resp: int, out: list) -> None:
         value = pop()
         t = type(value)
         if t is bytes:
+            budget -= len(value)
+            if budget < 0:
+                raise LuaError(REPLY_TOO_LARGE)
             out.append(b"$%d\r\n%s\r\n" % (len(value), value))
         elif t is int or t is float:
             out.append(b":%d\r\n" % _as_long_long(value))
@@ -224,8 +240,13 @@ def lua_to_resp(value: Any, script_resp: int, resp: int, out: list) -> None:
             if id(value) in open_tables:
                 out.append(STACK_LIMIT_ERROR)
                 continue
+            if check_hook is not None:
+                check_hook()
             children = _table_reply(value, resp, out)
             if children:
+                budget -= REPLY_VALUE_COST * len(children)
+                if budget < 0:
+                    raise LuaError(REPLY_TOO_LARGE)
                 open_tables.add(id(value))
                 push((_EXIT, id(value)))
                 for child in reversed(children):
@@ -285,7 +306,7 @@ def _table_reply(value: LuaTable, resp: int, out: list) -> list:
     return items
 
 
-def script_reply(value: Any, script_resp: int, resp: int) -> Any:
+def script_reply(value: Any, script_resp: int, resp: int, check_hook: Any = None) -> Any:
     """The reply value for a script's result: an ErrorReply for an error table, else Raw RESP."""
     t = type(value)
     if t is bytes:
@@ -297,7 +318,7 @@ def script_reply(value: Any, script_resp: int, resp: int) -> Any:
     elif t is int:
         return _as_long_long(value)
     out: list = []
-    lua_to_resp(value, script_resp, resp, out)
+    lua_to_resp(value, script_resp, resp, out, check_hook)
     return Raw(b"".join(out))
 
 
@@ -772,13 +793,19 @@ class Scripting:
         try:
             try:
                 results = script.func()
+                value = results[0] if results else None
+                if type(value) is LuaTable:
+                    # (inside: a reply built from a table reached many times over
+                    # can be long; the hook keeps busy mode and SCRIPT KILL working)
+                    return script_reply(value, client.resp, caller.resp, rt.check_hook)
             except ScriptKilled as exc:
                 return self._error_reply(caller, error_value(KILLED_MESSAGE), ctx, exc)
             except LuaError as exc:
+                if exc.value == REPLY_TOO_LARGE:
+                    return _error(REPLY_TOO_LARGE, False)
                 return self._error_reply(caller, exc.value, ctx, exc)
             except RecursionError:
                 return self._error_reply(caller, b"ERR user_script: stack overflow", ctx, None)
-            value = results[0] if results else None
             t = type(value)
             if t is bytes or (t is int and LLONG_MIN <= value < _LLONG_END):
                 return value    # script_reply's answer for the common replies, without its call
@@ -796,14 +823,21 @@ class Scripting:
             counted = value.hash.get(IGNORE_STATS) is True
             err = value.get(b"err")
             if type(err) is not bytes:
-                # Redis 7.0.15 crashes on error({}) (a NULL message): answer its generic text.
-                err = b"ERR " + (_lua_tostring(self.rt, value))
+                # Redis 7.0.15 crashes on error({}) (a NULL message): answer its generic
+                # text, the raw form: the script is over, no __tostring may run now
+                # (a SCRIPT KILL or an error there would escape the engine).
+                err = b"ERR " + _raw_tostring(value)
         else:
-            err = b"ERR " + _lua_tostring(self.rt, value)
+            err = b"ERR " + _raw_tostring(value)   # (no other type has a __tostring)
         line = error_line_number(exc, value)
         if line is not None:
             err = err + b" script: %s, on @user_script:%d." % (ctx.sha, line)
         return _error(_cstring(err), counted)
+
+
+def _raw_tostring(value: Any) -> bytes:
+    from .lua.value import tostring
+    return tostring(value)
 
 
 def _lua_tostring(rt: Any, value: Any) -> bytes:
@@ -968,6 +1002,7 @@ def _load(rt: Any) -> Any:
 
 def _chunk_name(name: bytes) -> str:
     """Lua's chunkid: ``=name`` and ``@name`` as given, a source as ``[string "..."]``."""
+    name = name.split(b"\0", 1)[0]    # a C string (and Python refuses a NUL in a file name)
     if name[:1] in (b"=", b"@"):
         return name[1:].decode("latin-1")
     try:

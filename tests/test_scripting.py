@@ -704,3 +704,56 @@ def test_busy_mode_leaves_tls_clients_waiting(kv_process, certs):
     waiter.join(20)
     assert answers == [b"after"]
     secure.close()
+
+
+def test_error_object_tostring_runs_no_lua_after_the_script():
+    # Redis 7.0.15 crashes on an error table without 'err'; we answer its raw
+    # tostring. Its __tostring must not run: the script is over by then (a
+    # SCRIPT KILL raised there escaped as a Python exception).
+    core, d, rec = make_core()
+    c = Client(core)
+    reply = run(d, c, "EVAL", "error(setmetatable({}, {__tostring = function() "
+                "redis.call('set', 'after', 1) return 'custom' end}))", 0)
+    assert type(reply) is ErrorReply and reply.startswith("ERR table: 0x")
+    assert run(d, c, "EXISTS", "after") == 0 and rec.records == []
+
+
+def test_script_kill_while_an_error_object_would_be_printed(kv_process):
+    server = kv_process("--busy-reply-threshold", "100")
+    try:
+        runner = RawClient(server.port, timeout=10)
+        other = RawClient(server.port, timeout=10)
+        assert other.call("PING").raw == b"+PONG\r\n"
+        body = (b"error(setmetatable({}, {__tostring = function() while true do end end}))")
+        runner.send(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(body), body))
+        reply = runner.read()
+        assert reply.raw.startswith(b"-ERR table: 0x"), reply.raw
+        assert other.call("SCRIPT", "KILL").raw.startswith(b"-NOTBUSY")
+        assert runner.call("PING").raw == b"+PONG\r\n"
+    finally:
+        server.kill9()
+
+
+def test_a_reply_reaching_one_table_many_times_over_is_capped(monkeypatch):
+    # 60 small tables, 2^60 values written out: built until memory ran out.
+    import kvserver.scripting as scripting
+    monkeypatch.setattr(scripting, "MAX_REPLY_COST", 1_000_000)
+    core, d, rec = make_core()
+    c = Client(core)
+    huge = run(d, c, "EVAL", "local t = {1} for i = 1, 60 do t = {t, t} end return t", 0)
+    assert huge == "ERR script reply too large"
+    strings = run(d, c, "EVAL", "local s = string.rep('x', 400000) return {s, s, s}", 0)
+    assert strings == "ERR script reply too large"
+    fits = run(d, c, "EVAL", "local t = {1} for i = 1, 10 do t = {t, t} end return t", 0)
+    assert type(fits) is Raw and fits.count(b":1\r\n") == 1024
+    assert run(d, c, "EVAL", "local s = string.rep('x', 400000) return {s, s}", 0) \
+        == Raw(b"*2\r\n" + (b"$400000\r\n" + b"x" * 400000 + b"\r\n") * 2)
+
+
+def test_loadstring_chunkname_is_a_c_string():
+    # A NUL in the name ended the compile with "chunk has too many syntax levels"
+    # (Python refuses it in a file name); Lua reads the name up to the NUL.
+    core, d, rec = make_core()
+    c = Client(core)
+    assert run(d, c, "EVAL", "local f = loadstring('error(\"x\")', '=ab\\0cd') "
+               "return select(2, pcall(f))", 0) == b"ab:1: x"

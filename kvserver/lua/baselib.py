@@ -17,6 +17,7 @@ import logging
 import sys
 from typing import Any
 
+from .libargs import to_int32
 from .value import LuaError, LuaSyntaxError, LuaTable, number_to_bytes, str_to_number, type_name
 
 log = logging.getLogger("kvserver.lua")
@@ -47,15 +48,14 @@ def check_table(v: Any, n: int, fname: str) -> LuaTable:
 
 
 def check_int(v: Any, n: int, fname: str) -> int:
+    """luaL_checkint: (int)(lua_Integer)x as x86-64 casts it (1e300 is 0, 2^31 is -2^31)."""
     t = type(v)
     if t is int:
-        return v
+        return v if -0x80000000 <= v <= 0x7FFFFFFF else to_int32(v)
     if t is float or t is bytes:
         x = v if t is float else str_to_number(v)
         if x is not None:
-            if x != x or x in (float("inf"), float("-inf")):
-                return 0 if x != x else (2**63 - 1 if x > 0 else -2**63)
-            return int(x)
+            return to_int32(x)
     raise typeerror(n, fname, "number", v)
 
 
@@ -100,6 +100,15 @@ def open(rt) -> LuaTable:
     def lua_tostring(v=_NOVAL, *_):
         if v is _NOVAL:
             raise argerror(1, "tostring", "value expected")
+        t = type(v)
+        if t is not bytes and t is not int and t is not float:
+            mt = rt.getmetatable(v)
+            h = mt.get(b"__tostring") if mt is not None else None
+            if h is not None:
+                # 5.1's luaB_tostring returns what __tostring returns, unchecked
+                # ("'__tostring' must return a string" is 5.2's)
+                r = rt.call(h, v)
+                return (r[0] if r else None,)
         return (rt.tostring(v),)
 
     def lua_tonumber(v=_NOVAL, base=None, *_):

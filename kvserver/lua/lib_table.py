@@ -74,11 +74,18 @@ def t_insert(*args: Any) -> tuple:
         _fix_tail(t)
         return ()
     if pos > e:
-        e = pos
-    i = e
-    while i > pos:      # pos < 1: shift t[pos..e-1] up as ltablib.c does
-        t.set(i, t.get(i - 1))
-        i -= 1
+        t.set(pos, v)   # (ltablib.c's loop from e = pos down to pos does nothing)
+        return ()
+    # pos < 1: ltablib.c shifts t[pos..e-1] up one by one, raw; 2^31 steps for
+    # pos = -2^31. Only the keys present move: the same table, in their number.
+    present = [k for k in t.hash if type(k) is int and pos <= k < e]
+    present.extend(range(1, len(t.arr) + 1))
+    present.sort()
+    moved = [(k + 1, t.get(k)) for k in present]
+    for k in reversed(present):
+        t.set(k, None)
+    for k, value in moved:
+        t.set(k, value)
     t.set(pos, v)
     return ()
 

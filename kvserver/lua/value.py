@@ -310,6 +310,34 @@ _HEX = re.compile(rb"([+-]?)0[xX]((?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)
 _SPECIAL = re.compile(rb"([+-]?)(inf|infinity|nan(?:\([0-9A-Za-z_]*\))?)\Z", re.I)
 
 
+def _hex_value(digits: bytes, exp: bytes | None) -> float:
+    """The double glibc's strtod reads from hex digits (with a '.') and a binary
+    exponent: correctly rounded, inf past the largest double, 0 below the
+    smallest (never an OverflowError, whatever the number of digits)."""
+    whole, _, frac = digits.partition(b".")
+    mant = int(whole + frac or b"0", 16)
+    if mant == 0:
+        return 0.0
+    if exp is None:
+        e2 = 0
+    else:
+        e = exp.lstrip(b"+-").lstrip(b"0") or b"0"
+        # past 9 digits the exponent alone decides: inf or 0 (int() of a huge
+        # decimal string is also refused by Python's digit limit)
+        e2 = int(e) if len(e) <= 9 else 10 ** 9
+        if exp[:1] == b"-":
+            e2 = -e2
+    e2 -= 4 * len(frac)
+    if mant.bit_length() + e2 > 1025:
+        return math.inf
+    if mant.bit_length() + e2 < -1080:
+        return 0.0
+    try:
+        return float(mant << e2) if e2 >= 0 else mant / (1 << -e2)
+    except OverflowError:
+        return math.inf
+
+
 def str_to_number(s: bytes) -> int | float | None:
     """A string's numeric value as Lua 5.1 converts it (tonumber(s), arithmetic), or None."""
     if s.isdigit() and len(s) < 16:
@@ -329,14 +357,11 @@ def str_to_number(s: bytes) -> int | float | None:
     m = _HEX.match(s)
     if m:
         sign, digits, exp = m.groups()
-        whole, _, frac = digits.partition(b".")
-        value = int(whole or b"0", 16) + (int(frac, 16) / 16 ** len(frac) if frac else 0)
-        if exp:
-            value = value * 2.0 ** int(exp)
+        value = _hex_value(digits, exp)
         if sign == b"-":
             value = -value
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2.0 ** 53:
-            value = int(value)
+        if value.is_integer() and abs(value) < 2.0 ** 53 and (value or sign != b"-"):
+            return int(value)
         return value
     m = _SPECIAL.match(s)
     if m:
