@@ -415,3 +415,35 @@ def test_injected_wal_error_under_load_stops_and_restart_has_every_ack(tmp_path,
                 os.kill(server_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def kill9_keeps_units_whole(kv_process, worker, clients: int, min_acked: int) -> None:
+    """kill -9 under ``clients`` workers (``worker(port, c)``: a thread that runs
+    units writing x<c>, y<c> and n<c> = i and pad<c> = str(i) * (1 + (i*37 + c) % 400),
+    counting ``sent`` and ``acked``), then restart: every acknowledged unit is
+    kept and none is kept in part (EXEC and scripts share this check)."""
+    server = kv_process(*SERVER_ARGS)
+    workers = [worker(server.port, c) for c in range(clients)]
+    for w in workers:
+        w.thread.start()
+    deadline = time.monotonic() + 10
+    while sum(w.acked for w in workers) < min_acked and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.kill9()
+    for w in workers:
+        w.thread.join(15)
+        assert not w.thread.is_alive() and w.error is None, w.error
+    assert sum(w.acked for w in workers) >= min_acked, "the load never got going"
+    restarted = kv_process(*SERVER_ARGS)
+    keys = [f"{k}{c}" for c in range(clients) for k in ("x", "y", "n", "pad")]
+    got = read_keys(restarted.port, keys)
+    for w in workers:
+        c = w.c
+        n = int(got[f"n{c}"] or 0)
+        assert w.acked <= n <= w.sent, (c, n, w.acked, w.sent)     # every acked unit kept
+        if n:
+            assert got[f"x{c}"] == got[f"y{c}"] == str(n).encode(), (c, n, got)
+            assert got[f"pad{c}"] == (str(n) * (1 + (n * 37 + c) % 400)).encode()
+        else:
+            assert got[f"x{c}"] is None and got[f"y{c}"] is None and got[f"pad{c}"] is None
+    assert restarted.terminate() == 0

@@ -12,10 +12,6 @@ WATCH index's bookkeeping, and redis-py's pipeline/transaction helpers.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -449,32 +445,8 @@ class ExecWorker:
 
 
 def test_kill9_keeps_each_exec_whole(kv_process):
-    from test_crash_process import SERVER_ARGS, read_keys
-    server = kv_process(*SERVER_ARGS)
-    workers = [ExecWorker(server.port, c) for c in range(6)]
-    for w in workers:
-        w.thread.start()
-    deadline = time.monotonic() + 10
-    while sum(w.acked for w in workers) < 150 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    server.kill9()
-    for w in workers:
-        w.thread.join(15)
-        assert not w.thread.is_alive() and w.error is None, w.error
-    assert sum(w.acked for w in workers) >= 150, "the load never got going"
-    restarted = kv_process(*SERVER_ARGS)
-    keys = [f"{k}{c}" for c in range(6) for k in ("x", "y", "n", "pad")]
-    got = read_keys(restarted.port, keys)
-    for w in workers:
-        c = w.c
-        n = int(got[f"n{c}"] or 0)
-        assert w.acked <= n <= w.sent, (c, n, w.acked, w.sent)     # every acked EXEC kept
-        if n:
-            assert got[f"x{c}"] == got[f"y{c}"] == str(n).encode(), (c, n, got)
-            assert got[f"pad{c}"] == (str(n) * (1 + (n * 37 + c) % 400)).encode()
-        else:
-            assert got[f"x{c}"] is None and got[f"y{c}"] is None and got[f"pad{c}"] is None
-    assert restarted.terminate() == 0
+    from test_crash_process import kill9_keeps_units_whole
+    kill9_keeps_units_whole(kv_process, ExecWorker, clients=6, min_acked=150)
 
 
 # --- redis-py --------------------------------------------------------------------
