@@ -205,6 +205,27 @@ class _ScanIndex:
             bucket.remove(key)
             self.size -= 1
 
+    def random_key(self) -> bytes:
+        """A uniformly random key (the index must not be empty): a random bucket,
+        then a random slot of at most 2 * MAX_LOAD, retried when the slot is
+        empty (rejection sampling, so every key is equally likely while no
+        bucket holds more than that; an overfull one is taken as it is). An
+        index left sparse by deletions is rebuilt first, so the expected
+        number of draws stays small."""
+        if self.size * 8 < len(self.buckets) and len(self.buckets) > 16:
+            self._build(list(itertools.chain.from_iterable(self.buckets)))
+        buckets = self.buckets
+        bits = self.bits
+        slots = 2 * self.MAX_LOAD
+        while True:
+            bucket = buckets[random.getrandbits(bits)]
+            n = len(bucket)
+            if not n:
+                continue
+            j = random.randrange(slots) if n <= slots else 0
+            if j < n:
+                return next(itertools.islice(bucket, j, None))
+
     def step(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
         mask = (1 << self.bits) - 1
         out: list[bytes] = []
@@ -446,14 +467,21 @@ class Keyspace:
         return done
 
     def random_key(self, db: Database) -> bytes | None:
-        """A random live key, or None if the database is empty."""
+        """A random live key, or None if the database is empty.
+
+        O(1) expected, as Redis's: drawn from the SCAN index's buckets (built
+        on the first SCAN or RANDOMKEY, then kept up to date by every write),
+        not by walking the dict to a random offset (O(keys) a call).
+        """
+        key = None
         for _ in range(100):
             if not db.data:
                 return None
-            offset = random.randrange(len(db.data))
-            key = next(itertools.islice(db.data, offset, None))
+            if db._scan is None:
+                db._scan = _ScanIndex(db.data)
+            key = db._scan.random_key()
             if not self.expire_if_needed(db, key):
                 return key
         # Mostly expired keys: keep the last candidate rather than loop forever
         # (Redis returns an expired key in the same situation).
-        return next(iter(db.data), None)
+        return key if key in db.data else next(iter(db.data), None)

@@ -144,3 +144,29 @@ def test_the_pool_mirrors_the_set_and_hash_through_every_change():
                 assert all(value.pool.items[i] == k for k, i in value.pool.position.items())
     # A set deleted by its last SPOP is gone; a copy carries no pool.
     assert s.db.data[b"h"].copy().pool is None
+
+
+class _CountingDict(dict):
+    """A keyspace dict that counts the walks over it (iteration, not lookups)."""
+
+    walks = 0
+
+    def __iter__(self):
+        type(self).walks += 1
+        return super().__iter__()
+
+
+def test_randomkey_is_uniform_and_never_walks_the_keyspace():
+    random.seed(20261130)
+    s = _session()
+    db = s.core.keyspace.dbs[0]
+    db.data = _CountingDict()
+    for i in range(20_000):
+        db.store(b"k%05d" % i, b"v")
+    for i in range(20, 20_000):     # deletions leave the SCAN index sparse: it is rebuilt
+        db.remove(b"k%05d" % i)
+    _CountingDict.walks = 0
+    draws = 20_000
+    counts = _count(commands.execute(s, [b"RANDOMKEY"]) for _ in range(draws))
+    assert _CountingDict.walks <= 1      # the index is built once, not a walk per call
+    assert _chi2(counts, 20, draws) < CHI2_999[19]
