@@ -266,6 +266,7 @@ class Core:
             end = max(end, current[0])
             write_only = write_only and current[1]
         self.client_pause = (end, write_only)
+        self.keyspace.expiry_paused = True   # as Redis: nothing expires while paused
         if self._pause_timer is not None:
             self._pause_timer.cancel()
         self._pause_timer = loop.call_at(loop.time() + max(end - time.monotonic(), 0),
@@ -274,6 +275,7 @@ class Core:
     def unpause_clients(self) -> None:
         """End the pause (CLIENT UNPAUSE or its timeout); paused clients run their requests."""
         self.client_pause = None
+        self.keyspace.expiry_paused = False
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None

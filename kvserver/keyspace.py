@@ -326,6 +326,10 @@ class Keyspace:
         #: None unless someone listens, so a miss pays one attribute test.
         self.on_miss: ExpireHook | None = None
         self.expiry_enabled = True
+        #: CLIENT PAUSE (WRITE or ALL) is on: a key whose time has come reads
+        #: as missing but is not deleted (nothing is written while paused, as
+        #: in Redis); active expiry waits until the pause ends.
+        self.expiry_paused = False
         self.expired_keys = 0
         self.keyspace_hits = 0
         self.keyspace_misses = 0
@@ -361,8 +365,8 @@ class Keyspace:
 
     def read(self, db: Database, key: bytes, kind: Codec = STRING) -> object | None:
         """The live value of ``key`` if it is of ``kind``, None if absent; else WRONGTYPE."""
-        if db.expires and key in db.expires:
-            self.expire_if_needed(db, key)
+        if db.expires and key in db.expires and self.expire_if_needed(db, key):
+            return None
         value = db.data.get(key)
         if value is None or type(value) is kind.pytype:
             return value
@@ -370,9 +374,10 @@ class Keyspace:
 
     def read_counted(self, db: Database, key: bytes, kind: Codec = STRING) -> object | None:
         """:meth:`read` for read commands: also counts a keyspace hit or miss."""
-        if db.expires and key in db.expires:
-            self.expire_if_needed(db, key)
-        value = db.data.get(key)
+        if db.expires and key in db.expires and self.expire_if_needed(db, key):
+            value = None
+        else:
+            value = db.data.get(key)
         if value is None:
             self.keyspace_misses += 1
             if self.on_miss is not None:
@@ -408,10 +413,14 @@ class Keyspace:
         return _Mutation(self, db, key, value, created)
 
     def expire_if_needed(self, db: Database, key: bytes) -> bool:
-        """Delete ``key`` if its time has come. Returns whether it was deleted."""
+        """Delete ``key`` if its time has come. Returns whether it is expired
+        (then gone, or, while clients are paused, still there but to be read
+        as missing: see ``expiry_paused``)."""
         when = db.expires.get(key)
         if when is None or not self.expiry_enabled or when > self.clock():
             return False
+        if self.expiry_paused:
+            return True
         db.remove(key)
         self.expired_keys += 1
         if self.on_expire is not None:
@@ -420,8 +429,8 @@ class Keyspace:
 
     def lookup(self, db: Database, key: bytes) -> object | None:
         """The live value of ``key`` or None, expiring it first if due."""
-        if db.expires and key in db.expires:
-            self.expire_if_needed(db, key)
+        if db.expires and key in db.expires and self.expire_if_needed(db, key):
+            return None
         return db.data.get(key)
 
     def lookup_read(self, db: Database, key: bytes) -> object | None:
@@ -449,7 +458,7 @@ class Keyspace:
         same way); the caller runs it ``hz`` times a second. Returns how many
         keys were expired.
         """
-        if not self.expiry_enabled:
+        if not self.expiry_enabled or self.expiry_paused:
             return 0
         now = self.clock()
         done = 0

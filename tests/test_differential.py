@@ -1348,3 +1348,21 @@ def test_client_list_cmd_after_a_subcommand_arity_error_matches_redis(kv_port, r
             a.close()
             b.close()
     assert got[0] == got[1] == "client|pause"
+
+
+def test_nothing_expires_while_clients_are_paused_as_in_redis(pair):
+    """Under CLIENT PAUSE (WRITE or ALL) Redis deletes no key: one whose time has
+    come reads as missing (GET nil, EXISTS 0, TTL -2, TYPE none, SCAN skips it)
+    but still counts in DBSIZE; once the pause ends it is deleted."""
+    for step in ("SET k v PX 50", "SET other v", "CLIENT PAUSE 5000 WRITE", Sleep(0.3),
+                 "GET k", "EXISTS k", "TTL k", "PTTL k", "TYPE k", "DBSIZE", "SCAN 0",
+                 "STRLEN k", "CLIENT UNPAUSE"):
+        run_step(pair, step)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        kv, redis = pair.both("DBSIZE")
+        if kv.raw == redis.raw == b":1\r\n":
+            break
+        time.sleep(0.05)
+    pair.same("DBSIZE")
+    pair.same("INFO keyspace")

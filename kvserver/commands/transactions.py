@@ -66,9 +66,8 @@ class Watches:
         # is watched as absent (Redis: an already-expired key deleted later
         # is no change).
         ks = self.keyspace
-        if db.expires and key in db.expires:
-            ks.expire_if_needed(db, key)
-        client.watched[entry] = key in db.data
+        expired = bool(db.expires) and key in db.expires and ks.expire_if_needed(db, key)
+        client.watched[entry] = not expired and key in db.data
         self.by_db.setdefault(db.index, {}).setdefault(key, set()).add(client)
         self.count += 1
         if not self.listening:
