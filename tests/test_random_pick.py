@@ -8,6 +8,7 @@ counted in elements iterated, never timed.
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -156,8 +157,26 @@ class _CountingDict(dict):
         return super().__iter__()
 
 
-def test_randomkey_is_uniform_and_never_walks_the_keyspace():
-    random.seed(20261130)
+class _EveryDraw:
+    """Stands for the random module in keyspace: its draws go through every
+    (bucket, slot) pair in turn, so any run of as many picks as there are keys
+    must return each key exactly once if the sampling is uniform (exact, where
+    a chi-square over a hash-seed-dependent bucket layout would be flaky)."""
+
+    def __init__(self, bits: int, slots: int) -> None:
+        self._pairs = itertools.cycle(itertools.product(range(1 << bits), range(slots)))
+        self._slot = 0
+
+    def getrandbits(self, bits: int) -> int:
+        bucket, self._slot = next(self._pairs)
+        return bucket
+
+    def randrange(self, n: int) -> int:
+        return self._slot
+
+
+def test_randomkey_is_uniform_and_never_walks_the_keyspace(monkeypatch):
+    from kvserver import keyspace
     s = _session()
     db = s.core.keyspace.dbs[0]
     db.data = _CountingDict()
@@ -166,7 +185,9 @@ def test_randomkey_is_uniform_and_never_walks_the_keyspace():
     for i in range(20, 20_000):     # deletions leave the SCAN index sparse: it is rebuilt
         db.remove(b"k%05d" % i)
     _CountingDict.walks = 0
-    draws = 20_000
-    counts = _count(commands.execute(s, [b"RANDOMKEY"]) for _ in range(draws))
+    assert commands.execute(s, [b"RANDOMKEY"]) in db.data   # builds the index (one walk)
+    index = db._scan
+    monkeypatch.setattr(keyspace, "random", _EveryDraw(index.bits, 2 * index.MAX_LOAD))
+    counts = _count(commands.execute(s, [b"RANDOMKEY"]) for _ in range(3 * 20))
     assert _CountingDict.walks <= 1      # the index is built once, not a walk per call
-    assert _chi2(counts, 20, draws) < CHI2_999[19]
+    assert counts == {b"k%05d" % i: 3 for i in range(20)}
