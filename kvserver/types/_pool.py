@@ -54,3 +54,41 @@ class RandomPool:
     def choices(self, count: int) -> list[bytes]:
         """``count`` independent random members (repeats allowed): O(count)."""
         return random.choices(self.items, k=count)
+
+
+class Indexed:
+    """What a set and a hash keep beside their members for SSCAN/HSCAN and
+    random picks: ``scan`` (a ``keyspace._ScanIndex``, built on the first scan
+    of a big value) and ``pool`` (a :class:`RandomPool`, built on the first
+    random pick). The owner (a ``set`` or ``dict`` subclass with the two slots)
+    reports every new and removed member through :meth:`_indexed` and
+    :meth:`_unindexed`, so both stay up to date."""
+
+    __slots__ = ()
+
+    def _indexed(self, member: bytes) -> None:
+        """A new member (the owner has added it)."""
+        if self.scan is not None:
+            self.scan.add(member)
+        if self.pool is not None:
+            self.pool.add(member)
+
+    def _unindexed(self, member: bytes) -> None:
+        """A member the owner has just removed."""
+        if self.pool is not None:
+            self.pool.discard(member)
+        scan = self.scan
+        if scan is not None:
+            scan.discard(member)
+            if scan.size < len(scan.buckets) and scan.bits > 4:
+                # Shrunk to under one member a bucket: drop the index, and the
+                # next scan builds one sized for what is left (a step never
+                # walks a table of empty buckets; cursors stay valid across
+                # the resize, as across Redis's dict shrink).
+                self.scan = None
+
+    def random_pool(self) -> RandomPool:
+        """The members' random pool, built on first use (O(size) once)."""
+        if self.pool is None:
+            self.pool = RandomPool(self)
+        return self.pool

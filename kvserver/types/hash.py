@@ -29,7 +29,7 @@ from __future__ import annotations
 
 
 from . import Codec, pack_strings, unpack_strings
-from ._pool import RandomPool
+from ._pool import Indexed
 
 #: Redis 7.0's compiled defaults for hash-max-listpack-entries (512; the
 #: sample redis.conf says 128, CONFIG GET says 512) and hash-max-listpack-value.
@@ -37,7 +37,7 @@ MAX_LISTPACK_ENTRIES = 512
 MAX_LISTPACK_VALUE = 64
 
 
-class Hash(dict):
+class Hash(Indexed, dict):
     """field -> value; change it only through put/drop (see the module doc)."""
 
     __slots__ = ("nbytes", "big", "scan", "pool")
@@ -59,10 +59,7 @@ class Hash(dict):
         old = self.get(field)
         if old is None:
             self.nbytes += len(field) + len(value)
-            if self.scan is not None:
-                self.scan.add(field)
-            if self.pool is not None:
-                self.pool.add(field)
+            self._indexed(field)
         else:
             self.nbytes += len(value) - len(old)
         self[field] = value
@@ -77,24 +74,8 @@ class Hash(dict):
         if old is None:
             return False
         self.nbytes -= len(field) + len(old)
-        if self.pool is not None:
-            self.pool.discard(field)
-        scan = self.scan
-        if scan is not None:
-            scan.discard(field)
-            if scan.size < len(scan.buckets) and scan.bits > 4:
-                # Shrunk to under one field a bucket: drop the index, and the
-                # next HSCAN builds one sized for what is left (a step never
-                # walks a table of empty buckets; cursors stay valid across
-                # the resize, as across Redis's dict shrink).
-                self.scan = None
+        self._unindexed(field)
         return True
-
-    def random_pool(self) -> RandomPool:
-        """The fields' random pool, built on first use (O(size) once)."""
-        if self.pool is None:
-            self.pool = RandomPool(self)
-        return self.pool
 
     def copy(self) -> "Hash":
         """An independent copy (same fields, same encoding; no scan index or pool)."""

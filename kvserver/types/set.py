@@ -30,13 +30,13 @@ from __future__ import annotations
 
 from ..numbers import parse_int
 from . import Codec, pack_strings, unpack_strings
-from ._pool import RandomPool
+from ._pool import Indexed
 
 #: Redis 7.0's default set-max-intset-entries.
 MAX_INTSET_ENTRIES = 512
 
 
-class Set(set):
+class Set(Indexed, set):
     """A set of members; change it only through add_member/drop (see the module doc)."""
 
     __slots__ = ("nbytes", "big", "scan", "pool")
@@ -54,10 +54,7 @@ class Set(set):
             return False
         self.add(member)
         self.nbytes += len(member)
-        if self.scan is not None:
-            self.scan.add(member)
-        if self.pool is not None:
-            self.pool.add(member)
+        self._indexed(member)
         if not self.big and (len(self) > MAX_INTSET_ENTRIES or parse_int(member) is None):
             self.big = True
         return True
@@ -68,22 +65,8 @@ class Set(set):
             return False
         self.remove(member)
         self.nbytes -= len(member)
-        if self.pool is not None:
-            self.pool.discard(member)
-        scan = self.scan
-        if scan is not None:
-            scan.discard(member)
-            if scan.size < len(scan.buckets) and scan.bits > 4:
-                # Shrunk to under one member a bucket: the next SSCAN builds
-                # an index sized for what is left (as hashes do).
-                self.scan = None
+        self._unindexed(member)
         return True
-
-    def random_pool(self) -> RandomPool:
-        """The members' random pool, built on first use (O(size) once)."""
-        if self.pool is None:
-            self.pool = RandomPool(self)
-        return self.pool
 
     def copy(self) -> "Set":
         """An independent copy (same members, same encoding; no scan index or pool)."""
