@@ -28,8 +28,7 @@ from typing import Any, Callable
 
 from .compiler import generate
 from .parser import parse
-from .value import (LuaError, LuaSyntaxError, LuaTable, number_to_bytes, str_to_number,
-                    type_name)
+from .value import LuaError, LuaSyntaxError, LuaTable, number_to_bytes, tonumber, type_name
 
 _FN = types.FunctionType
 _NUM = frozenset((int, float))
@@ -324,23 +323,24 @@ class Runtime:
         main = g["_lua_main"]
 
         def chunk(*args: Any) -> tuple:
-            if rt._running:
-                return run(args)
             # The outermost chunk runs under LUA_RECURSION_LIMIT whatever the
             # process's limit is: deep Lua recursion then stops with "stack
             # overflow" long before the C stack (2 MB in the smallest thread
-            # stacks measured) can overflow.
-            old = sys.getrecursionlimit()
+            # stacks measured) can overflow. A chunk called from a running one
+            # (loadstring) keeps the limit it finds.
+            outermost = not rt._running
             changed = False
-            if old != LUA_RECURSION_LIMIT:
-                try:
-                    sys.setrecursionlimit(LUA_RECURSION_LIMIT)
-                    changed = True
-                except RecursionError:      # already deeper than that: keep the limit
-                    pass
-            rt._running = True
+            if outermost:
+                old = sys.getrecursionlimit()
+                if old != LUA_RECURSION_LIMIT:
+                    try:
+                        sys.setrecursionlimit(LUA_RECURSION_LIMIT)
+                        changed = True
+                    except RecursionError:      # already deeper than that: keep the limit
+                        pass
+                rt._running = True
             try:
-                return main(*args)      # run(args), inline: one frame fewer per script
+                return main(*args)      # one frame: the script's own code is next
             except LuaError as e:
                 fix_error(e)
                 raise
@@ -349,20 +349,10 @@ class Runtime:
             except MemoryError:
                 raise positioned(LuaError(b"not enough memory")) from None
             finally:
-                rt._running = False
-                if changed:
-                    sys.setrecursionlimit(old)
-
-        def run(args: tuple) -> tuple:
-            try:
-                return main(*args)
-            except LuaError as e:
-                fix_error(e)
-                raise
-            except RecursionError as e:
-                raise stack_overflow(e) from None
-            except MemoryError:
-                raise positioned(LuaError(b"not enough memory")) from None
+                if outermost:
+                    rt._running = False
+                    if changed:
+                        sys.setrecursionlimit(old)
         return chunk
 
     def call(self, f: Any, *args: Any) -> tuple:
@@ -539,13 +529,7 @@ class Runtime:
             else:
                 setindex(G, k, v)
 
-        def tonum(v):
-            t = type(v)
-            if t is int or t is float:
-                return v
-            if t is bytes:
-                return str_to_number(v)
-            return None
+        tonum = tonumber
 
         def fl(r):
             if type(r) is int:
