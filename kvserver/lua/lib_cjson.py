@@ -162,6 +162,20 @@ class _Guard:
             hook()
 
 
+def _emit_key(cfg, k, emit) -> None:
+    """An object key and its colon: a string as it is, a number as a string."""
+    tk = type(k)
+    if tk is bytes:
+        emit(_quote(k))
+        emit(b":")
+    elif tk is int or tk is float:
+        emit(b'"')
+        emit(_number(cfg, k))
+        emit(b'":')
+    else:
+        raise _encode_error(type_name(k), "table key must be a number or string")
+
+
 def _encode_fast(cfg: _Config, x: Any, depth: int, emit, guard: _Guard) -> None:
     """The common case, recursively (same output and errors as _encode_iter)."""
     tx = type(x)
@@ -201,16 +215,7 @@ def _encode_fast(cfg: _Config, x: Any, depth: int, emit, guard: _Guard) -> None:
                     first = False
                 else:
                     emit(b",")
-                tk = type(k)
-                if tk is bytes:
-                    emit(_quote(k))
-                    emit(b":")
-                elif tk is int or tk is float:
-                    emit(b'"')
-                    emit(_number(cfg, k))
-                    emit(b'":')
-                else:
-                    raise _encode_error(type_name(k), "table key must be a number or string")
+                _emit_key(cfg, k, emit)
                 _encode_fast(cfg, v, depth, emit, guard)
             emit(b"}")
     else:
@@ -294,16 +299,7 @@ def _encode_iter(cfg: _Config, v: Any, rt: Any = None) -> bytes:
                     top[2] = False
                 else:
                     emit(b",")
-                tk = type(k)
-                if tk is bytes:
-                    emit(_quote(k))
-                    emit(b":")
-                elif tk is int or tk is float:
-                    emit(b'"')
-                    emit(_number(cfg, k))
-                    emit(b'":')
-                else:
-                    raise _encode_error(type_name(k), "table key must be a number or string")
+                _emit_key(cfg, k, emit)
                 if type(x) is LuaTable:
                     value(x)
                     break
