@@ -91,8 +91,9 @@ def py_value(v: Any) -> Any:
     return v
 
 
-# The same serializer in Lua (run by Redis) and Python (run on our results).
-LUA_SER = r"""
+# The same serializer in Lua (run by Redis) and Python (run on our results):
+# ``ser(value, depth)``, shared by every Lua snippet that reports values.
+LUA_SER_FUNCTIONS = r"""
 local function num(n)
   if n ~= n then return string.format('%f', n) end
   if n == 1/0 then return 'inf' elseif n == -1/0 then return '-inf' end
@@ -123,6 +124,9 @@ ser = function(v, depth)
     return 'userdata'
   else return t end
 end
+"""
+
+LUA_SER = LUA_SER_FUNCTIONS + r"""
 local r = {pcall(function() return %s end)}
 local n = table.maxn(r)
 if not r[1] then return {'E:' .. tostring(r[2])} end

@@ -25,8 +25,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from luadiff import (REDIS_SERVER, Lua, Redis, lua_expr, lua_literal, py_run, py_ser, py_value, redis_run, runtime_run,
-                     start_redis)  # noqa: E402
+from luadiff import (LUA_SER_FUNCTIONS, REDIS_SERVER, Lua, Redis, lua_expr,  # noqa: E402
+                     lua_literal, py_run, py_ser, py_value, redis_run, runtime_run, start_redis)
 
 from kvserver.lua import lib_bit, lib_cjson, lib_cmsgpack, lib_struct  # noqa: E402
 import importlib  # noqa: E402
@@ -822,37 +822,7 @@ def test_random_format_specs_against_redis(redis_conn):
     assert len(theirs_) == len(cases)
 
 
-RANDOM_LIB_LUA = r"""
-local function num(n)
-  if n ~= n then return string.format('%f', n) end
-  if n == 1/0 then return 'inf' elseif n == -1/0 then return '-inf' end
-  return string.format('%.17g', n)
-end
-local ser
-ser = function(v, d)
-  local t = type(v)
-  if t == 'string' then return 's:' .. v
-  elseif t == 'number' then return 'n:' .. num(v)
-  elseif t == 'nil' then return 'nil'
-  elseif t == 'boolean' then return 'b:' .. tostring(v)
-  elseif t == 'table' then
-    if d > 20 then return 't:deep' end
-    local keys = {}
-    for k in pairs(v) do keys[#keys+1] = k end
-    table.sort(keys, function(a, b)
-      local ta, tb = type(a), type(b)
-      if ta ~= tb then return ta < tb end
-      if ta == 'number' or ta == 'string' then return a < b end
-      return tostring(a) < tostring(b)
-    end)
-    local parts = {}
-    for _, k in ipairs(keys) do parts[#parts+1] = ser(k, d+1) .. '=' .. ser(v[k], d+1) end
-    return 't:{' .. table.concat(parts, ',') .. '}'
-  elseif t == 'userdata' then
-    if v == cjson.null then return 'cjson.null' end
-    return 'userdata'
-  else return t end
-end
+RANDOM_LIB_LUA = LUA_SER_FUNCTIONS + r"""
 local fn = ({decode = cjson.decode, unpack = cmsgpack.unpack,
              unpack_struct = function(s) return struct.unpack(s, string.rep('\1\2\3\4', 16)) end})[KEYS[1]]
 local out = {}
