@@ -417,6 +417,49 @@ def test_injected_wal_error_under_load_stops_and_restart_has_every_ack(tmp_path,
                 pass
 
 
+
+class UnitWorker:
+    """Client c runs units (an EXEC, a script...) in a thread: unit i sets x{c},
+    y{c} and pad{c} = str(i) * (1 + (i*37 + c) % 400) to i and INCRs n{c}, all in
+    one unit, counting ``sent`` and ``acked`` (see kill9_keeps_units_whole).
+    A subclass says how to send unit i (:meth:`send`) and whether its reply is
+    right (:meth:`check`: None, or what was wrong)."""
+
+    def __init__(self, port: int, c: int) -> None:
+        self.port, self.c = port, c
+        self.sent = self.acked = 0
+        self.error = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def prepare(self, client: "SyncClient") -> None:
+        """Once per connection, before the first unit."""
+
+    def send(self, client: "SyncClient", i: int) -> None:
+        raise NotImplementedError
+
+    def check(self, client: "SyncClient", i: int) -> str | None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            client = SyncClient(self.port)
+        except OSError:
+            return
+        try:
+            self.prepare(client)
+            for i in range(1, 100000):
+                self.send(client, i)
+                self.sent = i
+                self.error = self.check(client, i)
+                if self.error is not None:
+                    return
+                self.acked = i
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+
 def kill9_keeps_units_whole(kv_process, worker, clients: int, min_acked: int) -> None:
     """kill -9 under ``clients`` workers (``worker(port, c)``: a thread that runs
     units writing x<c>, y<c> and n<c> = i and pad<c> = str(i) * (1 + (i*37 + c) % 400),

@@ -26,6 +26,7 @@ from kvserver.core import Core
 from kvserver.dispatch import Dispatcher
 from kvserver.protocol import ErrorReply, Raw
 from test_security import certs  # noqa: F401  (a fixture)
+from test_crash_process import UnitWorker
 from test_differential import (RawClient, kv_port, pair,  # noqa: F401
                                redis_port, run_step)
 
@@ -397,39 +398,20 @@ LOAD_SCRIPT = ("redis.call('set', KEYS[1], ARGV[1]) redis.call('incr', KEYS[2]) 
                "redis.call('set', KEYS[4], ARGV[1]) return redis.call('get', KEYS[2])")
 
 
-class ScriptWorker:
-    """Client c runs scripts: script i sets x{c}, y{c} and a padding value to i and
-    INCRs n{c}; all four change in one script, so any recovered state shows them equal."""
+class ScriptWorker(UnitWorker):
+    """Unit i is one EVALSHA of LOAD_SCRIPT (x, n, pad, y changed in one script)."""
 
-    def __init__(self, port: int, c: int) -> None:
-        self.port, self.c = port, c
-        self.sent = self.acked = 0
-        self.error = None
-        self.thread = threading.Thread(target=self.run, daemon=True)
+    def prepare(self, client) -> None:
+        self.digest = client.call("SCRIPT", "LOAD", LOAD_SCRIPT)
 
-    def run(self) -> None:
-        from test_crash_process import SyncClient
-        try:
-            client = SyncClient(self.port)
-        except OSError:
-            return
+    def send(self, client, i: int) -> None:
         c = self.c
-        try:
-            digest = client.call("SCRIPT", "LOAD", LOAD_SCRIPT)
-            for i in range(1, 100000):
-                reps = 1 + (i * 37 + c) % 400
-                client.send(("EVALSHA", digest, 4, f"x{c}", f"n{c}", f"pad{c}", f"y{c}",
-                             str(i), str(reps)))
-                self.sent = i
-                reply = client.reply()
-                if reply != str(i).encode():
-                    self.error = repr(reply)
-                    return
-                self.acked = i
-        except OSError:
-            pass
-        finally:
-            client.close()
+        client.send(("EVALSHA", self.digest, 4, f"x{c}", f"n{c}", f"pad{c}", f"y{c}",
+                     str(i), str(1 + (i * 37 + c) % 400)))
+
+    def check(self, client, i: int) -> str | None:
+        reply = client.reply()
+        return None if reply == str(i).encode() else repr(reply)
 
 
 def test_kill9_keeps_each_script_whole(kv_process):

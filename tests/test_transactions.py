@@ -20,6 +20,7 @@ from kvserver.config import Config
 from kvserver.core import Core
 from kvserver.dispatch import Dispatcher
 from kvserver.client import Client
+from test_crash_process import UnitWorker
 from test_differential import (Pair, RawClient, Sleep, kv_port, pair,  # noqa: F401
                                redis_port, run_step)
 
@@ -409,39 +410,18 @@ def test_watch_dirty_by_other_and_not_by_own_exec():
 
 # --- kill -9 ---------------------------------------------------------------------
 
-class ExecWorker:
-    """Client c runs transactions: EXEC i sets x{c}, y{c} and a padding value to i and
-    INCRs n{c}; all four change in one EXEC, so any recovered state shows them equal."""
+class ExecWorker(UnitWorker):
+    """Unit i is one MULTI ... EXEC (x, n, pad, y changed in one transaction)."""
 
-    def __init__(self, port: int, c: int) -> None:
-        import threading
-        self.port, self.c = port, c
-        self.sent = self.acked = 0
-        self.error = None
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        from test_crash_process import SyncClient
-        try:
-            client = SyncClient(self.port)
-        except OSError:
-            return
+    def send(self, client, i: int) -> None:
         c = self.c
-        try:
-            for i in range(1, 100000):
-                pad = str(i) * (1 + (i * 37 + c) % 400)
-                client.send(("MULTI",), ("SET", f"x{c}", str(i)), ("INCR", f"n{c}"),
-                            ("SET", f"pad{c}", pad), ("SET", f"y{c}", str(i)), ("EXEC",))
-                self.sent = i
-                replies = [client.reply() for _ in range(6)]
-                if replies[-1] != ["OK", i, "OK", "OK"]:
-                    self.error = repr(replies)
-                    return
-                self.acked = i
-        except OSError:
-            pass
-        finally:
-            client.close()
+        pad = str(i) * (1 + (i * 37 + c) % 400)
+        client.send(("MULTI",), ("SET", f"x{c}", str(i)), ("INCR", f"n{c}"),
+                    ("SET", f"pad{c}", pad), ("SET", f"y{c}", str(i)), ("EXEC",))
+
+    def check(self, client, i: int) -> str | None:
+        replies = [client.reply() for _ in range(6)]
+        return None if replies[-1] == ["OK", i, "OK", "OK"] else repr(replies)
 
 
 def test_kill9_keeps_each_exec_whole(kv_process):
