@@ -62,7 +62,8 @@ class Indexed:
     of a big value) and ``pool`` (a :class:`RandomPool`, built on the first
     random pick). The owner (a ``set`` or ``dict`` subclass with the two slots)
     reports every new and removed member through :meth:`_indexed` and
-    :meth:`_unindexed`, so both stay up to date."""
+    :meth:`_unindexed` (called only while one of the two exists, so a plain
+    SADD/HSET pays two attribute tests, no call), so both stay up to date."""
 
     __slots__ = ()
 

@@ -59,7 +59,8 @@ class Hash(Indexed, dict):
         old = self.get(field)
         if old is None:
             self.nbytes += len(field) + len(value)
-            self._indexed(field)
+            if self.scan is not None or self.pool is not None:
+                self._indexed(field)
         else:
             self.nbytes += len(value) - len(old)
         self[field] = value
@@ -74,7 +75,8 @@ class Hash(Indexed, dict):
         if old is None:
             return False
         self.nbytes -= len(field) + len(old)
-        self._unindexed(field)
+        if self.scan is not None or self.pool is not None:
+            self._unindexed(field)
         return True
 
     def copy(self) -> "Hash":

@@ -54,7 +54,8 @@ class Set(Indexed, set):
             return False
         self.add(member)
         self.nbytes += len(member)
-        self._indexed(member)
+        if self.scan is not None or self.pool is not None:
+            self._indexed(member)
         if not self.big and (len(self) > MAX_INTSET_ENTRIES or parse_int(member) is None):
             self.big = True
         return True
@@ -65,7 +66,8 @@ class Set(Indexed, set):
             return False
         self.remove(member)
         self.nbytes -= len(member)
-        self._unindexed(member)
+        if self.scan is not None or self.pool is not None:
+            self._unindexed(member)
         return True
 
     def copy(self) -> "Set":
